@@ -1,0 +1,104 @@
+/** Task endpoints: createTask, deleteTask, queryTask (xcron-compatible). */
+import type { Context, Hono } from 'hono';
+import { nanoid } from 'nanoid';
+import { slotOf } from '../cluster/index.js';
+import { Codes, XcronError, describe } from '../errors.js';
+import { isObject, validateCreate, type Task } from '../task/index.js';
+import type { ApiDeps } from './app.js';
+import { ok } from './envelope.js';
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Reads a JSON body: content type must be JSON (or absent); the text must parse. */
+export async function readJson(c: Context): Promise<unknown> {
+  const ct = c.req.header('content-type');
+  if (ct !== undefined && ct !== '' && !JSON_TYPE.test(ct)) {
+    throw new XcronError(Codes.BAD_JSON, 415, `request body must be JSON (Content-Type: application/json), got Content-Type ${JSON.stringify(ct.slice(0, 60))}`);
+  }
+  const text = await c.req.text();
+  if (text.trim() === '') throw new XcronError(Codes.BAD_JSON, 400, 'request body is empty; expected a JSON object');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new XcronError(Codes.BAD_JSON, 400, `request body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Reads and checks a task_id value. */
+export function taskIdOf(v: unknown, where = 'task_id'): string {
+  if (v === undefined || v === null || v === '') throw new XcronError(Codes.BAD_JSON, 400, `'${where}' is required`);
+  if (typeof v !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'${where}' must be a string, got ${describe(v)}`);
+  if (!TASK_ID_RE.test(v)) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(v.slice(0, 80))} not found`);
+  return v;
+}
+
+/** The public view of a task (queryTask's data). */
+export function taskView(t: Task): Record<string, unknown> {
+  const callback: Record<string, unknown> = { url: t.callback.url, body: t.callback.body };
+  if (t.callback.method !== 'POST') callback.method = t.callback.method;
+  if (t.callback.headers) callback.headers = t.callback.headers;
+  const v: Record<string, unknown> = {
+    task_id: t.id,
+    create_time: String(Math.floor(t.create_time / 1000)),
+    type: t.type,
+    format: t.format,
+    run_count: t.run_count,
+    callback,
+    state: t.state,
+    next_fire_time: t.state === 'completed' ? null : t.next_fire_time,
+    last_fire_time: t.last_fire_time,
+    last_status: t.last_status,
+    timezone: t.timezone,
+    misfire: t.misfire,
+    overlap: t.overlap,
+  };
+  if (t.name !== null) v.name = t.name;
+  if (t.timeout_ms !== null) v.timeout_ms = t.timeout_ms;
+  if (t.retry !== null) v.retry = t.retry;
+  if (t.idempotency_key !== null) v.idempotency_key = t.idempotency_key;
+  return v;
+}
+
+export function taskRoutes(app: Hono, deps: ApiDeps): void {
+  const newId = deps.newId ?? (() => nanoid());
+
+  app.post('/xcron/createTask', async (c) => {
+    const body = await readJson(c);
+    const now = deps.clock.now();
+    const req = validateCreate(body, now, deps.limits);
+    const id = newId();
+    const task: Task = {
+      ...req.spec,
+      id,
+      slot: slotOf(id, deps.slots),
+      state: req.paused ? 'paused' : 'active',
+      create_time: now,
+      update_time: now,
+      next_fire_time: req.next_fire_time,
+      last_fire_time: null,
+      last_status: null,
+      run_count: 0,
+    };
+    const res = await deps.store.create(task);
+    if (res.created) deps.notifier.taskChanged(res.task);
+    return ok(c, { task_id: res.task.id, next_fire_time: res.task.state === 'completed' ? null : res.task.next_fire_time }, res.created ? 'ok' : 'ok (existing task for this idempotency_key)');
+  });
+
+  app.post('/xcron/deleteTask', async (c) => {
+    const body = await readJson(c);
+    if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object {"task_id": "..."}, got ${describe(body)}`);
+    const id = taskIdOf(body.task_id);
+    const deleted = await deps.store.delete(id);
+    if (!deleted) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(id)} not found`);
+    deps.notifier.taskRemoved(id, deleted.slot);
+    return ok(c, null);
+  });
+
+  app.get('/xcron/queryTask', async (c) => {
+    const id = taskIdOf(c.req.query('task_id'));
+    const t = await deps.store.get(id);
+    if (!t) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(id)} not found`);
+    return ok(c, taskView(t));
+  });
+}

@@ -1,0 +1,1 @@
+export { slotOf, LocalOwnership, type Ownership, type SlotInfo, type OwnershipEvents } from './ownership.js';

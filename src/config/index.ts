@@ -1,0 +1,207 @@
+/**
+ * Configuration: xcron.toml plus XCRON_* environment overrides, validated once at start and frozen.
+ * Only `main` reads it; every other module receives the values it needs.
+ *
+ * Env names: XCRON_<KEY> for a top-level key, XCRON_<SECTION>_<KEY> for a key in a section.
+ * An unknown key (in the file or the environment), a wrong type or an out-of-range value throws a
+ * ConfigError whose message names the key.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const schedulerSchema = z.strictObject({
+  lookahead_ms: int(1000, 600_000).default(10_000),
+  scan_interval_ms: int(50, 60_000).default(1000),
+  max_sleep_ms: int(10, 30_000).default(30_000),
+  misfire_threshold_ms: int(0, 86_400_000).default(5000),
+  batch_size: int(1, 100_000).default(2000),
+  max_loaded: int(100, 10_000_000).default(200_000),
+});
+
+const deliverySchema = z.strictObject({
+  timeout_ms: int(1, 300_000).default(10_000),
+  max_attempts: int(1, 100).default(3),
+  backoff_ms: int(0, 3_600_000).default(1000),
+  max_backoff_ms: int(0, 86_400_000).default(60_000),
+  global_concurrency: int(1, 100_000).default(2048),
+  per_origin_concurrency: int(1, 100_000).default(256),
+  max_response_bytes: int(0, 100 * 1024 * 1024).default(65_536),
+  user_agent: z.string().min(1).max(200).default(''),
+});
+
+const callbackSchema = z.strictObject({
+  body_limit: int(2, 100 * 1024 * 1024).default(65_536),
+  signing_secrets: z.array(z.string().min(16, 'a signing secret needs at least 16 characters')).max(2).default([]),
+});
+
+const storeSchema = z.strictObject({
+  sqlite_file: z.string().min(1).default('xcron.db'),
+  synchronous: z.enum(['normal', 'full']).default('normal'),
+});
+
+const historySchema = z.strictObject({
+  retention_days: int(0, 36_500).default(30),
+  max_runs_per_task: int(0, 10_000_000).default(1000),
+});
+
+const clusterSchema = z.strictObject({
+  redis_url: z.string().default(''),
+  slots: int(1, 16_384).default(256),
+  lease_ms: int(500, 600_000).default(3000),
+  key_prefix: z.string().min(1).max(100).default('xcron'),
+  redis_password: z.string().default(''),
+  redis_tls: z.boolean().default(false),
+});
+
+export const configSchema = z.strictObject({
+  node_id: z.string().max(100).default(''),
+  http_host: z.string().min(1).default('0.0.0.0'),
+  http_port: int(0, 65_535).default(8000),
+  data_dir: z.string().min(1).default('./data'),
+  default_timezone: z.string().min(1).default('UTC'),
+  log_level: z.enum(LOG_LEVELS).default('info'),
+  shutdown_timeout_ms: int(0, 600_000).default(10_000),
+  request_body_limit: int(1024, 100 * 1024 * 1024).default(1_048_576),
+  scheduler: schedulerSchema.default(schedulerSchema.parse({})),
+  delivery: deliverySchema.default(deliverySchema.parse({})),
+  callback: callbackSchema.default(callbackSchema.parse({})),
+  store: storeSchema.default(storeSchema.parse({})),
+  history: historySchema.default(historySchema.parse({})),
+  cluster: clusterSchema.default(clusterSchema.parse({})),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+type Raw = Record<string, unknown>;
+
+const isPlainObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Parses one environment string into the JSON type the key's default has. */
+function coerceEnv(envName: string, text: string, example: unknown): unknown {
+  if (typeof example === 'number') {
+    const n = Number(text.trim());
+    if (text.trim() === '' || !Number.isFinite(n)) {
+      throw new ConfigError(`${envName}: expected a number, got ${JSON.stringify(text)}`);
+    }
+    return n;
+  }
+  if (typeof example === 'boolean') {
+    const t = text.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+    if (['0', 'false', 'no', 'off'].includes(t)) return false;
+    throw new ConfigError(`${envName}: expected true or false, got ${JSON.stringify(text)}`);
+  }
+  if (Array.isArray(example)) {
+    const t = text.trim();
+    if (t.startsWith('[')) {
+      try {
+        return JSON.parse(t) as unknown;
+      } catch {
+        throw new ConfigError(`${envName}: expected a JSON array or a comma-separated list`);
+      }
+    }
+    return t === '' ? [] : t.split(',').map((s) => s.trim());
+  }
+  return text;
+}
+
+/** Applies XCRON_* variables onto the raw file object. Unknown XCRON_* names are errors. */
+export function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): Raw {
+  const defaults = configSchema.parse({}) as unknown as Raw;
+  const known = new Map<string, { section: string | null; key: string; example: unknown }>();
+  for (const [key, value] of Object.entries(defaults)) {
+    if (isPlainObject(value)) {
+      for (const [sub, example] of Object.entries(value)) {
+        known.set(`XCRON_${key}_${sub}`.toUpperCase(), { section: key, key: sub, example });
+      }
+    } else {
+      known.set(`XCRON_${key}`.toUpperCase(), { section: null, key, example: value });
+    }
+  }
+  const out: Raw = { ...raw };
+  for (const [name, text] of Object.entries(env)) {
+    if (!name.startsWith('XCRON_') || text === undefined) continue;
+    if (name === 'XCRON_CONFIG') continue; // the config path itself, read by main
+    const target = known.get(name);
+    if (!target) {
+      throw new ConfigError(`${name}: unknown setting (no such key in the configuration; see config/xcron.example.toml)`);
+    }
+    const value = coerceEnv(name, text, target.example);
+    if (target.section === null) {
+      out[target.key] = value;
+    } else {
+      const sec = out[target.section];
+      out[target.section] = { ...(isPlainObject(sec) ? sec : {}), [target.key]: value };
+    }
+  }
+  return out;
+}
+
+/** Validates a raw object (file + env) into a frozen Config. */
+export function validateConfig(raw: Raw): Config {
+  const r = configSchema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => {
+      if (i.code === 'unrecognized_keys') {
+        const prefix = i.path.length ? `${i.path.join('.')}.` : '';
+        return `unknown key ${i.keys.map((k) => `'${prefix}${k}'`).join(', ')}`;
+      }
+      return `'${i.path.join('.') || '(root)'}': ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  const cfg = r.data;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: cfg.default_timezone });
+  } catch {
+    throw new ConfigError(`'default_timezone': unknown IANA timezone ${JSON.stringify(cfg.default_timezone)}`);
+  }
+  if (cfg.delivery.max_backoff_ms < cfg.delivery.backoff_ms) {
+    throw new ConfigError(`'delivery.max_backoff_ms' (${cfg.delivery.max_backoff_ms}) must be >= 'delivery.backoff_ms' (${cfg.delivery.backoff_ms})`);
+  }
+  if (cfg.scheduler.scan_interval_ms >= cfg.scheduler.lookahead_ms) {
+    throw new ConfigError(`'scheduler.scan_interval_ms' must be smaller than 'scheduler.lookahead_ms'`);
+  }
+  if (cfg.node_id === '') cfg.node_id = `${hostname()}-${cfg.http_port}`;
+  if (cfg.delivery.user_agent === '') cfg.delivery.user_agent = `xcron/${VERSION}`;
+  return deepFreeze(cfg);
+}
+
+export const VERSION = '0.1.0';
+
+/** Reads the TOML file (if it exists or was named explicitly), applies env, validates. */
+export function loadConfig(opts: { path?: string | undefined; explicit: boolean; env: NodeJS.ProcessEnv }): Config {
+  let raw: Raw = {};
+  if (opts.path) {
+    let text: string | null = null;
+    try {
+      text = readFileSync(opts.path, 'utf8');
+    } catch (e) {
+      if (opts.explicit || (e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new ConfigError(`cannot read config file ${opts.path}: ${(e as Error).message}`);
+      }
+    }
+    if (text !== null) {
+      try {
+        raw = parseToml(text) as Raw;
+      } catch (e) {
+        throw new ConfigError(`config file ${opts.path} is not valid TOML: ${(e as Error).message}`);
+      }
+    }
+  }
+  return validateConfig(applyEnv(raw, opts.env));
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

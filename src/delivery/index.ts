@@ -1,0 +1,283 @@
+/**
+ * Delivery: POSTs callbacks over pooled keep-alive connections (undici Agent), with a timeout,
+ * retries (exponential backoff, full jitter, Retry-After), optional HMAC signing, a global
+ * concurrency cap and a per-origin cap. Outcomes are values; only bugs throw.
+ *
+ * A request first takes a slot of its origin, then a global slot: a receiver that hangs fills only
+ * its own origin's slots, and callbacks to other receivers keep flowing.
+ */
+import { createHmac } from 'node:crypto';
+import { Agent, request } from 'undici';
+import type { Logger } from 'pino';
+import { sleep, type Clock } from '../clock/index.js';
+import type { HttpMethod, RetryPolicy } from '../task/index.js';
+import { Semaphore } from './semaphore.js';
+
+export interface DeliveryOptions {
+  clock: Clock;
+  log: Logger;
+  userAgent: string;
+  globalConcurrency: number;
+  perOriginConcurrency: number;
+  /** Response bytes read at most; the rest is discarded and the connection closed. */
+  maxResponseBytes: number;
+  /** Response bytes kept for the run record. */
+  keepResponseBytes?: number;
+  /** Current secret first, optional next secret second. Each yields a v1= signature. */
+  signingSecrets: readonly string[];
+  /** Random source in [0,1) for jitter (injectable for tests). */
+  random?: () => number;
+}
+
+export interface DeliveryJob {
+  run_id: string;
+  task_id: string;
+  scheduled_time: number;
+  url: string;
+  method: HttpMethod;
+  headers: Record<string, string> | null;
+  /** The exact JSON bytes to send (and sign). */
+  body: string;
+  timeout_ms: number;
+  retry: RetryPolicy;
+  /** Attempt number to start at (recovered runs continue their count). */
+  first_attempt: number;
+}
+
+export interface AttemptOutcome {
+  ok: boolean;
+  retryable: boolean;
+  status: number | null;
+  error: string | null;
+  /** First bytes of the response body (decoded as UTF-8). */
+  body: string | null;
+  /** Retry-After in ms when the receiver sent one. */
+  retry_after_ms: number | null;
+  duration_ms: number;
+}
+
+export interface DeliveryResult {
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+  body: string | null;
+  attempts: number;
+  start_time: number;
+  end_time: number;
+  duration_ms: number;
+  /** True when shutdown interrupted the delivery: the run stays unfinished and is redelivered later. */
+  aborted: boolean;
+}
+
+export interface DeliveryHooks {
+  /** Called before each attempt (1-based attempt number). */
+  onAttempt?(attempt: number): void;
+}
+
+const RETRYABLE_STATUS = (s: number): boolean => s === 408 || s === 429 || s >= 500;
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** Parses a Retry-After header (delta seconds or an HTTP date) into ms from now. */
+export function parseRetryAfter(v: string | string[] | undefined, now: number): number | null {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (!s) return null;
+  if (/^\s*\d+\s*$/.test(s)) return Math.min(Number(s) * 1000, MAX_RETRY_AFTER_MS);
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) return null;
+  return Math.min(Math.max(0, t - now), MAX_RETRY_AFTER_MS);
+}
+
+/** Full-jitter exponential backoff before attempt `attempt + 1`. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number): number {
+  const cap = Math.min(policy.max_backoff_ms, policy.backoff_ms * 2 ** Math.min(attempt - 1, 30));
+  return Math.floor(random() * cap);
+}
+
+/** `t=<unix s>,v1=<hex>[,v1=<hex>]`: HMAC-SHA256 over "t.body" with each secret. */
+export function signature(secrets: readonly string[], unixSeconds: number, body: string): string {
+  const parts = [`t=${unixSeconds}`];
+  for (const s of secrets) parts.push(`v1=${createHmac('sha256', s).update(`${unixSeconds}.${body}`).digest('hex')}`);
+  return parts.join(',');
+}
+
+export class Delivery {
+  private readonly agent: Agent;
+  private readonly global: Semaphore;
+  private readonly origins = new Map<string, Semaphore>();
+  private readonly stopping = new AbortController();
+  private active = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly random: () => number;
+  private readonly keepBytes: number;
+
+  constructor(private readonly o: DeliveryOptions) {
+    this.global = new Semaphore(o.globalConcurrency);
+    this.random = o.random ?? Math.random;
+    this.keepBytes = o.keepResponseBytes ?? 1024;
+    this.agent = new Agent({
+      connections: o.perOriginConcurrency,
+      pipelining: 1,
+      keepAliveTimeout: 10_000,
+      keepAliveMaxTimeout: 60_000,
+      connect: { timeout: 10_000 },
+    });
+  }
+
+  /** Deliveries in progress (including ones waiting to retry). */
+  inFlight(): number {
+    return this.active;
+  }
+
+  /** Delivers one fire with its retry policy. Never throws. */
+  async deliver(job: DeliveryJob, hooks: DeliveryHooks = {}): Promise<DeliveryResult> {
+    this.active++;
+    const start = this.o.clock.now();
+    let attempt = job.first_attempt - 1;
+    let last: AttemptOutcome | null = null;
+    try {
+      for (;;) {
+        attempt++;
+        hooks.onAttempt?.(attempt);
+        last = await this.attempt(job, attempt);
+        const done = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
+        if (done || this.stopping.signal.aborted) break;
+        const wait = Math.max(backoffDelay(job.retry, attempt - job.first_attempt + 1, this.random), last.retry_after_ms ?? 0);
+        await sleep(this.o.clock, wait, this.stopping.signal);
+        if (this.stopping.signal.aborted) break;
+      }
+      const end = this.o.clock.now();
+      const finished = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
+      return {
+        ok: last.ok,
+        status: last.status,
+        error: last.error,
+        body: last.body,
+        attempts: attempt,
+        start_time: start,
+        end_time: end,
+        duration_ms: end - start,
+        aborted: !finished,
+      };
+    } finally {
+      this.active--;
+      if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private originSem(origin: string): Semaphore {
+    let s = this.origins.get(origin);
+    if (!s) {
+      s = new Semaphore(this.o.perOriginConcurrency);
+      this.origins.set(origin, s);
+    }
+    return s;
+  }
+
+  /** One HTTP exchange, classified. */
+  async attempt(job: DeliveryJob, attemptNo: number): Promise<AttemptOutcome> {
+    let url: URL;
+    try {
+      url = new URL(job.url);
+    } catch {
+      return { ok: false, retryable: false, status: null, error: `invalid url ${job.url}`, body: null, retry_after_ms: null, duration_ms: 0 };
+    }
+    const originSem = this.originSem(url.origin);
+    await originSem.acquire();
+    await this.global.acquire();
+    const t0 = performance.now();
+    try {
+      const headers: Record<string, string> = {
+        ...(job.headers ?? {}),
+        'content-type': 'application/json',
+        'user-agent': this.o.userAgent,
+        'x-xcron-task-id': job.task_id,
+        'x-xcron-fire-id': job.run_id,
+        'x-xcron-scheduled-time': String(job.scheduled_time),
+        'x-xcron-attempt': String(attemptNo),
+      };
+      if (this.o.signingSecrets.length > 0) {
+        headers['x-xcron-signature'] = signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body);
+      }
+      const sendBody = job.method !== 'GET';
+      const res = await request(url, {
+        dispatcher: this.agent,
+        method: job.method,
+        headers,
+        body: sendBody ? job.body : null,
+        headersTimeout: job.timeout_ms,
+        bodyTimeout: job.timeout_ms,
+        signal: AbortSignal.timeout(job.timeout_ms),
+      });
+      const body = await this.readCapped(res.body);
+      const status = res.statusCode;
+      const duration_ms = Math.round(performance.now() - t0);
+      if (status >= 200 && status < 300) {
+        return { ok: true, retryable: false, status, error: null, body, retry_after_ms: null, duration_ms };
+      }
+      const retryable = RETRYABLE_STATUS(status);
+      return {
+        ok: false,
+        retryable,
+        status,
+        error: status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`,
+        body,
+        retry_after_ms: retryable ? parseRetryAfter(res.headers['retry-after'], this.o.clock.now()) : null,
+        duration_ms,
+      };
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      const timedOut = err.name === 'TimeoutError' || err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT';
+      return {
+        ok: false,
+        retryable: true,
+        status: null,
+        error: timedOut ? `timeout after ${job.timeout_ms} ms` : `${err.code ?? err.name}: ${err.message}`,
+        body: null,
+        retry_after_ms: null,
+        duration_ms: Math.round(performance.now() - t0),
+      };
+    } finally {
+      this.global.release();
+      originSem.release();
+    }
+  }
+
+  /** Reads up to maxResponseBytes, keeps the first keepBytes; past the cap the body is destroyed. */
+  private async readCapped(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }): Promise<string | null> {
+    const kept: Buffer[] = [];
+    let keptLen = 0;
+    let total = 0;
+    for await (const chunk of body) {
+      total += chunk.length;
+      if (keptLen < this.keepBytes) {
+        const part = chunk.subarray(0, this.keepBytes - keptLen);
+        kept.push(part);
+        keptLen += part.length;
+      }
+      if (total > this.o.maxResponseBytes) {
+        body.destroy();
+        break;
+      }
+    }
+    return keptLen === 0 ? null : Buffer.concat(kept).toString('utf8');
+  }
+
+  /** Waits until no delivery is in flight, or the deadline passes. Retry sleeps are cut short. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.stopping.abort();
+    if (this.active === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
+    const deadline = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const r = await Promise.race([idle, deadline]);
+    clearTimeout(timer);
+    return r;
+  }
+
+  async close(): Promise<void> {
+    this.stopping.abort();
+    await this.agent.destroy();
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Composition root: builds everything from the config, listens, and shuts down in order:
+ * stop accepting requests, stop timers, drain in-flight deliveries up to a deadline, flush run
+ * history, release ownership, close the store. A second signal forces the exit.
+ */
+import { resolve } from 'node:path';
+import { serve } from '@hono/node-server';
+import { createApp } from './api/app.js';
+import { SystemClock } from './clock/index.js';
+import { LocalOwnership } from './cluster/index.js';
+import { VERSION, loadConfig, type Config } from './config/index.js';
+import { Delivery } from './delivery/index.js';
+import { ConfigError } from './errors.js';
+import { createLogger } from './log.js';
+import { Scheduler } from './scheduler/index.js';
+import { SqliteTaskStore } from './store/sqlite.js';
+
+interface Args {
+  configPath: string;
+  explicit: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  let configPath: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--config' || a === '-c') {
+      configPath = argv[++i];
+      if (!configPath) throw new ConfigError('--config needs a file path');
+    } else if (a.startsWith('--config=')) {
+      configPath = a.slice('--config='.length);
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: xcron_server [--config PATH]\n  default config: ./xcron.toml; every key can be overridden with XCRON_<KEY> or XCRON_<SECTION>_<KEY>\n');
+      process.exit(0);
+    } else if (a === '--version') {
+      process.stdout.write(`${VERSION}\n`);
+      process.exit(0);
+    } else {
+      throw new ConfigError(`unknown argument ${JSON.stringify(a)} (usage: xcron_server [--config PATH])`);
+    }
+  }
+  const fromEnv = process.env.XCRON_CONFIG;
+  if (configPath) return { configPath, explicit: true };
+  if (fromEnv) return { configPath: fromEnv, explicit: true };
+  return { configPath: 'xcron.toml', explicit: false };
+}
+
+export async function main(): Promise<void> {
+  let cfg: Config;
+  try {
+    const args = parseArgs(process.argv.slice(2));
+    cfg = loadConfig({ path: args.configPath, explicit: args.explicit, env: process.env });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`xcron: configuration error: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = createLogger(cfg.log_level, cfg.node_id);
+  const clock = new SystemClock();
+
+  if (cfg.cluster.redis_url !== '') {
+    log.warn('cluster.redis_url is set, but cluster mode is not available in this build; running standalone on SQLite');
+  }
+  const dbFile = resolve(cfg.data_dir, cfg.store.sqlite_file);
+  const store = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
+  const epoch = store.claimEpoch();
+  const ownership = new LocalOwnership(cfg.node_id, cfg.cluster.slots, epoch);
+
+  const delivery = new Delivery({
+    clock,
+    log: log.child({ module: 'delivery' }),
+    userAgent: cfg.delivery.user_agent,
+    globalConcurrency: cfg.delivery.global_concurrency,
+    perOriginConcurrency: cfg.delivery.per_origin_concurrency,
+    maxResponseBytes: cfg.delivery.max_response_bytes,
+    signingSecrets: cfg.callback.signing_secrets,
+  });
+  const scheduler = new Scheduler({
+    store,
+    ownership,
+    delivery,
+    clock,
+    log: log.child({ module: 'scheduler' }),
+    nodeId: cfg.node_id,
+    lookaheadMs: cfg.scheduler.lookahead_ms,
+    scanIntervalMs: cfg.scheduler.scan_interval_ms,
+    maxSleepMs: cfg.scheduler.max_sleep_ms,
+    misfireThresholdMs: cfg.scheduler.misfire_threshold_ms,
+    batchSize: cfg.scheduler.batch_size,
+    maxLoaded: cfg.scheduler.max_loaded,
+    defaultTimeoutMs: cfg.delivery.timeout_ms,
+    defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },
+  });
+
+  const app = createApp({
+    store,
+    notifier: { taskChanged: (t) => scheduler.taskChanged(t), taskRemoved: (id) => scheduler.taskRemoved(id) },
+    ownership,
+    clock,
+    log: log.child({ module: 'api' }),
+    slots: cfg.cluster.slots,
+    limits: {
+      requestBodyLimit: cfg.request_body_limit,
+      callbackBodyLimit: cfg.callback.body_limit,
+      defaultTimezone: cfg.default_timezone,
+      pastGraceMs: 1000,
+    },
+    version: VERSION,
+  });
+
+  const t0 = performance.now();
+  await ownership.start();
+  await scheduler.start();
+
+  const server = serve({ fetch: app.fetch, port: cfg.http_port, hostname: cfg.http_host });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('listening', () => resolveListen());
+    server.once('error', reject);
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.http_port;
+  log.info({ port, host: cfg.http_host, data: dbFile, epoch, loaded: scheduler.loadedCount(), ready_ms: Math.round(performance.now() - t0), version: VERSION }, `xcron listening on ${cfg.http_host}:${port}`);
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = (signal: string): void => {
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: forcing exit');
+      process.exit(130);
+    }
+    log.info({ signal }, 'shutting down');
+    shuttingDown = (async () => {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        if ('closeIdleConnections' in server) server.closeIdleConnections();
+        const force = setTimeout(() => {
+          if ('closeAllConnections' in server) server.closeAllConnections();
+        }, 2000);
+        force.unref();
+      });
+      await scheduler.stop();
+      const drained = await delivery.drain(cfg.shutdown_timeout_ms);
+      if (!drained) log.warn({ in_flight: delivery.inFlight() }, 'shutdown deadline reached; unfinished runs will be redelivered on the next start');
+      await scheduler.flush();
+      await ownership.stop();
+      await delivery.close();
+      await store.close();
+      log.info('stopped');
+      log.flush();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`xcron: failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

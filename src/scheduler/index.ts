@@ -1,0 +1,532 @@
+/**
+ * The scheduler: for the slots this node owns, keeps the tasks due inside the lookahead window in
+ * a timer heap, commits due fires in batches through `store.commitFires` (fencing token +
+ * compare-and-set), hands committed fires to delivery, and records the outcome.
+ *
+ * Invariant: every active task of an owned slot whose (next_fire_time, id) is at or below the
+ * horizon is in the heap. Extra or stale entries are harmless: the compare-and-set in the store
+ * refuses a stale tick, and the task is then re-read.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from '../clock/index.js';
+import type { Ownership } from '../cluster/index.js';
+import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
+import { StoreUnavailableError } from '../errors.js';
+import type { DueKey, FireRequest, FireResult, TaskStore } from '../store/types.js';
+import { PERIODIC, fireId, nextFire, type RetryPolicy, type Run, type Task } from '../task/index.js';
+import { MinHeap } from './heap.js';
+import { RunRecorder } from './recorder.js';
+
+export interface Deliverer {
+  deliver(job: DeliveryJob, hooks?: DeliveryHooks): Promise<DeliveryResult>;
+}
+
+export interface SchedulerOptions {
+  store: TaskStore;
+  ownership: Ownership;
+  delivery: Deliverer;
+  clock: Clock;
+  log: Logger;
+  nodeId: string;
+  lookaheadMs: number;
+  scanIntervalMs: number;
+  maxSleepMs: number;
+  misfireThresholdMs: number;
+  batchSize: number;
+  maxLoaded: number;
+  defaultTimeoutMs: number;
+  defaultRetry: RetryPolicy;
+}
+
+export interface FiredEvent {
+  task_id: string;
+  run_id: string;
+  scheduled_time: number;
+  committed_at: number;
+  status: 'PENDING' | 'SKIPPED' | 'MISSED';
+}
+
+export interface FinishedEvent {
+  task_id: string;
+  run_id: string;
+  scheduled_time: number;
+  result: DeliveryResult;
+}
+
+export interface SchedulerEvents {
+  fired: [FiredEvent];
+  finished: [FinishedEvent];
+  fenced: [slot: number];
+  storeError: [Error];
+}
+
+interface Entry {
+  at: number;
+  id: string;
+  task: Task;
+}
+
+interface Dispatch {
+  task: Task;
+  run_id: string;
+  scheduled: number;
+  first_attempt: number;
+}
+
+const MAX_KEY_ID = '\uffff';
+const keyLE = (t: number, id: string, k: DueKey): boolean => t < k.time || (t === k.time && id <= k.id);
+
+export class Scheduler extends EventEmitter<SchedulerEvents> {
+  private readonly heap = new MinHeap<Entry>();
+  private readonly entries = new Map<string, Entry>();
+  private horizon: DueKey = { time: -Infinity, id: '' };
+  private scanTarget = -Infinity;
+  private timer: TimerHandle | null = null;
+  private timerAt = Infinity;
+  private scanTimer: TimerHandle | null = null;
+  private firing: Promise<void> | null = null;
+  private wakeAgain = false;
+  private scanning: Promise<void> | null = null;
+  private stopped = true;
+  private readonly inflightByTask = new Map<string, number>();
+  private readonly inflightRuns = new Set<string>();
+  private readonly queued = new Map<string, Dispatch[]>();
+  private readonly recorder: RunRecorder;
+  private storeBackoffUntil = 0;
+
+  constructor(private readonly o: SchedulerOptions) {
+    super();
+    this.recorder = new RunRecorder(o.store, o.log);
+    o.ownership.on('acquired', (slots) => void this.onAcquired(slots));
+    o.ownership.on('lost', (slots) => this.onLost(slots));
+  }
+
+  /** Tasks currently held in memory (due inside the lookahead window). */
+  loadedCount(): number {
+    return this.entries.size;
+  }
+  inflightCount(): number {
+    return this.inflightRuns.size;
+  }
+
+  /** Redelivers the outbox of the owned slots, loads the window, and starts the timers. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const owned = this.o.ownership.ownedSlots();
+    if (owned.length > 0) await this.recover(owned);
+    await this.scan();
+    this.scheduleScan();
+  }
+
+  /** Stops timers and waits for a commit in progress. Deliveries are drained by the caller. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = null;
+    this.scanTimer?.cancel();
+    this.scanTimer = null;
+    if (this.firing) await this.firing;
+    if (this.scanning) await this.scanning;
+  }
+
+  /** Writes queued run updates (called after deliveries drain, before the store closes). */
+  async flush(): Promise<void> {
+    await this.recorder.flush();
+    this.recorder.stop();
+  }
+
+  // ---- notifications from the API (and, in a cluster, from other nodes) ----
+
+  /** A task was created or changed: (re)load it if it is ours and due inside the horizon. */
+  taskChanged(task: Task): void {
+    if (this.stopped) return;
+    const prev = this.entries.get(task.id);
+    if (task.state !== 'active' || task.next_fire_time === null || this.o.ownership.tokenFor(task.slot) === null) {
+      if (prev) this.entries.delete(task.id);
+      return;
+    }
+    const at = task.next_fire_time;
+    const within = keyLE(at, task.id, this.horizon) || at <= this.scanTarget;
+    if (!within) {
+      if (prev) this.entries.delete(task.id);
+      return;
+    }
+    this.insert(task);
+    this.armTimer();
+  }
+
+  /** A task was deleted. */
+  taskRemoved(id: string): void {
+    this.entries.delete(id);
+    this.queued.delete(id);
+  }
+
+  // ---- ownership ----
+
+  private async onAcquired(slots: number[]): Promise<void> {
+    if (this.stopped || slots.length === 0) return; // before start(): start() recovers and scans
+    // Load the new slots up to the current horizon, then redeliver their outbox.
+    if (this.horizon.time !== -Infinity) await this.loadRange(slots, null, this.horizon.time);
+    await this.recover(slots);
+    this.armTimer();
+  }
+
+  private onLost(slots: number[]): void {
+    const lost = new Set(slots);
+    for (const [id, e] of this.entries) if (lost.has(e.task.slot)) this.entries.delete(id);
+    this.heap.filter((e) => this.entries.get(e.id) === e);
+  }
+
+  // ---- loading ----
+
+  private insert(task: Task): void {
+    if (task.next_fire_time === null) return;
+    const e: Entry = { at: task.next_fire_time, id: task.id, task };
+    this.entries.set(task.id, e);
+    this.heap.push(e);
+  }
+
+  private slotFilter(): number[] | null {
+    const owned = this.o.ownership.ownedSlots();
+    return owned.length === this.o.ownership.slotCount ? null : owned;
+  }
+
+  private scheduleScan(): void {
+    if (this.stopped) return;
+    this.scanTimer = this.o.clock.setTimer(() => {
+      void this.scan().finally(() => this.scheduleScan());
+    }, this.o.scanIntervalMs);
+  }
+
+  /** Extends the horizon to now + lookahead, page by page, up to maxLoaded entries. */
+  scan(): Promise<void> {
+    if (this.scanning) return this.scanning;
+    this.scanning = (async () => {
+      try {
+        const target = this.o.clock.now() + this.o.lookaheadMs;
+        this.scanTarget = target;
+        const page = Math.min(this.o.batchSize * 5, 10_000);
+        for (;;) {
+          if (this.stopped) break;
+          if (this.entries.size >= this.o.maxLoaded) break;
+          const slots = this.slotFilter();
+          if (slots !== null && slots.length === 0) {
+            this.horizon = { time: target, id: MAX_KEY_ID };
+            break;
+          }
+          const rows = await this.o.store.dueTasks({ slots, after: this.horizon.time === -Infinity ? null : this.horizon, upTo: target, limit: page });
+          for (const t of rows) if (this.o.ownership.tokenFor(t.slot) !== null && !this.committingIds.has(t.id)) this.insert(t);
+          if (rows.length < page) {
+            this.horizon = { time: target, id: MAX_KEY_ID };
+            break;
+          }
+          const last = rows[rows.length - 1]!;
+          this.horizon = { time: last.next_fire_time!, id: last.id };
+        }
+      } catch (e) {
+        this.reportStoreError(e);
+      } finally {
+        this.scanning = null;
+        this.armTimer();
+      }
+    })();
+    return this.scanning;
+  }
+
+  /** Loads the given slots' due tasks up to `upTo` (used when slots are acquired). */
+  private async loadRange(slots: number[], after: DueKey | null, upTo: number): Promise<void> {
+    let cursor = after;
+    try {
+      for (;;) {
+        const rows = await this.o.store.dueTasks({ slots, after: cursor, upTo, limit: 5000 });
+        for (const t of rows) if (this.o.ownership.tokenFor(t.slot) !== null) this.insert(t);
+        if (rows.length < 5000) break;
+        const last = rows[rows.length - 1]!;
+        cursor = { time: last.next_fire_time!, id: last.id };
+      }
+    } catch (e) {
+      this.reportStoreError(e);
+    }
+  }
+
+  /** Redelivers committed but unfinished runs (the outbox) of the given slots, same fire id. */
+  private async recover(slots: number[]): Promise<void> {
+    const filter = slots.length === this.o.ownership.slotCount ? null : slots;
+    let after: DueKey | null = null;
+    let count = 0;
+    try {
+      for (;;) {
+        const rows = await this.o.store.unfinishedRuns({ slots: filter, after, limit: 1000 });
+        for (const { run, task } of rows) {
+          if (this.inflightRuns.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
+          count++;
+          this.dispatch({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 }, run);
+        }
+        if (rows.length < 1000) break;
+        const last = rows[rows.length - 1]!.run;
+        after = { time: last.scheduled_time, id: last.run_id };
+      }
+    } catch (e) {
+      this.reportStoreError(e);
+    }
+    if (count > 0) this.o.log.info({ count }, 'redelivering unfinished runs from the outbox');
+  }
+
+  // ---- the timer ----
+
+  private peekLive(): Entry | undefined {
+    for (;;) {
+      const top = this.heap.peek();
+      if (!top) return undefined;
+      if (this.entries.get(top.id) === top) return top;
+      this.heap.pop(); // stale (removed or replaced)
+    }
+  }
+
+  private armTimer(): void {
+    if (this.stopped) return;
+    if (this.firing) {
+      this.wakeAgain = true;
+      return;
+    }
+    const top = this.peekLive();
+    if (!top) {
+      this.timer?.cancel();
+      this.timer = null;
+      this.timerAt = Infinity;
+      return;
+    }
+    const now = this.o.clock.now();
+    const at = Math.max(top.at, this.storeBackoffUntil);
+    const delay = Math.min(Math.max(0, at - now), this.o.maxSleepMs);
+    const wakeAt = now + delay;
+    if (this.timer && this.timerAt <= wakeAt) return; // an earlier (or equal) wake is already set
+    this.timer?.cancel();
+    this.timerAt = wakeAt;
+    this.timer = this.o.clock.setTimer(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.onTimer();
+    }, delay);
+  }
+
+  private readonly committingIds = new Set<string>();
+
+  private onTimer(): void {
+    if (this.stopped || this.firing) return;
+    this.firing = this.fireDue().finally(() => {
+      this.firing = null;
+      const again = this.wakeAgain;
+      this.wakeAgain = false;
+      if (again) this.armTimer();
+      this.armTimer();
+    });
+  }
+
+  /** Commits every due entry, batch by batch. Each wake re-reads the clock (early and late wakes). */
+  private async fireDue(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const now = this.o.clock.now();
+      if (now < this.storeBackoffUntil) return;
+      const batch: Entry[] = [];
+      while (batch.length < this.o.batchSize) {
+        const top = this.peekLive();
+        if (!top || top.at > now) break;
+        this.heap.pop();
+        this.entries.delete(top.id);
+        batch.push(top);
+      }
+      if (batch.length === 0) return; // woke early: armTimer sets the next wake
+      await this.commitBatch(batch, now);
+    }
+  }
+
+  private plan(e: Entry, now: number): FireRequest | null {
+    const task = e.task;
+    const token = this.o.ownership.tokenFor(task.slot);
+    if (token === null) return null;
+    let status: FireRequest['run']['status'] = 'PENDING';
+    let error: string | null = null;
+    let next: number | null = null;
+    if (task.type === PERIODIC) {
+      const late = now - e.at;
+      if (late > this.o.misfireThresholdMs) {
+        next = nextFire(task, now);
+        if (task.misfire === 'skip') {
+          status = 'MISSED';
+          error = `missed by ${late} ms (misfire policy skip)`;
+        }
+      } else {
+        next = nextFire(task, e.at);
+      }
+      if (status === 'PENDING' && task.overlap === 'skip' && (this.inflightByTask.get(task.id) ?? 0) > 0) {
+        status = 'SKIPPED';
+        error = 'previous run still in flight (overlap policy skip)';
+      }
+    }
+    return {
+      slot: task.slot,
+      token,
+      task_id: task.id,
+      expected: e.at,
+      next,
+      now,
+      run: { run_id: fireId(task.id, e.at), node: this.o.nodeId, status, error },
+    };
+  }
+
+  private async commitBatch(batch: Entry[], now: number): Promise<void> {
+    const reqs: FireRequest[] = [];
+    const planned: Entry[] = [];
+    for (const e of batch) {
+      let r: FireRequest | null;
+      try {
+        r = this.plan(e, now);
+      } catch (err) {
+        this.o.log.error({ err, task_id: e.id }, 'cannot compute next fire; task skipped');
+        continue;
+      }
+      if (!r) continue;
+      reqs.push(r);
+      planned.push(e);
+      this.committingIds.add(e.id);
+    }
+    let results: FireResult[];
+    try {
+      results = await this.o.store.commitFires(reqs);
+    } catch (err) {
+      // Nothing was committed: put the entries back and retry after a pause.
+      for (const e of planned) {
+        this.committingIds.delete(e.id);
+        if (!this.entries.has(e.id)) {
+          this.entries.set(e.id, e);
+          this.heap.push(e);
+        }
+      }
+      this.storeBackoffUntil = this.o.clock.now() + 1000;
+      this.reportStoreError(err);
+      return;
+    }
+    this.storeBackoffUntil = 0;
+    const conflicts: string[] = [];
+    for (let i = 0; i < reqs.length; i++) {
+      const r = reqs[i]!;
+      const e = planned[i]!;
+      this.committingIds.delete(e.id);
+      const res = results[i];
+      if (res === 'fenced') {
+        this.o.log.warn({ slot: r.slot, task_id: r.task_id }, 'fencing token refused: slot lost, not firing');
+        this.emit('fenced', r.slot);
+        this.o.ownership.reportFenced(r.slot);
+        continue;
+      }
+      if (res === 'conflict') {
+        conflicts.push(r.task_id);
+        continue;
+      }
+      const counted = r.run.status === 'PENDING';
+      const task: Task = {
+        ...e.task,
+        next_fire_time: r.next,
+        state: r.next === null ? 'completed' : e.task.state,
+        run_count: e.task.run_count + (counted ? 1 : 0),
+        last_fire_time: r.expected,
+      };
+      if (r.next !== null && !this.entries.has(task.id) && (keyLE(r.next, task.id, this.horizon) || r.next <= this.scanTarget)) {
+        this.insert(task);
+      }
+      this.emit('fired', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, committed_at: now, status: r.run.status });
+      if (counted) this.dispatch({ task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 }, null);
+    }
+    if (conflicts.length > 0) await this.reloadConflicts(conflicts);
+  }
+
+  /** The stored task moved under us (updated, paused, deleted, or fired elsewhere): re-read it. */
+  private async reloadConflicts(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      try {
+        const t = await this.o.store.get(id);
+        if (t) this.taskChanged(t);
+        else this.taskRemoved(id);
+      } catch (e) {
+        this.reportStoreError(e);
+      }
+    }
+  }
+
+  private reportStoreError(e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    if (!(err instanceof StoreUnavailableError)) this.o.log.error({ err }, 'store error in scheduler');
+    else this.o.log.warn({ err: err.message }, 'store unavailable');
+    this.emit('storeError', err);
+  }
+
+  // ---- delivery ----
+
+  private dispatch(d: Dispatch, recovered: Run | null): void {
+    const busy = (this.inflightByTask.get(d.task.id) ?? 0) > 0;
+    if (busy && d.task.overlap === 'queue' && recovered === null) {
+      const q = this.queued.get(d.task.id) ?? [];
+      q.push(d);
+      this.queued.set(d.task.id, q);
+      return;
+    }
+    void this.runDelivery(d);
+  }
+
+  private async runDelivery(d: Dispatch): Promise<void> {
+    const { task } = d;
+    this.inflightByTask.set(task.id, (this.inflightByTask.get(task.id) ?? 0) + 1);
+    this.inflightRuns.add(d.run_id);
+    const start = this.o.clock.now();
+    const job: DeliveryJob = {
+      run_id: d.run_id,
+      task_id: task.id,
+      scheduled_time: d.scheduled,
+      url: task.callback.url,
+      method: task.callback.method,
+      headers: task.callback.headers,
+      body: JSON.stringify(task.callback.body),
+      timeout_ms: task.timeout_ms ?? this.o.defaultTimeoutMs,
+      retry: task.retry ?? this.o.defaultRetry,
+      first_attempt: Math.max(1, d.first_attempt),
+    };
+    try {
+      const result = await this.o.delivery.deliver(job, {
+        onAttempt: (n) =>
+          this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start }),
+      });
+      if (!result.aborted) {
+        this.recorder.push({
+          run_id: d.run_id,
+          task_id: task.id,
+          status: result.ok ? 'SUCCESS' : 'FAIL',
+          attempts: result.attempts,
+          node: this.o.nodeId,
+          start_time: start,
+          end_time: result.end_time,
+          http_status: result.status,
+          error: result.error,
+          duration_ms: result.end_time - start,
+          response_body: result.body,
+        });
+        this.emit('finished', { task_id: task.id, run_id: d.run_id, scheduled_time: d.scheduled, result });
+      }
+    } catch (err) {
+      this.o.log.error({ err, task_id: task.id, fire_id: d.run_id }, 'delivery failed unexpectedly; run left for redelivery');
+    } finally {
+      this.inflightRuns.delete(d.run_id);
+      const n = (this.inflightByTask.get(task.id) ?? 1) - 1;
+      if (n <= 0) this.inflightByTask.delete(task.id);
+      else this.inflightByTask.set(task.id, n);
+      const q = this.queued.get(task.id);
+      if (q && q.length > 0 && !this.stopped) {
+        const next = q.shift()!;
+        if (q.length === 0) this.queued.delete(task.id);
+        void this.runDelivery(next);
+      }
+    }
+  }
+}

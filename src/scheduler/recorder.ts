@@ -1,0 +1,75 @@
+/**
+ * RunRecorder: run-state writes (RUNNING, attempts, final outcome) are coalesced per run and
+ * written in one batch off the hot path. A lost write is safe: an unfinished run is redelivered.
+ */
+import type { Logger } from 'pino';
+import type { RunUpdate, TaskStore } from '../store/types.js';
+
+export class RunRecorder {
+  private pending = new Map<string, RunUpdate>();
+  private scheduled = false;
+  private flushing: Promise<void> | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly store: TaskStore,
+    private readonly log: Logger,
+    private readonly onFlushed?: (updates: readonly RunUpdate[]) => void,
+  ) {}
+
+  push(u: RunUpdate): void {
+    const prev = this.pending.get(u.run_id);
+    if (prev && prev.status !== 'RUNNING' && u.status === 'RUNNING') return; // a final state wins
+    this.pending.set(u.run_id, prev ? { ...prev, ...stripUndefined(u) } : u);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.flush();
+      });
+    }
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Writes everything queued so far. Concurrent calls share one write at a time. */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.size === 0) return;
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    this.flushing = (async () => {
+      try {
+        await this.store.updateRuns(batch);
+        this.onFlushed?.(batch);
+      } catch (e) {
+        this.log.warn({ err: e, count: batch.length }, 'run history write failed; will retry');
+        for (const u of batch) if (!this.pending.has(u.run_id)) this.pending.set(u.run_id, u);
+        if (!this.retryTimer) {
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            void this.flush();
+          }, 1000);
+        }
+      }
+    })();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  stop(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+}
+
+function stripUndefined(u: RunUpdate): Partial<RunUpdate> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(u)) if (v !== undefined) o[k] = v;
+  return o as Partial<RunUpdate>;
+}

@@ -1,0 +1,372 @@
+/**
+ * SqliteTaskStore: the standalone store. One SQLite file in WAL mode; every write is a transaction,
+ * `commitFires` checks the fencing epoch and compare-and-sets each task's tick in one transaction.
+ *
+ * Fencing in standalone mode: each process that opens the file claims a new epoch (`claimEpoch`),
+ * which is the token LocalOwnership hands the scheduler. A second process started on the same file
+ * takes a newer epoch, and the older process's commits are refused (`fenced`) from then on, so two
+ * processes sharing one data_dir cannot double-fire.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreUnavailableError } from '../errors.js';
+import type { Run, RunStatus, Task } from '../task/index.js';
+import type {
+  CreateResult,
+  DueKey,
+  DueQuery,
+  FireRequest,
+  FireResult,
+  PendingDelivery,
+  RunUpdate,
+  TaskStore,
+} from './types.js';
+
+export interface SqliteOptions {
+  file: string;
+  synchronous: 'normal' | 'full';
+}
+
+interface TaskRow {
+  id: string;
+  slot: number;
+  type: number;
+  format: string;
+  state: string;
+  next_fire_time: number | null;
+  spec: string;
+  idempotency_key: string | null;
+  create_time: number;
+  update_time: number;
+  last_fire_time: number | null;
+  last_status: string | null;
+  run_count: number;
+}
+
+/** The parts of a Task kept in the `spec` JSON column. */
+type SpecColumn = Pick<Task, 'name' | 'timezone' | 'callback' | 'timeout_ms' | 'retry' | 'misfire' | 'overlap'>;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  slot INTEGER NOT NULL,
+  type INTEGER NOT NULL,
+  format TEXT NOT NULL,
+  state TEXT NOT NULL,
+  next_fire_time INTEGER,
+  spec TEXT NOT NULL,
+  idempotency_key TEXT UNIQUE,
+  create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL,
+  last_fire_time INTEGER,
+  last_status TEXT,
+  run_count INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tasks_due ON tasks(next_fire_time, id) WHERE state = 'active';
+CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  node TEXT,
+  scheduled_time INTEGER NOT NULL,
+  start_time INTEGER,
+  end_time INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL,
+  http_status INTEGER,
+  error TEXT,
+  duration_ms INTEGER,
+  response_body TEXT,
+  created INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_task ON runs(task_id, scheduled_time DESC);
+CREATE INDEX IF NOT EXISTS runs_open ON runs(scheduled_time, run_id) WHERE status IN ('PENDING', 'RUNNING');
+INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_version', '1');
+INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', '0');
+`;
+
+export function rowToTask(r: TaskRow): Task {
+  const s = JSON.parse(r.spec) as SpecColumn;
+  return {
+    id: r.id,
+    slot: r.slot,
+    type: r.type as Task['type'],
+    format: r.format,
+    name: s.name,
+    timezone: s.timezone,
+    callback: s.callback,
+    timeout_ms: s.timeout_ms,
+    retry: s.retry,
+    misfire: s.misfire,
+    overlap: s.overlap,
+    idempotency_key: r.idempotency_key,
+    state: r.state as Task['state'],
+    create_time: r.create_time,
+    update_time: r.update_time,
+    next_fire_time: r.next_fire_time,
+    last_fire_time: r.last_fire_time,
+    last_status: r.last_status,
+    run_count: r.run_count,
+  };
+}
+
+function specOf(t: Task): string {
+  const s: SpecColumn = {
+    name: t.name,
+    timezone: t.timezone,
+    callback: t.callback,
+    timeout_ms: t.timeout_ms,
+    retry: t.retry,
+    misfire: t.misfire,
+    overlap: t.overlap,
+  };
+  return JSON.stringify(s);
+}
+
+interface RunRow extends Omit<Run, 'status'> {
+  status: string;
+}
+
+const rowToRun = (r: RunRow): Run => ({
+  run_id: r.run_id,
+  task_id: r.task_id,
+  slot: r.slot,
+  node: r.node,
+  scheduled_time: r.scheduled_time,
+  start_time: r.start_time,
+  end_time: r.end_time,
+  attempts: r.attempts,
+  status: r.status as RunStatus,
+  http_status: r.http_status,
+  error: r.error,
+  duration_ms: r.duration_ms,
+  response_body: r.response_body,
+});
+
+const RUN_COLS = 'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body';
+
+export class SqliteTaskStore implements TaskStore {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private closed = false;
+  private readonly st: ReturnType<SqliteTaskStore['prepare']>;
+  private readonly commitTx: (reqs: readonly FireRequest[]) => FireResult[];
+  private readonly updateTx: (ups: readonly RunUpdate[]) => void;
+  private readonly createTx: (t: Task) => CreateResult;
+  private readonly deleteTx: (id: string) => Task | null;
+
+  constructor(opts: SqliteOptions) {
+    if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
+    this.db = new Database(opts.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('cache_size = -32768');
+    this.db.pragma('temp_store = MEMORY');
+    this.db.exec(SCHEMA);
+    this.st = this.prepare();
+
+    this.createTx = this.db.transaction((t: Task): CreateResult => {
+      if (t.idempotency_key !== null) {
+        const existing = this.st.byKey.get(t.idempotency_key) as TaskRow | undefined;
+        if (existing) return { task: rowToTask(existing), created: false };
+      }
+      this.st.insert.run(t.id, t.slot, t.type, t.format, t.state, t.next_fire_time, specOf(t), t.idempotency_key, t.create_time, t.update_time, t.last_fire_time, t.last_status, t.run_count);
+      return { task: t, created: true };
+    });
+
+    this.deleteTx = this.db.transaction((id: string): Task | null => {
+      const row = this.st.deleteTask.get(id) as TaskRow | undefined;
+      if (!row) return null;
+      this.st.deleteRuns.run(id);
+      return rowToTask(row);
+    });
+
+    this.commitTx = this.db.transaction((reqs: readonly FireRequest[]): FireResult[] => {
+      const epoch = Number((this.st.epoch.get() as { v: string }).v);
+      const out: FireResult[] = [];
+      for (const r of reqs) {
+        if (r.token !== epoch) {
+          out.push('fenced');
+          continue;
+        }
+        const counted = r.run.status === 'PENDING' ? 1 : 0;
+        const lastStatus = r.run.status === 'PENDING' ? null : r.run.status;
+        const res = this.st.advance.run(r.next, r.next, counted, r.expected, lastStatus, r.now, r.task_id, r.expected);
+        if (res.changes !== 1) {
+          out.push('conflict');
+          continue;
+        }
+        const final = r.run.status !== 'PENDING';
+        this.st.insertRun.run(r.run.run_id, r.task_id, r.slot, r.run.node, r.expected, final ? r.now : null, final ? r.now : null, r.run.status, r.run.error, r.now);
+        out.push('committed');
+      }
+      return out;
+    });
+
+    this.updateTx = this.db.transaction((ups: readonly RunUpdate[]) => {
+      for (const u of ups) {
+        if (u.status === 'RUNNING') {
+          this.st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.run_id);
+        } else {
+          const res = this.st.runFinish.run(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.run_id);
+          if (res.changes === 1) this.st.taskLastStatus.run(u.status, u.task_id);
+        }
+      }
+    });
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insert: db.prepare(`INSERT INTO tasks (id, slot, type, format, state, next_fire_time, spec, idempotency_key, create_time, update_time, last_fire_time, last_status, run_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`),
+      byKey: db.prepare('SELECT * FROM tasks WHERE idempotency_key = ?'),
+      get: db.prepare('SELECT * FROM tasks WHERE id = ?'),
+      deleteTask: db.prepare('DELETE FROM tasks WHERE id = ? RETURNING *'),
+      deleteRuns: db.prepare('DELETE FROM runs WHERE task_id = ?'),
+      epoch: db.prepare("SELECT v FROM meta WHERE k = 'epoch'"),
+      bumpEpoch: db.prepare("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'epoch' RETURNING v"),
+      advance: db.prepare(
+        `UPDATE tasks SET next_fire_time = ?, state = CASE WHEN ? IS NULL THEN 'completed' ELSE state END,
+           run_count = run_count + ?, last_fire_time = ?, last_status = COALESCE(?, last_status), update_time = ?
+         WHERE id = ? AND state = 'active' AND next_fire_time = ?`,
+      ),
+      insertRun: db.prepare(
+        `INSERT OR IGNORE INTO runs (run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, error, created)
+         VALUES (?,?,?,?,?,?,?,0,?,?,?)`,
+      ),
+      runRunning: db.prepare(
+        `UPDATE runs SET status = 'RUNNING', attempts = MAX(attempts, ?), node = COALESCE(?, node), start_time = COALESCE(start_time, ?)
+         WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
+      ),
+      runFinish: db.prepare(
+        `UPDATE runs SET status = ?, attempts = MAX(attempts, ?), node = COALESCE(?, node), start_time = COALESCE(start_time, ?), end_time = ?,
+           http_status = ?, error = ?, duration_ms = ?, response_body = ?
+         WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
+      ),
+      taskLastStatus: db.prepare('UPDATE tasks SET last_status = ? WHERE id = ?'),
+      getRun: db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE run_id = ?`),
+      listRuns: db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE task_id = ? ORDER BY scheduled_time DESC LIMIT ?`),
+    };
+  }
+
+  private guard<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('store is closed'));
+    try {
+      return Promise.resolve(fn());
+    } catch (e) {
+      if (e instanceof Error && /SQLITE_(BUSY|IOERR|FULL|READONLY|CANTOPEN|CORRUPT|LOCKED)/.test((e as { code?: string }).code ?? '')) {
+        return Promise.reject(new StoreUnavailableError(`sqlite: ${e.message}`));
+      }
+      return Promise.reject(e as Error);
+    }
+  }
+
+  /** Claims a new fencing epoch for this process (standalone LocalOwnership's token). */
+  claimEpoch(): number {
+    const row = this.st.bumpEpoch.get() as { v: string | number };
+    return Number(row.v);
+  }
+
+  create(task: Task): Promise<CreateResult> {
+    return this.guard(() => this.createTx(task));
+  }
+
+  get(id: string): Promise<Task | null> {
+    return this.guard(() => {
+      const r = this.st.get.get(id) as TaskRow | undefined;
+      return r ? rowToTask(r) : null;
+    });
+  }
+
+  delete(id: string): Promise<Task | null> {
+    return this.guard(() => this.deleteTx(id));
+  }
+
+  dueTasks(q: DueQuery): Promise<Task[]> {
+    return this.guard(() => {
+      const params: unknown[] = [];
+      let sql = "SELECT * FROM tasks WHERE state = 'active' AND next_fire_time <= ?";
+      params.push(q.upTo);
+      if (q.after) {
+        sql += ' AND (next_fire_time > ? OR (next_fire_time = ? AND id > ?))';
+        params.push(q.after.time, q.after.time, q.after.id);
+      }
+      if (q.slots !== null) {
+        if (q.slots.length === 0) return [];
+        sql += ` AND slot IN (${q.slots.map(() => '?').join(',')})`;
+        params.push(...q.slots);
+      }
+      sql += ' ORDER BY next_fire_time, id LIMIT ?';
+      params.push(q.limit);
+      return (this.db.prepare(sql).all(...params) as TaskRow[]).map(rowToTask);
+    });
+  }
+
+  commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]> {
+    if (reqs.length === 0) return Promise.resolve([]);
+    return this.guard(() => this.commitTx(reqs));
+  }
+
+  updateRuns(updates: readonly RunUpdate[]): Promise<void> {
+    if (updates.length === 0) return Promise.resolve();
+    return this.guard(() => this.updateTx(updates));
+  }
+
+  unfinishedRuns(q: { slots: readonly number[] | null; after: DueKey | null; limit: number }): Promise<PendingDelivery[]> {
+    const { slots, after, limit } = q;
+    return this.guard(() => {
+      const params: unknown[] = [];
+      let sql = `SELECT ${RUN_COLS.split(', ').map((c) => `r.${c} AS r_${c}`).join(', ')}, t.*
+        FROM runs r JOIN tasks t ON t.id = r.task_id WHERE r.status IN ('PENDING', 'RUNNING')`;
+      if (slots !== null) {
+        if (slots.length === 0) return [];
+        sql += ` AND r.slot IN (${slots.map(() => '?').join(',')})`;
+        params.push(...slots);
+      }
+      if (after) {
+        sql += ' AND (r.scheduled_time > ? OR (r.scheduled_time = ? AND r.run_id > ?))';
+        params.push(after.time, after.time, after.id);
+      }
+      sql += ' ORDER BY r.scheduled_time, r.run_id LIMIT ?';
+      params.push(limit);
+      const rows = this.db.prepare(sql).all(...params) as Record<string, unknown>[];
+      return rows.map((row) => {
+        const run: Record<string, unknown> = {};
+        for (const c of RUN_COLS.split(', ')) run[c] = row[`r_${c}`];
+        return { run: rowToRun(run as unknown as RunRow), task: rowToTask(row as unknown as TaskRow) };
+      });
+    });
+  }
+
+  getRun(runId: string): Promise<Run | null> {
+    return this.guard(() => {
+      const r = this.st.getRun.get(runId) as RunRow | undefined;
+      return r ? rowToRun(r) : null;
+    });
+  }
+
+  listRuns(taskId: string, limit: number): Promise<Run[]> {
+    return this.guard(() => (this.st.listRuns.all(taskId, limit) as RunRow[]).map(rowToRun));
+  }
+
+  ping(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    try {
+      this.db.prepare('SELECT 1').get();
+      return Promise.resolve(true);
+    } catch {
+      return Promise.resolve(false);
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.db.close();
+    }
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The TaskStore contract. Implementations: `sqlite` (standalone) and `redis` (cluster).
+ * The same contract test suite (test/component/store-contract.ts) runs against each.
+ */
+import type { Run, RunStatus, Task } from '../task/index.js';
+
+/** Position in the (next_fire_time, task_id) order, used to page through due tasks. */
+export interface DueKey {
+  time: number;
+  id: string;
+}
+
+export interface DueQuery {
+  /** Slots to read; null means every slot. */
+  slots: readonly number[] | null;
+  /** Exclusive lower bound in (next_fire_time, id) order; null means from the beginning. */
+  after: DueKey | null;
+  /** Inclusive upper bound on next_fire_time. */
+  upTo: number;
+  limit: number;
+}
+
+/** One fire to commit atomically (DESIGN.md rule 1). */
+export interface FireRequest {
+  slot: number;
+  /** The caller's fencing token for the slot. */
+  token: number;
+  task_id: string;
+  /** The tick being fired; must equal the stored next_fire_time (compare-and-set). */
+  expected: number;
+  /** The task's next tick after this one; null completes the task (one-shot). */
+  next: number | null;
+  /** When the fire is recorded (lateness starts here). */
+  now: number;
+  run: {
+    run_id: string;
+    node: string;
+    /** PENDING: deliver it. SKIPPED / MISSED: recorded by a policy, not delivered, not counted. */
+    status: Extract<RunStatus, 'PENDING' | 'SKIPPED' | 'MISSED'>;
+    error: string | null;
+  };
+}
+
+/** committed: done. fenced: the token is stale (stop firing the slot). conflict: task moved or gone. */
+export type FireResult = 'committed' | 'fenced' | 'conflict';
+
+/** A change to a run record; fields left undefined are kept. */
+export interface RunUpdate {
+  run_id: string;
+  task_id: string;
+  status: Extract<RunStatus, 'RUNNING' | 'SUCCESS' | 'FAIL'>;
+  attempts: number;
+  node?: string | undefined;
+  start_time?: number | undefined;
+  end_time?: number | null | undefined;
+  http_status?: number | null | undefined;
+  error?: string | null | undefined;
+  duration_ms?: number | null | undefined;
+  response_body?: string | null | undefined;
+}
+
+/** An unfinished run (the outbox) joined with its task, for redelivery. */
+export interface PendingDelivery {
+  run: Run;
+  task: Task;
+}
+
+export interface CreateResult {
+  task: Task;
+  /** false when the idempotency key matched an existing task (which is returned instead). */
+  created: boolean;
+}
+
+export interface TaskStore {
+  readonly kind: 'sqlite' | 'redis';
+  /** Creates the task durably, or returns the task already holding its idempotency key. */
+  create(task: Task): Promise<CreateResult>;
+  get(id: string): Promise<Task | null>;
+  /** Deletes the task and its runs. Returns the deleted task, or null when unknown. */
+  delete(id: string): Promise<Task | null>;
+  /** Active tasks due up to `upTo`, ordered by (next_fire_time, id). */
+  dueTasks(q: DueQuery): Promise<Task[]>;
+  /** Commits each fire atomically; results in request order. Batches run in one transaction. */
+  commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]>;
+  /** Applies run updates (RUNNING, attempts, final outcome). Final outcomes set the task's last_status. */
+  updateRuns(updates: readonly RunUpdate[]): Promise<void>;
+  /**
+   * Runs still PENDING or RUNNING (the outbox) in the given slots (null: all), ordered by
+   * (scheduled_time, run_id), after the exclusive key `after`.
+   */
+  unfinishedRuns(q: { slots: readonly number[] | null; after: DueKey | null; limit: number }): Promise<PendingDelivery[]>;
+  getRun(runId: string): Promise<Run | null>;
+  /** A task's runs, newest first. */
+  listRuns(taskId: string, limit: number): Promise<Run[]>;
+  /** Cheap reachability check for /readyz. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,203 @@
+/**
+ * Request validation for createTask: turns an untrusted JSON value into a TaskSpec, or throws an
+ * XcronError whose code and message name the field and what was expected. Pure: `now` is passed in.
+ */
+import { Codes, XcronError, badInput, describe, invalidOption, typeError } from '../errors.js';
+import { checkTimezone, parseOneShot, parseSchedule } from './schedule.js';
+import {
+  ONE_SHOT,
+  PERIODIC,
+  type CallbackSpec,
+  type HttpMethod,
+  type MisfirePolicy,
+  type OverlapPolicy,
+  type RetryPolicy,
+  type TaskSpec,
+  type TaskType,
+} from './types.js';
+
+export interface ValidationLimits {
+  defaultTimezone: string;
+  /** Max bytes of the serialized callback body. */
+  callbackBodyLimit: number;
+  /** One-shot timestamps this far in the past are still accepted (they fire at once). */
+  pastGraceMs: number;
+}
+
+export interface CreateRequest {
+  spec: TaskSpec;
+  paused: boolean;
+  /** First fire time, computed from `now`. */
+  next_fire_time: number;
+}
+
+const CREATE_FIELDS = new Set([
+  'type', 'format', 'callback', 'name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused', 'idempotency_key',
+]);
+const CALLBACK_FIELDS = new Set(['url', 'body', 'method', 'headers']);
+const METHODS: readonly HttpMethod[] = ['POST', 'PUT', 'PATCH', 'DELETE', 'GET'];
+/** Headers a task may not set: the transport's and our own. */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'user-agent', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect']);
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const MAX_URL = 2048;
+export const MAX_TIMEOUT_MS = 300_000;
+
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function requireObject(v: unknown, what: string): Record<string, unknown> {
+  if (!isObject(v)) throw new XcronError(Codes.BAD_JSON, 400, `${what} must be a JSON object, got ${describe(v)}`);
+  return v;
+}
+
+function rejectUnknown(obj: Record<string, unknown>, known: Set<string>, where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!known.has(k)) {
+      throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${where}${k}' (known fields: ${[...known].join(', ')})`);
+    }
+  }
+}
+
+function intField(v: unknown, field: string, min: number, max: number): number {
+  if (typeof v !== 'number') throw typeError(field, 'an integer', v);
+  if (!Number.isInteger(v) || v < min || v > max) throw invalidOption(field, `must be an integer from ${min} to ${max}, got ${v}`);
+  return v;
+}
+
+function optString(v: unknown, field: string, maxLen: number): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') throw typeError(field, 'a string', v);
+  if (v.length === 0 || v.length > maxLen) throw invalidOption(field, `must be 1 to ${maxLen} characters, got ${v.length}`);
+  return v;
+}
+
+function enumField<T extends string>(v: unknown, field: string, allowed: readonly T[], dflt: T): T {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'string') throw typeError(field, `one of ${allowed.map((a) => `"${a}"`).join(', ')}`, v);
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw invalidOption(field, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(v.slice(0, 40))}`);
+  }
+  return v as T;
+}
+
+/** Checks an absolute http(s) URL; throws 1003. */
+export function checkUrl(v: unknown, field = 'callback.url'): string {
+  if (v === undefined || v === null || v === '') throw badInput(Codes.CALLBACK_URL, `'${field}' is required: an absolute http:// or https:// URL`);
+  if (typeof v !== 'string') throw badInput(Codes.CALLBACK_URL, `'${field}' must be a string URL, got ${describe(v)}`);
+  if (v.length > MAX_URL) throw badInput(Codes.CALLBACK_URL, `'${field}' is longer than ${MAX_URL} characters`);
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw badInput(Codes.CALLBACK_URL, `'${field}' is not a valid absolute URL: ${JSON.stringify(v.slice(0, 80))}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw badInput(Codes.CALLBACK_URL, `'${field}' must use http or https, got ${JSON.stringify(u.protocol.replace(':', ''))}`);
+  }
+  if (u.hostname === '') throw badInput(Codes.CALLBACK_URL, `'${field}' has no host`);
+  if (u.username || u.password) throw badInput(Codes.CALLBACK_URL, `'${field}' must not carry credentials; use callback.headers`);
+  return v;
+}
+
+export function parseRetry(v: unknown, field = 'retry'): RetryPolicy | null {
+  if (v === undefined || v === null) return null;
+  const o = isObject(v) ? v : (() => { throw typeError(field, 'an object {max_attempts, backoff_ms, max_backoff_ms}', v); })();
+  rejectUnknown(o, new Set(['max_attempts', 'backoff_ms', 'max_backoff_ms']), `${field}.`);
+  const max_attempts = o.max_attempts === undefined ? 3 : intField(o.max_attempts, `${field}.max_attempts`, 1, 100);
+  const backoff_ms = o.backoff_ms === undefined ? 1000 : intField(o.backoff_ms, `${field}.backoff_ms`, 0, 3_600_000);
+  const max_backoff_ms = o.max_backoff_ms === undefined ? Math.max(60_000, backoff_ms) : intField(o.max_backoff_ms, `${field}.max_backoff_ms`, 0, 86_400_000);
+  if (max_backoff_ms < backoff_ms) throw invalidOption(`${field}.max_backoff_ms`, `must be >= backoff_ms (${backoff_ms}), got ${max_backoff_ms}`);
+  return { max_attempts, backoff_ms, max_backoff_ms };
+}
+
+function parseHeaders(v: unknown): Record<string, string> | null {
+  if (v === undefined || v === null) return null;
+  if (!isObject(v)) throw typeError('callback.headers', 'an object of string values', v);
+  const out: Record<string, string> = {};
+  const entries = Object.entries(v);
+  if (entries.length > 50) throw invalidOption('callback.headers', `at most 50 headers, got ${entries.length}`);
+  for (const [name, value] of entries) {
+    if (!TOKEN_RE.test(name) || name.length > 100) throw invalidOption('callback.headers', `${JSON.stringify(name.slice(0, 40))} is not a valid header name`);
+    const lower = name.toLowerCase();
+    if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-xcron-')) throw invalidOption('callback.headers', `header '${name}' is set by xcron and cannot be overridden`);
+    if (typeof value !== 'string') throw typeError(`callback.headers.${name}`, 'a string', value);
+    if (/[\r\n\0]/.test(value) || value.length > 8192) throw invalidOption(`callback.headers.${name}`, 'must not contain CR, LF or NUL and must be at most 8192 characters');
+    out[name] = value;
+  }
+  return out;
+}
+
+export function parseCallback(v: unknown, limits: ValidationLimits): CallbackSpec {
+  if (v === undefined || v === null) throw badInput(Codes.CALLBACK_URL, "'callback' is required: an object with 'url' (absolute http/https URL) and optional 'body'");
+  if (!isObject(v)) throw typeError('callback', 'an object {url, body}', v);
+  rejectUnknown(v, CALLBACK_FIELDS, 'callback.');
+  const url = checkUrl(v.url);
+  let body: Record<string, unknown> = {};
+  if (v.body !== undefined && v.body !== null) {
+    if (!isObject(v.body)) throw typeError('callback.body', 'a JSON object', v.body);
+    body = v.body;
+  }
+  const size = Buffer.byteLength(JSON.stringify(body));
+  if (size > limits.callbackBodyLimit) {
+    throw new XcronError(Codes.TOO_LARGE, 413, `'callback.body' is ${size} bytes, over the limit of ${limits.callbackBodyLimit} bytes`);
+  }
+  const method = enumField(v.method, 'callback.method', METHODS, 'POST');
+  return { url, body, method, headers: parseHeaders(v.headers) };
+}
+
+function parseType(v: unknown): TaskType {
+  if (v === undefined || v === null) throw new XcronError(Codes.BAD_JSON, 400, "'type' is required: 1 (periodic, cron) or 2 (one-shot, unix timestamp)");
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw typeError('type', 'an integer (1 periodic, 2 one-shot)', v);
+  if (v !== PERIODIC && v !== ONE_SHOT) throw badInput(Codes.UNSUPPORTED_TYPE, `unsupported task 'type' ${v}: expected 1 (periodic, cron) or 2 (one-shot, unix timestamp)`);
+  return v;
+}
+
+/** Validates a createTask body. `now` decides "in the past" and the first fire time. */
+export function validateCreate(body: unknown, now: number, limits: ValidationLimits): CreateRequest {
+  const o = requireObject(body, 'request body');
+  rejectUnknown(o, CREATE_FIELDS, '');
+  const type = parseType(o.type);
+  if (o.format === undefined || o.format === null) throw new XcronError(Codes.BAD_JSON, 400, `'format' is required: ${type === 1 ? 'a cron expression' : 'a unix timestamp in seconds'}`);
+  if (typeof o.format !== 'string') throw typeError('format', type === 1 ? 'a string cron expression' : 'a string unix timestamp', o.format);
+  const format = o.format;
+  if (format.length > 256) throw badInput(type === 1 ? Codes.CRON_INVALID : Codes.ONESHOT_FORMAT, `'format' is longer than 256 characters`);
+
+  let timezone = limits.defaultTimezone;
+  if (o.timezone !== undefined && o.timezone !== null) {
+    if (typeof o.timezone !== 'string') throw typeError('timezone', 'an IANA timezone name string', o.timezone);
+    timezone = checkTimezone(o.timezone);
+  }
+  const callback = parseCallback(o.callback, limits);
+  const spec: TaskSpec = {
+    type,
+    format,
+    name: optString(o.name, 'name', 200),
+    timezone,
+    callback,
+    timeout_ms: o.timeout_ms === undefined || o.timeout_ms === null ? null : intField(o.timeout_ms, 'timeout_ms', 1, MAX_TIMEOUT_MS),
+    retry: parseRetry(o.retry),
+    misfire: enumField<MisfirePolicy>(o.misfire, 'misfire', ['fire_once', 'skip'], 'fire_once'),
+    overlap: enumField<OverlapPolicy>(o.overlap, 'overlap', ['allow', 'skip', 'queue'], 'allow'),
+    idempotency_key: optString(o.idempotency_key, 'idempotency_key', 200),
+  };
+  let paused = false;
+  if (o.paused !== undefined && o.paused !== null) {
+    if (typeof o.paused !== 'boolean') throw typeError('paused', 'true or false', o.paused);
+    paused = o.paused;
+  }
+  const next_fire_time = firstFire(spec, now, limits.pastGraceMs);
+  return { spec, paused, next_fire_time };
+}
+
+/** The first fire time of a new (or rescheduled) task. Throws 1002 for a one-shot in the past. */
+export function firstFire(spec: Pick<TaskSpec, 'type' | 'format' | 'timezone'>, now: number, pastGraceMs: number): number {
+  if (spec.type === ONE_SHOT) {
+    const at = parseOneShot(spec.format);
+    if (at < now - pastGraceMs) {
+      throw badInput(Codes.ONESHOT_TIME, `one-shot time ${new Date(at).toISOString()} (format ${JSON.stringify(spec.format)}) is in the past; now is ${new Date(now).toISOString()}`);
+    }
+    return at;
+  }
+  const next = parseSchedule(spec.type, spec.format, spec.timezone, now).next(now);
+  if (next === null) throw badInput(Codes.CRON_INVALID, `cron expression ${JSON.stringify(spec.format)} never fires after now`);
+  return next;
+}
