@@ -18,8 +18,13 @@ import type {
   DueQuery,
   FireRequest,
   FireResult,
+  ListRunsQuery,
+  ListTasksQuery,
   PendingDelivery,
   RunUpdate,
+  StoreStats,
+  TaskChanges,
+  TaskExpectation,
   TaskStore,
 } from './types.js';
 
@@ -156,6 +161,9 @@ export class SqliteTaskStore implements TaskStore {
   private readonly updateTx: (ups: readonly RunUpdate[]) => void;
   private readonly createTx: (t: Task) => CreateResult;
   private readonly deleteTx: (id: string) => Task | null;
+  private readonly updateTaskTx: (id: string, ch: TaskChanges, ex: TaskExpectation) => Task | 'conflict' | null;
+  private readonly triggerTx: (req: Parameters<TaskStore['commitTrigger']>[0]) => FireResult;
+  private readonly pruneTx: (olderThan: number, maxPerTask: number) => number;
 
   constructor(opts: SqliteOptions) {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
@@ -206,6 +214,31 @@ export class SqliteTaskStore implements TaskStore {
       return out;
     });
 
+    this.updateTaskTx = this.db.transaction((id: string, ch: TaskChanges, ex: TaskExpectation): Task | 'conflict' | null => {
+      const row = this.st.get.get(id) as TaskRow | undefined;
+      if (!row) return null;
+      const cur = rowToTask(row);
+      if (cur.state !== ex.state || cur.next_fire_time !== ex.next_fire_time) return 'conflict';
+      const next: Task = { ...cur, ...ch };
+      this.st.replaceSpec.run(next.format, next.state, next.next_fire_time, specOf(next), next.update_time, id);
+      return next;
+    });
+
+    this.triggerTx = this.db.transaction((r: Parameters<TaskStore['commitTrigger']>[0]): FireResult => {
+      const epoch = Number((this.st.epoch.get() as { v: string }).v);
+      if (r.token !== epoch) return 'fenced';
+      const res = this.st.countTrigger.run(r.now, r.task_id);
+      if (res.changes !== 1) return 'conflict';
+      this.st.insertRun.run(r.run_id, r.task_id, r.slot, r.node, r.scheduled_time, null, null, 'PENDING', null, r.now);
+      return 'committed';
+    });
+
+    this.pruneTx = this.db.transaction((olderThan: number, maxPerTask: number): number => {
+      let n = this.st.pruneOld.run(olderThan).changes;
+      if (maxPerTask > 0) n += this.st.pruneExcess.run(maxPerTask).changes;
+      return n;
+    });
+
     this.updateTx = this.db.transaction((ups: readonly RunUpdate[]) => {
       for (const u of ups) {
         if (u.status === 'RUNNING') {
@@ -247,6 +280,17 @@ export class SqliteTaskStore implements TaskStore {
          WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
       ),
       taskLastStatus: db.prepare('UPDATE tasks SET last_status = ? WHERE id = ?'),
+      replaceSpec: db.prepare('UPDATE tasks SET format = ?, state = ?, next_fire_time = ?, spec = ?, update_time = ? WHERE id = ?'),
+      countTrigger: db.prepare("UPDATE tasks SET run_count = run_count + 1, update_time = ? WHERE id = ?"),
+      pruneOld: db.prepare("DELETE FROM runs WHERE created < ? AND status NOT IN ('PENDING', 'RUNNING')"),
+      pruneExcess: db.prepare(
+        `DELETE FROM runs WHERE run_id IN (
+           SELECT run_id FROM (
+             SELECT run_id, status, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY scheduled_time DESC, run_id DESC) AS rn FROM runs
+           ) WHERE rn > ? AND status NOT IN ('PENDING', 'RUNNING'))`,
+      ),
+      taskCounts: db.prepare('SELECT state, COUNT(*) AS n FROM tasks GROUP BY state'),
+      runCounts: db.prepare('SELECT status, COUNT(*) AS n FROM runs GROUP BY status'),
       getRun: db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE run_id = ?`),
       listRuns: db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE task_id = ? ORDER BY scheduled_time DESC LIMIT ?`),
     };
@@ -350,6 +394,63 @@ export class SqliteTaskStore implements TaskStore {
 
   listRuns(taskId: string, limit: number): Promise<Run[]> {
     return this.guard(() => (this.st.listRuns.all(taskId, limit) as RunRow[]).map(rowToRun));
+  }
+
+  pageRuns(q: ListRunsQuery): Promise<Run[]> {
+    return this.guard(() => {
+      if (q.before) {
+        return (
+          this.db
+            .prepare(`SELECT ${RUN_COLS} FROM runs WHERE task_id = ? AND (scheduled_time < ? OR (scheduled_time = ? AND run_id < ?)) ORDER BY scheduled_time DESC, run_id DESC LIMIT ?`)
+            .all(q.task_id, q.before.time, q.before.time, q.before.id, q.limit) as RunRow[]
+        ).map(rowToRun);
+      }
+      return (this.db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE task_id = ? ORDER BY scheduled_time DESC, run_id DESC LIMIT ?`).all(q.task_id, q.limit) as RunRow[]).map(rowToRun);
+    });
+  }
+
+  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null> {
+    return this.guard(() => this.updateTaskTx(id, changes, expect));
+  }
+
+  commitTrigger(req: Parameters<TaskStore['commitTrigger']>[0]): Promise<FireResult> {
+    return this.guard(() => this.triggerTx(req));
+  }
+
+  listTasks(q: ListTasksQuery): Promise<Task[]> {
+    return this.guard(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (q.state) {
+        where.push('state = ?');
+        params.push(q.state);
+      }
+      if (q.after) {
+        where.push('id > ?');
+        params.push(q.after);
+      }
+      if (q.namePrefix) {
+        where.push("json_extract(spec, '$.name') >= ? AND json_extract(spec, '$.name') < ?");
+        params.push(q.namePrefix, `${q.namePrefix}\uffff`);
+      }
+      const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+      params.push(q.limit);
+      return (this.db.prepare(sql).all(...params) as TaskRow[]).map(rowToTask);
+    });
+  }
+
+  stats(): Promise<StoreStats> {
+    return this.guard(() => {
+      const tasks: StoreStats['tasks'] = { active: 0, paused: 0, completed: 0 };
+      for (const r of this.st.taskCounts.all() as { state: Task['state']; n: number }[]) tasks[r.state] = r.n;
+      const runs: Record<string, number> = {};
+      for (const r of this.st.runCounts.all() as { status: string; n: number }[]) runs[r.status] = r.n;
+      return { tasks, runs };
+    });
+  }
+
+  pruneRuns(olderThan: number, maxPerTask: number): Promise<number> {
+    return this.guard(() => this.pruneTx(olderThan, maxPerTask));
   }
 
   ping(): Promise<boolean> {

@@ -71,6 +71,39 @@ export interface CreateResult {
   created: boolean;
 }
 
+/** Fields updateTask / pauseTask / resumeTask may change. run_count and last_* are never touched. */
+export type TaskChanges = Partial<Pick<Task, 'format' | 'name' | 'timezone' | 'callback' | 'timeout_ms' | 'retry' | 'misfire' | 'overlap' | 'state' | 'next_fire_time'>> & {
+  update_time: number;
+};
+
+/** The optimistic-concurrency guard of an update: the state the caller read. */
+export interface TaskExpectation {
+  state: Task['state'];
+  next_fire_time: number | null;
+}
+
+export interface ListTasksQuery {
+  state: Task['state'] | null;
+  /** Only tasks whose name starts with this prefix. */
+  namePrefix: string | null;
+  /** Exclusive cursor: the last task_id of the previous page (tasks are ordered by id). */
+  after: string | null;
+  limit: number;
+}
+
+export interface ListRunsQuery {
+  task_id: string;
+  /** Exclusive cursor from the previous page (newest first). */
+  before: DueKey | null;
+  limit: number;
+}
+
+export interface StoreStats {
+  tasks: Record<Task['state'], number>;
+  /** Runs by status (history retained in the store). */
+  runs: Record<string, number>;
+}
+
 export interface TaskStore {
   readonly kind: 'sqlite' | 'redis';
   /** Creates the task durably, or returns the task already holding its idempotency key. */
@@ -92,6 +125,24 @@ export interface TaskStore {
   getRun(runId: string): Promise<Run | null>;
   /** A task's runs, newest first. */
   listRuns(taskId: string, limit: number): Promise<Run[]>;
+  /** A task's runs, newest first ((scheduled_time, run_id) descending), after a cursor. */
+  pageRuns(q: ListRunsQuery): Promise<Run[]>;
+  /**
+   * Changes a task if it is still as the caller read it (state and next_fire_time), so an update
+   * never overwrites a fire committed in between. Returns the new task, 'conflict', or null (gone).
+   */
+  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null>;
+  /**
+   * Records a manual fire (triggerTask): a PENDING run with its own run_id, run_count + 1, the
+   * schedule untouched. Fenced like commitFires. Returns 'committed', 'fenced' or 'conflict' (gone).
+   */
+  commitTrigger(req: { slot: number; token: number; task_id: string; run_id: string; scheduled_time: number; node: string; now: number }): Promise<FireResult>;
+  /** Tasks ordered by id, filtered by state and name prefix. */
+  listTasks(q: ListTasksQuery): Promise<Task[]>;
+  /** Counts for /xcron/stats. */
+  stats(): Promise<StoreStats>;
+  /** Deletes finished runs older than `olderThan` and beyond the newest `maxPerTask` of each task. Returns how many. */
+  pruneRuns(olderThan: number, maxPerTask: number): Promise<number>;
   /** Cheap reachability check for /readyz. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
