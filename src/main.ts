@@ -13,6 +13,7 @@ import { Delivery } from './delivery/index.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './log.js';
 import { Scheduler } from './scheduler/index.js';
+import { SchedulerStats } from './scheduler/stats.js';
 import { SqliteTaskStore } from './store/sqlite.js';
 
 interface Args {
@@ -94,9 +95,16 @@ export async function main(): Promise<void> {
     defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },
   });
 
+  const stats = new SchedulerStats(scheduler);
   const app = createApp({
     store,
-    notifier: { taskChanged: (t) => scheduler.taskChanged(t), taskRemoved: (id) => scheduler.taskRemoved(id) },
+    notifier: {
+      taskChanged: (t) => scheduler.taskChanged(t),
+      taskRemoved: (id) => scheduler.taskRemoved(id),
+      runQueued: (runId) => void scheduler.deliverRun(runId),
+    },
+    nodeId: cfg.node_id,
+    liveStats: () => stats.snapshot(),
     ownership,
     clock,
     log: log.child({ module: 'api' }),

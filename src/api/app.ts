@@ -11,12 +11,15 @@ import { Codes, StoreUnavailableError, XcronError } from '../errors.js';
 import type { TaskStore } from '../store/types.js';
 import type { Task } from '../task/index.js';
 import { fail, ok, requestUuid } from './envelope.js';
+import { manageRoutes } from './manage.js';
 import { taskRoutes } from './tasks.js';
 
 /** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes. */
 export interface Notifier {
   taskChanged(task: Task): void;
   taskRemoved(id: string, slot: number): void;
+  /** A manual run was recorded in the outbox; the slot owner should deliver it now. */
+  runQueued(runId: string, slot: number): void;
 }
 
 export interface ApiLimits {
@@ -38,6 +41,9 @@ export interface ApiDeps {
   /** Readiness beyond the store ping (e.g. cluster membership). */
   isReady?: () => Promise<boolean>;
   newId?: () => string;
+  nodeId: string;
+  /** In-memory figures merged into /xcron/stats (lateness, latency, rates). */
+  liveStats?: () => Record<string, unknown>;
 }
 
 /** Route table: path → allowed methods (for 405 with an Allow header). */
@@ -45,6 +51,13 @@ export const ROUTES: Record<string, string[]> = {
   '/xcron/createTask': ['POST'],
   '/xcron/deleteTask': ['POST'],
   '/xcron/queryTask': ['GET'],
+  '/xcron/updateTask': ['POST'],
+  '/xcron/pauseTask': ['POST'],
+  '/xcron/resumeTask': ['POST'],
+  '/xcron/triggerTask': ['POST'],
+  '/xcron/listTasks': ['GET'],
+  '/xcron/taskRuns': ['GET'],
+  '/xcron/stats': ['GET'],
   '/xcron/cluster': ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
@@ -83,6 +96,7 @@ export function createApp(deps: ApiDeps): Hono {
   app.get('/xcron/cluster', async (c) => ok(c, await deps.ownership.describe()));
 
   taskRoutes(app, deps);
+  manageRoutes(app, deps);
 
   // Wrong method on a known path: 405 with Allow. Unknown path: 404. Both in the envelope.
   app.all('*', (c) => {

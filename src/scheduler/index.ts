@@ -156,6 +156,22 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.armTimer();
   }
 
+  /** A manual fire (triggerTask) was recorded: deliver it if this node owns the slot. */
+  async deliverRun(runId: string): Promise<void> {
+    if (this.stopped || this.inflightRuns.has(runId)) return;
+    try {
+      const run = await this.o.store.getRun(runId);
+      if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING')) return;
+      if (this.o.ownership.tokenFor(run.slot) === null || this.inflightRuns.has(runId)) return;
+      const task = await this.o.store.get(run.task_id);
+      if (!task) return;
+      this.emit('fired', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, committed_at: run.scheduled_time, status: 'PENDING' });
+      this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 }, null);
+    } catch (e) {
+      this.reportStoreError(e);
+    }
+  }
+
   /** A task was deleted. */
   taskRemoved(id: string): void {
     this.entries.delete(id);

@@ -225,8 +225,7 @@ export class SqliteTaskStore implements TaskStore {
     });
 
     this.triggerTx = this.db.transaction((r: Parameters<TaskStore['commitTrigger']>[0]): FireResult => {
-      const epoch = Number((this.st.epoch.get() as { v: string }).v);
-      if (r.token !== epoch) return 'fenced';
+      if (this.st.getRun.get(r.run_id)) return 'conflict';
       const res = this.st.countTrigger.run(r.now, r.task_id);
       if (res.changes !== 1) return 'conflict';
       this.st.insertRun.run(r.run_id, r.task_id, r.slot, r.node, r.scheduled_time, null, null, 'PENDING', null, r.now);

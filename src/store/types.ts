@@ -134,9 +134,11 @@ export interface TaskStore {
   updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null>;
   /**
    * Records a manual fire (triggerTask): a PENDING run with its own run_id, run_count + 1, the
-   * schedule untouched. Fenced like commitFires. Returns 'committed', 'fenced' or 'conflict' (gone).
+   * schedule untouched. A manual fire is an explicit request, not a tick, so it is not fenced (any
+   * node may record it; the slot owner delivers it from the outbox). Returns 'committed', or
+   * 'conflict' when the task is gone or the run_id is taken (pick another).
    */
-  commitTrigger(req: { slot: number; token: number; task_id: string; run_id: string; scheduled_time: number; node: string; now: number }): Promise<FireResult>;
+  commitTrigger(req: { slot: number; task_id: string; run_id: string; scheduled_time: number; node: string; now: number }): Promise<FireResult>;
   /** Tasks ordered by id, filtered by state and name prefix. */
   listTasks(q: ListTasksQuery): Promise<Task[]>;
   /** Counts for /xcron/stats. */

@@ -201,3 +201,48 @@ export function firstFire(spec: Pick<TaskSpec, 'type' | 'format' | 'timezone'>, 
   if (next === null) throw badInput(Codes.CRON_INVALID, `cron expression ${JSON.stringify(spec.format)} never fires after now`);
   return next;
 }
+
+const UPDATE_FIELDS = new Set(['task_id', 'format', 'callback', 'name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused']);
+
+export interface UpdateRequest {
+  /** The task's spec with the requested changes applied. */
+  spec: TaskSpec;
+  /** true/false when the request sets `paused`, null when it leaves it. */
+  paused: boolean | null;
+  /** True when format or timezone changed (the next fire must be recomputed). */
+  rescheduled: boolean;
+}
+
+/**
+ * Validates an updateTask body against the current spec. Fields not given are kept; `callback`
+ * given is replaced whole. Type cannot change (create a new task instead).
+ */
+export function validateUpdate(body: Record<string, unknown>, current: TaskSpec, limits: ValidationLimits): UpdateRequest {
+  rejectUnknown(body, UPDATE_FIELDS, '');
+  if ('type' in body) throw invalidOption('type', 'cannot be changed; create a new task');
+  const spec: TaskSpec = { ...current };
+  let rescheduled = false;
+  if (body.format !== undefined) {
+    if (typeof body.format !== 'string') throw typeError('format', 'a string', body.format);
+    if (body.format.length > 256) throw badInput(current.type === 1 ? Codes.CRON_INVALID : Codes.ONESHOT_FORMAT, `'format' is longer than 256 characters`);
+    spec.format = body.format;
+    rescheduled = true;
+  }
+  if (body.timezone !== undefined && body.timezone !== null) {
+    if (typeof body.timezone !== 'string') throw typeError('timezone', 'an IANA timezone name string', body.timezone);
+    spec.timezone = checkTimezone(body.timezone);
+    rescheduled = true;
+  }
+  if (body.callback !== undefined) spec.callback = parseCallback(body.callback, limits);
+  if (body.name !== undefined) spec.name = optString(body.name, 'name', 200);
+  if (body.timeout_ms !== undefined) spec.timeout_ms = body.timeout_ms === null ? null : intField(body.timeout_ms, 'timeout_ms', 1, MAX_TIMEOUT_MS);
+  if (body.retry !== undefined) spec.retry = parseRetry(body.retry);
+  if (body.misfire !== undefined) spec.misfire = enumField<MisfirePolicy>(body.misfire, 'misfire', ['fire_once', 'skip'], current.misfire);
+  if (body.overlap !== undefined) spec.overlap = enumField<OverlapPolicy>(body.overlap, 'overlap', ['allow', 'skip', 'queue'], current.overlap);
+  let paused: boolean | null = null;
+  if (body.paused !== undefined && body.paused !== null) {
+    if (typeof body.paused !== 'boolean') throw typeError('paused', 'true or false', body.paused);
+    paused = body.paused;
+  }
+  return { spec, paused, rescheduled };
+}
