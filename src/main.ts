@@ -93,6 +93,8 @@ export async function main(): Promise<void> {
     maxLoaded: cfg.scheduler.max_loaded,
     defaultTimeoutMs: cfg.delivery.timeout_ms,
     defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },
+    alertUrl: cfg.alert.webhook_url,
+    maxConsecutiveFailures: cfg.alert.max_consecutive_failures,
   });
 
   const stats = new SchedulerStats(scheduler);
@@ -131,6 +133,20 @@ export async function main(): Promise<void> {
   const port = typeof addr === 'object' && addr ? addr.port : cfg.http_port;
   log.info({ port, host: cfg.http_host, data: dbFile, epoch, loaded: scheduler.loadedCount(), ready_ms: Math.round(performance.now() - t0), version: VERSION }, `xcron listening on ${cfg.http_host}:${port}`);
 
+  // History retention: prune finished runs in the background.
+  const prune = async (): Promise<void> => {
+    const olderThan = cfg.history.retention_days > 0 ? clock.now() - cfg.history.retention_days * 86_400_000 : 0;
+    try {
+      const n = await store.pruneRuns(olderThan, cfg.history.max_runs_per_task);
+      if (n > 0) log.info({ pruned: n }, 'pruned run history');
+    } catch (err) {
+      log.warn({ err }, 'run history pruning failed; will retry');
+    }
+  };
+  const pruneTimer = setInterval(() => void prune(), 10 * 60_000);
+  pruneTimer.unref();
+  setTimeout(() => void prune(), 30_000).unref();
+
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (signal: string): void => {
     if (shuttingDown) {
@@ -147,6 +163,7 @@ export async function main(): Promise<void> {
         }, 2000);
         force.unref();
       });
+      clearInterval(pruneTimer);
       await scheduler.stop();
       const drained = await delivery.drain(cfg.shutdown_timeout_ms);
       if (!drained) log.warn({ in_flight: delivery.inFlight() }, 'shutdown deadline reached; unfinished runs will be redelivered on the next start');

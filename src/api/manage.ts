@@ -6,13 +6,22 @@
 import type { Context, Hono } from 'hono';
 import { Codes, XcronError, describe } from '../errors.js';
 import type { DueKey, TaskChanges } from '../store/types.js';
-import { ONE_SHOT, fireId, firstFire, isObject, validateUpdate, type Run, type Task } from '../task/index.js';
+import { ONE_SHOT, fireId, firstFire, isObject, nextFire, validateUpdate, type Run, type Task } from '../task/index.js';
 import type { ApiDeps } from './app.js';
 import { ok } from './envelope.js';
 import { readJson, taskIdOf, taskView } from './tasks.js';
 
 const STATES = ['active', 'paused', 'completed'] as const;
 const MAX_UPDATE_RETRIES = 5;
+
+/** The next fire of an existing task from `now` (anchors of @every stay on the creation time). */
+function rescheduleFrom(t: Task, now: number, graceMs: number): number {
+  if (t.type === ONE_SHOT) return firstFire(t, now, graceMs);
+  firstFire(t, now, graceMs); // validates the expression and the window, with precise errors
+  const next = nextFire(t, now);
+  if (next === null) throw new XcronError(Codes.INVALID_OPTION, 400, "invalid 'end_time': the schedule has no fire time left in its window");
+  return next;
+}
 
 export function runView(r: Run): Record<string, unknown> {
   return {
@@ -28,6 +37,7 @@ export function runView(r: Run): Record<string, unknown> {
     error: r.error,
     duration_ms: r.duration_ms,
     response_body: r.response_body,
+    ...(r.shards ? { shards: r.shards } : {}),
   };
 }
 
@@ -75,6 +85,7 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
 
   app.post('/xcron/updateTask', async (c) => {
     const { body, id } = await bodyWithTaskId(c);
+    if (Array.isArray(body.on_success)) await checkChildren(deps, id, body.on_success as string[]);
     const t = await change(id, (cur, now) => {
       const req = validateUpdate(body, cur, deps.limits);
       let state = cur.state;
@@ -82,7 +93,7 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
       if (req.paused === false && state === 'paused') state = 'active';
       let next = cur.next_fire_time;
       if (req.rescheduled || (state === 'active' && cur.state !== 'active')) {
-        next = firstFire(req.spec, now, deps.limits.pastGraceMs);
+        next = rescheduleFrom({ ...cur, ...req.spec }, now, deps.limits.pastGraceMs);
       }
       // A finished one-shot given a new time becomes active again.
       if (cur.state === 'completed' && req.rescheduled) state = req.paused === true ? 'paused' : 'active';
@@ -103,7 +114,7 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
       if (cur.state !== 'paused') return null;
       // Periodic: the schedule continues from now (ticks while paused are not fired).
       // One-shot: keeps its time; if that passed while paused it fires at once.
-      const next = cur.type === ONE_SHOT ? cur.next_fire_time : firstFire(cur, now, deps.limits.pastGraceMs);
+      const next = cur.type === ONE_SHOT ? cur.next_fire_time : rescheduleFrom(cur, now, deps.limits.pastGraceMs);
       return { state: 'active', next_fire_time: next, update_time: now };
     });
     return ok(c, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
@@ -163,4 +174,35 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
     const s = await deps.store.stats();
     return ok(c, { node: deps.nodeId, tasks: s.tasks, runs: s.runs, live: deps.liveStats ? deps.liveStats() : null });
   });
+}
+
+/**
+ * Child tasks must exist, and following on_success from them must never lead back to `selfId`
+ * (a cycle would trigger forever).
+ */
+export async function checkChildren(deps: ApiDeps, selfId: string | null, children: readonly unknown[]): Promise<void> {
+  const seen = new Set<string>();
+  const stack: { id: string; path: string[] }[] = [];
+  for (const c of children) {
+    if (typeof c !== 'string') continue; // the validator reports the type
+    if (c === selfId) throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'on_success': a task cannot be its own child (${c})`);
+    const t = await deps.store.get(c);
+    if (!t) throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'on_success': child task ${JSON.stringify(c)} not found`);
+    stack.push({ id: c, path: [c] });
+  }
+  if (selfId === null) return; // a new task: nothing can point at it yet
+  let visited = 0;
+  while (stack.length > 0) {
+    const { id, path } = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    if (++visited > 10_000) throw new XcronError(Codes.INVALID_OPTION, 400, "invalid 'on_success': the child chain is too large to check");
+    const t = await deps.store.get(id);
+    for (const next of t?.on_success ?? []) {
+      if (next === selfId) {
+        throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'on_success': it would form a cycle ${[selfId, ...path, selfId].join(' -> ')}`);
+      }
+      stack.push({ id: next, path: [...path, next] });
+    }
+  }
 }

@@ -6,6 +6,7 @@ import { Codes, XcronError, describe } from '../errors.js';
 import { isObject, validateCreate, type Task } from '../task/index.js';
 import type { ApiDeps } from './app.js';
 import { ok } from './envelope.js';
+import { checkChildren } from './manage.js';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -38,6 +39,10 @@ export function taskView(t: Task): Record<string, unknown> {
   const callback: Record<string, unknown> = { url: t.callback.url, body: t.callback.body };
   if (t.callback.method !== 'POST') callback.method = t.callback.method;
   if (t.callback.headers) callback.headers = t.callback.headers;
+  if (t.callback.urls) {
+    callback.urls = t.callback.urls;
+    callback.route = t.callback.route;
+  }
   const v: Record<string, unknown> = {
     task_id: t.id,
     create_time: String(Math.floor(t.create_time / 1000)),
@@ -57,6 +62,11 @@ export function taskView(t: Task): Record<string, unknown> {
   if (t.timeout_ms !== null) v.timeout_ms = t.timeout_ms;
   if (t.retry !== null) v.retry = t.retry;
   if (t.idempotency_key !== null) v.idempotency_key = t.idempotency_key;
+  if (t.start_time !== null) v.start_time = t.start_time;
+  if (t.end_time !== null) v.end_time = t.end_time;
+  if (t.on_success !== null) v.on_success = t.on_success;
+  if (t.alert_url !== null) v.alert_url = t.alert_url;
+  if (t.max_consecutive_failures !== null) v.max_consecutive_failures = t.max_consecutive_failures;
   return v;
 }
 
@@ -67,6 +77,7 @@ export function taskRoutes(app: Hono, deps: ApiDeps): void {
     const body = await readJson(c);
     const now = deps.clock.now();
     const req = validateCreate(body, now, deps.limits);
+    if (req.spec.on_success) await checkChildren(deps, null, req.spec.on_success);
     const id = newId();
     const task: Task = {
       ...req.spec,

@@ -50,6 +50,11 @@ const historySchema = z.strictObject({
   max_runs_per_task: int(0, 10_000_000).default(1000),
 });
 
+const alertSchema = z.strictObject({
+  webhook_url: z.string().default(''),
+  max_consecutive_failures: int(0, 10_000).default(0),
+});
+
 const clusterSchema = z.strictObject({
   redis_url: z.string().default(''),
   slots: int(1, 16_384).default(256),
@@ -73,6 +78,7 @@ export const configSchema = z.strictObject({
   callback: callbackSchema.default(callbackSchema.parse({})),
   store: storeSchema.default(storeSchema.parse({})),
   history: historySchema.default(historySchema.parse({})),
+  alert: alertSchema.default(alertSchema.parse({})),
   cluster: clusterSchema.default(clusterSchema.parse({})),
 });
 
@@ -167,6 +173,9 @@ export function validateConfig(raw: Raw): Config {
   }
   if (cfg.scheduler.scan_interval_ms >= cfg.scheduler.lookahead_ms) {
     throw new ConfigError(`'scheduler.scan_interval_ms' must be smaller than 'scheduler.lookahead_ms'`);
+  }
+  if (cfg.alert.webhook_url !== '' && !/^https?:\/\/[^\s]+$/.test(cfg.alert.webhook_url)) {
+    throw new ConfigError(`'alert.webhook_url' must be an absolute http(s) URL, got ${JSON.stringify(cfg.alert.webhook_url)}`);
   }
   if (cfg.node_id === '') cfg.node_id = `${hostname()}-${cfg.http_port}`;
   if (cfg.delivery.user_agent === '') cfg.delivery.user_agent = `xcron/${VERSION}`;

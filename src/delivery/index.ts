@@ -42,6 +42,10 @@ export interface DeliveryJob {
   retry: RetryPolicy;
   /** Attempt number to start at (recovered runs continue their count). */
   first_attempt: number;
+  /** Failover routing: each attempt tries these targets in order until one succeeds. */
+  failover_urls?: readonly string[] | undefined;
+  /** Extra headers (e.g. broadcast shard index/total). */
+  extra_headers?: Record<string, string> | undefined;
 }
 
 export interface AttemptOutcome {
@@ -138,7 +142,7 @@ export class Delivery {
       for (;;) {
         attempt++;
         hooks.onAttempt?.(attempt);
-        last = await this.attempt(job, attempt);
+        last = job.failover_urls && job.failover_urls.length > 1 ? await this.attemptFailover(job, attempt) : await this.attempt(job, attempt);
         const done = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
         if (done || this.stopping.signal.aborted) break;
         const wait = Math.max(backoffDelay(job.retry, attempt - job.first_attempt + 1, this.random), last.retry_after_ms ?? 0);
@@ -173,6 +177,20 @@ export class Delivery {
     return s;
   }
 
+  /** One attempt over several targets in order; the first success wins. */
+  private async attemptFailover(job: DeliveryJob, attemptNo: number): Promise<AttemptOutcome> {
+    let last: AttemptOutcome | null = null;
+    const errors: string[] = [];
+    for (const url of job.failover_urls ?? [job.url]) {
+      last = await this.attempt({ ...job, url }, attemptNo);
+      if (last.ok) return last;
+      errors.push(`${url}: ${last.error ?? 'failed'}`);
+      if (this.stopping.signal.aborted) break;
+    }
+    const retryable = last?.retryable ?? true;
+    return { ...last!, retryable, error: `all ${errors.length} targets failed: ${errors.join('; ')}`.slice(0, 2000) };
+  }
+
   /** One HTTP exchange, classified. */
   async attempt(job: DeliveryJob, attemptNo: number): Promise<AttemptOutcome> {
     let url: URL;
@@ -188,6 +206,7 @@ export class Delivery {
     try {
       const headers: Record<string, string> = {
         ...(job.headers ?? {}),
+        ...(job.extra_headers ?? {}),
         'content-type': 'application/json',
         'user-agent': this.o.userAgent,
         'x-xcron-task-id': job.task_id,

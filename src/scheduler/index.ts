@@ -14,7 +14,7 @@ import type { Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { DueKey, FireRequest, FireResult, TaskStore } from '../store/types.js';
-import { PERIODIC, fireId, nextFire, type RetryPolicy, type Run, type Task } from '../task/index.js';
+import { PERIODIC, fireId, nextFire, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
 import { MinHeap } from './heap.js';
 import { RunRecorder } from './recorder.js';
 
@@ -37,6 +37,26 @@ export interface SchedulerOptions {
   maxLoaded: number;
   defaultTimeoutMs: number;
   defaultRetry: RetryPolicy;
+  /** A manual run (a child task) was recorded: get it delivered by its slot's owner. Default: deliver here. */
+  onRunQueued?: (runId: string, slot: number) => void;
+  /** Global alert webhook for final failures ('' or undefined: none, unless the task has alert_url). */
+  alertUrl?: string;
+  /** Default for tasks without max_consecutive_failures (0: never auto-pause). */
+  maxConsecutiveFailures?: number;
+}
+
+export interface AlertEvent {
+  event: 'run_failed' | 'task_paused';
+  task_id: string;
+  task_name: string | null;
+  run_id: string;
+  scheduled_time: number;
+  error: string | null;
+  http_status: number | null;
+  attempts: number;
+  node: string;
+  time: number;
+  consecutive_failures?: number;
 }
 
 export interface FiredEvent {
@@ -59,6 +79,8 @@ export interface SchedulerEvents {
   finished: [FinishedEvent];
   fenced: [slot: number];
   storeError: [Error];
+  alert: [AlertEvent];
+  childTriggered: [{ parent_id: string; child_id: string; run_id: string }];
 }
 
 interface Entry {
@@ -94,6 +116,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private readonly queued = new Map<string, Dispatch[]>();
   private readonly recorder: RunRecorder;
   private storeBackoffUntil = 0;
+  private readonly rr = new Map<string, number>();
 
   constructor(private readonly o: SchedulerOptions) {
     super();
@@ -481,6 +504,93 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   // ---- delivery ----
 
+  /** XXL-JOB child tasks: a successful run triggers each on_success task once. */
+  private async triggerChildren(parent: Task, parentRunId: string): Promise<void> {
+    for (const childId of parent.on_success ?? []) {
+      try {
+        const child = await this.o.store.get(childId);
+        if (!child) {
+          this.o.log.warn({ task_id: parent.id, child_id: childId }, 'child task not found; skipped');
+          continue;
+        }
+        const now = this.o.clock.now();
+        for (let i = 0; i < 10; i++) {
+          const run_id = fireId(childId, now + i);
+          const res = await this.o.store.commitTrigger({ slot: child.slot, task_id: childId, run_id, scheduled_time: now + i, node: this.o.nodeId, now });
+          if (res === 'committed') {
+            this.emit('childTriggered', { parent_id: parent.id, child_id: childId, run_id });
+            if (this.o.onRunQueued) this.o.onRunQueued(run_id, child.slot);
+            else await this.deliverRun(run_id);
+            break;
+          }
+        }
+      } catch (e) {
+        this.o.log.warn({ err: e, task_id: parent.id, child_id: childId, fire_id: parentRunId }, 'could not trigger child task');
+      }
+    }
+  }
+
+  /** A run failed for good: alert, and pause the task after too many consecutive failures. */
+  private async onFinalFailure(task: Task, runId: string, scheduled: number, result: DeliveryResult): Promise<void> {
+    const base: AlertEvent = {
+      event: 'run_failed',
+      task_id: task.id,
+      task_name: task.name,
+      run_id: runId,
+      scheduled_time: scheduled,
+      error: result.error,
+      http_status: result.status,
+      attempts: result.attempts,
+      node: this.o.nodeId,
+      time: this.o.clock.now(),
+    };
+    this.sendAlert(task, base);
+    const limit = task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0;
+    if (limit <= 0) return;
+    try {
+      await this.recorder.flush();
+      const recent = await this.o.store.pageRuns({ task_id: task.id, before: null, limit });
+      const finished = recent.filter((r) => r.status === 'SUCCESS' || r.status === 'FAIL');
+      if (finished.length < limit || finished.some((r) => r.status !== 'FAIL')) return;
+      for (let i = 0; i < 5; i++) {
+        const cur = await this.o.store.get(task.id);
+        if (!cur || cur.state !== 'active') return;
+        const res = await this.o.store.updateTask(task.id, { state: 'paused', update_time: this.o.clock.now() }, { state: cur.state, next_fire_time: cur.next_fire_time });
+        if (res === null) return;
+        if (res !== 'conflict') {
+          this.taskChanged(res);
+          this.o.log.warn({ task_id: task.id, consecutive_failures: limit }, 'task paused after consecutive failures');
+          this.sendAlert(task, { ...base, event: 'task_paused', consecutive_failures: limit, time: this.o.clock.now() });
+          return;
+        }
+      }
+    } catch (e) {
+      this.reportStoreError(e);
+    }
+  }
+
+  private sendAlert(task: Task, ev: AlertEvent): void {
+    this.emit('alert', ev);
+    const url = task.alert_url ?? (this.o.alertUrl ? this.o.alertUrl : null);
+    if (!url) return;
+    void this.o.delivery
+      .deliver({
+        run_id: `alert:${ev.event}:${ev.run_id}`,
+        task_id: task.id,
+        scheduled_time: ev.scheduled_time,
+        url,
+        method: 'POST',
+        headers: null,
+        body: JSON.stringify(ev),
+        timeout_ms: 10_000,
+        retry: { max_attempts: 3, backoff_ms: 1000, max_backoff_ms: 10_000 },
+        first_attempt: 1,
+      })
+      .then((r) => {
+        if (!r.ok && !r.aborted) this.o.log.warn({ task_id: task.id, url, error: r.error }, 'alert webhook failed');
+      });
+  }
+
   private dispatch(d: Dispatch, recovered: Run | null): void {
     const busy = (this.inflightByTask.get(d.task.id) ?? 0) > 0;
     if (busy && d.task.overlap === 'queue' && recovered === null) {
@@ -492,12 +602,34 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     void this.runDelivery(d);
   }
 
+  /** Picks the target(s) of a fire according to the task's route. */
+  private targets(task: Task): { mode: 'single' | 'failover' | 'broadcast'; urls: string[] } {
+    const urls = task.callback.urls;
+    if (!urls || urls.length <= 1) return { mode: 'single', urls: [task.callback.url] };
+    switch (task.callback.route ?? 'failover') {
+      case 'broadcast':
+        return { mode: 'broadcast', urls };
+      case 'round_robin': {
+        const n = this.rr.get(task.id) ?? 0;
+        this.rr.set(task.id, n + 1);
+        if (this.rr.size > 100_000) this.rr.clear();
+        return { mode: 'single', urls: [urls[n % urls.length]!] };
+      }
+      case 'random':
+        return { mode: 'single', urls: [urls[Math.floor(Math.random() * urls.length)]!] };
+      case 'consistent_hash':
+        return { mode: 'single', urls: [rendezvous(task.id, urls)] };
+      default:
+        return { mode: 'failover', urls };
+    }
+  }
+
   private async runDelivery(d: Dispatch): Promise<void> {
     const { task } = d;
     this.inflightByTask.set(task.id, (this.inflightByTask.get(task.id) ?? 0) + 1);
     this.inflightRuns.add(d.run_id);
     const start = this.o.clock.now();
-    const job: DeliveryJob = {
+    const base: DeliveryJob = {
       run_id: d.run_id,
       task_id: task.id,
       scheduled_time: d.scheduled,
@@ -509,11 +641,37 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       retry: task.retry ?? this.o.defaultRetry,
       first_attempt: Math.max(1, d.first_attempt),
     };
+    const onAttempt = (n: number): void =>
+      this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start });
     try {
-      const result = await this.o.delivery.deliver(job, {
-        onAttempt: (n) =>
-          this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start }),
-      });
+      const route = this.targets(task);
+      let result: DeliveryResult;
+      let shards: ShardResult[] | null = null;
+      if (route.mode === 'broadcast') {
+        const total = route.urls.length;
+        const results = await Promise.all(
+          route.urls.map((url, index) =>
+            this.o.delivery.deliver(
+              { ...base, url, extra_headers: { 'x-xcron-shard-index': String(index), 'x-xcron-shard-total': String(total) } },
+              index === 0 ? { onAttempt } : {},
+            ),
+          ),
+        );
+        shards = results.map((r, index) => ({ index, url: route.urls[index]!, ok: r.ok, attempts: r.attempts, http_status: r.status, error: r.error }));
+        const failed = shards.filter((x) => !x.ok);
+        const first = results[0]!;
+        result = {
+          ...first,
+          ok: failed.length === 0,
+          aborted: results.some((r) => r.aborted),
+          attempts: Math.max(...results.map((r) => r.attempts)),
+          end_time: Math.max(...results.map((r) => r.end_time)),
+          error: failed.length === 0 ? null : `${failed.length} of ${total} shards failed: ${failed.map((x) => `#${x.index} ${x.error ?? ''}`).join('; ')}`.slice(0, 2000),
+          status: failed.length === 0 ? first.status : (failed[0]!.http_status ?? null),
+        };
+      } else {
+        result = await this.o.delivery.deliver({ ...base, url: route.urls[0]!, failover_urls: route.mode === 'failover' ? route.urls : undefined }, { onAttempt });
+      }
       if (!result.aborted) {
         this.recorder.push({
           run_id: d.run_id,
@@ -527,8 +685,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           error: result.error,
           duration_ms: result.end_time - start,
           response_body: result.body,
+          shards,
         });
         this.emit('finished', { task_id: task.id, run_id: d.run_id, scheduled_time: d.scheduled, result });
+        if (result.ok) void this.triggerChildren(task, d.run_id);
+        else void this.onFinalFailure(task, d.run_id, d.scheduled, result);
       }
     } catch (err) {
       this.o.log.error({ err, task_id: task.id, fire_id: d.run_id }, 'delivery failed unexpectedly; run left for redelivery');
@@ -545,4 +706,27 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
     }
   }
+}
+
+/** Rendezvous (highest random weight) choice of a target for a key: stable as targets come and go. */
+export function rendezvous(key: string, targets: readonly string[]): string {
+  let best = targets[0]!;
+  let bestScore = -1;
+  for (const t of targets) {
+    let h = 0x811c9dc5;
+    const s = `${key}\u0000${t}`;
+    for (let i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i);
+      h = Math.imul(h, 0x01000193);
+    }
+    h ^= h >>> 13;
+    h = Math.imul(h, 0x5bd1e995);
+    h ^= h >>> 15;
+    const score = h >>> 0;
+    if (score > bestScore) {
+      bestScore = score;
+      best = t;
+    }
+  }
+  return best;
 }

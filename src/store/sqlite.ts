@@ -50,7 +50,10 @@ interface TaskRow {
 }
 
 /** The parts of a Task kept in the `spec` JSON column. */
-type SpecColumn = Pick<Task, 'name' | 'timezone' | 'callback' | 'timeout_ms' | 'retry' | 'misfire' | 'overlap'>;
+type SpecColumn = Pick<
+  Task,
+  'name' | 'timezone' | 'callback' | 'timeout_ms' | 'retry' | 'misfire' | 'overlap' | 'start_time' | 'end_time' | 'on_success' | 'alert_url' | 'max_consecutive_failures'
+>;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
@@ -84,6 +87,7 @@ CREATE TABLE IF NOT EXISTS runs (
   error TEXT,
   duration_ms INTEGER,
   response_body TEXT,
+  shards TEXT,
   created INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_task ON runs(task_id, scheduled_time DESC);
@@ -93,19 +97,26 @@ INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', '0');
 `;
 
 export function rowToTask(r: TaskRow): Task {
-  const s = JSON.parse(r.spec) as SpecColumn;
+  const s = JSON.parse(r.spec) as Partial<SpecColumn> & Pick<SpecColumn, 'timezone' | 'callback' | 'misfire' | 'overlap'>;
+  s.callback.urls ??= null;
+  s.callback.route ??= null;
   return {
     id: r.id,
     slot: r.slot,
     type: r.type as Task['type'],
     format: r.format,
-    name: s.name,
+    name: s.name ?? null,
     timezone: s.timezone,
     callback: s.callback,
-    timeout_ms: s.timeout_ms,
-    retry: s.retry,
+    timeout_ms: s.timeout_ms ?? null,
+    retry: s.retry ?? null,
     misfire: s.misfire,
     overlap: s.overlap,
+    start_time: s.start_time ?? null,
+    end_time: s.end_time ?? null,
+    on_success: s.on_success ?? null,
+    alert_url: s.alert_url ?? null,
+    max_consecutive_failures: s.max_consecutive_failures ?? null,
     idempotency_key: r.idempotency_key,
     state: r.state as Task['state'],
     create_time: r.create_time,
@@ -126,12 +137,18 @@ function specOf(t: Task): string {
     retry: t.retry,
     misfire: t.misfire,
     overlap: t.overlap,
+    start_time: t.start_time,
+    end_time: t.end_time,
+    on_success: t.on_success,
+    alert_url: t.alert_url,
+    max_consecutive_failures: t.max_consecutive_failures,
   };
   return JSON.stringify(s);
 }
 
-interface RunRow extends Omit<Run, 'status'> {
+interface RunRow extends Omit<Run, 'status' | 'shards'> {
   status: string;
+  shards: string | null;
 }
 
 const rowToRun = (r: RunRow): Run => ({
@@ -148,9 +165,10 @@ const rowToRun = (r: RunRow): Run => ({
   error: r.error,
   duration_ms: r.duration_ms,
   response_body: r.response_body,
+  shards: r.shards ? (JSON.parse(r.shards) as Run['shards']) : null,
 });
 
-const RUN_COLS = 'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body';
+const RUN_COLS = 'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body, shards';
 
 export class SqliteTaskStore implements TaskStore {
   readonly kind = 'sqlite' as const;
@@ -226,7 +244,7 @@ export class SqliteTaskStore implements TaskStore {
 
     this.triggerTx = this.db.transaction((r: Parameters<TaskStore['commitTrigger']>[0]): FireResult => {
       if (this.st.getRun.get(r.run_id)) return 'conflict';
-      const res = this.st.countTrigger.run(r.now, r.task_id);
+      const res = this.st.countTrigger.run(r.scheduled_time, r.now, r.task_id);
       if (res.changes !== 1) return 'conflict';
       this.st.insertRun.run(r.run_id, r.task_id, r.slot, r.node, r.scheduled_time, null, null, 'PENDING', null, r.now);
       return 'committed';
@@ -243,7 +261,7 @@ export class SqliteTaskStore implements TaskStore {
         if (u.status === 'RUNNING') {
           this.st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.run_id);
         } else {
-          const res = this.st.runFinish.run(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.run_id);
+          const res = this.st.runFinish.run(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.shards ? JSON.stringify(u.shards) : null, u.run_id);
           if (res.changes === 1) this.st.taskLastStatus.run(u.status, u.task_id);
         }
       }
@@ -275,12 +293,12 @@ export class SqliteTaskStore implements TaskStore {
       ),
       runFinish: db.prepare(
         `UPDATE runs SET status = ?, attempts = MAX(attempts, ?), node = COALESCE(?, node), start_time = COALESCE(start_time, ?), end_time = ?,
-           http_status = ?, error = ?, duration_ms = ?, response_body = ?
+           http_status = ?, error = ?, duration_ms = ?, response_body = ?, shards = ?
          WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
       ),
       taskLastStatus: db.prepare('UPDATE tasks SET last_status = ? WHERE id = ?'),
       replaceSpec: db.prepare('UPDATE tasks SET format = ?, state = ?, next_fire_time = ?, spec = ?, update_time = ? WHERE id = ?'),
-      countTrigger: db.prepare("UPDATE tasks SET run_count = run_count + 1, update_time = ? WHERE id = ?"),
+      countTrigger: db.prepare('UPDATE tasks SET run_count = run_count + 1, last_fire_time = ?, update_time = ? WHERE id = ?'),
       pruneOld: db.prepare("DELETE FROM runs WHERE created < ? AND status NOT IN ('PENDING', 'RUNNING')"),
       pruneExcess: db.prepare(
         `DELETE FROM runs WHERE run_id IN (

@@ -2,7 +2,7 @@
  * The TaskStore contract. Implementations: `sqlite` (standalone) and `redis` (cluster).
  * The same contract test suite (test/component/store-contract.ts) runs against each.
  */
-import type { Run, RunStatus, Task } from '../task/index.js';
+import type { Run, RunStatus, ShardResult, Task } from '../task/index.js';
 
 /** Position in the (next_fire_time, task_id) order, used to page through due tasks. */
 export interface DueKey {
@@ -57,6 +57,7 @@ export interface RunUpdate {
   error?: string | null | undefined;
   duration_ms?: number | null | undefined;
   response_body?: string | null | undefined;
+  shards?: ShardResult[] | null | undefined;
 }
 
 /** An unfinished run (the outbox) joined with its task, for redelivery. */
@@ -72,7 +73,7 @@ export interface CreateResult {
 }
 
 /** Fields updateTask / pauseTask / resumeTask may change. run_count and last_* are never touched. */
-export type TaskChanges = Partial<Pick<Task, 'format' | 'name' | 'timezone' | 'callback' | 'timeout_ms' | 'retry' | 'misfire' | 'overlap' | 'state' | 'next_fire_time'>> & {
+export type TaskChanges = Partial<Omit<Task, 'id' | 'slot' | 'type' | 'create_time' | 'run_count' | 'last_fire_time' | 'last_status' | 'idempotency_key'>> & {
   update_time: number;
 };
 

@@ -15,8 +15,16 @@ export interface RetryPolicy {
   max_backoff_ms: number;
 }
 
+/** How a fire picks among several callback targets (`callback.urls`). */
+export type RouteStrategy = 'failover' | 'round_robin' | 'random' | 'consistent_hash' | 'broadcast';
+export const ROUTES: readonly RouteStrategy[] = ['failover', 'round_robin', 'random', 'consistent_hash', 'broadcast'];
+
 export interface CallbackSpec {
+  /** The target (with `urls`, the first of them). */
   url: string;
+  /** Several targets; `route` decides how a fire uses them. Null: just `url`. */
+  urls: string[] | null;
+  route: RouteStrategy | null;
   /** The JSON body sent with every callback (an object). */
   body: Record<string, unknown>;
   method: HttpMethod;
@@ -36,6 +44,15 @@ export interface TaskSpec {
   misfire: MisfirePolicy;
   overlap: OverlapPolicy;
   idempotency_key: string | null;
+  /** Periodic tasks fire only inside [start_time, end_time] (ms epoch; null = open). */
+  start_time: number | null;
+  end_time: number | null;
+  /** Tasks triggered when a run of this task succeeds (XXL-JOB child tasks). */
+  on_success: string[] | null;
+  /** Where a final failure is reported (else the global [alert] webhook_url). */
+  alert_url: string | null;
+  /** Pause the task after this many consecutive final failures (null: the server default). */
+  max_consecutive_failures: number | null;
 }
 
 export interface Task extends TaskSpec {
@@ -68,6 +85,17 @@ export interface Run {
   error: string | null;
   duration_ms: number | null;
   response_body: string | null;
+  /** Broadcast runs: one entry per target. */
+  shards: ShardResult[] | null;
+}
+
+export interface ShardResult {
+  index: number;
+  url: string;
+  ok: boolean;
+  attempts: number;
+  http_status: number | null;
+  error: string | null;
 }
 
 export const fireId = (taskId: string, scheduledMs: number): string => `${taskId}:${scheduledMs}`;

@@ -12,6 +12,8 @@ import {
   type MisfirePolicy,
   type OverlapPolicy,
   type RetryPolicy,
+  type RouteStrategy,
+  ROUTES,
   type TaskSpec,
   type TaskType,
 } from './types.js';
@@ -31,10 +33,11 @@ export interface CreateRequest {
   next_fire_time: number;
 }
 
-const CREATE_FIELDS = new Set([
-  'type', 'format', 'callback', 'name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused', 'idempotency_key',
-]);
-const CALLBACK_FIELDS = new Set(['url', 'body', 'method', 'headers']);
+const OPTION_FIELDS = ['name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused', 'start_time', 'end_time', 'on_success', 'alert_url', 'max_consecutive_failures'];
+const CREATE_FIELDS = new Set(['type', 'format', 'callback', 'idempotency_key', ...OPTION_FIELDS]);
+const CALLBACK_FIELDS = new Set(['url', 'urls', 'route', 'body', 'method', 'headers']);
+const MAX_TARGETS = 32;
+const MAX_CHILDREN = 32;
 const METHODS: readonly HttpMethod[] = ['POST', 'PUT', 'PATCH', 'DELETE', 'GET'];
 /** Headers a task may not set: the transport's and our own. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'user-agent', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect']);
@@ -130,7 +133,18 @@ export function parseCallback(v: unknown, limits: ValidationLimits): CallbackSpe
   if (v === undefined || v === null) throw badInput(Codes.CALLBACK_URL, "'callback' is required: an object with 'url' (absolute http/https URL) and optional 'body'");
   if (!isObject(v)) throw typeError('callback', 'an object {url, body}', v);
   rejectUnknown(v, CALLBACK_FIELDS, 'callback.');
-  const url = checkUrl(v.url);
+  let urls: string[] | null = null;
+  let route: RouteStrategy | null = null;
+  if (v.urls !== undefined && v.urls !== null) {
+    if (!Array.isArray(v.urls)) throw typeError('callback.urls', 'an array of URLs', v.urls);
+    if (v.urls.length === 0 || v.urls.length > MAX_TARGETS) throw badInput(Codes.CALLBACK_URL, `'callback.urls' must hold 1 to ${MAX_TARGETS} URLs, got ${v.urls.length}`);
+    urls = v.urls.map((u, i) => checkUrl(u, `callback.urls[${i}]`));
+    route = enumField<RouteStrategy>(v.route, 'callback.route', ROUTES, 'failover');
+    if (v.url !== undefined && v.url !== null && v.url !== urls[0]) throw invalidOption('callback.url', "give either 'url' or 'urls' (with 'route'), not both");
+  } else if (v.route !== undefined && v.route !== null) {
+    throw invalidOption('callback.route', "needs 'callback.urls' (several targets)");
+  }
+  const url = urls ? urls[0]! : checkUrl(v.url);
   let body: Record<string, unknown> = {};
   if (v.body !== undefined && v.body !== null) {
     if (!isObject(v.body)) throw typeError('callback.body', 'a JSON object', v.body);
@@ -141,7 +155,7 @@ export function parseCallback(v: unknown, limits: ValidationLimits): CallbackSpe
     throw new XcronError(Codes.TOO_LARGE, 413, `'callback.body' is ${size} bytes, over the limit of ${limits.callbackBodyLimit} bytes`);
   }
   const method = enumField(v.method, 'callback.method', METHODS, 'POST');
-  return { url, body, method, headers: parseHeaders(v.headers) };
+  return { url, urls, route, body, method, headers: parseHeaders(v.headers) };
 }
 
 function parseType(v: unknown): TaskType {
@@ -178,7 +192,13 @@ export function validateCreate(body: unknown, now: number, limits: ValidationLim
     misfire: enumField<MisfirePolicy>(o.misfire, 'misfire', ['fire_once', 'skip'], 'fire_once'),
     overlap: enumField<OverlapPolicy>(o.overlap, 'overlap', ['allow', 'skip', 'queue'], 'allow'),
     idempotency_key: optString(o.idempotency_key, 'idempotency_key', 200),
+    start_time: null,
+    end_time: null,
+    on_success: null,
+    alert_url: null,
+    max_consecutive_failures: null,
   };
+  applyPolicyFields(o, spec);
   let paused = false;
   if (o.paused !== undefined && o.paused !== null) {
     if (typeof o.paused !== 'boolean') throw typeError('paused', 'true or false', o.paused);
@@ -189,7 +209,11 @@ export function validateCreate(body: unknown, now: number, limits: ValidationLim
 }
 
 /** The first fire time of a new (or rescheduled) task. Throws 1002 for a one-shot in the past. */
-export function firstFire(spec: Pick<TaskSpec, 'type' | 'format' | 'timezone'>, now: number, pastGraceMs: number): number {
+export function firstFire(
+  spec: Pick<TaskSpec, 'type' | 'format' | 'timezone'> & Partial<Pick<TaskSpec, 'start_time' | 'end_time'>>,
+  now: number,
+  pastGraceMs: number,
+): number {
   if (spec.type === ONE_SHOT) {
     const at = parseOneShot(spec.format);
     if (at < now - pastGraceMs) {
@@ -197,12 +221,53 @@ export function firstFire(spec: Pick<TaskSpec, 'type' | 'format' | 'timezone'>, 
     }
     return at;
   }
-  const next = parseSchedule(spec.type, spec.format, spec.timezone, now).next(now);
+  const sched = parseSchedule(spec.type, spec.format, spec.timezone, now);
+  const start = spec.start_time ?? null;
+  const end = spec.end_time ?? null;
+  const next = sched.next(start !== null ? Math.max(now, start - 1) : now);
   if (next === null) throw badInput(Codes.CRON_INVALID, `cron expression ${JSON.stringify(spec.format)} never fires after now`);
+  if (end !== null && next > end) throw invalidOption('end_time', `the schedule has no fire time before end_time ${new Date(end).toISOString()}`);
   return next;
 }
 
-const UPDATE_FIELDS = new Set(['task_id', 'format', 'callback', 'name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused']);
+const UPDATE_FIELDS = new Set(['task_id', 'format', 'callback', ...OPTION_FIELDS]);
+
+/** A time option: integer ms epoch (13 digits) or unix seconds (10 digits), as number or string. */
+function timeField(v: unknown, field: string): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' && typeof v !== 'string') throw typeError(field, 'a unix timestamp (seconds or milliseconds)', v);
+  const s = String(v);
+  if (!/^\d{10}$|^\d{13}$/.test(s)) throw invalidOption(field, `must be a unix timestamp in seconds (10 digits) or milliseconds (13 digits), got ${JSON.stringify(s.slice(0, 40))}`);
+  return s.length === 10 ? Number(s) * 1000 : Number(s);
+}
+
+/** start_time, end_time, on_success, alert_url, max_consecutive_failures: given fields replace the spec's. */
+function applyPolicyFields(o: Record<string, unknown>, spec: TaskSpec): void {
+  if (o.start_time !== undefined) spec.start_time = timeField(o.start_time, 'start_time');
+  if (o.end_time !== undefined) spec.end_time = timeField(o.end_time, 'end_time');
+  if ((spec.start_time !== null || spec.end_time !== null) && spec.type !== PERIODIC) {
+    throw invalidOption(spec.start_time !== null ? 'start_time' : 'end_time', 'applies to periodic tasks (type 1) only');
+  }
+  if (spec.start_time !== null && spec.end_time !== null && spec.end_time <= spec.start_time) {
+    throw invalidOption('end_time', `must be after start_time (${spec.start_time}), got ${spec.end_time}`);
+  }
+  if (o.on_success !== undefined) {
+    if (o.on_success === null) spec.on_success = null;
+    else {
+      if (!Array.isArray(o.on_success)) throw typeError('on_success', 'an array of task ids', o.on_success);
+      if (o.on_success.length > MAX_CHILDREN) throw invalidOption('on_success', `at most ${MAX_CHILDREN} child tasks, got ${o.on_success.length}`);
+      const ids = o.on_success.map((x, i) => {
+        if (typeof x !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(x)) throw invalidOption(`on_success[${i}]`, `must be a task id string, got ${describe(x)}`);
+        return x;
+      });
+      spec.on_success = ids.length ? [...new Set(ids)] : null;
+    }
+  }
+  if (o.alert_url !== undefined) spec.alert_url = o.alert_url === null ? null : checkUrl(o.alert_url, 'alert_url');
+  if (o.max_consecutive_failures !== undefined) {
+    spec.max_consecutive_failures = o.max_consecutive_failures === null ? null : intField(o.max_consecutive_failures, 'max_consecutive_failures', 0, 10_000);
+  }
+}
 
 export interface UpdateRequest {
   /** The task's spec with the requested changes applied. */
@@ -234,6 +299,8 @@ export function validateUpdate(body: Record<string, unknown>, current: TaskSpec,
     rescheduled = true;
   }
   if (body.callback !== undefined) spec.callback = parseCallback(body.callback, limits);
+  if (body.start_time !== undefined || body.end_time !== undefined) rescheduled = true;
+  applyPolicyFields(body, spec);
   if (body.name !== undefined) spec.name = optString(body.name, 'name', 200);
   if (body.timeout_ms !== undefined) spec.timeout_ms = body.timeout_ms === null ? null : intField(body.timeout_ms, 'timeout_ms', 1, MAX_TIMEOUT_MS);
   if (body.retry !== undefined) spec.retry = parseRetry(body.retry);
