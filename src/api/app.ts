@@ -89,8 +89,10 @@ export function createApp(deps: ApiDeps): Hono {
   app.get('/readyz', async (c) => {
     const storeOk = await deps.store.ping().catch(() => false);
     const extra = deps.isReady ? await deps.isReady().catch(() => false) : true;
-    if (storeOk && extra) return ok(c, { ready: true, store: true, member: deps.ownership.isMember() });
-    return fail(c, new XcronError(Codes.STORE_UNAVAILABLE, 503, `not ready: ${storeOk ? 'not a cluster member yet' : 'store unreachable'}`));
+    const member = deps.ownership.isMember();
+    if (storeOk && extra && member) return ok(c, { ready: true, store: true, member });
+    const why = !storeOk ? 'store unreachable' : !member ? 'not a member (no slot ownership; fenced or still joining)' : 'not ready';
+    return fail(c, new XcronError(Codes.STORE_UNAVAILABLE, 503, `not ready: ${why}`));
   });
 
   app.get('/xcron/cluster', async (c) => ok(c, await deps.ownership.describe()));

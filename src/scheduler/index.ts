@@ -379,6 +379,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
       if (batch.length === 0) return; // woke early: armTimer sets the next wake
       await this.commitBatch(batch, now);
+      // Let I/O (deliveries, API requests) run between batches of a large burst.
+      if (batch.length === this.o.batchSize) await new Promise<void>((r) => setImmediate(r));
     }
   }
 
