@@ -1,0 +1,535 @@
+/**
+ * The TaskStore contract (src/store/types.ts). Every store implementation runs this same suite:
+ *
+ *   storeContract('sqlite', async () => ({ store, token, invalidate, cleanup }))
+ *
+ * It tests only what the interface promises, so that a Redis store can run it unchanged. Task
+ * slots are derived from task ids (slotOf, 256 slots) as the API derives them.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FireRequest, TaskStore } from '../../src/store/types.js';
+import { fireId, type Task } from '../../src/task/index.js';
+import { T0, idsInDistinctSlots, makeTask, oneShot } from './fixtures.js';
+
+export interface StoreHarness {
+  store: TaskStore;
+  /** The current fencing token for a slot. */
+  token(slot: number): number;
+  /** Makes the tokens handed out so far stale (another owner took over); token() then returns the new ones. */
+  invalidate(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+const MIN = 60_000;
+
+export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
+  describe(`TaskStore contract: ${name}`, () => {
+    let h: StoreHarness;
+    let store: TaskStore;
+
+    beforeEach(async () => {
+      h = await make();
+      store = h.store;
+    });
+    afterEach(async () => {
+      await h.cleanup();
+    });
+
+    /** A fire request for the task's current tick. */
+    const fire = (t: Task, over: Partial<FireRequest> = {}, run: Partial<FireRequest['run']> = {}): FireRequest => {
+      const expected = over.expected ?? t.next_fire_time!;
+      return {
+        slot: t.slot,
+        token: h.token(t.slot),
+        task_id: t.id,
+        expected,
+        next: expected + MIN,
+        now: expected + 5,
+        ...over,
+        run: { run_id: fireId(t.id, expected), node: 'node-a', status: 'PENDING', error: null, ...run },
+      };
+    };
+
+    const createAll = async (tasks: Task[]): Promise<void> => {
+      for (const t of tasks) expect((await store.create(t)).created).toBe(true);
+    };
+
+    // ------------------------------------------------------------ create / get / delete
+
+    describe('create, get, delete', () => {
+      it('create then get returns the same task', async () => {
+        const t = makeTask({ id: 'task-a', body: { name: 'nightly', timezone: 'Asia/Shanghai', retry: { max_attempts: 5 }, overlap: 'skip', misfire: 'skip', callback: { url: 'https://example.com/x', body: { k: [1, 'two'] }, method: 'PUT', headers: { 'X-A': 'b' } } } });
+        const r = await store.create(t);
+        expect(r.created).toBe(true);
+        expect(r.task).toEqual(t);
+        expect(await store.get('task-a')).toEqual(t);
+      });
+
+      it('get of an unknown id is null', async () => {
+        expect(await store.get('nope')).toBeNull();
+      });
+
+      it('keeps one-shot and paused tasks as given', async () => {
+        const a = oneShot('one-shot', T0 + 5000);
+        const b = makeTask({ id: 'paused', state: 'paused' });
+        await createAll([a, b]);
+        expect(await store.get('one-shot')).toEqual(a);
+        expect((await store.get('paused'))!.state).toBe('paused');
+      });
+
+      it('delete returns the task, removes it and its runs', async () => {
+        const t = makeTask({ id: 'doomed' });
+        await createAll([t]);
+        expect(await store.commitFires([fire(t)])).toEqual(['committed']);
+        const runId = fireId(t.id, t.next_fire_time!);
+        expect(await store.getRun(runId)).not.toBeNull();
+
+        const deleted = await store.delete('doomed');
+        expect(deleted?.id).toBe('doomed');
+        expect(await store.get('doomed')).toBeNull();
+        expect(await store.getRun(runId)).toBeNull();
+        expect(await store.listRuns('doomed', 10)).toEqual([]);
+        expect(await store.unfinishedRuns({ slots: null, after: null, limit: 100 })).toEqual([]);
+        expect(await store.dueTasks({ slots: null, after: null, upTo: T0 + 100 * MIN, limit: 100 })).toEqual([]);
+      });
+
+      it('delete of an unknown id is null', async () => {
+        expect(await store.delete('nope')).toBeNull();
+      });
+
+      it('deleting one task leaves the others and their runs', async () => {
+        const a = makeTask({ id: 'keep' });
+        const b = makeTask({ id: 'drop' });
+        await createAll([a, b]);
+        expect(await store.commitFires([fire(a), fire(b)])).toEqual(['committed', 'committed']);
+        await store.delete('drop');
+        expect(await store.get('keep')).not.toBeNull();
+        expect(await store.listRuns('keep', 10)).toHaveLength(1);
+      });
+
+      it('an idempotency key returns the existing task with created=false', async () => {
+        const first = makeTask({ id: 'first', body: { idempotency_key: 'order-42' } });
+        const second = makeTask({ id: 'second', format: '0 * * * *', body: { idempotency_key: 'order-42' } });
+        const r1 = await store.create(first);
+        const r2 = await store.create(second);
+        expect(r1.created).toBe(true);
+        expect(r2.created).toBe(false);
+        expect(r2.task).toEqual(first);
+        expect(await store.get('second')).toBeNull();
+      });
+
+      it('tasks without an idempotency key never collide', async () => {
+        await createAll([makeTask({ id: 'x1' }), makeTask({ id: 'x2' })]);
+        expect(await store.get('x1')).not.toBeNull();
+        expect(await store.get('x2')).not.toBeNull();
+      });
+
+      it('the idempotency key is freed when its task is deleted', async () => {
+        await createAll([makeTask({ id: 'k1', body: { idempotency_key: 'k' } })]);
+        await store.delete('k1');
+        const r = await store.create(makeTask({ id: 'k2', body: { idempotency_key: 'k' } }));
+        expect(r.created).toBe(true);
+        expect(r.task.id).toBe('k2');
+      });
+    });
+
+    // ------------------------------------------------------------ dueTasks
+
+    describe('dueTasks', () => {
+      // ids chosen so that time order and id order disagree, with ties on time
+      const times: [string, number][] = [
+        ['d', T0 + 3000],
+        ['a', T0 + 2000],
+        ['c', T0 + 1000],
+        ['b', T0 + 1000],
+        ['e', T0 + 2000],
+        ['f', T0 + 4000],
+      ];
+      const ORDER = ['b', 'c', 'a', 'e', 'd', 'f'];
+      const seed = () => createAll(times.map(([id, at]) => makeTask({ id, next_fire_time: at })));
+
+      it('orders by (next_fire_time, id)', async () => {
+        await seed();
+        const rows = await store.dueTasks({ slots: null, after: null, upTo: T0 + 10_000, limit: 100 });
+        expect(rows.map((t) => t.id)).toEqual(ORDER);
+        expect(rows.map((t) => t.next_fire_time)).toEqual([...rows.map((t) => t.next_fire_time!)].sort((x, y) => x - y));
+      });
+
+      it('returns full tasks', async () => {
+        await seed();
+        const [first] = await store.dueTasks({ slots: null, after: null, upTo: T0 + 10_000, limit: 1 });
+        expect(first).toEqual(await store.get('b'));
+      });
+
+      it('pages with the exclusive `after` key, ties included', async () => {
+        await seed();
+        const seen: string[] = [];
+        let after: { time: number; id: string } | null = null;
+        for (let i = 0; i < 10; i++) {
+          const page = await store.dueTasks({ slots: null, after, upTo: T0 + 10_000, limit: 2 });
+          seen.push(...page.map((t) => t.id));
+          if (page.length < 2) break;
+          const last = page[page.length - 1]!;
+          after = { time: last.next_fire_time!, id: last.id };
+        }
+        expect(seen).toEqual(ORDER);
+      });
+
+      it('`after` in the middle of a tie', async () => {
+        await seed();
+        const rows = await store.dueTasks({ slots: null, after: { time: T0 + 2000, id: 'a' }, upTo: T0 + 10_000, limit: 100 });
+        expect(rows.map((t) => t.id)).toEqual(['e', 'd', 'f']);
+      });
+
+      it('`upTo` is an inclusive bound', async () => {
+        await seed();
+        expect((await store.dueTasks({ slots: null, after: null, upTo: T0 + 2000, limit: 100 })).map((t) => t.id)).toEqual(['b', 'c', 'a', 'e']);
+        expect((await store.dueTasks({ slots: null, after: null, upTo: T0 + 1999, limit: 100 })).map((t) => t.id)).toEqual(['b', 'c']);
+        expect(await store.dueTasks({ slots: null, after: null, upTo: T0 + 999, limit: 100 })).toEqual([]);
+      });
+
+      it('includes overdue tasks (next fire time in the past)', async () => {
+        await createAll([makeTask({ id: 'old', next_fire_time: T0 - 86_400_000 })]);
+        expect((await store.dueTasks({ slots: null, after: null, upTo: T0, limit: 10 })).map((t) => t.id)).toEqual(['old']);
+      });
+
+      it('honours `limit`', async () => {
+        await seed();
+        expect(await store.dueTasks({ slots: null, after: null, upTo: T0 + 10_000, limit: 3 })).toHaveLength(3);
+      });
+
+      it('filters by slot', async () => {
+        const ids = idsInDistinctSlots(3);
+        const tasks = ids.map((id, i) => makeTask({ id, next_fire_time: T0 + i }));
+        await createAll(tasks);
+        const [t0, t1, t2] = tasks as [Task, Task, Task];
+        expect((await store.dueTasks({ slots: [t1.slot], after: null, upTo: T0 + 10, limit: 10 })).map((t) => t.id)).toEqual([t1.id]);
+        expect((await store.dueTasks({ slots: [t2.slot, t0.slot], after: null, upTo: T0 + 10, limit: 10 })).map((t) => t.id)).toEqual([t0.id, t2.id]);
+        expect(await store.dueTasks({ slots: [], after: null, upTo: T0 + 10, limit: 10 })).toEqual([]);
+        expect(await store.dueTasks({ slots: null, after: null, upTo: T0 + 10, limit: 10 })).toHaveLength(3);
+      });
+
+      it('returns only active tasks', async () => {
+        await createAll([
+          makeTask({ id: 'active', next_fire_time: T0 + 1 }),
+          makeTask({ id: 'paused', next_fire_time: T0 + 1, state: 'paused' }),
+          makeTask({ id: 'done', next_fire_time: null, state: 'completed' }),
+        ]);
+        expect((await store.dueTasks({ slots: null, after: null, upTo: T0 + 10, limit: 10 })).map((t) => t.id)).toEqual(['active']);
+      });
+    });
+
+    // ------------------------------------------------------------ commitFires
+
+    describe('commitFires', () => {
+      it('committed: advances next_fire_time, counts the run, writes it PENDING as <task>:<tick>', async () => {
+        const t = makeTask({ id: 'p' });
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t, { next: tick + MIN, now: tick + 7 })])).toEqual(['committed']);
+
+        const after = (await store.get('p'))!;
+        expect(after.next_fire_time).toBe(tick + MIN);
+        expect(after.run_count).toBe(1);
+        expect(after.last_fire_time).toBe(tick);
+        expect(after.state).toBe('active');
+
+        const run = await store.getRun(`p:${tick}`);
+        expect(run).toMatchObject({ run_id: `p:${tick}`, task_id: 'p', slot: t.slot, node: 'node-a', scheduled_time: tick, status: 'PENDING', attempts: 0 });
+        expect(run!.end_time).toBeNull();
+      });
+
+      it('the same tick twice: the second is a conflict and writes no second run', async () => {
+        const t = makeTask({ id: 'twice' });
+        await createAll([t]);
+        expect(await store.commitFires([fire(t)])).toEqual(['committed']);
+        expect(await store.commitFires([fire(t)])).toEqual(['conflict']);
+        expect((await store.get('twice'))!.run_count).toBe(1);
+        expect(await store.listRuns('twice', 10)).toHaveLength(1);
+      });
+
+      it('a wrong expected tick is a conflict and changes nothing', async () => {
+        const t = makeTask({ id: 'wrong' });
+        await createAll([t]);
+        expect(await store.commitFires([fire(t, { expected: t.next_fire_time! + MIN })])).toEqual(['conflict']);
+        expect(await store.get('wrong')).toEqual(t);
+        expect(await store.listRuns('wrong', 10)).toEqual([]);
+      });
+
+      it('an unknown task is a conflict', async () => {
+        const ghost = makeTask({ id: 'ghost' });
+        expect(await store.commitFires([fire(ghost)])).toEqual(['conflict']);
+        expect(await store.getRun(fireId('ghost', ghost.next_fire_time!))).toBeNull();
+      });
+
+      it('a paused task is a conflict', async () => {
+        const t = makeTask({ id: 'paused', state: 'paused' });
+        await createAll([t]);
+        expect(await store.commitFires([fire(t)])).toEqual(['conflict']);
+        expect((await store.get('paused'))!.run_count).toBe(0);
+      });
+
+      it('next = null completes the task (one-shot)', async () => {
+        const at = T0 + 30_000;
+        const t = oneShot('once', at);
+        await createAll([t]);
+        expect(await store.commitFires([fire(t, { next: null })])).toEqual(['committed']);
+        const done = (await store.get('once'))!;
+        expect(done.state).toBe('completed');
+        expect(done.next_fire_time).toBeNull();
+        expect(done.run_count).toBe(1);
+        expect(done.last_fire_time).toBe(at);
+        expect((await store.getRun(`once:${at}`))!.status).toBe('PENDING');
+        expect(await store.dueTasks({ slots: null, after: null, upTo: at + 86_400_000, limit: 10 })).toEqual([]);
+        // and it cannot fire again
+        expect(await store.commitFires([fire(t, { next: null })])).toEqual(['conflict']);
+      });
+
+      it.each(['MISSED', 'SKIPPED'] as const)('%s is recorded final, not counted, and the tick still advances', async (status) => {
+        const t = makeTask({ id: `policy-${status}` });
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        const reason = `${status.toLowerCase()} by policy`;
+        expect(await store.commitFires([fire(t, { now: tick + 10 }, { status, error: reason })])).toEqual(['committed']);
+
+        const after = (await store.get(t.id))!;
+        expect(after.run_count).toBe(0);
+        expect(after.next_fire_time).toBe(tick + MIN);
+        expect(after.last_status).toBe(status);
+        const run = (await store.getRun(fireId(t.id, tick)))!;
+        expect(run.status).toBe(status);
+        expect(run.error).toBe(reason);
+        expect(run.end_time).not.toBeNull();
+        // final: not in the outbox, and a late RUNNING does not reopen it
+        expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+        await store.updateRuns([{ run_id: run.run_id, task_id: t.id, status: 'RUNNING', attempts: 1 }]);
+        expect((await store.getRun(run.run_id))!.status).toBe(status);
+      });
+
+      it('a stale token is fenced and changes nothing; the new token commits', async () => {
+        const t = makeTask({ id: 'fenced' });
+        await createAll([t]);
+        const stale = h.token(t.slot);
+        await h.invalidate();
+        expect(await store.commitFires([fire(t, { token: stale })])).toEqual(['fenced']);
+        expect(await store.get('fenced')).toEqual(t);
+        expect(await store.listRuns('fenced', 10)).toEqual([]);
+
+        const fresh = h.token(t.slot);
+        expect(fresh).not.toBe(stale);
+        expect(await store.commitFires([fire(t, { token: fresh })])).toEqual(['committed']);
+      });
+
+      it('a batch of many fires commits in one call with results in request order', async () => {
+        const tasks = Array.from({ length: 60 }, (_, i) => makeTask({ id: `batch-${String(i).padStart(2, '0')}`, next_fire_time: T0 + 1000 }));
+        const paused = makeTask({ id: 'batch-paused', next_fire_time: T0 + 1000, state: 'paused' });
+        await createAll([...tasks, paused]);
+        const first = tasks[0]!;
+        const reqs: FireRequest[] = [
+          ...tasks.slice(0, 30).map((t) => fire(t)),
+          fire(first), // same tick again in the same batch: the first one moved it
+          fire(tasks[30]!, { expected: T0 + 999 }), // wrong tick
+          fire(makeTask({ id: 'batch-ghost', next_fire_time: T0 + 1000 })), // unknown
+          fire(paused), // not active
+          ...tasks.slice(30).map((t) => fire(t)),
+        ];
+        const results = await store.commitFires(reqs);
+        expect(results).toEqual([
+          ...Array<string>(30).fill('committed'),
+          'conflict',
+          'conflict',
+          'conflict',
+          'conflict',
+          ...Array<string>(30).fill('committed'),
+        ]);
+        for (const t of tasks) {
+          const got = (await store.get(t.id))!;
+          expect(got.run_count).toBe(1);
+          expect(got.next_fire_time).toBe(T0 + 1000 + MIN);
+        }
+        expect((await store.unfinishedRuns({ slots: null, after: null, limit: 1000 })).length).toBe(60);
+      });
+
+      it('a batch mixing stale and current tokens: only the stale requests are fenced', async () => {
+        const [a, b, c] = ['mix-a', 'mix-b', 'mix-c'].map((id) => makeTask({ id, next_fire_time: T0 + 1000 })) as [Task, Task, Task];
+        await createAll([a, b, c]);
+        const staleA = h.token(a.slot);
+        const staleB = h.token(b.slot);
+        await h.invalidate();
+        const results = await store.commitFires([fire(a, { token: staleA }), fire(c), fire(b, { token: staleB })]);
+        expect(results).toEqual(['fenced', 'committed', 'fenced']);
+        expect((await store.get('mix-a'))!.run_count).toBe(0);
+        expect((await store.get('mix-c'))!.run_count).toBe(1);
+      });
+
+      it('an empty batch returns an empty result', async () => {
+        expect(await store.commitFires([])).toEqual([]);
+      });
+
+      it('successive ticks keep counting', async () => {
+        const t = makeTask({ id: 'seq' });
+        await createAll([t]);
+        let tick = t.next_fire_time!;
+        for (let i = 0; i < 5; i++) {
+          expect(await store.commitFires([fire(t, { expected: tick, next: tick + MIN })])).toEqual(['committed']);
+          tick += MIN;
+        }
+        const got = (await store.get('seq'))!;
+        expect(got.run_count).toBe(5);
+        expect(got.next_fire_time).toBe(tick);
+        expect(got.last_fire_time).toBe(tick - MIN);
+        expect(await store.listRuns('seq', 100)).toHaveLength(5);
+      });
+    });
+
+    // ------------------------------------------------------------ runs
+
+    describe('updateRuns', () => {
+      async function committed(id: string): Promise<{ t: Task; runId: string }> {
+        const t = makeTask({ id });
+        await createAll([t]);
+        expect(await store.commitFires([fire(t)])).toEqual(['committed']);
+        return { t, runId: fireId(id, t.next_fire_time!) };
+      }
+
+      it('RUNNING then SUCCESS: run fields and the task`s last_status', async () => {
+        const { t, runId } = await committed('r1');
+        const start = t.next_fire_time! + 10;
+        await store.updateRuns([{ run_id: runId, task_id: 'r1', status: 'RUNNING', attempts: 1, node: 'node-b', start_time: start }]);
+        expect(await store.getRun(runId)).toMatchObject({ status: 'RUNNING', attempts: 1, node: 'node-b', start_time: start, end_time: null });
+        expect((await store.get('r1'))!.last_status).toBeNull();
+
+        await store.updateRuns([
+          { run_id: runId, task_id: 'r1', status: 'SUCCESS', attempts: 2, node: 'node-b', start_time: start, end_time: start + 250, http_status: 204, error: null, duration_ms: 250, response_body: 'ok' },
+        ]);
+        expect(await store.getRun(runId)).toMatchObject({
+          run_id: runId,
+          task_id: 'r1',
+          status: 'SUCCESS',
+          attempts: 2,
+          node: 'node-b',
+          start_time: start,
+          end_time: start + 250,
+          http_status: 204,
+          error: null,
+          duration_ms: 250,
+          response_body: 'ok',
+        });
+        expect((await store.get('r1'))!.last_status).toBe('SUCCESS');
+        expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+      });
+
+      it('a late RUNNING after SUCCESS does not reopen the run', async () => {
+        const { runId } = await committed('r2');
+        await store.updateRuns([{ run_id: runId, task_id: 'r2', status: 'SUCCESS', attempts: 1, end_time: T0 + 5, http_status: 200 }]);
+        await store.updateRuns([{ run_id: runId, task_id: 'r2', status: 'RUNNING', attempts: 1, node: 'late' }]);
+        const run = (await store.getRun(runId))!;
+        expect(run.status).toBe('SUCCESS');
+        expect(run.http_status).toBe(200);
+        expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+      });
+
+      it('a final outcome is not overwritten by another final outcome', async () => {
+        const { runId } = await committed('r3');
+        await store.updateRuns([{ run_id: runId, task_id: 'r3', status: 'SUCCESS', attempts: 1, http_status: 200 }]);
+        await store.updateRuns([{ run_id: runId, task_id: 'r3', status: 'FAIL', attempts: 2, http_status: 500, error: 'HTTP 500' }]);
+        expect((await store.getRun(runId))!.status).toBe('SUCCESS');
+        expect((await store.get('r3'))!.last_status).toBe('SUCCESS');
+      });
+
+      it('FAIL records the error and sets last_status FAIL', async () => {
+        const { runId } = await committed('r4');
+        await store.updateRuns([{ run_id: runId, task_id: 'r4', status: 'FAIL', attempts: 3, http_status: 503, error: 'HTTP 503' }]);
+        expect(await store.getRun(runId)).toMatchObject({ status: 'FAIL', attempts: 3, http_status: 503, error: 'HTTP 503' });
+        expect((await store.get('r4'))!.last_status).toBe('FAIL');
+      });
+
+      it('several updates in one call; an unknown run is ignored', async () => {
+        const a = await committed('r5');
+        const b = await committed('r6');
+        await store.updateRuns([
+          { run_id: a.runId, task_id: 'r5', status: 'SUCCESS', attempts: 1 },
+          { run_id: 'nope:1', task_id: 'nope', status: 'SUCCESS', attempts: 1 },
+          { run_id: b.runId, task_id: 'r6', status: 'RUNNING', attempts: 1 },
+        ]);
+        expect((await store.getRun(a.runId))!.status).toBe('SUCCESS');
+        expect((await store.getRun(b.runId))!.status).toBe('RUNNING');
+        expect(await store.getRun('nope:1')).toBeNull();
+        expect(await store.updateRuns([])).toBeUndefined();
+      });
+    });
+
+    describe('unfinishedRuns (the outbox)', () => {
+      it('returns PENDING and RUNNING runs joined with their task, in (scheduled_time, run_id) order', async () => {
+        const a = makeTask({ id: 'ob-a', next_fire_time: T0 + 2000 });
+        const b = makeTask({ id: 'ob-b', next_fire_time: T0 + 1000 });
+        const c = makeTask({ id: 'ob-c', next_fire_time: T0 + 1000 });
+        const d = makeTask({ id: 'ob-d', next_fire_time: T0 + 500 });
+        await createAll([a, b, c, d]);
+        expect(await store.commitFires([fire(a), fire(b), fire(c), fire(d)])).toEqual(['committed', 'committed', 'committed', 'committed']);
+        await store.updateRuns([
+          { run_id: fireId('ob-b', T0 + 1000), task_id: 'ob-b', status: 'RUNNING', attempts: 1 },
+          { run_id: fireId('ob-d', T0 + 500), task_id: 'ob-d', status: 'SUCCESS', attempts: 1 },
+        ]);
+
+        const rows = await store.unfinishedRuns({ slots: null, after: null, limit: 10 });
+        expect(rows.map((r) => r.run.run_id)).toEqual([fireId('ob-b', T0 + 1000), fireId('ob-c', T0 + 1000), fireId('ob-a', T0 + 2000)]);
+        expect(rows.map((r) => r.run.status)).toEqual(['RUNNING', 'PENDING', 'PENDING']);
+        for (const r of rows) {
+          expect(r.task.id).toBe(r.run.task_id);
+          expect(r.task).toEqual(await store.get(r.task.id));
+        }
+        expect(rows[0]!.run.attempts).toBe(1);
+      });
+
+      it('pages with `after` and filters by slot', async () => {
+        const ids = idsInDistinctSlots(4, 'ob-slot');
+        const tasks = ids.map((id, i) => makeTask({ id, next_fire_time: T0 + 1000 * (i + 1) }));
+        await createAll(tasks);
+        expect(await store.commitFires(tasks.map((t) => fire(t)))).toEqual(Array<string>(4).fill('committed'));
+
+        const seen: string[] = [];
+        let after: { time: number; id: string } | null = null;
+        for (let i = 0; i < 10; i++) {
+          const page = await store.unfinishedRuns({ slots: null, after, limit: 3 });
+          seen.push(...page.map((r) => r.run.task_id));
+          if (page.length < 3) break;
+          const last = page[page.length - 1]!.run;
+          after = { time: last.scheduled_time, id: last.run_id };
+        }
+        expect(seen).toEqual(ids);
+
+        const [t0, , t2] = tasks as [Task, Task, Task, Task];
+        const filtered = await store.unfinishedRuns({ slots: [t2.slot, t0.slot], after: null, limit: 10 });
+        expect(filtered.map((r) => r.run.task_id)).toEqual([t0.id, t2.id]);
+        expect(filtered.every((r) => r.run.slot === r.task.slot)).toBe(true);
+        expect(await store.unfinishedRuns({ slots: [], after: null, limit: 10 })).toEqual([]);
+      });
+    });
+
+    describe('listRuns, getRun, ping', () => {
+      it('lists a task`s runs newest first, up to the limit', async () => {
+        const t = makeTask({ id: 'hist' });
+        await createAll([t]);
+        const first = t.next_fire_time!;
+        for (let i = 0; i < 4; i++) {
+          const tick = first + i * MIN;
+          expect(await store.commitFires([fire(t, { expected: tick, next: tick + MIN })])).toEqual(['committed']);
+        }
+        const runs = await store.listRuns('hist', 10);
+        expect(runs.map((r) => r.scheduled_time)).toEqual([first + 3 * MIN, first + 2 * MIN, first + MIN, first]);
+        expect(runs.every((r) => r.task_id === 'hist')).toBe(true);
+        expect((await store.listRuns('hist', 2)).map((r) => r.scheduled_time)).toEqual([first + 3 * MIN, first + 2 * MIN]);
+        expect(await store.listRuns('other', 10)).toEqual([]);
+      });
+
+      it('getRun of an unknown run is null', async () => {
+        expect(await store.getRun('x:1')).toBeNull();
+      });
+
+      it('ping is true while open', async () => {
+        expect(await store.ping()).toBe(true);
+      });
+    });
+  });
+}
