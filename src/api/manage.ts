@@ -6,7 +6,7 @@
 import type { Context, Hono } from 'hono';
 import { Codes, XcronError, describe } from '../errors.js';
 import type { DueKey, TaskChanges } from '../store/types.js';
-import { ONE_SHOT, fireId, firstFire, isObject, nextFire, validateUpdate, type Run, type Task } from '../task/index.js';
+import { ONE_SHOT, fireId, firstFire, isObject, manualFireTime, nextFire, validateUpdate, type Run, type Task } from '../task/index.js';
 import type { ApiDeps } from './app.js';
 import { ok } from './envelope.js';
 import { readJson, taskIdOf, taskView } from './tasks.js';
@@ -125,14 +125,17 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
     const task = await deps.store.get(id);
     if (!task) throw notFound(id);
     const now = deps.clock.now();
+    let at = now;
     for (let i = 0; i < 10; i++) {
-      const run_id = fireId(id, now + i);
-      const res = await deps.store.commitTrigger({ slot: task.slot, task_id: id, run_id, scheduled_time: now + i, node: deps.nodeId, now });
+      at = manualFireTime(task, at);
+      const run_id = fireId(id, at);
+      const res = await deps.store.commitTrigger({ slot: task.slot, task_id: id, run_id, scheduled_time: at, node: deps.nodeId, now });
       if (res === 'committed') {
         deps.notifier.runQueued(run_id, task.slot);
-        return ok(c, { task_id: id, run_id, scheduled_time: now + i });
+        return ok(c, { task_id: id, run_id, scheduled_time: at });
       }
       if (!(await deps.store.get(id))) throw notFound(id);
+      at++;
     }
     throw new XcronError(Codes.STORE_WRITE, 503, 'could not allocate a fire id for the manual run; retry');
   });

@@ -7,6 +7,7 @@
  * ConfigError whose message names the key.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
@@ -35,9 +36,42 @@ const deliverySchema = z.strictObject({
   user_agent: z.string().min(1).max(200).default(''),
 });
 
+/** "a.b.c.d/n", "x::y/n" or a bare IP address. */
+const isCidr = (s: string): boolean => {
+  const m = /^([^/%]+?)(?:\/(\d{1,3}))?$/.exec(s);
+  const v = m ? isIP(m[1]!) : 0;
+  return v !== 0 && (m![2] === undefined || Number(m![2]) <= (v === 4 ? 32 : 128));
+};
+const HOST_PATTERN = /^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/i;
+
 const callbackSchema = z.strictObject({
   body_limit: int(2, 100 * 1024 * 1024).default(65_536),
   signing_secrets: z.array(z.string().min(16, 'a signing secret needs at least 16 characters')).max(2).default([]),
+  deny_cidrs: z
+    .array(z.string().refine(isCidr, 'expected a CIDR such as "169.254.0.0/16" or an IP address'))
+    .max(1000)
+    .default(['169.254.0.0/16', 'fe80::/10', '169.254.169.254/32', 'fd00:ec2::254/128', '100.100.100.200/32']),
+  allow_hosts: z
+    .array(z.string().refine((s) => isCidr(s) || (s.length <= 253 && HOST_PATTERN.test(s)), 'expected a hostname, "*.domain", an IP address or a CIDR'))
+    .max(1000)
+    .default([]),
+  allow_loopback: z.boolean().default(true),
+  allow_private: z.boolean().default(true),
+});
+
+const TOKEN_RE = /^[\x21-\x7e]+$/;
+const tokenSchema = z.strictObject({
+  token: z.string().min(16, 'a token needs at least 16 characters').max(4096).regex(TOKEN_RE, 'a token is printable ASCII without spaces'),
+  role: z.enum(['admin', 'read']),
+  name: z.string().min(1).max(100).optional(),
+});
+
+const authSchema = z.strictObject({
+  tokens: z.array(tokenSchema).max(10_000).default([]),
+  tokens_file: z.string().default(''),
+  rate_limit_per_sec: z.number().min(0).max(1_000_000).default(0),
+  rate_limit_burst: int(0, 10_000_000).default(0),
+  public_metrics: z.boolean().default(false),
 });
 
 const storeSchema = z.strictObject({
@@ -57,6 +91,8 @@ const alertSchema = z.strictObject({
 
 const clusterSchema = z.strictObject({
   redis_url: z.string().default(''),
+  /** Use the Redis Cluster client; redis_url may then list several seed nodes (host:port,host:port). */
+  redis_cluster: z.boolean().default(false),
   slots: int(1, 16_384).default(256),
   lease_ms: int(500, 600_000).default(3000),
   key_prefix: z.string().min(1).max(100).default('xcron'),
@@ -76,6 +112,7 @@ export const configSchema = z.strictObject({
   scheduler: schedulerSchema.default(schedulerSchema.parse({})),
   delivery: deliverySchema.default(deliverySchema.parse({})),
   callback: callbackSchema.default(callbackSchema.parse({})),
+  auth: authSchema.default(authSchema.parse({})),
   store: storeSchema.default(storeSchema.parse({})),
   history: historySchema.default(historySchema.parse({})),
   alert: alertSchema.default(alertSchema.parse({})),
@@ -92,7 +129,7 @@ const isPlainObject = (v: unknown): v is Raw => typeof v === 'object' && v !== n
 function coerceEnv(envName: string, text: string, example: unknown): unknown {
   if (typeof example === 'number') {
     const n = Number(text.trim());
-    if (text.trim() === '' || !Number.isFinite(n)) {
+    if (!/^-?\d+(\.\d+)?$/.test(text.trim()) || !Number.isFinite(n)) {
       throw new ConfigError(`${envName}: expected a number, got ${JSON.stringify(text)}`);
     }
     return n;

@@ -14,7 +14,7 @@ import type { Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { DueKey, FireRequest, FireResult, TaskStore } from '../store/types.js';
-import { PERIODIC, fireId, nextFire, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
+import { PERIODIC, fireId, manualFireTime, nextFire, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
 import { MinHeap } from './heap.js';
 import { RunRecorder } from './recorder.js';
 
@@ -35,6 +35,8 @@ export interface SchedulerOptions {
   misfireThresholdMs: number;
   batchSize: number;
   maxLoaded: number;
+  /** Every this many scans, a full re-read of the window up to the horizon (the safety net). Default 10. */
+  safetyRescanEvery?: number;
   defaultTimeoutMs: number;
   defaultRetry: RetryPolicy;
   /** A manual run (a child task) was recorded: get it delivered by its slot's owner. Default: deliver here. */
@@ -116,6 +118,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private readonly queued = new Map<string, Dispatch[]>();
   private readonly recorder: RunRecorder;
   private storeBackoffUntil = 0;
+  private scans = 0;
   private readonly rr = new Map<string, number>();
 
   constructor(private readonly o: SchedulerOptions) {
@@ -234,8 +237,45 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private scheduleScan(): void {
     if (this.stopped) return;
     this.scanTimer = this.o.clock.setTimer(() => {
-      void this.scan().finally(() => this.scheduleScan());
+      this.scans++;
+      const safety = this.scans % (this.o.safetyRescanEvery ?? 10) === 0;
+      void (safety ? this.safetyRescan() : Promise.resolve())
+        .then(() => this.scan())
+        .finally(() => this.scheduleScan());
     }, this.o.scanIntervalMs);
+  }
+
+  /**
+   * The safety net: re-reads every due task up to the horizon and loads the ones missing from the
+   * heap (a lost notification, a write by another process, a task dropped after a store error).
+   */
+  async safetyRescan(): Promise<void> {
+    if (this.stopped || this.horizon.time === -Infinity) return;
+    const upTo = this.horizon.time;
+    let cursor: DueKey | null = null;
+    let found = 0;
+    try {
+      for (;;) {
+        const slots = this.slotFilter();
+        if (slots !== null && slots.length === 0) return;
+        const rows: Task[] = await this.o.store.dueTasks({ slots, after: cursor, upTo, limit: 5000 });
+        for (const t of rows) {
+          if (this.entries.has(t.id) || this.committingIds.has(t.id) || this.o.ownership.tokenFor(t.slot) === null) continue;
+          if (!keyLE(t.next_fire_time!, t.id, this.horizon)) continue;
+          this.insert(t);
+          found++;
+        }
+        if (rows.length < 5000) break;
+        const last = rows[rows.length - 1]!;
+        cursor = { time: last.next_fire_time!, id: last.id };
+      }
+    } catch (e) {
+      this.reportStoreError(e);
+    }
+    if (found > 0) {
+      this.o.log.info({ found }, 'safety rescan loaded tasks that were missing from the timer heap');
+      this.armTimer();
+    }
   }
 
   /** Extends the horizon to now + lookahead, page by page, up to maxLoaded entries. */
@@ -516,9 +556,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           continue;
         }
         const now = this.o.clock.now();
-        for (let i = 0; i < 10; i++) {
-          const run_id = fireId(childId, now + i);
-          const res = await this.o.store.commitTrigger({ slot: child.slot, task_id: childId, run_id, scheduled_time: now + i, node: this.o.nodeId, now });
+        let at = now;
+        for (let i = 0; i < 10; i++, at++) {
+          at = manualFireTime(child, at);
+          const run_id = fireId(childId, at);
+          const res = await this.o.store.commitTrigger({ slot: child.slot, task_id: childId, run_id, scheduled_time: at, node: this.o.nodeId, now });
           if (res === 'committed') {
             this.emit('childTriggered', { parent_id: parent.id, child_id: childId, run_id });
             if (this.o.onRunQueued) this.o.onRunQueued(run_id, child.slot);

@@ -18,3 +18,16 @@ export function nextFire(
   if (next !== null && end !== null && task.type === 1 && next > end) return null;
   return next;
 }
+
+/**
+ * A millisecond at or after `from` that is not one of the task's scheduled ticks, for the fire id
+ * of a manual run (triggerTask, child tasks): a manual run never takes a tick's fire id.
+ */
+export function manualFireTime(task: Parameters<typeof nextFire>[0], from: number): number {
+  let t = from;
+  for (let i = 0; i < 1000; i++, t++) {
+    const tick = nextFire(task, t - 1);
+    if (tick !== t) return t;
+  }
+  return t;
+}

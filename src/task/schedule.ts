@@ -28,7 +28,7 @@ export const MAX_EVERY_MS = 366 * 86_400_000;
 
 /** Parses `@every 1h30m` style durations into ms; throws 1005 with the reason. */
 export function parseEvery(format: string): number {
-  const rest = format.slice('@every'.length).trim();
+  const rest = format.slice('@every'.length).trim().toLowerCase();
   if (rest === '') throw cronError(format, "'@every' needs a duration such as '30s' or '1h30m'");
   const re = /(\d+)(ms|s|m|h|d)/gy;
   let total = 0;
