@@ -1,0 +1,122 @@
+/**
+ * The API under test through Hono's `app.request`: the real app over a real SQLite file in a temp
+ * dir, LocalOwnership, a recording notifier, a manual clock and a silent logger.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Hono } from 'hono';
+import { pino } from 'pino';
+import { createApp, type ApiLimits, type Notifier } from '../../src/api/app.js';
+import { ManualClock } from '../../src/clock/index.js';
+import { LocalOwnership } from '../../src/cluster/index.js';
+import { SqliteTaskStore } from '../../src/store/sqlite.js';
+import type { Task } from '../../src/task/index.js';
+import type { Envelope } from './http.js';
+
+export { countRows } from './db.js';
+
+export const TEST_VERSION = '0.0.0-test';
+/** 2030-01-01T00:00:30.000Z: half a minute past a round time, so next fire times are easy to state. */
+export const T0 = Date.UTC(2030, 0, 1, 0, 0, 30);
+
+export const TEST_LIMITS: ApiLimits = {
+  requestBodyLimit: 64 * 1024,
+  callbackBodyLimit: 1024,
+  defaultTimezone: 'UTC',
+  pastGraceMs: 1000,
+};
+
+export type NotifierEvent =
+  | { kind: 'changed'; task: Task }
+  | { kind: 'removed'; id: string; slot: number }
+  | { kind: 'runQueued'; runId: string; slot: number };
+
+export interface TestApi {
+  app: Hono;
+  store: SqliteTaskStore;
+  clock: ManualClock;
+  events: NotifierEvent[];
+  dir: string;
+  dbFile: string;
+  slots: number;
+  close(): Promise<void>;
+}
+
+export async function createTestApi(opts: { now?: number; limits?: Partial<ApiLimits>; slots?: number } = {}): Promise<TestApi> {
+  const dir = mkdtempSync(join(tmpdir(), 'xcron-api-'));
+  const dbFile = join(dir, 'xcron.db');
+  const store = new SqliteTaskStore({ file: dbFile, synchronous: 'normal' });
+  const slots = opts.slots ?? 16;
+  const ownership = new LocalOwnership('api-test', slots, store.claimEpoch());
+  await ownership.start();
+  const clock = new ManualClock(opts.now ?? T0);
+  const events: NotifierEvent[] = [];
+  const notifier: Notifier = {
+    taskChanged: (task) => events.push({ kind: 'changed', task }),
+    taskRemoved: (id, slot) => events.push({ kind: 'removed', id, slot }),
+    runQueued: (runId, slot) => events.push({ kind: 'runQueued', runId, slot }),
+  };
+  const app = createApp({
+    store,
+    notifier,
+    ownership,
+    clock,
+    log: pino({ level: 'silent' }),
+    slots,
+    limits: { ...TEST_LIMITS, ...opts.limits },
+    version: TEST_VERSION,
+    nodeId: 'api-test',
+  });
+  return {
+    app,
+    store,
+    clock,
+    events,
+    dir,
+    dbFile,
+    slots,
+    close: async () => {
+      await ownership.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface AppResponse<T = unknown> {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: Envelope<T>;
+}
+
+export interface AppRequest {
+  method?: string;
+  /** Sent as JSON with Content-Type application/json. */
+  json?: unknown;
+  /** Sent as is. */
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+/** One request through app.request; parses the envelope (fails loudly when the body is not JSON). */
+export async function send<T = unknown>(app: Hono, path: string, req: AppRequest = {}): Promise<AppResponse<T>> {
+  const headers: Record<string, string> = { ...req.headers };
+  let body: string | undefined = req.body;
+  if (req.json !== undefined) {
+    body = JSON.stringify(req.json);
+    if (!Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+  }
+  const res = await app.request(path, { method: req.method ?? (body === undefined ? 'GET' : 'POST'), headers, body });
+  const text = await res.text();
+  let parsed: Envelope<T>;
+  try {
+    parsed = JSON.parse(text) as Envelope<T>;
+  } catch {
+    throw new Error(`${req.method ?? 'GET'} ${path}: HTTP ${res.status} response is not JSON: ${text.slice(0, 300)}`);
+  }
+  return { status: res.status, headers: res.headers, text, body: parsed };
+}
+
+export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
