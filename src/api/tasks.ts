@@ -3,12 +3,13 @@ import type { Context, Hono } from 'hono';
 import { nanoid } from 'nanoid';
 import { slotOf } from '../cluster/index.js';
 import { Codes, XcronError, describe } from '../errors.js';
-import { isObject, validateCreate, type Task } from '../task/index.js';
+import { depthWithin, isObject, validateCreate, type Task } from '../task/index.js';
 import type { ApiDeps } from './app.js';
 import { ok } from './envelope.js';
 import { checkChildren } from './manage.js';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const MAX_JSON_DEPTH = 64;
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Reads a JSON body: content type must be JSON (or absent); the text must parse. */
@@ -19,11 +20,16 @@ export async function readJson(c: Context): Promise<unknown> {
   }
   const text = await c.req.text();
   if (text.trim() === '') throw new XcronError(Codes.BAD_JSON, 400, 'request body is empty; expected a JSON object');
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (e) {
     throw new XcronError(Codes.BAD_JSON, 400, `request body is not valid JSON: ${(e as Error).message}`);
   }
+  if (!depthWithin(value, MAX_JSON_DEPTH)) {
+    throw new XcronError(Codes.BAD_JSON, 400, `request body nests objects/arrays deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  return value;
 }
 
 /** Reads and checks a task_id value. */

@@ -4,7 +4,7 @@ import type { Task } from './types.js';
 
 export * from './types.js';
 export { parseSchedule, parseEvery, parseOneShot, checkTimezone, isQuartz, type Schedule } from './schedule.js';
-export { validateCreate, validateUpdate, type UpdateRequest, firstFire, checkUrl, parseRetry, parseCallback, requireObject, isObject, type ValidationLimits, type CreateRequest } from './validate.js';
+export { depthWithin, validateCreate, validateUpdate, type UpdateRequest, firstFire, checkUrl, parseRetry, parseCallback, requireObject, isObject, type ValidationLimits, type CreateRequest } from './validate.js';
 
 /** The first fire time of `task` strictly after `afterMs` (null: the task is done). Pure. */
 export function nextFire(

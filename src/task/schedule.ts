@@ -81,6 +81,11 @@ function compileCron(format: string, tz: string): Cron {
   if (fields.length < 5 || fields.length > 7) {
     throw cronError(format, `expected 5, 6 or 7 space-separated fields, got ${fields.length}`);
   }
+  fields.forEach((f, i) => {
+    if (!/^[0-9A-Za-z*?,/#-]+$/.test(f)) {
+      throw cronError(format, `field ${i + 1} (${JSON.stringify(f.slice(0, 20))}) contains characters that are not allowed in a cron field (allowed: digits, names, * ? , / - # L W)`);
+    }
+  });
   let cron: Cron;
   try {
     cron = new Cron(expr, {

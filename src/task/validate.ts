@@ -45,6 +45,18 @@ const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MAX_URL = 2048;
 export const MAX_TIMEOUT_MS = 300_000;
 
+/** True when the JSON value nests no deeper than `max` arrays/objects (checked without recursion). */
+export function depthWithin(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (typeof x !== 'object' || x === null) continue;
+    if (d >= max) return false;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) if (typeof y === 'object' && y !== null) stack.push([y, d + 1]);
+  }
+  return true;
+}
+
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function requireObject(v: unknown, what: string): Record<string, unknown> {
@@ -96,7 +108,7 @@ export function checkUrl(v: unknown, field = 'callback.url'): string {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     throw badInput(Codes.CALLBACK_URL, `'${field}' must use http or https, got ${JSON.stringify(u.protocol.replace(':', ''))}`);
   }
-  if (u.hostname === '') throw badInput(Codes.CALLBACK_URL, `'${field}' has no host`);
+  if (u.hostname === '' || !/^https?:\/\/[^/\\]/i.test(v)) throw badInput(Codes.CALLBACK_URL, `'${field}' has no host`);
   if (u.username || u.password) throw badInput(Codes.CALLBACK_URL, `'${field}' must not carry credentials; use callback.headers`);
   return v;
 }

@@ -300,9 +300,8 @@ describe('envelope, request ids and routes', () => {
 });
 
 describe('robustness', () => {
-  // A deeply nested callback.body inside the request size limit is invalid input, not a server bug:
-  // it must be answered 400 (or 413), never 500. See the report: src/task/validate.ts parseCallback
-  // calls JSON.stringify on the body, which overflows the stack on deep nesting.
+  // A deeply nested body inside the request size limit is invalid input, not a server bug: it must
+  // be answered 400 (or 413), never 500 (readJson refuses JSON nested deeper than 64 levels).
   it('a deeply nested callback.body is refused with a 4xx, not a 500', async () => {
     let deep = '1';
     for (let i = 0; i < 20_000; i++) deep = `[${deep}]`;
@@ -315,9 +314,8 @@ describe('robustness', () => {
     expect(countRows(api.dbFile).tasks).toBe(0);
   });
 
-  // croner reads any pattern containing ':' as an ISO date ("once" mode). So a date-like string is
-  // accepted as a periodic task that fires once, and '0 12:30 * * *' is reported as "never fires"
-  // instead of naming the bad field. See the report (src/task/schedule.ts compileCron).
+  // croner reads any pattern containing ':' as an ISO date ("once" mode); xcron checks each field's
+  // characters first, so a date-like string is refused with 1005 naming the field.
   it('a cron expression with a colon (date-like) is refused with 1005 naming the problem', async () => {
     for (const format of ['2031-01-01 12:30 * * *', '0 12:30 * * *']) {
       const r = await send(api.app, '/xcron/createTask', { json: { type: 1, format, callback: { url: URL_A } } });
