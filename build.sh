@@ -30,6 +30,9 @@ fi
 echo "build.sh: compiling"
 rm -rf dist
 npx tsc -p tsconfig.json
+# The Redis store's Lua scripts are read at run time from next to the compiled store.
+mkdir -p dist/src/store/lua
+cp src/store/lua/*.lua dist/src/store/lua/
 
 cat > xcron_server <<'LAUNCH'
 #!/usr/bin/env bash

@@ -1,0 +1,74 @@
+-- _lib.lua: helpers inlined into slot scripts by the loader (a line `--@include _lib.lua`).
+-- Not a script of its own.
+
+-- Bytewise a < b. Lua's own `<` follows the server's LC_COLLATE; ZSET member order is bytewise.
+local function bytes_lt(a, b)
+  if a == b then return false end
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- How many members of the ZSET `key` sort at or before (score, member) in (score, member) order.
+-- O(log n): ZRANK when the member is there with that score, else a binary search among the
+-- members sharing the score (they are ordered bytewise).
+local function count_upto(key, score, member)
+  local s = redis.call('ZSCORE', key, member)
+  if s and tonumber(s) == tonumber(score) then
+    return redis.call('ZRANK', key, member) + 1
+  end
+  local lo = redis.call('ZCOUNT', key, '-inf', '(' .. score)
+  local hi = redis.call('ZCOUNT', key, '-inf', score)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local m = redis.call('ZRANGE', key, mid, mid)[1]
+    if bytes_lt(member, m) then hi = mid else lo = mid + 1 end
+  end
+  return lo
+end
+
+-- How many members sort strictly before (score, member).
+local function count_before(key, score, member)
+  local s = redis.call('ZSCORE', key, member)
+  if s and tonumber(s) == tonumber(score) then
+    return redis.call('ZRANK', key, member)
+  end
+  return count_upto(key, score, member)
+end
+
+-- Nullable string arguments: '' is null, otherwise the value follows a one-character marker.
+local function opt(v)
+  if v == '' then return nil end
+  return string.sub(v, 2)
+end
+
+-- Sets a hash field, or deletes it when the value is nil (null is an absent field).
+local function hset_or_del(key, field, value)
+  if value == nil then
+    redis.call('HDEL', key, field)
+  else
+    redis.call('HSET', key, field, value)
+  end
+end
+
+-- Moves a run between status counters of the slot.
+local function count_status(base, from, to)
+  if from then redis.call('HINCRBY', base .. ':runstat', from, -1) end
+  if to then redis.call('HINCRBY', base .. ':runstat', to, 1) end
+end
+
+-- Deletes one run record and every index entry of it.
+local function drop_run(base, run_id)
+  local rk = base .. ':r:' .. run_id
+  local r = redis.call('HMGET', rk, 'task_id', 'status')
+  if r[1] then
+    redis.call('ZREM', base .. ':runs:' .. r[1], run_id)
+    count_status(base, r[2], nil)
+    redis.call('DEL', rk)
+  end
+  redis.call('ZREM', base .. ':open', run_id)
+  redis.call('ZREM', base .. ':done', run_id)
+end

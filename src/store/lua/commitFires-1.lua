@@ -1,0 +1,64 @@
+-- Commits a batch of fires of one slot atomically (DESIGN.md, correctness rule 1).
+-- For each fire: the fencing token must be the slot's current epoch AND the lease must still be
+-- held with that epoch; the task must be active with next_fire_time = the expected tick
+-- (compare-and-set). Then: advance next_fire_time (or complete a one-shot), bump run_count
+-- (PENDING only), write the run record, index it (task history, outbox or finished set).
+-- KEYS[1]: the slot's key base.
+-- ARGV: 9 values per fire: token, task_id, expected, next ('' = none: complete), now, run_id,
+--       node, status (PENDING|SKIPPED|MISSED), error ('' = null, else marker + text)
+-- Returns one of 'committed' | 'fenced' | 'conflict' per fire, in order.
+--@include _lib.lua
+local base = KEYS[1]
+local slot = string.match(base, ':(%d+)}$')
+local lease = redis.call('GET', base .. ':lease')
+local lease_epoch = nil
+if lease then lease_epoch = string.match(lease, '^(%d+)|') end
+local epoch = redis.call('GET', base .. ':epoch')
+local out = {}
+for i = 1, #ARGV, 9 do
+  local token = ARGV[i]
+  if lease_epoch == nil or lease_epoch ~= token or epoch ~= token then
+    out[#out + 1] = 'fenced'
+  else
+    local id, expected, nxt, now = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local run_id, node, status, err = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], opt(ARGV[i + 8])
+    local tk = base .. ':t:' .. id
+    local cur = redis.call('HMGET', tk, 'state', 'next_fire_time')
+    if cur[1] ~= 'active' or cur[2] ~= expected then
+      out[#out + 1] = 'conflict'
+    else
+      if nxt == '' then
+        redis.call('HDEL', tk, 'next_fire_time')
+        redis.call('HSET', tk, 'state', 'completed')
+        redis.call('ZREM', base .. ':due', id)
+        redis.call('ZREM', base .. ':st:active', id)
+        redis.call('ZADD', base .. ':st:completed', 0, id)
+      else
+        redis.call('HSET', tk, 'next_fire_time', nxt)
+        redis.call('ZADD', base .. ':due', nxt, id)
+      end
+      redis.call('HSET', tk, 'last_fire_time', expected, 'update_time', now)
+      if status == 'PENDING' then
+        redis.call('HINCRBY', tk, 'run_count', 1)
+      else
+        redis.call('HSET', tk, 'last_status', status)
+      end
+      local rk = base .. ':r:' .. run_id
+      if redis.call('EXISTS', rk) == 0 then
+        redis.call('HSET', rk, 'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node,
+          'scheduled_time', expected, 'attempts', 0, 'status', status, 'created', now, 'tok', token)
+        if err then redis.call('HSET', rk, 'error', err) end
+        redis.call('ZADD', base .. ':runs:' .. id, expected, run_id)
+        if status == 'PENDING' then
+          redis.call('ZADD', base .. ':open', expected, run_id)
+        else
+          redis.call('HSET', rk, 'start_time', now, 'end_time', now)
+          redis.call('ZADD', base .. ':done', now, run_id)
+        end
+        count_status(base, nil, status)
+      end
+      out[#out + 1] = 'committed'
+    end
+  end
+end
+return out

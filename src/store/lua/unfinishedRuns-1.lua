@@ -1,0 +1,26 @@
+-- The outbox of one slot: runs still PENDING or RUNNING, in (scheduled_time, run_id) order after
+-- a cursor, each with its task (runs whose task is gone are skipped).
+-- KEYS[1]: the slot's key base.
+-- ARGV: after_time ('' = from the start), after_run_id, limit
+-- Returns {exhausted (0|1), last_time, last_run_id, {run, task}, {run, task}, ...} (flat hashes).
+--@include _lib.lua
+local base = KEYS[1]
+local open = base .. ':open'
+local limit = tonumber(ARGV[3])
+local start = 0
+if ARGV[1] ~= '' then start = count_upto(open, ARGV[1], ARGV[2]) end
+local rows = redis.call('ZRANGE', open, start, start + limit - 1, 'WITHSCORES')
+local out = {0, '', ''}
+for i = 1, #rows, 2 do
+  local run_id = rows[i]
+  out[2] = rows[i + 1]
+  out[3] = run_id
+  local r = redis.call('HGETALL', base .. ':r:' .. run_id)
+  if #r > 0 then
+    local task_id = redis.call('HGET', base .. ':r:' .. run_id, 'task_id')
+    local t = redis.call('HGETALL', base .. ':t:' .. task_id)
+    if #t > 0 then out[#out + 1] = {r, t} end
+  end
+end
+if #rows < 2 * limit then out[1] = 1 end
+return out

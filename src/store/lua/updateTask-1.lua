@@ -1,0 +1,27 @@
+-- Changes a task if it is still as the caller read it (state and next_fire_time), keeping the
+-- due set and the per-state listing sets in step.
+-- KEYS[1]: the slot's key base.
+-- ARGV: id, expected_state, expected_next ('' = null), n (number of field/value pairs to set),
+--       the n pairs, then the fields to delete (set to null)
+-- Returns 0 (gone), 1 (conflict) or the changed task (flat hash).
+--@include _lib.lua
+local base = KEYS[1]
+local id = ARGV[1]
+local tk = base .. ':t:' .. id
+local cur = redis.call('HMGET', tk, 'state', 'next_fire_time')
+if not cur[1] then return 0 end
+if cur[1] ~= ARGV[2] or (cur[2] or '') ~= ARGV[3] then return 1 end
+local n = tonumber(ARGV[4])
+if n > 0 then redis.call('HSET', tk, unpack(ARGV, 5, 4 + 2 * n)) end
+if #ARGV > 4 + 2 * n then redis.call('HDEL', tk, unpack(ARGV, 5 + 2 * n)) end
+local now = redis.call('HMGET', tk, 'state', 'next_fire_time')
+if now[1] ~= cur[1] then
+  redis.call('ZREM', base .. ':st:' .. cur[1], id)
+  redis.call('ZADD', base .. ':st:' .. now[1], 0, id)
+end
+if now[1] == 'active' and now[2] then
+  redis.call('ZADD', base .. ':due', now[2], id)
+else
+  redis.call('ZREM', base .. ':due', id)
+end
+return redis.call('HGETALL', tk)

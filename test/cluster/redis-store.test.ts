@@ -1,0 +1,287 @@
+/**
+ * RedisTaskStore against a real redis-server (and a 3-master Redis Cluster): the shared TaskStore
+ * contract suite, plus what only a Redis store has to show (key layout, fencing by lease and epoch,
+ * the parts of the contract the shared suite does not cover, errors when Redis is gone).
+ */
+import { afterAll, beforeAll, describe } from 'vitest';
+import { SLOTS } from '../component/fixtures.js';
+import { storeContract } from '../component/store-contract.js';
+import { RedisClusterServers, RedisServer, stopAllRedis } from '../helpers/redis.js';
+import { redisHarness } from './harness.js';
+
+let single: RedisServer;
+let cluster: RedisClusterServers;
+
+beforeAll(async () => {
+  [single, cluster] = await Promise.all([RedisServer.start(), RedisClusterServers.start(3)]);
+}, 90_000);
+
+afterAll(async () => {
+  await stopAllRedis();
+});
+
+describe('single Redis', () => {
+  storeContract('redis', () => redisHarness(single.url, { slots: SLOTS }));
+});
+
+describe('Redis Cluster (3 masters)', () => {
+  storeContract('redis-cluster', () => redisHarness(cluster.url, { cluster: true, slots: SLOTS }));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Beyond the shared suite
+
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/errors.js';
+import { RedisTaskStore, evalScript, script, slotBase } from '../../src/store/redis.js';
+import { SqliteTaskStore } from '../../src/store/sqlite.js';
+import type { FireRequest, TaskStore } from '../../src/store/types.js';
+import { fireId, type Task } from '../../src/task/index.js';
+import { T0, makeTask, oneShot, tempDir } from '../component/fixtures.js';
+import { acquireAll, connect, silentLog, uniquePrefix } from './harness.js';
+
+const MIN = 60_000;
+
+/** The same scripted history on both stores; every answer must be the same. */
+describe('RedisTaskStore answers like SqliteTaskStore (differential)', () => {
+  it('updateTask, commitTrigger, listTasks, pageRuns, stats, pruneRuns, dueTasks after changes', async () => {
+    const tmp = tempDir('xcron-diff-');
+    const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
+    const sqliteToken = sqlite.claimEpoch();
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('diff');
+    const redis = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+    const tokens = await acquireAll(client, prefix, SLOTS, 'diff-node');
+    const stores: [TaskStore, (slot: number) => number][] = [
+      [sqlite, () => sqliteToken],
+      [redis, (s) => tokens.get(s)!],
+    ];
+    /** Runs `op` on both stores and checks the answers agree; returns the answer. */
+    const both = async <T>(what: string, op: (s: TaskStore, token: (slot: number) => number) => Promise<T>): Promise<T> => {
+      const [a, b] = await Promise.all(stores.map(([s, tok]) => op(s, tok)));
+      expect(b, what).toEqual(a);
+      return a as T;
+    };
+    const fire = (t: Task, token: (slot: number) => number, over: Partial<FireRequest> = {}, status: FireRequest['run']['status'] = 'PENDING'): FireRequest => {
+      const expected = over.expected ?? t.next_fire_time!;
+      return { slot: t.slot, token: token(t.slot), task_id: t.id, expected, next: expected + MIN, now: expected + 3, ...over, run: { run_id: fireId(t.id, expected), node: 'n1', status, error: status === 'PENDING' ? null : `by policy ${status}` } };
+    };
+    try {
+      const tasks: Task[] = [];
+      for (let i = 0; i < 24; i++) {
+        const name = i % 3 === 0 ? `alpha-${i}` : i % 3 === 1 ? `beta-${i}` : null;
+        const id = `Diff${i % 2 === 0 ? 'A' : 'b'}-${String(i).padStart(2, '0')}`;
+        const t =
+          i % 5 === 4
+            ? oneShot(id, T0 + 1000 * i, T0 - 1000, { body: name ? { name } : {} })
+            : makeTask({ id, next_fire_time: T0 + 1000 * (i % 4), state: i % 7 === 6 ? 'paused' : 'active', body: { ...(name ? { name } : {}), ...(i === 3 ? { idempotency_key: 'diff-key' } : {}) } });
+        tasks.push(t);
+        await both(`create ${id}`, (s) => s.create(t));
+      }
+      await both('idempotent create', (s) => s.create(makeTask({ id: 'dup', body: { idempotency_key: 'diff-key' } })));
+
+      // fires: PENDING, SKIPPED, MISSED, a conflict
+      const active = tasks.filter((t) => t.state === 'active');
+      await both('commitFires', (s, tok) =>
+        s.commitFires(active.map((t, i) => fire(t, tok, i === 2 ? { expected: t.next_fire_time! + 1 } : {}, i % 6 === 1 ? 'SKIPPED' : i % 6 === 4 ? 'MISSED' : 'PENDING'))),
+      );
+      // run updates: RUNNING, SUCCESS (with shards), FAIL
+      const runIds = active.map((t) => fireId(t.id, t.next_fire_time!));
+      await both('updateRuns', async (s) => {
+        await s.updateRuns([
+          { run_id: runIds[0]!, task_id: active[0]!.id, status: 'RUNNING', attempts: 1, node: 'n2', start_time: T0 + 10 },
+          { run_id: runIds[3]!, task_id: active[3]!.id, status: 'SUCCESS', attempts: 2, node: 'n2', start_time: T0 + 10, end_time: T0 + 20, http_status: 200, error: null, duration_ms: 10, response_body: '{"ok":true}', shards: [{ index: 0, url: 'http://a', ok: true, attempts: 1, http_status: 200, error: null }] },
+          { run_id: runIds[5]!, task_id: active[5]!.id, status: 'FAIL', attempts: 3, http_status: 500, error: 'HTTP 500' },
+        ]);
+        return Promise.all(runIds.map((r) => s.getRun(r)));
+      });
+      // manual fires
+      const trig = tasks[7]!;
+      await both('commitTrigger', (s) => s.commitTrigger({ slot: trig.slot, task_id: trig.id, run_id: `${trig.id}:m1`, scheduled_time: T0 + 500, node: 'n3', now: T0 + 500 }));
+      await both('commitTrigger again', (s) => s.commitTrigger({ slot: trig.slot, task_id: trig.id, run_id: `${trig.id}:m1`, scheduled_time: T0 + 500, node: 'n3', now: T0 + 501 }));
+      await both('commitTrigger unknown', (s) => s.commitTrigger({ slot: 0, task_id: 'nope', run_id: 'nope:1', scheduled_time: T0, node: 'n3', now: T0 }));
+      await both('get after trigger', (s) => s.get(trig.id));
+
+      // updates: conflict, unknown, pause, resume with a new time, callback/name changes, name to null
+      const u = tasks[1]!;
+      await both('updateTask wrong expectation', (s) => s.updateTask(u.id, { state: 'paused', update_time: T0 + 1 }, { state: 'active', next_fire_time: 1 }));
+      await both('updateTask unknown', (s) => s.updateTask('nope', { state: 'paused', update_time: T0 + 1 }, { state: 'active', next_fire_time: null }));
+      const cur = (await sqlite.get(u.id))!;
+      await both('pause', (s) => s.updateTask(u.id, { state: 'paused', update_time: T0 + 2 }, { state: cur.state, next_fire_time: cur.next_fire_time }));
+      await both('due after pause', (s) => s.dueTasks({ slots: null, after: null, upTo: T0 + 10 * MIN, limit: 100 }));
+      await both('resume', (s) => s.updateTask(u.id, { state: 'active', next_fire_time: T0 + 7777, update_time: T0 + 3 }, { state: 'paused', next_fire_time: cur.next_fire_time }));
+      await both('edit', (s) =>
+        s.updateTask(u.id, { format: '*/5 * * * *', name: null, callback: { ...u.callback, body: { list: [], nested: { a: [1, { b: null }] } } }, timeout_ms: 1234, retry: null, update_time: T0 + 4 }, { state: 'active', next_fire_time: T0 + 7777 }),
+      );
+      await both('due after resume', (s) => s.dueTasks({ slots: null, after: null, upTo: T0 + 10 * MIN, limit: 100 }));
+
+      // listings
+      for (const state of [null, 'active', 'paused', 'completed'] as const) {
+        for (const namePrefix of [null, 'alpha-', 'beta-1', 'zzz']) {
+          await both(`listTasks ${state} ${namePrefix}`, async (s) => {
+            const all: string[] = [];
+            let after: string | null = null;
+            for (;;) {
+              const page = await s.listTasks({ state, namePrefix, after, limit: 5 });
+              all.push(...page.map((t) => t.id));
+              if (page.length < 5) return all;
+              after = page[page.length - 1]!.id;
+            }
+          });
+        }
+      }
+      // a history of several runs with ties on scheduled_time
+      const h = tasks[0]!;
+      let hcur = (await sqlite.get(h.id))!;
+      for (let i = 0; i < 6; i++) {
+        const at = hcur.next_fire_time!;
+        await both(`fire ${i}`, (s, tok) => s.commitFires([fire(hcur, tok, { expected: at })]));
+        await both(`trigger ${i}`, (s) => s.commitTrigger({ slot: h.slot, task_id: h.id, run_id: `${h.id}:${at}x`, scheduled_time: at, node: 'n', now: at + 1 }));
+        hcur = (await sqlite.get(h.id))!;
+      }
+      await both('pageRuns', async (s) => {
+        const out: string[] = [];
+        let before: { time: number; id: string } | null = null;
+        for (;;) {
+          const page = await s.pageRuns({ task_id: h.id, before, limit: 4 });
+          out.push(...page.map((r) => r.run_id));
+          if (page.length < 4) return out;
+          const last = page[page.length - 1]!;
+          before = { time: last.scheduled_time, id: last.run_id };
+        }
+      });
+      await both('pageRuns from a cursor not in the set', (s) => s.pageRuns({ task_id: h.id, before: { time: T0 + 2 * MIN, id: `${h.id}:zzz` }, limit: 100 }));
+      // SQLite's listRuns leaves ties on scheduled_time unordered; Redis breaks them by run_id (as pageRuns does)
+      await both('listRuns', async (s) => (await s.listRuns(h.id, 100)).map((r) => r.run_id).sort());
+      await both('unfinished', (s) => s.unfinishedRuns({ slots: null, after: null, limit: 1000 }));
+      await both('stats', (s) => s.stats());
+
+      // finish some of the history, then prune by count and by age
+      const hist = await sqlite.listRuns(h.id, 100);
+      await both('finish history', (s) => s.updateRuns(hist.slice(0, 9).map((r, i) => ({ run_id: r.run_id, task_id: h.id, status: i % 2 ? 'FAIL' : 'SUCCESS', attempts: 1 }))));
+      await both('prune by count', (s) => s.pruneRuns(0, 4));
+      const byId = (runs: { run_id: string }[]): typeof runs => [...runs].sort((x, y) => (x.run_id < y.run_id ? -1 : 1));
+      await both('history after prune', async (s) => byId(await s.listRuns(h.id, 100)));
+      await both('prune by age', (s) => s.pruneRuns(T0 + 2 * MIN, 0));
+      await both('history after age prune', async (s) => byId((await Promise.all(tasks.map((t) => s.listRuns(t.id, 100)))).flat()));
+      await both('stats after prune', (s) => s.stats());
+      await both('delete', (s) => s.delete(h.id));
+      await both('stats after delete', (s) => s.stats());
+    } finally {
+      await redis.close();
+      await sqlite.close();
+      tmp.remove();
+    }
+  });
+});
+
+describe('RedisTaskStore specifics', () => {
+  it('orders ids bytewise (as JS compares them) in ties, with a cursor that is not in the set', async () => {
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('order');
+    const store = new RedisTaskStore({ client, prefix, slots: 4, log: silentLog });
+    try {
+      const ids = ['Zed', 'abc', '_x', '-y', '0', 'Abc', 'zz', 'a-b', 'a_b', 'aB'];
+      for (const id of ids) await store.create(makeTask({ id, next_fire_time: T0, slots: 4 }));
+      const sorted = [...ids].sort();
+      expect((await store.dueTasks({ slots: null, after: null, upTo: T0, limit: 100 })).map((t) => t.id)).toEqual(sorted);
+      expect((await store.dueTasks({ slots: null, after: { time: T0, id: 'a' }, upTo: T0, limit: 100 })).map((t) => t.id)).toEqual(sorted.filter((x) => x > 'a'));
+      expect((await store.listTasks({ state: null, namePrefix: null, after: 'a', limit: 100 })).map((t) => t.id)).toEqual(sorted.filter((x) => x > 'a'));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps every key of a slot under the hash tag {<prefix>:<slot>} and the rest under {<prefix>}', async () => {
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('layout');
+    const store = new RedisTaskStore({ client, prefix, slots: 8, log: silentLog });
+    try {
+      const tokens = await acquireAll(client, prefix, 8, 'layout-node');
+      const tasks = Array.from({ length: 12 }, (_, i) => makeTask({ id: `lay-${i}`, slots: 8, body: { idempotency_key: `k${i}` } }));
+      for (const t of tasks) await store.create(t);
+      await store.commitFires(tasks.map((t) => ({ slot: t.slot, token: tokens.get(t.slot)!, task_id: t.id, expected: t.next_fire_time!, next: t.next_fire_time! + MIN, now: T0, run: { run_id: fireId(t.id, t.next_fire_time!), node: 'n', status: 'PENDING', error: null } })));
+      const keys = (await client.keys(`*${prefix}*`)) as string[];
+      expect(keys.length).toBeGreaterThan(12 * 3);
+      for (const k of keys) expect(k).toMatch(new RegExp(`^\\{${prefix}(:[0-7])?\\}`));
+      for (const t of tasks) {
+        const own = keys.filter((k) => new RegExp(`:${t.id}(:|$)`).test(k));
+        expect(own.length).toBeGreaterThanOrEqual(3); // task hash, run hash, history
+        for (const k of own) expect(k.startsWith(slotBase(prefix, t.slot)), k).toBe(true);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('fences a commit whose lease expired even though no other node took the slot (epoch unchanged)', async () => {
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('lease');
+    const store = new RedisTaskStore({ client, prefix, slots: 4, log: silentLog });
+    try {
+      const t = makeTask({ id: 'lease-task', slots: 4 });
+      await store.create(t);
+      const tokens = await acquireAll(client, prefix, 4, 'n1', 200);
+      const req: FireRequest = { slot: t.slot, token: tokens.get(t.slot)!, task_id: t.id, expected: t.next_fire_time!, next: t.next_fire_time! + MIN, now: T0, run: { run_id: fireId(t.id, t.next_fire_time!), node: 'n1', status: 'PENDING', error: null } };
+      // the lease runs out (PX 200): wait until Redis has dropped it
+      for (let i = 0; i < 100 && (await client.exists(`${slotBase(prefix, t.slot)}:lease`)) === 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await client.get(`${slotBase(prefix, t.slot)}:epoch`)).toBe(String(req.token));
+      expect(await store.commitFires([req])).toEqual(['fenced']);
+      expect((await store.get(t.id))!.run_count).toBe(0);
+      // the same node takes it again: a new epoch; the old token stays fenced, the new one commits
+      const [ok, epoch] = (await evalScript(client, script('acquire'), [slotBase(prefix, t.slot)], ['n1', 60_000])) as [number, number];
+      expect(ok).toBe(1);
+      expect(epoch).toBe(req.token + 1);
+      expect(await store.commitFires([req])).toEqual(['fenced']);
+      expect(await store.commitFires([{ ...req, token: epoch }])).toEqual(['committed']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('concurrent creates with one idempotency key make one task', async () => {
+    const client = await connect(single.url);
+    const store = new RedisTaskStore({ client, prefix: uniquePrefix('idem'), slots: SLOTS, log: silentLog });
+    try {
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => store.create(makeTask({ id: `idem-${i}`, body: { idempotency_key: 'same' } }))));
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
+      expect((await store.stats()).tasks.active).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('Redis gone: operations reject with StoreUnavailableError, ping is false; they work again when it is back', async () => {
+    const r = await RedisServer.start({ appendonly: true });
+    const client = await connect(r.url, { timeoutMs: 1000 });
+    const store = new RedisTaskStore({ client, prefix: uniquePrefix('down'), slots: 16, log: silentLog });
+    try {
+      const t = makeTask({ id: 'survivor', slots: 16 });
+      expect((await store.create(t)).created).toBe(true);
+      await r.kill();
+      await expect(store.get('survivor')).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.create(makeTask({ id: 'lost', slots: 16 }))).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.commitFires([{ slot: t.slot, token: 1, task_id: t.id, expected: 1, next: 2, now: 1, run: { run_id: 'survivor:1', node: 'n', status: 'PENDING', error: null } }])).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(await store.ping()).toBe(false);
+      await r.restart();
+      for (let i = 0; i < 200 && !(await store.ping()); i++) await new Promise((res) => setTimeout(res, 50));
+      expect(await store.ping()).toBe(true);
+      expect(await store.get('survivor')).toEqual(t); // acknowledged before the crash: kept (AOF, fsync always)
+    } finally {
+      await store.close();
+      await r.destroy();
+    }
+  });
+
+  it('close() twice returns the same promise; a closed store rejects with StoreUnavailableError', async () => {
+    const client = await connect(single.url);
+    const store = new RedisTaskStore({ client, prefix: uniquePrefix('close'), slots: 4, log: silentLog });
+    const a = store.close();
+    expect(store.close()).toBe(a);
+    await a;
+    await expect(store.get('x')).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(await store.ping()).toBe(false);
+  });
+});

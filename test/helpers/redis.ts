@@ -1,0 +1,231 @@
+/**
+ * Real redis-server processes for tests: each on a free port, in a temp dir of its own, never the
+ * machine's shared Redis (6379). A single server (optionally with AOF) that can be stopped, killed,
+ * frozen and restarted on the same port and data, and a 3-master Redis Cluster on localhost.
+ * Every process is killed by `stopAllRedis()` (call it in afterAll) and, as a last resort, when
+ * the test worker exits.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+/** A TCP port the OS reports free on 127.0.0.1 (never 6379: the OS hands out ephemeral ports). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
+      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('no port'))));
+    });
+  });
+}
+const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
+const REDIS_CLI = process.env.REDIS_CLI_BIN ?? '/usr/bin/redis-cli';
+
+const live = new Set<RedisServer>();
+const dirs = new Set<string>();
+process.once('exit', () => {
+  for (const s of live) s.child?.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+export interface RedisServerOptions {
+  /** AOF persistence (appendonly yes). */
+  appendonly?: boolean;
+  /** With AOF: always (fsync before each reply) or everysec. Default always. */
+  appendfsync?: 'always' | 'everysec';
+  /** Cluster node (cluster-enabled yes) with this cluster-bus port. */
+  clusterBusPort?: number;
+  port?: number;
+  dir?: string;
+}
+
+/** Sends one inline command over a fresh TCP connection; resolves with the first reply line. */
+export function rawCommand(port: number, command: string, timeoutMs = 1000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`redis :${port} did not answer ${command} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('data', (d) => {
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\r\n');
+      if (i >= 0) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(buf.slice(0, i));
+      }
+    });
+    sock.write(`${command}\r\n`);
+  });
+}
+
+async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      if (await probe()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export class RedisServer {
+  child: ChildProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+    readonly opts: RedisServerOptions,
+  ) {}
+
+  /** Starts redis-server on a free port (or opts.port) in a new temp dir (or opts.dir). */
+  static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
+    const port = opts.port ?? (await freePort());
+    const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xcron-redis-'));
+    dirs.add(dir);
+    const s = new RedisServer(port, dir, opts);
+    await s.launch();
+    return s;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== null;
+  }
+
+  private args(): string[] {
+    const a = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--daemonize', 'no', '--protected-mode', 'no', '--logfile', join(this.dir, 'redis.log')];
+    if (this.opts.appendonly) a.push('--appendonly', 'yes', '--appendfsync', this.opts.appendfsync ?? 'always');
+    else a.push('--appendonly', 'no');
+    if (this.opts.clusterBusPort !== undefined) {
+      a.push('--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf'), '--cluster-node-timeout', '5000', '--cluster-port', String(this.opts.clusterBusPort));
+    }
+    return a;
+  }
+
+  private async launch(): Promise<void> {
+    const child = spawn(REDIS_SERVER, this.args(), { stdio: 'ignore' });
+    this.child = child;
+    live.add(this);
+    this.exited = new Promise((resolve) =>
+      child.once('exit', () => {
+        if (this.child === child) this.child = null;
+        live.delete(this);
+        resolve();
+      }),
+    );
+    await waitFor(`redis-server on :${this.port}`, 20_000, async () => {
+      if (this.child !== child) throw new Error(`redis-server on :${this.port} exited at start (see ${join(this.dir, 'redis.log')})`);
+      return (await rawCommand(this.port, 'PING')) === '+PONG';
+    });
+  }
+
+  /** Stops with a signal (SIGTERM: orderly; SIGKILL: crash) and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const c = this.child;
+    if (!c) return;
+    if (signal !== 'SIGKILL') c.kill('SIGCONT');
+    c.kill(signal);
+    await this.exited;
+  }
+
+  /** SIGKILL: Redis crashes (only what AOF already wrote survives). */
+  kill(): Promise<void> {
+    return this.stop('SIGKILL');
+  }
+
+  /** Starts again on the same port and data dir (AOF is replayed). */
+  async restart(): Promise<void> {
+    if (this.child) throw new Error('restart: redis-server is still running');
+    await this.launch();
+  }
+
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  /** redis-cli against this server; resolves with stdout. */
+  async cli(...args: string[]): Promise<string> {
+    const { stdout } = await execFileP(REDIS_CLI, ['-p', String(this.port), ...args], { timeout: 20_000 });
+    return stdout;
+  }
+
+  /** Kills the process and removes the data dir. */
+  async destroy(): Promise<void> {
+    await this.stop('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+    dirs.delete(this.dir);
+  }
+}
+
+/** A port p that is free, with another free port for its cluster bus. */
+async function portPair(): Promise<[number, number]> {
+  return [await freePort(), await freePort()];
+}
+
+/** A Redis Cluster of `masters` nodes (no replicas) on localhost. */
+export class RedisClusterServers {
+  private constructor(readonly nodes: RedisServer[]) {}
+
+  static async start(masters = 3): Promise<RedisClusterServers> {
+    const nodes: RedisServer[] = [];
+    try {
+      for (let i = 0; i < masters; i++) {
+        const [port, bus] = await portPair();
+        nodes.push(await RedisServer.start({ port, clusterBusPort: bus }));
+      }
+      const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
+      await execFileP(REDIS_CLI, ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 });
+      await waitFor('cluster_state:ok on every node', 30_000, async () => {
+        for (const n of nodes) if (!(await n.cli('cluster', 'info')).includes('cluster_state:ok')) return false;
+        return true;
+      });
+      return new RedisClusterServers(nodes);
+    } catch (e) {
+      await Promise.all(nodes.map((n) => n.destroy()));
+      throw e;
+    }
+  }
+
+  /** The seed-node URL for `[cluster] redis_url` with `redis_cluster = true`. */
+  get url(): string {
+    return `redis://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.destroy()));
+  }
+}
+
+/** Kills every redis-server this worker started and removes their dirs. */
+export async function stopAllRedis(): Promise<void> {
+  await Promise.all([...live].map((s) => s.destroy()));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}
