@@ -10,6 +10,7 @@ import type { Ownership } from '../cluster/index.js';
 import { Codes, StoreUnavailableError, XcronError } from '../errors.js';
 import type { TaskStore } from '../store/types.js';
 import type { Task } from '../task/index.js';
+import { uiRoutes } from '../ui/index.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
 import { taskRoutes } from './tasks.js';
@@ -99,6 +100,7 @@ export function createApp(deps: ApiDeps): Hono {
 
   taskRoutes(app, deps);
   manageRoutes(app, deps);
+  uiRoutes(app, deps); // the web dashboard at /ui (page and assets need no token; its data calls do)
 
   // Wrong method on a known path: 405 with Allow. Unknown path: 404. Both in the envelope.
   app.all('*', (c) => {

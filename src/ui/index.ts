@@ -1,0 +1,84 @@
+/**
+ * The web dashboard at /ui, served by the API process itself (no separate server, no build step):
+ * a server-rendered page (hono/jsx), one stylesheet and one script. The page and its assets need no
+ * token (the login screen must load); all data comes from the /xcron/* JSON API, called by the
+ * browser with `Authorization: Bearer <token>` when auth is on. /ui/api/next-fires is a pure schedule
+ * calculation (no task data) for the "next fire times" lists.
+ */
+import { createHash } from 'node:crypto';
+import type { Context, Hono } from 'hono';
+import type { ApiDeps } from '../api/app.js';
+import { fail, ok } from '../api/envelope.js';
+import { Codes, XcronError } from '../errors.js';
+import { CLIENT_JS } from './client.js';
+import { nextFires, parsePreviewQuery } from './preview.js';
+import { renderShell } from './shell.js';
+import { STYLE_CSS } from './style.js';
+
+export type UiDeps = Pick<ApiDeps, 'version' | 'clock' | 'limits'>;
+
+/** Paths the dashboard serves (GET and HEAD only). */
+export const UI_PATHS = ['/ui', '/ui/', '/ui/app.js', '/ui/app.css', '/ui/api/next-fires'] as const;
+
+/** Same-origin only: no inline script, no inline style markup (styles set from script are fine). */
+export const UI_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+interface Asset {
+  body: string;
+  type: string;
+  etag: string;
+}
+
+const tag = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 16);
+const asset = (body: string, type: string): Asset => ({ body, type, etag: `"${tag(body)}"` });
+
+function securityHeaders(c: Context): void {
+  c.header('Content-Security-Policy', UI_CSP);
+  c.header('X-Content-Type-Options', 'nosniff');
+  c.header('X-Frame-Options', 'DENY');
+  c.header('Referrer-Policy', 'no-referrer');
+}
+
+function serveAsset(c: Context, a: Asset): Response {
+  securityHeaders(c);
+  c.header('Cache-Control', 'no-cache');
+  c.header('ETag', a.etag);
+  const inm = c.req.header('if-none-match');
+  if (inm !== undefined && inm.split(',').some((t) => t.trim() === a.etag)) return c.body(null, 304);
+  c.header('Content-Type', a.type);
+  return c.body(a.body, 200);
+}
+
+/** Mounts the dashboard on `app`; call before the API's catch-all route. */
+export function uiRoutes(app: Hono, deps: UiDeps): void {
+  const js = asset(CLIENT_JS, 'text/javascript; charset=utf-8');
+  const css = asset(STYLE_CSS, 'text/css; charset=utf-8');
+  let page: Asset | null = null;
+  const renderPage = async (): Promise<Asset> => {
+    if (page) return page;
+    const html = await renderShell({ version: deps.version, defaultTimezone: deps.limits.defaultTimezone, jsTag: js.etag.slice(1, 9), cssTag: css.etag.slice(1, 9) });
+    page = asset(html, 'text/html; charset=utf-8');
+    return page;
+  };
+
+  app.get('/ui', async (c) => serveAsset(c, await renderPage()));
+  app.get('/ui/', async (c) => serveAsset(c, await renderPage()));
+  app.get('/ui/app.js', (c) => serveAsset(c, js));
+  app.get('/ui/app.css', (c) => serveAsset(c, css));
+  app.get('/ui/api/next-fires', (c) => {
+    const q = parsePreviewQuery((name) => c.req.query(name), deps.limits.defaultTimezone);
+    c.header('Cache-Control', 'no-store');
+    return ok(c, { times: nextFires(q, deps.clock.now()), timezone: q.timezone });
+  });
+
+  // Anything else under /ui: 405 (with Allow) on a known path, 404 otherwise, in the API envelope.
+  const rest = (c: Context): Response => {
+    const path = c.req.path;
+    if ((UI_PATHS as readonly string[]).includes(path)) {
+      return fail(c, new XcronError(Codes.METHOD_NOT_ALLOWED, 405, `method ${c.req.method} is not allowed on ${path}; use GET, HEAD`), { Allow: 'GET, HEAD' });
+    }
+    return fail(c, new XcronError(Codes.ROUTE_NOT_FOUND, 404, `no such dashboard path: ${c.req.method} ${path} (the dashboard is at /ui)`));
+  };
+  app.all('/ui', rest);
+  app.all('/ui/*', rest);
+}
