@@ -12,6 +12,19 @@ import { ok } from './envelope.js';
 import { readJson, taskIdOf, taskView } from './tasks.js';
 
 const STATES = ['active', 'paused', 'completed'] as const;
+
+/** A FIFO mutex (one holder at a time). */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => (release = r));
+    const ready = this.tail.then(() => release);
+    this.tail = this.tail.then(() => next);
+    return ready;
+  }
+}
+
 const MAX_UPDATE_RETRIES = 5;
 
 /** The next fire of an existing task from `now` (anchors of @every stay on the creation time). */
@@ -63,6 +76,7 @@ async function bodyWithTaskId(c: Context): Promise<{ body: Record<string, unknow
 }
 
 export function manageRoutes(app: Hono, deps: ApiDeps): void {
+  const childGraphLock = new Mutex();
   const notFound = (id: string): XcronError => new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(id)} not found`);
 
   /** Read, compute the change, write if unchanged in between; retry on a concurrent fire. */
@@ -85,7 +99,18 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
 
   app.post('/xcron/updateTask', async (c) => {
     const { body, id } = await bodyWithTaskId(c);
-    if (Array.isArray(body.on_success)) await checkChildren(deps, id, body.on_success as string[]);
+    // Child-graph changes are serialised, so two concurrent updates cannot close a cycle between
+    // them (each check sees the other's committed write). Within one process; see README.
+    const release = Array.isArray(body.on_success) ? await childGraphLock.acquire() : null;
+    try {
+      if (Array.isArray(body.on_success)) await checkChildren(deps, id, body.on_success as string[]);
+      return await doUpdate(c, body, id);
+    } finally {
+      release?.();
+    }
+  });
+
+  const doUpdate = async (c: Context, body: Record<string, unknown>, id: string): Promise<Response> => {
     const t = await change(id, (cur, now) => {
       const req = validateUpdate(body, cur, deps.limits);
       let state = cur.state;
@@ -100,7 +125,7 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
       return { ...req.spec, state, next_fire_time: next, update_time: now };
     });
     return ok(c, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
-  });
+  };
 
   app.post('/xcron/pauseTask', async (c) => {
     const { id } = await bodyWithTaskId(c);
@@ -114,7 +139,10 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
       if (cur.state !== 'paused') return null;
       // Periodic: the schedule continues from now (ticks while paused are not fired).
       // One-shot: keeps its time; if that passed while paused it fires at once.
-      const next = cur.type === ONE_SHOT ? cur.next_fire_time : rescheduleFrom(cur, now, deps.limits.pastGraceMs);
+      if (cur.type === ONE_SHOT) return { state: 'active', next_fire_time: cur.next_fire_time, update_time: now };
+      const next = nextFire(cur, now);
+      // The window (end_time) ended while paused: nothing is left to fire.
+      if (next === null) return { state: 'completed', next_fire_time: null, update_time: now };
       return { state: 'active', next_fire_time: next, update_time: now };
     });
     return ok(c, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });

@@ -3,7 +3,7 @@ import type { Context, Hono } from 'hono';
 import { nanoid } from 'nanoid';
 import { slotOf } from '../cluster/index.js';
 import { Codes, XcronError, describe } from '../errors.js';
-import { depthWithin, isObject, validateCreate, type Task } from '../task/index.js';
+import { depthWithin, isObject, validateCreate, type Run, type Task } from '../task/index.js';
 import type { ApiDeps } from './app.js';
 import { ok } from './envelope.js';
 import { checkChildren } from './manage.js';
@@ -38,6 +38,44 @@ export function taskIdOf(v: unknown, where = 'task_id'): string {
   if (typeof v !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'${where}' must be a string, got ${describe(v)}`);
   if (!TASK_ID_RE.test(v)) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(v.slice(0, 80))} not found`);
   return v;
+}
+
+const TASK_STATS_RUNS = 200;
+
+function pct(sorted: number[], p: number): number | null {
+  return sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** Per-task figures over its newest retained runs (at most 200): queryTask's `stats`. */
+export function taskRunStats(runs: readonly Run[]): Record<string, unknown> {
+  let successes = 0;
+  let failures = 0;
+  let skipped = 0;
+  let missed = 0;
+  const lateness: number[] = [];
+  const duration: number[] = [];
+  for (const r of runs) {
+    if (r.status === 'SUCCESS') successes++;
+    else if (r.status === 'FAIL') failures++;
+    else if (r.status === 'SKIPPED') skipped++;
+    else if (r.status === 'MISSED') missed++;
+    if (r.start_time !== null && (r.status === 'SUCCESS' || r.status === 'FAIL')) lateness.push(Math.max(0, r.start_time - r.scheduled_time));
+    if (r.duration_ms !== null) duration.push(r.duration_ms);
+  }
+  lateness.sort((a, b) => a - b);
+  duration.sort((a, b) => a - b);
+  const done = successes + failures;
+  return {
+    window_runs: runs.length,
+    fires: runs.length - skipped - missed,
+    successes,
+    failures,
+    skipped,
+    missed,
+    success_rate: done === 0 ? null : successes / done,
+    lateness_ms: { p50: pct(lateness, 0.5), p99: pct(lateness, 0.99) },
+    duration_ms: { p50: pct(duration, 0.5), p99: pct(duration, 0.99) },
+  };
 }
 
 /** The public view of a task (queryTask's data). */
@@ -116,6 +154,7 @@ export function taskRoutes(app: Hono, deps: ApiDeps): void {
     const id = taskIdOf(c.req.query('task_id'));
     const t = await deps.store.get(id);
     if (!t) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(id)} not found`);
-    return ok(c, taskView(t));
+    const recent = await deps.store.pageRuns({ task_id: id, before: null, limit: TASK_STATS_RUNS });
+    return ok(c, { ...taskView(t), stats: taskRunStats(recent) });
   });
 }

@@ -82,6 +82,7 @@ const storeSchema = z.strictObject({
 const historySchema = z.strictObject({
   retention_days: int(0, 36_500).default(30),
   max_runs_per_task: int(0, 10_000_000).default(1000),
+  completed_retention_days: int(0, 36_500).default(7),
 });
 
 const alertSchema = z.strictObject({

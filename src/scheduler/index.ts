@@ -593,9 +593,18 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (limit <= 0) return;
     try {
       await this.recorder.flush();
-      const recent = await this.o.store.pageRuns({ task_id: task.id, before: null, limit });
-      const finished = recent.filter((r) => r.status === 'SUCCESS' || r.status === 'FAIL');
-      if (finished.length < limit || finished.some((r) => r.status !== 'FAIL')) return;
+      // The newest `limit` finished runs (SUCCESS/FAIL), skipping runs in flight, SKIPPED and MISSED.
+      const finished: Run[] = [];
+      let before: DueKey | null = null;
+      for (let page = 0; page < 20 && finished.length < limit; page++) {
+        const rows: Run[] = await this.o.store.pageRuns({ task_id: task.id, before, limit: Math.max(limit, 50) });
+        for (const r of rows) if (r.status === 'SUCCESS' || r.status === 'FAIL') finished.push(r);
+        if (rows.length < Math.max(limit, 50)) break;
+        const last = rows[rows.length - 1]!;
+        before = { time: last.scheduled_time, id: last.run_id };
+      }
+      const newest = finished.slice(0, limit);
+      if (newest.length < limit || newest.some((r) => r.status !== 'FAIL')) return;
       for (let i = 0; i < 5; i++) {
         const cur = await this.o.store.get(task.id);
         if (!cur || cur.state !== 'active') return;

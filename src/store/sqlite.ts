@@ -91,6 +91,8 @@ CREATE TABLE IF NOT EXISTS runs (
   created INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_task ON runs(task_id, scheduled_time DESC);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
+CREATE INDEX IF NOT EXISTS tasks_completed ON tasks(update_time) WHERE state = 'completed';
 CREATE INDEX IF NOT EXISTS runs_open ON runs(scheduled_time, run_id) WHERE status IN ('PENDING', 'RUNNING');
 INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_version', '1');
 INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', '0');
@@ -168,6 +170,9 @@ const rowToRun = (r: RunRow): Run => ({
   shards: r.shards ? (JSON.parse(r.shards) as Run['shards']) : null,
 });
 
+const PRUNE_BATCH = 1000;
+const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 const RUN_COLS = 'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body, shards';
 
 export class SqliteTaskStore implements TaskStore {
@@ -181,7 +186,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly deleteTx: (id: string) => Task | null;
   private readonly updateTaskTx: (id: string, ch: TaskChanges, ex: TaskExpectation) => Task | 'conflict' | null;
   private readonly triggerTx: (req: Parameters<TaskStore['commitTrigger']>[0]) => FireResult;
-  private readonly pruneTx: (olderThan: number, maxPerTask: number) => number;
+  private readonly pruneExcessTx: (taskIds: readonly string[], maxPerTask: number) => number;
+  private readonly purgeTx: (olderThan: number) => number;
 
   constructor(opts: SqliteOptions) {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
@@ -250,10 +256,15 @@ export class SqliteTaskStore implements TaskStore {
       return 'committed';
     });
 
-    this.pruneTx = this.db.transaction((olderThan: number, maxPerTask: number): number => {
-      let n = this.st.pruneOld.run(olderThan).changes;
-      if (maxPerTask > 0) n += this.st.pruneExcess.run(maxPerTask).changes;
+    this.pruneExcessTx = this.db.transaction((taskIds: readonly string[], maxPerTask: number): number => {
+      let n = 0;
+      for (const id of taskIds) n += this.st.pruneExcessOfTask.run(id, id, maxPerTask - 1).changes;
       return n;
+    });
+    this.purgeTx = this.db.transaction((olderThan: number): number => {
+      const ids = this.st.purgeCompletedTasks.all(olderThan, PRUNE_BATCH) as { id: string }[];
+      for (const { id } of ids) this.st.deleteRuns.run(id);
+      return ids.length;
     });
 
     this.updateTx = this.db.transaction((ups: readonly RunUpdate[]) => {
@@ -299,12 +310,18 @@ export class SqliteTaskStore implements TaskStore {
       taskLastStatus: db.prepare('UPDATE tasks SET last_status = ? WHERE id = ?'),
       replaceSpec: db.prepare('UPDATE tasks SET format = ?, state = ?, next_fire_time = ?, spec = ?, update_time = ? WHERE id = ?'),
       countTrigger: db.prepare('UPDATE tasks SET run_count = run_count + 1, last_fire_time = ?, update_time = ? WHERE id = ?'),
-      pruneOld: db.prepare("DELETE FROM runs WHERE created < ? AND status NOT IN ('PENDING', 'RUNNING')"),
-      pruneExcess: db.prepare(
+      pruneOld: db.prepare(
         `DELETE FROM runs WHERE run_id IN (
-           SELECT run_id FROM (
-             SELECT run_id, status, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY scheduled_time DESC, run_id DESC) AS rn FROM runs
-           ) WHERE rn > ? AND status NOT IN ('PENDING', 'RUNNING'))`,
+           SELECT run_id FROM runs WHERE created < ? AND status NOT IN ('PENDING', 'RUNNING') LIMIT ${PRUNE_BATCH})`,
+      ),
+      tasksWithRuns: db.prepare('SELECT DISTINCT task_id FROM runs WHERE task_id > ? ORDER BY task_id LIMIT 200'),
+      pruneExcessOfTask: db.prepare(
+        `DELETE FROM runs WHERE task_id = ? AND status NOT IN ('PENDING', 'RUNNING') AND scheduled_time <
+           (SELECT scheduled_time FROM runs WHERE task_id = ? ORDER BY scheduled_time DESC LIMIT 1 OFFSET ?)`,
+      ),
+      purgeCompletedTasks: db.prepare(
+        `DELETE FROM tasks WHERE id IN (
+           SELECT id FROM tasks WHERE state = 'completed' AND update_time < ? ORDER BY update_time LIMIT ?) RETURNING id`,
       ),
       taskCounts: db.prepare('SELECT state, COUNT(*) AS n FROM tasks GROUP BY state'),
       runCounts: db.prepare('SELECT status, COUNT(*) AS n FROM runs GROUP BY status'),
@@ -466,8 +483,37 @@ export class SqliteTaskStore implements TaskStore {
     });
   }
 
-  pruneRuns(olderThan: number, maxPerTask: number): Promise<number> {
-    return this.guard(() => this.pruneTx(olderThan, maxPerTask));
+  async pruneRuns(olderThan: number, maxPerTask: number): Promise<number> {
+    let total = 0;
+    // 1. Finished runs older than the cutoff, a bounded batch per transaction.
+    for (;;) {
+      const n = await this.guard(() => this.st.pruneOld.run(olderThan).changes);
+      total += n;
+      if (n < PRUNE_BATCH) break;
+      await yieldToLoop();
+    }
+    if (maxPerTask <= 0) return total;
+    // 2. Beyond the newest maxPerTask of each task: 200 tasks per transaction, via the task index.
+    let after = '';
+    for (;;) {
+      const ids = await this.guard(() => (this.st.tasksWithRuns.all(after) as { task_id: string }[]).map((r) => r.task_id));
+      if (ids.length === 0) break;
+      total += await this.guard(() => this.pruneExcessTx(ids, maxPerTask));
+      after = ids[ids.length - 1]!;
+      await yieldToLoop();
+    }
+    return total;
+  }
+
+  async purgeCompleted(olderThan: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.guard(() => this.purgeTx(olderThan));
+      total += n;
+      if (n < PRUNE_BATCH) break;
+      await yieldToLoop();
+    }
+    return total;
   }
 
   ping(): Promise<boolean> {

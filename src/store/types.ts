@@ -144,8 +144,14 @@ export interface TaskStore {
   listTasks(q: ListTasksQuery): Promise<Task[]>;
   /** Counts for /xcron/stats. */
   stats(): Promise<StoreStats>;
-  /** Deletes finished runs older than `olderThan` and beyond the newest `maxPerTask` of each task. Returns how many. */
+  /**
+   * Deletes finished runs older than `olderThan` and beyond the newest `maxPerTask` of each task
+   * (never PENDING/RUNNING). Works in bounded batches and yields between them, so it never stalls
+   * firing. Returns how many runs were deleted.
+   */
   pruneRuns(olderThan: number, maxPerTask: number): Promise<number>;
+  /** Deletes completed tasks (and their runs) last changed before `olderThan`, in bounded batches. */
+  purgeCompleted(olderThan: number): Promise<number>;
   /** Cheap reachability check for /readyz. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -295,8 +295,8 @@ export interface UpdateRequest {
  * given is replaced whole. Type cannot change (create a new task instead).
  */
 export function validateUpdate(body: Record<string, unknown>, current: TaskSpec, limits: ValidationLimits): UpdateRequest {
-  rejectUnknown(body, UPDATE_FIELDS, '');
   if ('type' in body) throw invalidOption('type', 'cannot be changed; create a new task');
+  rejectUnknown(body, UPDATE_FIELDS, '');
   const spec: TaskSpec = { ...current };
   let rescheduled = false;
   if (body.format !== undefined) {
