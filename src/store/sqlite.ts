@@ -183,6 +183,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly commitTx: (reqs: readonly FireRequest[]) => FireResult[];
   private readonly updateTx: (ups: readonly RunUpdate[]) => void;
   private readonly createTx: (t: Task) => CreateResult;
+  private readonly createBatchTx: (ts: readonly Task[]) => CreateResult[];
+  private createQueue: { task: Task; resolve: (r: CreateResult) => void; reject: (e: Error) => void }[] = [];
   private readonly deleteTx: (id: string) => Task | null;
   private readonly updateTaskTx: (id: string, ch: TaskChanges, ex: TaskExpectation) => Task | 'conflict' | null;
   private readonly triggerTx: (req: Parameters<TaskStore['commitTrigger']>[0]) => FireResult;
@@ -208,6 +210,8 @@ export class SqliteTaskStore implements TaskStore {
       this.st.insert.run(t.id, t.slot, t.type, t.format, t.state, t.next_fire_time, specOf(t), t.idempotency_key, t.create_time, t.update_time, t.last_fire_time, t.last_status, t.run_count);
       return { task: t, created: true };
     });
+
+    this.createBatchTx = this.db.transaction((ts: readonly Task[]): CreateResult[] => ts.map((t) => this.createTx(t)));
 
     this.deleteTx = this.db.transaction((id: string): Task | null => {
       const row = this.st.deleteTask.get(id) as TaskRow | undefined;
@@ -348,8 +352,34 @@ export class SqliteTaskStore implements TaskStore {
     return Number(row.v);
   }
 
+  /**
+   * Group commit: creates that arrive in the same event-loop turn are written in one transaction
+   * (one WAL write, one fsync with synchronous=full); each promise resolves after that commit.
+   */
   create(task: Task): Promise<CreateResult> {
-    return this.guard(() => this.createTx(task));
+    if (this.closed) return Promise.reject(new StoreUnavailableError('store is closed'));
+    return new Promise((resolve, reject) => {
+      this.createQueue.push({ task, resolve, reject });
+      if (this.createQueue.length === 1) setImmediate(() => this.flushCreates());
+    });
+  }
+
+  private flushCreates(): void {
+    const batch = this.createQueue;
+    this.createQueue = [];
+    if (batch.length === 0) return;
+    let results: CreateResult[];
+    try {
+      if (this.closed) throw new StoreUnavailableError('store is closed');
+      results = this.createBatchTx(batch.map((b) => b.task));
+    } catch (e) {
+      // The batch rolled back: retry each alone so one bad task cannot fail the others.
+      for (const b of batch) {
+        this.guard(() => this.createTx(b.task)).then(b.resolve, b.reject);
+      }
+      return;
+    }
+    batch.forEach((b, i) => b.resolve(results[i]!));
   }
 
   get(id: string): Promise<Task | null> {
