@@ -282,6 +282,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   scan(): Promise<void> {
     if (this.scanning) return this.scanning;
     this.scanning = (async () => {
+      // A scan that finishes without awaiting (no owned slot yet: a node joining a cluster) would
+      // run the finally below before `this.scanning` is assigned, leaving it set for good.
+      await Promise.resolve();
       try {
         const target = this.o.clock.now() + this.o.lookaheadMs;
         this.scanTarget = target;
