@@ -7,7 +7,8 @@ import { resolve } from 'node:path';
 import { serve } from '@hono/node-server';
 import { createApp } from './api/app.js';
 import { SystemClock } from './clock/index.js';
-import { LocalOwnership } from './cluster/index.js';
+import { LocalOwnership, type Ownership } from './cluster/index.js';
+import { openClusterMode, type ClusterMode } from './cluster/redis.js';
 import { VERSION, loadConfig, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
 import { ConfigError } from './errors.js';
@@ -15,6 +16,7 @@ import { createLogger } from './log.js';
 import { Scheduler } from './scheduler/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
 import { SqliteTaskStore } from './store/sqlite.js';
+import type { TaskStore } from './store/types.js';
 
 interface Args {
   configPath: string;
@@ -61,13 +63,23 @@ export async function main(): Promise<void> {
   const log = createLogger(cfg.log_level, cfg.node_id);
   const clock = new SystemClock();
 
-  if (cfg.cluster.redis_url !== '') {
-    log.warn('cluster.redis_url is set, but cluster mode is not available in this build; running standalone on SQLite');
+  // Standalone (SQLite, every slot) or, with [cluster] redis_url, cluster mode (src/cluster/redis.ts).
+  let store: TaskStore;
+  let ownership: Ownership;
+  let where: Record<string, unknown>;
+  const cluster = cfg.cluster.redis_url !== '' ? await startCluster(cfg, log) : null;
+  if (cluster) {
+    store = cluster.store;
+    ownership = cluster.ownership;
+    where = { cluster: true, slots: cfg.cluster.slots, lease_ms: cfg.cluster.lease_ms, key_prefix: cfg.cluster.key_prefix };
+  } else {
+    const dbFile = resolve(cfg.data_dir, cfg.store.sqlite_file);
+    const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
+    const epoch = sqlite.claimEpoch();
+    store = sqlite;
+    ownership = new LocalOwnership(cfg.node_id, cfg.cluster.slots, epoch);
+    where = { data: dbFile, epoch };
   }
-  const dbFile = resolve(cfg.data_dir, cfg.store.sqlite_file);
-  const store = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
-  const epoch = store.claimEpoch();
-  const ownership = new LocalOwnership(cfg.node_id, cfg.cluster.slots, epoch);
 
   const delivery = new Delivery({
     clock,
@@ -79,7 +91,8 @@ export async function main(): Promise<void> {
     signingSecrets: cfg.callback.signing_secrets,
   });
   const scheduler = new Scheduler({
-    store,
+    store: cluster ? cluster.schedulerStore : store,
+    onRunQueued: cluster ? (runId, slot) => cluster.notifier.runQueued(runId, slot) : undefined,
     ownership,
     delivery,
     clock,
@@ -97,14 +110,18 @@ export async function main(): Promise<void> {
     maxConsecutiveFailures: cfg.alert.max_consecutive_failures,
   });
 
+  cluster?.notifier.attach(scheduler);
   const stats = new SchedulerStats(scheduler);
   const app = createApp({
     store,
-    notifier: {
-      taskChanged: (t) => scheduler.taskChanged(t),
-      taskRemoved: (id) => scheduler.taskRemoved(id),
-      runQueued: (runId) => void scheduler.deliverRun(runId),
-    },
+    notifier: cluster
+      ? cluster.notifier
+      : {
+          taskChanged: (t) => scheduler.taskChanged(t),
+          taskRemoved: (id) => scheduler.taskRemoved(id),
+          runQueued: (runId) => void scheduler.deliverRun(runId),
+        },
+    isReady: cluster ? () => cluster.ready() : undefined,
     nodeId: cfg.node_id,
     liveStats: () => stats.snapshot(),
     ownership,
@@ -131,7 +148,7 @@ export async function main(): Promise<void> {
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.http_port;
-  log.info({ port, host: cfg.http_host, data: dbFile, epoch, loaded: scheduler.loadedCount(), ready_ms: Math.round(performance.now() - t0), version: VERSION }, `xcron listening on ${cfg.http_host}:${port}`);
+  log.info({ port, host: cfg.http_host, ...where, loaded: scheduler.loadedCount(), ready_ms: Math.round(performance.now() - t0), version: VERSION }, `xcron listening on ${cfg.http_host}:${port}`);
 
   // History retention: prune finished runs in the background.
   const prune = async (): Promise<void> => {
@@ -171,6 +188,7 @@ export async function main(): Promise<void> {
       await ownership.stop();
       await delivery.close();
       await store.close();
+      await cluster?.close();
       log.info('stopped');
       log.flush();
       process.exit(0);
@@ -179,6 +197,20 @@ export async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
+}
+
+/** Cluster mode: connects to Redis and checks the slot count; a mismatch is a configuration error (exit 2). */
+async function startCluster(cfg: Config, log: ReturnType<typeof createLogger>): Promise<ClusterMode> {
+  try {
+    return await openClusterMode({ cluster: cfg.cluster, nodeId: cfg.node_id, log });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`xcron: configuration error: ${e.message}\n`);
+      log.flush();
+      process.exit(2);
+    }
+    throw e;
+  }
 }
 
 main().catch((e: unknown) => {

@@ -14,6 +14,7 @@
  *   B:runs:<task_id>   a task's runs by scheduled_time (history)
  *   B:open             unfinished runs by scheduled_time (the outbox)
  *   B:done             finished runs by creation time (retention)
+ *   B:completed        completed tasks by update_time (purgeCompleted)
  *   B:runstat          run counts by status
  * Global keys, each written by a one-key command of its own (never in a slot script):
  *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id).
@@ -732,6 +733,29 @@ export class RedisTaskStore implements TaskStore {
             const [n, next] = (await this.run('pruneRuns', s, [olderThan, maxPerTask, cursor, 500])) as [number, string];
             total += n;
             cursor = next;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 4 }, worker));
+      return total;
+    });
+  }
+
+  purgeCompleted(olderThan: number): Promise<number> {
+    return this.guard(async () => {
+      let total = 0;
+      const slots = this.allSlots();
+      const worker = async (): Promise<void> => {
+        for (let s = slots.shift(); s !== undefined; s = slots.shift()) {
+          for (let more = true; more; ) {
+            const r = (await this.run('purgeCompleted', s, [olderThan, 200])) as unknown[];
+            more = r[0] === 1;
+            for (let i = 1; i + 1 < r.length; i += 2) {
+              total++;
+              const id = r[i] as string;
+              const key = r[i + 1] as string;
+              if (key !== '') await evalScript(this.client, script('delIfEq'), [this.idemKey(key)], [id]);
+            }
           }
         }
       };

@@ -45,7 +45,7 @@ const MIN = 60_000;
 
 /** The same scripted history on both stores; every answer must be the same. */
 describe('RedisTaskStore answers like SqliteTaskStore (differential)', () => {
-  it('updateTask, commitTrigger, listTasks, pageRuns, stats, pruneRuns, dueTasks after changes', async () => {
+  it('updateTask, commitTrigger, listTasks, pageRuns, stats, pruneRuns, purgeCompleted, dueTasks after changes', async () => {
     const tmp = tempDir('xcron-diff-');
     const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
     const sqliteToken = sqlite.claimEpoch();
@@ -160,12 +160,26 @@ describe('RedisTaskStore answers like SqliteTaskStore (differential)', () => {
       // finish some of the history, then prune by count and by age
       const hist = await sqlite.listRuns(h.id, 100);
       await both('finish history', (s) => s.updateRuns(hist.slice(0, 9).map((r, i) => ({ run_id: r.run_id, task_id: h.id, status: i % 2 ? 'FAIL' : 'SUCCESS', attempts: 1 }))));
-      await both('prune by count', (s) => s.pruneRuns(0, 4));
+      expect(await both('prune by count', (s) => s.pruneRuns(0, 4))).toBeGreaterThan(0);
       const byId = (runs: { run_id: string }[]): typeof runs => [...runs].sort((x, y) => (x.run_id < y.run_id ? -1 : 1));
       await both('history after prune', async (s) => byId(await s.listRuns(h.id, 100)));
-      await both('prune by age', (s) => s.pruneRuns(T0 + 2 * MIN, 0));
+      expect(await both('prune by age', (s) => s.pruneRuns(T0 + 2 * MIN, 0))).toBeGreaterThan(0);
       await both('history after age prune', async (s) => byId((await Promise.all(tasks.map((t) => s.listRuns(t.id, 100)))).flat()));
       await both('stats after prune', (s) => s.stats());
+      // completed tasks: purge by age (their runs go too; a purged idempotency key is free again)
+      const done = [tasks[4]!, tasks[9]!, tasks[14]!];
+      const withKey = makeTask({ id: 'DiffDone-key', type: 2, format: String(T0 + 90_000), createdAt: T0, body: { idempotency_key: 'done-key' } });
+      await both('create with key', (s) => s.create(withKey));
+      for (const t of [...done, withKey]) {
+        const c = (await sqlite.get(t.id))!;
+        await both(`complete ${t.id}`, (s, tok) => s.commitFires([fire(c, tok, { next: null, now: c.next_fire_time! + (t === done[0] ? 10 * MIN : 5) })]));
+      }
+      await both('purge nothing yet', (s) => s.purgeCompleted(T0 - 1));
+      expect(await both('purge the older ones', (s) => s.purgeCompleted(T0 + 5 * MIN))).toBeGreaterThan(0);
+      await both('completed left', (s) => s.listTasks({ state: 'completed', namePrefix: null, after: null, limit: 100 }));
+      await both('purged runs gone', async (s) => (await Promise.all(done.map((t) => s.listRuns(t.id, 10)))).map((r) => r.length));
+      expect(await both('key free again', async (s) => (await s.create(makeTask({ id: 'DiffDone-key2', body: { idempotency_key: 'done-key' } }))).created)).toBe(true);
+      await both('stats after purge', (s) => s.stats());
       await both('delete', (s) => s.delete(h.id));
       await both('stats after delete', (s) => s.stats());
     } finally {

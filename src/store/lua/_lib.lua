@@ -72,3 +72,20 @@ local function drop_run(base, run_id)
   redis.call('ZREM', base .. ':open', run_id)
   redis.call('ZREM', base .. ':done', run_id)
 end
+
+-- Deletes a task, its runs and every index entry of it. Returns its hash (flat), or {} if unknown.
+local function drop_task(base, id)
+  local tk = base .. ':t:' .. id
+  local t = redis.call('HGETALL', tk)
+  if #t == 0 then return t end
+  local state = redis.call('HGET', tk, 'state')
+  redis.call('DEL', tk)
+  redis.call('ZREM', base .. ':ids', id)
+  redis.call('ZREM', base .. ':st:' .. state, id)
+  redis.call('ZREM', base .. ':due', id)
+  redis.call('ZREM', base .. ':completed', id)
+  local runs = redis.call('ZRANGE', base .. ':runs:' .. id, 0, -1)
+  for _, rid in ipairs(runs) do drop_run(base, rid) end
+  redis.call('DEL', base .. ':runs:' .. id)
+  return t
+end

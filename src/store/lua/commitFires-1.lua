@@ -33,6 +33,7 @@ for i = 1, #ARGV, 9 do
         redis.call('ZREM', base .. ':due', id)
         redis.call('ZREM', base .. ':st:active', id)
         redis.call('ZADD', base .. ':st:completed', 0, id)
+        redis.call('ZADD', base .. ':completed', now, id)
       else
         redis.call('HSET', tk, 'next_fire_time', nxt)
         redis.call('ZADD', base .. ':due', nxt, id)

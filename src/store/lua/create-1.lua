@@ -13,4 +13,7 @@ redis.call('ZADD', base .. ':st:' .. state, 0, id)
 if state == 'active' and nxt ~= '' then
   redis.call('ZADD', base .. ':due', nxt, id)
 end
+if state == 'completed' then
+  redis.call('ZADD', base .. ':completed', redis.call('HGET', tk, 'update_time') or 0, id)
+end
 return 1

@@ -1,6 +1,6 @@
 -- Deletes finished run records of one slot, a bounded amount per call.
 -- Phase 'age': finished runs created before `older_than`. Phase 'id:<task_id>': per task, the
--- finished runs beyond the newest `max_per_task` (tasks in id order after <task_id>).
+-- finished runs scheduled before its max_per_task-th newest run (tasks in id order after <task_id>).
 -- KEYS[1]: the slot's key base.
 -- ARGV: older_than, max_per_task (0 = no limit), cursor ('age' or 'id:<last task id>'), budget
 -- Returns {deleted, next_cursor ('' = done)}.
@@ -26,7 +26,9 @@ for _, id in ipairs(ids) do
   local key = base .. ':runs:' .. id
   local n = redis.call('ZCARD', key)
   if n > max_per_task then
-    local excess = redis.call('ZRANGE', key, 0, n - max_per_task - 1)
+    -- runs scheduled before the max_per_task-th newest (ties with it are kept)
+    local cut = redis.call('ZRANGE', key, n - max_per_task, n - max_per_task, 'WITHSCORES')[2]
+    local excess = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. cut)
     for _, rid in ipairs(excess) do
       local st = redis.call('HGET', base .. ':r:' .. rid, 'status')
       if st ~= 'PENDING' and st ~= 'RUNNING' then

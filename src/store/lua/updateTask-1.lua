@@ -19,6 +19,11 @@ if now[1] ~= cur[1] then
   redis.call('ZREM', base .. ':st:' .. cur[1], id)
   redis.call('ZADD', base .. ':st:' .. now[1], 0, id)
 end
+if now[1] == 'completed' then
+  redis.call('ZADD', base .. ':completed', redis.call('HGET', tk, 'update_time') or 0, id)
+else
+  redis.call('ZREM', base .. ':completed', id)
+end
 if now[1] == 'active' and now[2] then
   redis.call('ZADD', base .. ':due', now[2], id)
 else

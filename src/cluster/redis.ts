@@ -1,0 +1,548 @@
+/**
+ * RedisOwnership: cluster membership and per-slot leases with fencing tokens (DESIGN.md, "Cluster
+ * mode").
+ *
+ * Every tick (lease/5, 600 ms by default) a node
+ *   1. heartbeats into `{<prefix>}:members` (Redis server time) and reads the live members: the
+ *      nodes seen within the lease time;
+ *   2. renews each lease it holds (compare token, then PEXPIRE). Any renewal error or timeout means
+ *      it can no longer prove ownership: it emits 'lost' for every slot at once, long before the
+ *      leases (renewed one tick ago) can expire. A renewal answered "not yours" loses that slot;
+ *   3. ranks the live members per slot by rendezvous hashing. It hands back the slots whose
+ *      preferred owner is another member seen for two ticks (emit 'lost', then compare-and-delete),
+ *      takes the free slots it prefers (SET PX + INCR of the slot's epoch = the fencing token), and
+ *      takes any slot left free for two ticks (an orphan: liveness beats balance).
+ * Besides, `tokenFor` answers only while the lease is surely still valid (local monotonic clock,
+ * measured from before the renewal was sent, minus a margin), and a watchdog emits 'lost' when that
+ * time passes without a renewal: a node frozen longer than that (SIGSTOP, a long GC pause) never
+ * fires with a token it cannot prove. The store re-checks the token and the lease in the commit
+ * script anyway; these local checks only keep a stale node from trying.
+ *
+ * `slots` is fixed in Redis the first time a node starts; a node with another count refuses to
+ * start.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { ConfigError, StoreUnavailableError } from '../errors.js';
+import {
+  connectRedis,
+  createRedisClient,
+  evalScript,
+  globalKey,
+  RedisTaskStore,
+  script,
+  slotBase,
+  toStoreError,
+  type RedisClient,
+} from '../store/redis.js';
+import type { TaskStore } from '../store/types.js';
+import type { Run } from '../task/index.js';
+import { ClusterNotifier } from './notify.js';
+import type { Ownership, OwnershipEvents, SlotInfo } from './ownership.js';
+
+export interface RedisOwnershipOptions {
+  /** A connection of its own (so store traffic never delays a renewal), with a short command timeout. */
+  client: RedisClient;
+  nodeId: string;
+  slots: number;
+  leaseMs: number;
+  prefix: string;
+  log: Logger;
+  /**
+   * Re-announce the owned slots ('acquired') this often: the scheduler reloads its window and
+   * redelivers runs left by nodes that are gone. A safety net for lost notifications. 0: never.
+   */
+  refreshMs?: number;
+  /** Monotonic milliseconds (injectable for tests). */
+  now?: () => number;
+}
+
+interface Lease {
+  token: number;
+  /** Local monotonic time until which the lease is surely still held. */
+  validUntil: number;
+}
+
+/** Ticks a member must have been seen before slots are handed to it, and a slot must stay free before an orphan is taken. */
+const STABLE_TICKS = 2;
+
+/** 32-bit rendezvous weight of (node, slot): FNV-1a plus a murmur3 finalizer. */
+export function rendezvousWeight(node: string, slot: number): number {
+  let h = 0x811c9dc5;
+  const s = `${slot}\u0000${node}`;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The preferred owner of a slot among `members` (highest weight; ties by node id). */
+export function preferredOwner(slot: number, members: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestW = -1;
+  for (const m of members) {
+    const w = rendezvousWeight(m, slot);
+    if (w > bestW || (w === bestW && best !== null && m < best)) {
+      best = m;
+      bestW = w;
+    }
+  }
+  return best;
+}
+
+const parseLease = (v: string | null): { epoch: number; owner: string } | null => {
+  if (v === null) return null;
+  const i = v.indexOf('|');
+  return i < 0 ? null : { epoch: Number(v.slice(0, i)), owner: v.slice(i + 1) };
+};
+
+export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Ownership {
+  readonly nodeId: string;
+  readonly slotCount: number;
+  private readonly client: RedisClient;
+  private readonly leaseMs: number;
+  private readonly tickMs: number;
+  private readonly marginMs: number;
+  private readonly prefix: string;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly owned = new Map<number, Lease>();
+  private members: string[] = [];
+  private readonly seenTicks = new Map<string, number>();
+  private readonly freeTicks = new Map<number, number>();
+  private healthyUntil = -Infinity;
+  private started = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private ticking: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly o: RedisOwnershipOptions) {
+    super();
+    this.nodeId = o.nodeId;
+    this.slotCount = o.slots;
+    this.client = o.client;
+    this.leaseMs = o.leaseMs;
+    this.tickMs = Math.max(50, Math.floor(o.leaseMs / 5));
+    this.marginMs = Math.max(50, Math.floor(o.leaseMs / 5));
+    this.prefix = o.prefix;
+    this.log = o.log;
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  private base(slot: number): string {
+    return slotBase(this.prefix, slot);
+  }
+
+  /** Fixes the slot count in Redis on first use; throws ConfigError when the cluster uses another. */
+  async checkSlots(): Promise<void> {
+    const stored = Number(await evalScript(this.client, script('claimSlots'), [globalKey(this.prefix, 'slots')], [this.slotCount]));
+    if (stored !== this.slotCount) {
+      throw new ConfigError(
+        `'cluster.slots' is ${this.slotCount}, but the cluster in this Redis (key prefix "${this.prefix}") uses ${stored} slots; ` +
+          `every node of a cluster must use the same value (set slots = ${stored}, or use another key_prefix for a new cluster)`,
+      );
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    await this.checkSlots();
+    this.started = true;
+    await this.tick();
+    this.schedule();
+    const refresh = this.o.refreshMs ?? 30_000;
+    if (refresh > 0) {
+      this.refreshTimer = setInterval(() => this.reannounce('periodic refresh'), refresh);
+      this.refreshTimer.unref();
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.ticking = this.tick().finally(() => {
+        this.ticking = null;
+        this.schedule();
+      });
+    }, this.tickMs);
+  }
+
+  /** Hands every slot back (so others take them at once), leaves the member set, stops. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopped = true;
+      if (this.timer) clearTimeout(this.timer);
+      if (this.refreshTimer) clearInterval(this.refreshTimer);
+      this.timer = null;
+      if (this.ticking) await this.ticking;
+      const held = [...this.owned];
+      this.dropAll(null);
+      this.disarmWatchdog();
+      await Promise.all(held.map(([slot, l]) => evalScript(this.client, script('release'), [this.base(slot)], [l.token, this.nodeId]).catch(() => 0)));
+      await evalScript(this.client, script('heartbeat'), [globalKey(this.prefix, 'members')], [this.nodeId, this.leaseMs, 1]).catch(() => null);
+      this.healthyUntil = -Infinity;
+      if (held.length > 0) this.log.info({ slots: held.length }, 'slots handed back');
+    })();
+    return this.stopping;
+  }
+
+  tokenFor(slot: number): number | null {
+    const l = this.owned.get(slot);
+    if (!l) return null;
+    if (this.now() > l.validUntil) {
+      this.expireStale();
+      return null;
+    }
+    return l.token;
+  }
+
+  ownedSlots(): number[] {
+    return [...this.owned.keys()].sort((a, b) => a - b);
+  }
+
+  reportFenced(slot: number): void {
+    if (!this.owned.delete(slot)) return;
+    this.log.warn({ slot }, 'fencing token refused by the store: slot lost');
+    this.emit('lost', [slot]);
+  }
+
+  isMember(): boolean {
+    return this.started && !this.stopped && this.now() < this.healthyUntil;
+  }
+
+  /** Live members as of the last heartbeat. */
+  liveMembers(): readonly string[] {
+    return this.members;
+  }
+
+  isLive(node: string): boolean {
+    return this.members.includes(node);
+  }
+
+  /**
+   * Announces the owned slots again ('acquired'): the scheduler reloads its window and redelivers
+   * the outbox of those slots (runs of nodes that are gone). Used after a member left, after the
+   * change feed reconnected (notifications may have been lost), and periodically.
+   */
+  reannounce(reason: string): void {
+    if (this.stopped || this.owned.size === 0) return;
+    this.log.debug({ reason, slots: this.owned.size }, 'reloading owned slots');
+    this.emit('acquired', this.ownedSlots());
+  }
+
+  async describe(): Promise<{ node: string; members: string[]; slots: SlotInfo[] }> {
+    try {
+      const values = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => this.client.get(`${this.base(s)}:lease`)));
+      return {
+        node: this.nodeId,
+        members: [...this.members],
+        slots: values.map((v, slot) => {
+          const l = parseLease(v);
+          return { slot, owner: l ? l.owner : null, epoch: l ? l.epoch : null };
+        }),
+      };
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  // ---- the loop ----
+
+  /** One round: heartbeat, renew, hand back, acquire. Never throws. */
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    const t0 = this.now();
+    const membersKey = globalKey(this.prefix, 'members');
+    let live: string[];
+    try {
+      const r = (await evalScript(this.client, script('heartbeat'), [membersKey], [this.nodeId, this.leaseMs, 0])) as unknown[];
+      live = (r.slice(1) as string[]).sort();
+    } catch (e) {
+      this.fail('heartbeat failed', e);
+      return;
+    }
+    if (this.stopped) return;
+    this.healthyUntil = t0 + this.leaseMs - this.marginMs;
+    const departed = this.members.filter((m) => m !== this.nodeId && !live.includes(m));
+    const joined = live.filter((m) => !this.members.includes(m));
+    for (const m of [...this.seenTicks.keys()]) if (!live.includes(m)) this.seenTicks.delete(m);
+    for (const m of live) this.seenTicks.set(m, (this.seenTicks.get(m) ?? 0) + 1);
+    this.members = live;
+    if (departed.length > 0 || joined.length > 0) this.log.info({ members: live, joined, departed }, 'cluster membership changed');
+
+    // Renew.
+    const held = [...this.owned];
+    let renewed: unknown[];
+    try {
+      renewed = await Promise.all(held.map(([slot, l]) => evalScript(this.client, script('renew'), [this.base(slot)], [l.token, this.nodeId, this.leaseMs])));
+    } catch (e) {
+      this.fail('lease renewal failed', e);
+      return;
+    }
+    if (this.stopped) return;
+    const lost: number[] = [];
+    held.forEach(([slot, l], i) => {
+      if (this.owned.get(slot) !== l) return; // dropped meanwhile (fenced)
+      if (renewed[i] === 1) l.validUntil = t0 + this.leaseMs - this.marginMs;
+      else {
+        this.owned.delete(slot);
+        lost.push(slot);
+      }
+    });
+    if (lost.length > 0) {
+      this.log.warn({ slots: lost }, 'leases lost (expired or taken over)');
+      this.emit('lost', lost);
+    }
+
+    // Rebalance.
+    let leases: (string | null)[];
+    try {
+      leases = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => (this.owned.has(s) ? Promise.resolve(null) : this.client.get(`${this.base(s)}:lease`))));
+    } catch (e) {
+      this.fail('reading leases failed', e);
+      return;
+    }
+    if (this.stopped) return;
+    const handBack: [number, Lease][] = [];
+    const want: number[] = [];
+    for (let s = 0; s < this.slotCount; s++) {
+      const pref = preferredOwner(s, live);
+      const mine = this.owned.get(s);
+      if (mine) {
+        if (pref !== null && pref !== this.nodeId && (this.seenTicks.get(pref) ?? 0) >= STABLE_TICKS) handBack.push([s, mine]);
+        continue;
+      }
+      const l = parseLease(leases[s] ?? null);
+      if (l !== null && l.owner !== this.nodeId) {
+        this.freeTicks.delete(s);
+        continue;
+      }
+      if (pref === this.nodeId || l !== null) {
+        want.push(s);
+        continue;
+      }
+      const n = (this.freeTicks.get(s) ?? 0) + 1;
+      this.freeTicks.set(s, n);
+      if (n >= STABLE_TICKS) want.push(s);
+    }
+    if (handBack.length > 0) {
+      for (const [s] of handBack) this.owned.delete(s);
+      this.emit(
+        'lost',
+        handBack.map(([s]) => s),
+      );
+      await Promise.all(handBack.map(([s, l]) => evalScript(this.client, script('release'), [this.base(s)], [l.token, this.nodeId]).catch(() => 0)));
+      this.log.info({ slots: handBack.length }, 'slots handed back to their preferred owners');
+    }
+    if (want.length > 0 && !this.stopped) {
+      const t1 = this.now();
+      const got: number[] = [];
+      try {
+        const res = await Promise.all(want.map((s) => evalScript(this.client, script('acquire'), [this.base(s)], [this.nodeId, this.leaseMs])));
+        if (this.stopped) {
+          // stop() began meanwhile: give these back at once.
+          await Promise.all(
+            res.map((r, i) => {
+              const [ok, epoch] = r as [number, number];
+              return ok === 1 ? evalScript(this.client, script('release'), [this.base(want[i]!)], [epoch, this.nodeId]).catch(() => 0) : Promise.resolve(0);
+            }),
+          );
+          return;
+        }
+        res.forEach((r, i) => {
+          const [ok, epoch] = r as [number, number | string];
+          const s = want[i]!;
+          if (ok !== 1) return;
+          this.owned.set(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
+          this.freeTicks.delete(s);
+          got.push(s);
+        });
+      } catch (e) {
+        this.fail('acquiring leases failed', e);
+        return;
+      }
+      if (got.length > 0) {
+        this.log.info({ slots: got.length, owned: this.owned.size }, 'slots acquired');
+        this.emit('acquired', got);
+      }
+    }
+    this.armWatchdog();
+    if (departed.length > 0) this.reannounce(`member left: ${departed.join(', ')}`);
+  }
+
+  /** Renewal or heartbeat failed: stop firing at once (every slot is lost until a round succeeds). */
+  private fail(what: string, e: unknown): void {
+    this.healthyUntil = -Infinity;
+    const err = e instanceof Error ? e.message : String(e);
+    if (this.owned.size > 0) this.log.warn({ err, slots: this.owned.size }, `${what}: not firing any slot until Redis answers again`);
+    else this.log.debug({ err }, what);
+    this.dropAll(what);
+  }
+
+  private dropAll(reason: string | null): void {
+    if (this.owned.size === 0) return;
+    const slots = this.ownedSlots();
+    this.owned.clear();
+    if (reason) this.log.debug({ reason, slots: slots.length }, 'dropping all slots');
+    this.emit('lost', slots);
+  }
+
+  /** Drops the slots whose lease may have expired (no successful renewal in time). */
+  private expireStale(): void {
+    const now = this.now();
+    const stale: number[] = [];
+    for (const [s, l] of this.owned) if (now > l.validUntil) stale.push(s);
+    if (stale.length === 0) return;
+    for (const s of stale) this.owned.delete(s);
+    this.log.warn({ slots: stale.length }, 'leases not renewed in time (process paused or Redis slow): not firing those slots');
+    this.emit('lost', stale);
+  }
+
+  private armWatchdog(): void {
+    this.disarmWatchdog();
+    if (this.owned.size === 0 || this.stopped) return;
+    let first = Infinity;
+    for (const l of this.owned.values()) first = Math.min(first, l.validUntil);
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      this.expireStale();
+    }, Math.max(0, first - this.now()) + 1);
+    this.watchdog.unref();
+  }
+
+  private disarmWatchdog(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The store the scheduler uses in cluster mode: the Redis store, except that recovery
+ * (`unfinishedRuns`, called when slots are acquired or re-announced) leaves out the runs this
+ * process is delivering or has delivered but not yet recorded, and runs another live node is
+ * delivering (RUNNING under that node): DESIGN.md rule 2, "re-delivers that slot's unfinished runs
+ * whose owner is gone". Those nodes record the outcome themselves; if one dies, the member-left
+ * re-announce picks its runs up.
+ */
+export function recoveryStore(store: TaskStore, ownership: RedisOwnership): TaskStore {
+  const mine = new Set<string>();
+  const self = ownership.nodeId;
+  const keep = (run: Run): boolean =>
+    !mine.has(run.run_id) && !(run.status === 'RUNNING' && run.node !== null && run.node !== self && ownership.isLive(run.node));
+
+  const unfinishedRuns: TaskStore['unfinishedRuns'] = async (q) => {
+    const out: Awaited<ReturnType<TaskStore['unfinishedRuns']>> = [];
+    let after = q.after;
+    for (;;) {
+      const rows = await store.unfinishedRuns({ ...q, after });
+      for (const r of rows) {
+        after = { time: r.run.scheduled_time, id: r.run.run_id };
+        if (!keep(r.run)) continue;
+        out.push(r);
+        if (ownership.tokenFor(r.run.slot) !== null) mine.add(r.run.run_id);
+        if (out.length >= q.limit) return out;
+      }
+      if (rows.length < q.limit) return out;
+    }
+  };
+  const commitFires: TaskStore['commitFires'] = async (reqs) => {
+    const res = await store.commitFires(reqs);
+    res.forEach((r, i) => {
+      const req = reqs[i]!;
+      if (r === 'committed' && req.run.status === 'PENDING') mine.add(req.run.run_id);
+    });
+    return res;
+  };
+  const updateRuns: TaskStore['updateRuns'] = async (updates) => {
+    await store.updateRuns(updates);
+    for (const u of updates) if (u.status !== 'RUNNING') mine.delete(u.run_id);
+  };
+  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns };
+  return new Proxy(store, {
+    get(target, prop, _receiver) {
+      if (typeof prop === 'string' && prop in overrides) return overrides[prop as keyof TaskStore];
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface ClusterSettings {
+  redis_url: string;
+  redis_cluster: boolean;
+  redis_password: string;
+  redis_tls: boolean;
+  slots: number;
+  lease_ms: number;
+  key_prefix: string;
+}
+
+/** Everything cluster mode adds, built from the [cluster] config. */
+export interface ClusterMode {
+  store: RedisTaskStore;
+  /** The store for the scheduler (recovery skips runs live nodes are delivering). */
+  schedulerStore: TaskStore;
+  ownership: RedisOwnership;
+  notifier: ClusterNotifier;
+  /** Readiness: a heartbeating member and a connected change feed. */
+  ready(): Promise<boolean>;
+  /** Closes the change feed and the ownership connection (the store closes its own). */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to Redis (three connections: store, ownership, change feed), checks the slot count and
+ * builds the cluster parts. Throws ConfigError on a slot-count mismatch.
+ */
+export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: string; log: Logger; connectTimeoutMs?: number }): Promise<ClusterMode> {
+  const c = o.cluster;
+  const log = o.log.child({ module: 'cluster' });
+  const conn = (name: string, commandTimeoutMs: number): RedisClient =>
+    createRedisClient({ url: c.redis_url, password: c.redis_password, tls: c.redis_tls, cluster: c.redis_cluster, commandTimeoutMs, name: `xcron:${o.nodeId}:${name}`, log });
+  const storeClient = conn('store', 2000);
+  const ownClient = conn('ownership', Math.max(100, Math.floor(c.lease_ms / 3)));
+  const subClient = conn('feed', 2000);
+  const clients = [storeClient, ownClient, subClient];
+  try {
+    const timeout = o.connectTimeoutMs ?? 30_000;
+    await Promise.all(clients.map((cl) => connectRedis(cl, timeout, log)));
+  } catch (e) {
+    for (const cl of clients) cl.disconnect();
+    throw new StoreUnavailableError((e as Error).message);
+  }
+  const store = new RedisTaskStore({ client: storeClient, prefix: c.key_prefix, slots: c.slots, log: o.log.child({ module: 'store' }) });
+  const ownership = new RedisOwnership({ client: ownClient, nodeId: o.nodeId, slots: c.slots, leaseMs: c.lease_ms, prefix: c.key_prefix, log });
+  try {
+    await ownership.checkSlots();
+  } catch (e) {
+    for (const cl of clients) cl.disconnect();
+    throw e;
+  }
+  const notifier = new ClusterNotifier({ pub: storeClient, sub: subClient, prefix: c.key_prefix, ownership, store, log });
+  await notifier.start();
+  return {
+    store,
+    schedulerStore: recoveryStore(store, ownership),
+    ownership,
+    notifier,
+    ready: () => Promise.resolve(ownership.isMember() && notifier.connected()),
+    close: async () => {
+      await notifier.close();
+      await ownClient.quit().catch(() => ownClient.disconnect());
+    },
+  };
+}
