@@ -51,6 +51,9 @@ export function runView(r: Run): Record<string, unknown> {
     duration_ms: r.duration_ms,
     response_body: r.response_body,
     ...(r.shards ? { shards: r.shards } : {}),
+    ...(r.deadline !== null ? { deadline: r.deadline } : {}),
+    ...(r.message !== null ? { message: r.message } : {}),
+    ...(r.output !== null ? { output: JSON.parse(r.output) as unknown } : {}),
   };
 }
 

@@ -7,6 +7,7 @@
  * horizon is in the heap. Extra or stale entries are harmless: the compare-and-set in the store
  * refuses a stale tick, and the task is then re-read.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock/index.js';
@@ -14,7 +15,7 @@ import type { Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { DueKey, FireRequest, FireResult, TaskStore } from '../store/types.js';
-import { PERIODIC, fireId, manualFireTime, nextFire, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
+import { PERIODIC, fireId, manualFireTime, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
 import { MinHeap } from './heap.js';
 import { RunRecorder } from './recorder.js';
 
@@ -45,6 +46,10 @@ export interface SchedulerOptions {
   alertUrl?: string;
   /** Default for tasks without max_consecutive_failures (0: never auto-pause). */
   maxConsecutiveFailures?: number;
+  /** Secret for X-Xcron-Report-Token (async completion). Empty: a per-process random secret. */
+  reportSecret?: string;
+  /** Default report deadline of async runs (ms). */
+  defaultAsyncTimeoutMs?: number;
 }
 
 export interface AlertEvent {
@@ -120,10 +125,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private storeBackoffUntil = 0;
   private scans = 0;
   private readonly rr = new Map<string, number>();
+  /** Async runs awaiting their report on this node: run_id → deadline timer. */
+  private readonly awaiting = new Map<string, { d: Dispatch; deadline: number; attempts: number; timer: TimerHandle | null }>();
+  private readonly reportSecret: string;
 
   constructor(private readonly o: SchedulerOptions) {
     super();
     this.recorder = new RunRecorder(o.store, o.log);
+    this.reportSecret = o.reportSecret ?? randomBytes(32).toString('hex');
     o.ownership.on('acquired', (slots) => void this.onAcquired(slots));
     o.ownership.on('lost', (slots) => this.onLost(slots));
   }
@@ -152,6 +161,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.timer = null;
     this.scanTimer?.cancel();
     this.scanTimer = null;
+    for (const w of this.awaiting.values()) w.timer?.cancel();
+    this.awaiting.clear();
     if (this.firing) await this.firing;
     if (this.scanning) await this.scanning;
   }
@@ -216,6 +227,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   private onLost(slots: number[]): void {
     const lost = new Set(slots);
+    for (const [runId, w] of this.awaiting) {
+      if (lost.has(w.d.task.slot)) {
+        w.timer?.cancel();
+        this.awaiting.delete(runId);
+        this.releaseInflightOnly(w.d.task.id, runId);
+      }
+    }
     for (const [id, e] of this.entries) if (lost.has(e.task.slot)) this.entries.delete(id);
     this.heap.filter((e) => this.entries.get(e.id) === e);
   }
@@ -341,7 +359,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       for (;;) {
         const rows = await this.o.store.unfinishedRuns({ slots: filter, after, limit: 1000 });
         for (const { run, task } of rows) {
-          if (this.inflightRuns.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
+          if (this.inflightRuns.has(run.run_id) || this.awaiting.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
+          if (run.status === 'RUNNING' && run.deadline !== null) {
+            // An async run awaiting its report: not redelivered; its deadline is enforced here now.
+            this.acquireInflight(task.id, run.run_id);
+            this.awaitReport({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts }, run.deadline, run.attempts);
+            continue;
+          }
           count++;
           this.dispatch({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 }, run);
         }
@@ -549,6 +573,113 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   // ---- delivery ----
 
+  // ---- async completion ----
+
+  /** Arms the report deadline of an async run (timers never sleep longer than maxSleepMs). */
+  private awaitReport(d: Dispatch, deadline: number, attempts: number): void {
+    const prev = this.awaiting.get(d.run_id);
+    prev?.timer?.cancel();
+    const w = { d, deadline, attempts, timer: null as TimerHandle | null };
+    this.awaiting.set(d.run_id, w);
+    const arm = (): void => {
+      if (this.awaiting.get(d.run_id) !== w) return;
+      const wait = deadline - this.o.clock.now();
+      if (wait <= 0) {
+        w.timer = null;
+        void this.expire(d.run_id);
+        return;
+      }
+      w.timer = this.o.clock.setTimer(arm, Math.min(wait, this.o.maxSleepMs));
+    };
+    arm();
+  }
+
+  /** Async runs awaiting a report on this node. */
+  awaitingCount(): number {
+    return this.awaiting.size;
+  }
+
+  /** The deadline passed without a report: retry (same run id, next attempt) or close as FAIL 'timeout'. */
+  private async expire(runId: string): Promise<void> {
+    const w = this.awaiting.get(runId);
+    if (!w || this.stopped) return;
+    const { d, attempts } = w;
+    const policy = d.task.retry ?? this.o.defaultRetry;
+    try {
+      const current = await this.o.store.getRun(runId);
+      if (!current || (current.status !== 'PENDING' && current.status !== 'RUNNING')) {
+        // Reported meanwhile (perhaps through another node): just let go of it here.
+        this.releaseReported(runId);
+        return;
+      }
+      if (attempts < policy.max_attempts) {
+        this.awaiting.delete(runId);
+        this.recorder.push({ run_id: runId, task_id: d.task.id, status: 'RUNNING', attempts, error: `timeout: no report within the deadline (attempt ${attempts})`, deadline: null });
+        await this.recorder.flush();
+        this.releaseInflightOnly(d.task.id, runId);
+        this.o.log.warn({ task_id: d.task.id, fire_id: runId, attempt: attempts }, 'async run not reported in time; retrying');
+        void this.runDelivery({ ...d, first_attempt: attempts + 1 });
+        return;
+      }
+      await this.recorder.flush();
+      const res = await this.o.store.reportRun({ run_id: runId, status: 'FAIL', message: null, output: null, now: this.o.clock.now(), expire: true });
+      if (res.result === 'closed' && res.run) {
+        this.o.log.warn({ task_id: d.task.id, fire_id: runId }, 'async run not reported in time: FAIL (timeout)');
+        this.reported(res.run, d.task);
+      } else if (res.result !== 'not_open') {
+        this.releaseReported(runId);
+      } else {
+        // Still open with a later deadline (re-armed elsewhere): look again then.
+        this.awaitReport(d, res.run?.deadline ?? this.o.clock.now() + 1000, attempts);
+      }
+    } catch (e) {
+      this.reportStoreError(e);
+      // Try again shortly: the deadline must still be enforced.
+      this.awaitReport(d, this.o.clock.now() + 1000, attempts);
+    }
+  }
+
+  private releaseInflightOnly(taskId: string, runId: string): void {
+    this.inflightRuns.delete(runId);
+    const n = (this.inflightByTask.get(taskId) ?? 1) - 1;
+    if (n <= 0) this.inflightByTask.delete(taskId);
+    else this.inflightByTask.set(taskId, n);
+  }
+
+  /** A report closed a run that this node may be waiting on: stop its deadline, end its in-flight state. */
+  releaseReported(runId: string): void {
+    const w = this.awaiting.get(runId);
+    if (!w) return;
+    w.timer?.cancel();
+    this.awaiting.delete(runId);
+    this.releaseInflight(w.d.task.id, runId);
+  }
+
+  /**
+   * A run was closed by a report (or its deadline) on this node: children, alerts and stats act on
+   * the reported outcome exactly as for a synchronous run. Called once per run, by the node that
+   * closed it.
+   */
+  reported(run: Run, task: Task | null): void {
+    this.releaseReported(run.run_id);
+    const end = run.end_time ?? this.o.clock.now();
+    const result: DeliveryResult = {
+      ok: run.status === 'SUCCESS',
+      status: run.http_status,
+      error: run.error,
+      body: null,
+      attempts: run.attempts,
+      start_time: run.start_time ?? run.scheduled_time,
+      end_time: end,
+      duration_ms: end - (run.start_time ?? run.scheduled_time),
+      aborted: false,
+    };
+    this.emit('finished', { task_id: run.task_id, run_id: run.run_id, scheduled_time: run.scheduled_time, result });
+    if (!task) return;
+    if (result.ok) void this.triggerChildren(task, run.run_id);
+    else void this.onFinalFailure(task, run.run_id, run.scheduled_time, result);
+  }
+
   /** XXL-JOB child tasks: a successful run triggers each on_success task once. */
   private async triggerChildren(parent: Task, parentRunId: string): Promise<void> {
     for (const childId of parent.on_success ?? []) {
@@ -680,10 +811,29 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
   }
 
+  private acquireInflight(taskId: string, runId: string): void {
+    this.inflightByTask.set(taskId, (this.inflightByTask.get(taskId) ?? 0) + 1);
+    this.inflightRuns.add(runId);
+  }
+
+  /** Ends a run's in-flight state on this node and starts the next queued fire of its task. */
+  private releaseInflight(taskId: string, runId: string): void {
+    this.inflightRuns.delete(runId);
+    const n = (this.inflightByTask.get(taskId) ?? 1) - 1;
+    if (n <= 0) this.inflightByTask.delete(taskId);
+    else this.inflightByTask.set(taskId, n);
+    const q = this.queued.get(taskId);
+    if (q && q.length > 0 && !this.stopped) {
+      const next = q.shift()!;
+      if (q.length === 0) this.queued.delete(taskId);
+      void this.runDelivery(next);
+    }
+  }
+
   private async runDelivery(d: Dispatch): Promise<void> {
     const { task } = d;
-    this.inflightByTask.set(task.id, (this.inflightByTask.get(task.id) ?? 0) + 1);
-    this.inflightRuns.add(d.run_id);
+    this.acquireInflight(task.id, d.run_id);
+    let awaitingReport = false;
     const start = this.o.clock.now();
     const base: DeliveryJob = {
       run_id: d.run_id,
@@ -696,6 +846,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       timeout_ms: task.timeout_ms ?? this.o.defaultTimeoutMs,
       retry: task.retry ?? this.o.defaultRetry,
       first_attempt: Math.max(1, d.first_attempt),
+      extra_headers: { 'x-xcron-run-id': d.run_id, 'x-xcron-report-token': reportToken(this.reportSecret, d.run_id) },
     };
     const onAttempt = (n: number): void =>
       this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start });
@@ -708,7 +859,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         const results = await Promise.all(
           route.urls.map((url, index) =>
             this.o.delivery.deliver(
-              { ...base, url, extra_headers: { 'x-xcron-shard-index': String(index), 'x-xcron-shard-total': String(total) } },
+              { ...base, url, extra_headers: { ...base.extra_headers, 'x-xcron-shard-index': String(index), 'x-xcron-shard-total': String(total) } },
               index === 0 ? { onAttempt } : {},
             ),
           ),
@@ -728,7 +879,22 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       } else {
         result = await this.o.delivery.deliver({ ...base, url: route.urls[0]!, failover_urls: route.mode === 'failover' ? route.urls : undefined }, { onAttempt });
       }
-      if (!result.aborted) {
+      if (!result.aborted && result.ok && (task.completion === 'async' || result.status === 202)) {
+        // Async completion: the run stays RUNNING until the worker reports (or the deadline).
+        const deadline = this.o.clock.now() + (task.async_timeout_ms ?? this.o.defaultAsyncTimeoutMs ?? 3_600_000);
+        this.recorder.push({
+          run_id: d.run_id,
+          task_id: task.id,
+          status: 'RUNNING',
+          attempts: result.attempts,
+          node: this.o.nodeId,
+          start_time: start,
+          http_status: result.status,
+          deadline,
+        });
+        awaitingReport = true;
+        this.awaitReport(d, deadline, result.attempts);
+      } else if (!result.aborted) {
         this.recorder.push({
           run_id: d.run_id,
           task_id: task.id,
@@ -750,16 +916,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     } catch (err) {
       this.o.log.error({ err, task_id: task.id, fire_id: d.run_id }, 'delivery failed unexpectedly; run left for redelivery');
     } finally {
-      this.inflightRuns.delete(d.run_id);
-      const n = (this.inflightByTask.get(task.id) ?? 1) - 1;
-      if (n <= 0) this.inflightByTask.delete(task.id);
-      else this.inflightByTask.set(task.id, n);
-      const q = this.queued.get(task.id);
-      if (q && q.length > 0 && !this.stopped) {
-        const next = q.shift()!;
-        if (q.length === 0) this.queued.delete(task.id);
-        void this.runDelivery(next);
-      }
+      // An async run stays in flight (overlap skip/queue) until it is reported or times out.
+      if (!awaitingReport) this.releaseInflight(task.id, d.run_id);
     }
   }
 }

@@ -7,6 +7,7 @@
  * takes a newer epoch, and the older process's commits are refused (`fenced`) from then on, so two
  * processes sharing one data_dir cannot double-fire.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -19,6 +20,10 @@ import type {
   FireRequest,
   FireResult,
   ListRunsQuery,
+  LogCaps,
+  ReportRequest,
+  ReportResult,
+  RunLogLine,
   ListTasksQuery,
   PendingDelivery,
   RunUpdate,
@@ -52,7 +57,20 @@ interface TaskRow {
 /** The parts of a Task kept in the `spec` JSON column. */
 type SpecColumn = Pick<
   Task,
-  'name' | 'timezone' | 'callback' | 'timeout_ms' | 'retry' | 'misfire' | 'overlap' | 'start_time' | 'end_time' | 'on_success' | 'alert_url' | 'max_consecutive_failures'
+  | 'name'
+  | 'timezone'
+  | 'callback'
+  | 'timeout_ms'
+  | 'retry'
+  | 'misfire'
+  | 'overlap'
+  | 'start_time'
+  | 'end_time'
+  | 'on_success'
+  | 'alert_url'
+  | 'max_consecutive_failures'
+  | 'completion'
+  | 'async_timeout_ms'
 >;
 
 const SCHEMA = `
@@ -88,10 +106,21 @@ CREATE TABLE IF NOT EXISTS runs (
   duration_ms INTEGER,
   response_body TEXT,
   shards TEXT,
+  deadline INTEGER,
+  message TEXT,
+  output TEXT,
   created INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_task ON runs(task_id, scheduled_time DESC);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
+CREATE TABLE IF NOT EXISTS run_logs (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  time INTEGER NOT NULL,
+  line TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS runs_delete_logs AFTER DELETE ON runs BEGIN DELETE FROM run_logs WHERE run_id = OLD.run_id; END;
 CREATE INDEX IF NOT EXISTS tasks_completed ON tasks(update_time) WHERE state = 'completed';
 CREATE INDEX IF NOT EXISTS runs_open ON runs(scheduled_time, run_id) WHERE status IN ('PENDING', 'RUNNING');
 INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_version', '1');
@@ -119,6 +148,8 @@ export function rowToTask(r: TaskRow): Task {
     on_success: s.on_success ?? null,
     alert_url: s.alert_url ?? null,
     max_consecutive_failures: s.max_consecutive_failures ?? null,
+    completion: s.completion ?? 'sync',
+    async_timeout_ms: s.async_timeout_ms ?? null,
     idempotency_key: r.idempotency_key,
     state: r.state as Task['state'],
     create_time: r.create_time,
@@ -144,6 +175,8 @@ function specOf(t: Task): string {
     on_success: t.on_success,
     alert_url: t.alert_url,
     max_consecutive_failures: t.max_consecutive_failures,
+    completion: t.completion,
+    async_timeout_ms: t.async_timeout_ms,
   };
   return JSON.stringify(s);
 }
@@ -168,12 +201,16 @@ const rowToRun = (r: RunRow): Run => ({
   duration_ms: r.duration_ms,
   response_body: r.response_body,
   shards: r.shards ? (JSON.parse(r.shards) as Run['shards']) : null,
+  deadline: r.deadline ?? null,
+  message: r.message ?? null,
+  output: r.output ?? null,
 });
 
 const PRUNE_BATCH = 1000;
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-const RUN_COLS = 'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body, shards';
+const RUN_COLS =
+  'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body, shards, deadline, message, output';
 
 export class SqliteTaskStore implements TaskStore {
   readonly kind = 'sqlite' as const;
@@ -190,6 +227,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly triggerTx: (req: Parameters<TaskStore['commitTrigger']>[0]) => FireResult;
   private readonly pruneExcessTx: (taskIds: readonly string[], maxPerTask: number) => number;
   private readonly purgeTx: (olderThan: number) => number;
+  private readonly reportTx: (q: ReportRequest) => ReportResult;
+  private readonly appendLogTx: (runId: string, lines: readonly string[], now: number, caps: LogCaps) => { accepted: number; dropped: number } | null;
 
   constructor(opts: SqliteOptions) {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
@@ -199,6 +238,7 @@ export class SqliteTaskStore implements TaskStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('cache_size = -32768');
     this.db.pragma('temp_store = MEMORY');
+    this.migrate();
     this.db.exec(SCHEMA);
     this.st = this.prepare();
 
@@ -265,6 +305,34 @@ export class SqliteTaskStore implements TaskStore {
       for (const id of taskIds) n += this.st.pruneExcessOfTask.run(id, id, maxPerTask - 1).changes;
       return n;
     });
+    this.reportTx = this.db.transaction((q: ReportRequest): ReportResult => {
+      const row = this.st.getRun.get(q.run_id) as RunRow | undefined;
+      if (!row) return { result: 'not_found', run: null };
+      const open = row.status === 'PENDING' || row.status === 'RUNNING';
+      if (!open) {
+        if (q.expire) return { result: 'not_open', run: rowToRun(row) };
+        return { result: row.status === q.status ? 'same' : 'conflict', run: rowToRun(row) };
+      }
+      if (q.expire && (row.deadline === null || row.deadline > q.now)) return { result: 'not_open', run: rowToRun(row) };
+      const error = q.status === 'FAIL' ? (q.expire ? 'timeout' : (q.message ?? 'reported FAIL')) : null;
+      this.st.reportClose.run(q.status, q.now, q.message, q.output, error, q.now, q.now, q.run_id);
+      this.st.taskLastStatus.run(q.status, row.task_id);
+      return { result: 'closed', run: rowToRun(this.st.getRun.get(q.run_id) as RunRow) };
+    });
+    this.appendLogTx = this.db.transaction((runId: string, lines: readonly string[], now: number, caps: LogCaps) => {
+      if (!this.st.getRun.get(runId)) return null;
+      const st = this.st.logStats.get(runId) as { n: number; bytes: number; last: number };
+      let { n, bytes, last } = st;
+      let accepted = 0;
+      for (const line of lines) {
+        if (n >= caps.maxLines || bytes + line.length > caps.maxBytes) break;
+        this.st.logInsert.run(runId, ++last, now, line);
+        n++;
+        bytes += line.length;
+        accepted++;
+      }
+      return { accepted, dropped: lines.length - accepted };
+    });
     this.purgeTx = this.db.transaction((olderThan: number): number => {
       const ids = this.st.purgeCompletedTasks.all(olderThan, PRUNE_BATCH) as { id: string }[];
       for (const { id } of ids) this.st.deleteRuns.run(id);
@@ -274,13 +342,23 @@ export class SqliteTaskStore implements TaskStore {
     this.updateTx = this.db.transaction((ups: readonly RunUpdate[]) => {
       for (const u of ups) {
         if (u.status === 'RUNNING') {
-          this.st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.run_id);
+          this.st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.deadline === undefined ? 0 : 1, u.deadline ?? null, u.http_status ?? null, u.run_id);
         } else {
           const res = this.st.runFinish.run(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.shards ? JSON.stringify(u.shards) : null, u.run_id);
           if (res.changes === 1) this.st.taskLastStatus.run(u.status, u.task_id);
         }
       }
     });
+  }
+
+  /** Adds columns that newer versions store to a file made by an older one. */
+  private migrate(): void {
+    const cols = this.db.prepare("SELECT name FROM pragma_table_info('runs')").all() as { name: string }[];
+    if (cols.length === 0) return; // a new file: SCHEMA creates everything
+    const have = new Set(cols.map((c) => c.name));
+    for (const [name, type] of [['shards', 'TEXT'], ['deadline', 'INTEGER'], ['message', 'TEXT'], ['output', 'TEXT']] as const) {
+      if (!have.has(name)) this.db.exec(`ALTER TABLE runs ADD COLUMN ${name} ${type}`);
+    }
   }
 
   private prepare() {
@@ -303,9 +381,20 @@ export class SqliteTaskStore implements TaskStore {
          VALUES (?,?,?,?,?,?,?,0,?,?,?)`,
       ),
       runRunning: db.prepare(
-        `UPDATE runs SET status = 'RUNNING', attempts = MAX(attempts, ?), node = COALESCE(?, node), start_time = COALESCE(start_time, ?)
+        `UPDATE runs SET status = 'RUNNING', attempts = MAX(attempts, ?), node = COALESCE(?, node), start_time = COALESCE(start_time, ?),
+           deadline = CASE WHEN ? = 1 THEN ? ELSE deadline END, http_status = COALESCE(?, http_status)
          WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
       ),
+      reportClose: db.prepare(
+        `UPDATE runs SET status = ?, end_time = ?, message = ?, output = ?, error = ?, deadline = NULL,
+           duration_ms = ? - COALESCE(start_time, scheduled_time), start_time = COALESCE(start_time, ?)
+         WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
+      ),
+      logStats: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(line)), 0) AS bytes, COALESCE(MAX(seq), 0) AS last FROM run_logs WHERE run_id = ?'),
+      logInsert: db.prepare('INSERT INTO run_logs (run_id, seq, time, line) VALUES (?,?,?,?)'),
+      logRead: db.prepare('SELECT seq, time, line FROM run_logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      secretInit: db.prepare('INSERT OR IGNORE INTO meta (k, v) VALUES (?, ?)'),
+      secretGet: db.prepare('SELECT v FROM meta WHERE k = ?'),
       runFinish: db.prepare(
         `UPDATE runs SET status = ?, attempts = MAX(attempts, ?), node = COALESCE(?, node), start_time = COALESCE(start_time, ?), end_time = ?,
            http_status = ?, error = ?, duration_ms = ?, response_body = ?, shards = ?
@@ -544,6 +633,26 @@ export class SqliteTaskStore implements TaskStore {
       await yieldToLoop();
     }
     return total;
+  }
+
+  reportRun(req: ReportRequest): Promise<ReportResult> {
+    return this.guard(() => this.reportTx(req));
+  }
+
+  appendRunLog(runId: string, lines: readonly string[], now: number, caps: LogCaps): Promise<{ accepted: number; dropped: number } | null> {
+    return this.guard(() => this.appendLogTx(runId, lines, now, caps));
+  }
+
+  readRunLog(runId: string, since: number, limit: number): Promise<RunLogLine[]> {
+    return this.guard(() => this.st.logRead.all(runId, since, limit) as RunLogLine[]);
+  }
+
+  sharedSecret(name: string): Promise<string> {
+    return this.guard(() => {
+      const k = `secret:${name}`;
+      this.st.secretInit.run(k, randomBytes(32).toString('hex'));
+      return (this.st.secretGet.get(k) as { v: string }).v;
+    });
   }
 
   ping(): Promise<boolean> {

@@ -58,6 +58,38 @@ export interface RunUpdate {
   duration_ms?: number | null | undefined;
   response_body?: string | null | undefined;
   shards?: ShardResult[] | null | undefined;
+  /** RUNNING only: an async run awaiting its report until this time; null clears it (a new attempt). */
+  deadline?: number | null | undefined;
+}
+
+/** reportRun's request: closes a PENDING/RUNNING run with the worker's outcome. */
+export interface ReportRequest {
+  run_id: string;
+  status: 'SUCCESS' | 'FAIL';
+  message: string | null;
+  /** JSON text. */
+  output: string | null;
+  now: number;
+  /** Deadline expiry: close only if the run is still open and its deadline is at or before `now`. */
+  expire?: boolean;
+}
+
+/**
+ * closed: this call closed the run. same: it was already closed with this status (idempotent).
+ * conflict: it was closed with another status (nothing changed). not_open: expire found it open
+ * without a passed deadline. not_found: no such run.
+ */
+export type ReportResult = { result: 'closed' | 'same' | 'conflict' | 'not_open' | 'not_found'; run: Run | null };
+
+export interface RunLogLine {
+  seq: number;
+  time: number;
+  line: string;
+}
+
+export interface LogCaps {
+  maxLines: number;
+  maxBytes: number;
 }
 
 /** An unfinished run (the outbox) joined with its task, for redelivery. */
@@ -152,6 +184,14 @@ export interface TaskStore {
   pruneRuns(olderThan: number, maxPerTask: number): Promise<number>;
   /** Deletes completed tasks (and their runs) last changed before `olderThan`, in bounded batches. */
   purgeCompleted(olderThan: number): Promise<number>;
+  /** Closes a run with a reported outcome, atomically (see ReportResult). Sets the task's last_status. */
+  reportRun(req: ReportRequest): Promise<ReportResult>;
+  /** Appends log lines to a run, up to the caps; returns how many were kept (null: unknown run). */
+  appendRunLog(runId: string, lines: readonly string[], now: number, caps: LogCaps): Promise<{ accepted: number; dropped: number } | null>;
+  /** Log lines of a run with seq > since, oldest first. */
+  readRunLog(runId: string, since: number, limit: number): Promise<RunLogLine[]>;
+  /** A cluster-wide random secret by name, created on first use (the same on every node). */
+  sharedSecret(name: string): Promise<string>;
   /** Cheap reachability check for /readyz. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -75,7 +75,8 @@ function compileCron(format: string, tz: string): Cron {
   const hit = cronCache.get(key);
   if (hit) return hit;
   const trimmed = format.trim();
-  const expr = NICKNAMES[trimmed.toLowerCase()] ?? trimmed;
+  const nick = trimmed.toLowerCase();
+  const expr = Object.hasOwn(NICKNAMES, nick) ? NICKNAMES[nick]! : trimmed; // not NICKNAMES[x]: 'constructor' is on every object
   if (expr.startsWith('@')) throw cronError(format, `unknown nickname ${JSON.stringify(trimmed)} (known: ${Object.keys(NICKNAMES).join(' ')} and '@every <duration>')`);
   const fields = expr.split(/\s+/);
   if (fields.length < 5 || fields.length > 7) {

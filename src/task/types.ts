@@ -53,7 +53,16 @@ export interface TaskSpec {
   alert_url: string | null;
   /** Pause the task after this many consecutive final failures (null: the server default). */
   max_consecutive_failures: number | null;
+  /**
+   * sync: a run ends with the HTTP response. async: a 2xx leaves the run RUNNING until the worker
+   * calls reportRun (a 202 Accepted does so for any task).
+   */
+  completion: CompletionMode;
+  /** Deadline for an async run's report, from the callback's answer (null: the server default). */
+  async_timeout_ms: number | null;
 }
+
+export type CompletionMode = 'sync' | 'async';
 
 export interface Task extends TaskSpec {
   id: string;
@@ -87,6 +96,12 @@ export interface Run {
   response_body: string | null;
   /** Broadcast runs: one entry per target. */
   shards: ShardResult[] | null;
+  /** An async run awaiting its report: when it times out (ms epoch). Null otherwise. */
+  deadline: number | null;
+  /** The worker's reported message (reportRun). */
+  message: string | null;
+  /** The worker's reported output (reportRun), as JSON text. */
+  output: string | null;
 }
 
 export interface ShardResult {

@@ -13,6 +13,7 @@ import {
   type OverlapPolicy,
   type RetryPolicy,
   type RouteStrategy,
+  type CompletionMode,
   ROUTES,
   type TaskSpec,
   type TaskType,
@@ -33,7 +34,11 @@ export interface CreateRequest {
   next_fire_time: number;
 }
 
-const OPTION_FIELDS = ['name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused', 'start_time', 'end_time', 'on_success', 'alert_url', 'max_consecutive_failures'];
+const OPTION_FIELDS = [
+  'name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused', 'start_time', 'end_time', 'on_success', 'alert_url',
+  'max_consecutive_failures', 'completion', 'async_timeout_ms',
+];
+export const MAX_ASYNC_TIMEOUT_MS = 7 * 86_400_000;
 const CREATE_FIELDS = new Set(['type', 'format', 'callback', 'idempotency_key', ...OPTION_FIELDS]);
 const CALLBACK_FIELDS = new Set(['url', 'urls', 'route', 'body', 'method', 'headers']);
 const MAX_TARGETS = 32;
@@ -209,6 +214,8 @@ export function validateCreate(body: unknown, now: number, limits: ValidationLim
     on_success: null,
     alert_url: null,
     max_consecutive_failures: null,
+    completion: 'sync',
+    async_timeout_ms: null,
   };
   applyPolicyFields(o, spec);
   let paused = false;
@@ -276,6 +283,10 @@ function applyPolicyFields(o: Record<string, unknown>, spec: TaskSpec): void {
     }
   }
   if (o.alert_url !== undefined) spec.alert_url = o.alert_url === null ? null : checkUrl(o.alert_url, 'alert_url');
+  if (o.completion !== undefined) spec.completion = enumField<CompletionMode>(o.completion, 'completion', ['sync', 'async'], 'sync');
+  if (o.async_timeout_ms !== undefined) {
+    spec.async_timeout_ms = o.async_timeout_ms === null ? null : intField(o.async_timeout_ms, 'async_timeout_ms', 1000, MAX_ASYNC_TIMEOUT_MS);
+  }
   if (o.max_consecutive_failures !== undefined) {
     spec.max_consecutive_failures = o.max_consecutive_failures === null ? null : intField(o.max_consecutive_failures, 'max_consecutive_failures', 0, 10_000);
   }

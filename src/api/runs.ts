@@ -1,0 +1,137 @@
+/**
+ * Asynchronous completion (long-running jobs): reportRun closes a RUNNING run with the worker's
+ * outcome; appendRunLog / runLog are the run's rolling execution log. Workers authenticate with
+ * the per-run X-Xcron-Report-Token they received with the callback, not with an API token.
+ */
+import type { Hono } from 'hono';
+import { Codes, XcronError, describe } from '../errors.js';
+import type { LogCaps } from '../store/types.js';
+import { checkReportToken, isObject, type Run, type Task } from '../task/index.js';
+import type { ApiDeps } from './app.js';
+import { ok } from './envelope.js';
+import { runView } from './manage.js';
+import { readJson } from './tasks.js';
+
+const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}$/;
+const MAX_MESSAGE = 4096;
+const MAX_OUTPUT_BYTES = 65_536;
+const MAX_LINE = 4096;
+const MAX_LINES_PER_CALL = 1000;
+
+/** What the async-completion routes need beyond the common ApiDeps. */
+export interface RunsDeps {
+  /** The cluster-wide secret behind X-Xcron-Report-Token. */
+  reportSecret: string;
+  /** This node closed a run by report: children, alerts and stats act on it (scheduler.reported). */
+  onRunClosed(run: Run, task: Task | null): void;
+  /** Per-run log caps. */
+  logCaps: LogCaps;
+}
+
+function runIdOf(v: unknown, field = 'run_id'): string {
+  if (v === undefined || v === null || v === '') throw new XcronError(Codes.BAD_JSON, 400, `'${field}' is required`);
+  if (typeof v !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'${field}' must be a string, got ${describe(v)}`);
+  if (!RUN_ID_RE.test(v)) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(v.slice(0, 100))} not found`);
+  return v;
+}
+
+function checkToken(secret: string, runId: string, token: unknown): void {
+  if (token === undefined || token === null || token === '') throw new XcronError(Codes.UNAUTHORIZED, 401, "'token' is required: the X-Xcron-Report-Token sent with the callback");
+  if (typeof token !== 'string' || !checkReportToken(secret, runId, token)) {
+    throw new XcronError(Codes.UNAUTHORIZED, 403, `'token' is not the report token of run ${runId}`);
+  }
+}
+
+export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
+  const { runs } = deps;
+
+  app.post('/xcron/reportRun', async (c) => {
+    const body = await readJson(c);
+    if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object {run_id, token, status}, got ${describe(body)}`);
+    for (const k of Object.keys(body)) {
+      if (!['run_id', 'token', 'status', 'message', 'output'].includes(k)) {
+        throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${k}' (known fields: run_id, token, status, message, output)`);
+      }
+    }
+    const runId = runIdOf(body.run_id);
+    checkToken(runs.reportSecret, runId, body.token);
+    if (body.status !== 'SUCCESS' && body.status !== 'FAIL') {
+      throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'status': must be "SUCCESS" or "FAIL", got ${describe(body.status)}`);
+    }
+    let message: string | null = null;
+    if (body.message !== undefined && body.message !== null) {
+      if (typeof body.message !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'message' must be a string, got ${describe(body.message)}`);
+      message = body.message.slice(0, MAX_MESSAGE);
+    }
+    let output: string | null = null;
+    if (body.output !== undefined && body.output !== null) {
+      output = JSON.stringify(body.output);
+      if (Buffer.byteLength(output) > MAX_OUTPUT_BYTES) {
+        throw new XcronError(Codes.TOO_LARGE, 413, `'output' is ${Buffer.byteLength(output)} bytes as JSON, over the limit of ${MAX_OUTPUT_BYTES}`);
+      }
+    }
+    const res = await deps.store.reportRun({ run_id: runId, status: body.status, message, output, now: deps.clock.now() });
+    switch (res.result) {
+      case 'not_found':
+        throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(runId)} not found`);
+      case 'conflict':
+        throw new XcronError(Codes.RUN_CLOSED, 409, `run ${runId} is already closed as ${res.run?.status ?? '?'}; a ${body.status} report cannot change it`);
+      case 'same':
+        return ok(c, { run_id: runId, status: res.run?.status ?? body.status }, 'ok (already reported)');
+      default: {
+        const run = res.run!;
+        const task = await deps.store.get(run.task_id).catch(() => null);
+        runs.onRunClosed(run, task);
+        deps.notifier.runReported?.(run.run_id, run.slot);
+        return ok(c, { run_id: runId, status: run.status });
+      }
+    }
+  });
+
+  app.post('/xcron/appendRunLog', async (c) => {
+    const body = await readJson(c);
+    if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object {run_id, token, lines}, got ${describe(body)}`);
+    for (const k of Object.keys(body)) {
+      if (!['run_id', 'token', 'lines'].includes(k)) throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${k}' (known fields: run_id, token, lines)`);
+    }
+    const runId = runIdOf(body.run_id);
+    checkToken(runs.reportSecret, runId, body.token);
+    if (!Array.isArray(body.lines)) throw new XcronError(Codes.BAD_JSON, 400, `'lines' must be an array of strings, got ${describe(body.lines)}`);
+    if (body.lines.length > MAX_LINES_PER_CALL) throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'lines': at most ${MAX_LINES_PER_CALL} per call, got ${body.lines.length}`);
+    const lines = body.lines.map((l, i) => {
+      if (typeof l !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'lines[${i}]' must be a string, got ${describe(l)}`);
+      return l.length > MAX_LINE ? `${l.slice(0, MAX_LINE)}…` : l;
+    });
+    const res = await deps.store.appendRunLog(runId, lines, deps.clock.now(), runs.logCaps);
+    if (!res) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(runId)} not found`);
+    return ok(c, { run_id: runId, accepted: res.accepted, dropped: res.dropped }, res.dropped > 0 ? `ok (${res.dropped} lines dropped: the run's log is full)` : 'ok');
+  });
+
+  app.get('/xcron/runLog', async (c) => {
+    const runId = runIdOf(c.req.query('run_id'));
+    const sinceQ = c.req.query('since');
+    let since = 0;
+    if (sinceQ !== undefined && sinceQ !== '') {
+      if (!/^\d{1,9}$/.test(sinceQ)) throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'since': must be a line number (integer >= 0), got ${JSON.stringify(sinceQ.slice(0, 20))}`);
+      since = Number(sinceQ);
+    }
+    const limitQ = c.req.query('limit');
+    let limit = 500;
+    if (limitQ !== undefined && limitQ !== '') {
+      if (!/^\d{1,5}$/.test(limitQ) || Number(limitQ) < 1 || Number(limitQ) > 5000) throw new XcronError(Codes.INVALID_OPTION, 400, "invalid 'limit': must be an integer from 1 to 5000");
+      limit = Number(limitQ);
+    }
+    const run = await deps.store.getRun(runId);
+    if (!run) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(runId)} not found`);
+    const lines = await deps.store.readRunLog(runId, since, limit);
+    const last = lines[lines.length - 1];
+    return ok(c, {
+      run_id: runId,
+      status: run.status,
+      finished: run.status !== 'PENDING' && run.status !== 'RUNNING',
+      lines,
+      next_since: last ? last.seq : since,
+      run: runView(run),
+    });
+  });
+}
