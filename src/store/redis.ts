@@ -16,20 +16,28 @@
  *   B:done             finished runs by creation time (retention)
  *   B:completed        completed tasks by update_time (purgeCompleted)
  *   B:runstat          run counts by status
+ *   B:log:<run_id>     a run's log lines ("<time>|<line>", seq = position + 1), B:logm:<run_id> totals
  * Global keys, each written by a one-key command of its own (never in a slot script):
- *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id).
+ *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id),
+ *   {<prefix>}:secret:<name> (sharedSecret).
  *
  * Connection errors, timeouts and Redis's transient error replies (LOADING, CLUSTERDOWN, …) become
  * StoreUnavailableError (the API answers 503); the client has no offline queue and short
  * command timeouts, so a Redis outage fails requests fast instead of piling them up.
+ *
+ * Durability: a write is acknowledged once Redis acknowledged it. Run Redis with `appendonly yes`
+ * and `appendfsync always` (each write is fsynced before Redis replies; the tests use this): then
+ * neither a Redis crash nor a power loss loses an acknowledged task. With `appendfsync everysec`
+ * a crash of the Redis process loses nothing either (the AOF is written before the reply), but an
+ * OS crash or power loss can lose up to about one second of acknowledged writes.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { slotOf } from '../cluster/ownership.js';
-import { StoreUnavailableError } from '../errors.js';
+import { ConfigError, StoreUnavailableError } from '../errors.js';
 import type { Run, RunStatus, Task } from '../task/index.js';
 import type {
   CreateResult,
@@ -39,7 +47,11 @@ import type {
   FireResult,
   ListRunsQuery,
   ListTasksQuery,
+  LogCaps,
   PendingDelivery,
+  ReportRequest,
+  ReportResult,
+  RunLogLine,
   RunUpdate,
   StoreStats,
   TaskChanges,
@@ -66,7 +78,7 @@ export interface RedisEndpoint {
  */
 export function parseRedisUrl(url: string): RedisEndpoint {
   const m = /^(rediss?):\/\/(?:([^@/]*)@)?([^/]+)(?:\/(\d*))?$/.exec(url.trim());
-  if (!m) throw new Error(`invalid Redis URL ${JSON.stringify(url)}: expected redis://[user:password@]host:port[,host:port…][/db] (rediss:// for TLS)`);
+  if (!m) throw new ConfigError(`'cluster.redis_url': invalid Redis URL ${JSON.stringify(url)}: expected redis://[user:password@]host:port[,host:port…][/db] (rediss:// for TLS)`);
   const [, scheme, auth, hosts, db] = m;
   let username: string | undefined;
   let password: string | undefined;
@@ -79,7 +91,7 @@ export function parseRedisUrl(url: string): RedisEndpoint {
   }
   const nodes = hosts!.split(',').map((h) => {
     const hm = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
-    if (!hm) throw new Error(`invalid host ${JSON.stringify(h)} in Redis URL`);
+    if (!hm) throw new ConfigError(`'cluster.redis_url': invalid host ${JSON.stringify(h)} in ${JSON.stringify(url)}`);
     return { host: hm[1]!.replace(/^\[|\]$/g, ''), port: hm[2] ? Number(hm[2]) : 6379 };
   });
   return { nodes, username, password, db: db ? Number(db) : 0, tls: scheme === 'rediss' };
@@ -163,17 +175,28 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
 /** Connects (retrying until `timeoutMs`), then resolves; rejects with the last error. */
 export async function connectRedis(client: RedisClient, timeoutMs: number, log: Logger): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      if (client.status === 'ready') return;
-      if (client.status === 'wait' || client.status === 'end' || client.status === 'close') await client.connect();
-      else await waitReady(client, Math.max(100, deadline - Date.now()));
-      return;
-    } catch (e) {
-      if (Date.now() >= deadline) throw new Error(`cannot connect to Redis: ${(e as Error).message}`);
-      if (attempt === 1 || attempt % 10 === 0) log.warn({ err: (e as Error).message }, 'waiting for Redis');
-      await new Promise((r) => setTimeout(r, 500));
+  // The reason (refused, WRONGPASS, …) arrives as an 'error' event; connect() only says "closed".
+  let reason: string | null = null;
+  const onError = (e: Error): void => {
+    reason = e.message;
+  };
+  client.on('error', onError);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (client.status === 'ready') return;
+        if (client.status === 'wait' || client.status === 'end' || client.status === 'close') await client.connect();
+        else await waitReady(client, Math.max(100, deadline - Date.now()));
+        return;
+      } catch (e) {
+        const why = reason ?? (e as Error).message;
+        if (Date.now() >= deadline) throw new Error(`cannot connect to Redis: ${why}`);
+        if (attempt === 1 || attempt % 10 === 0) log.warn({ err: why }, 'waiting for Redis');
+        await new Promise((r) => setTimeout(r, 500));
+      }
     }
+  } finally {
+    client.off('error', onError);
   }
 }
 
@@ -300,6 +323,9 @@ const RUN_SCALARS: Record<string, { kind: Kind; nullable: boolean }> = {
   error: { kind: 'str', nullable: true },
   duration_ms: { kind: 'int', nullable: true },
   response_body: { kind: 'str', nullable: true },
+  deadline: { kind: 'int', nullable: true },
+  message: { kind: 'str', nullable: true },
+  output: { kind: 'str', nullable: true },
 };
 /** Run fields kept for the store's own use (not part of Run). */
 const RUN_INTERNAL = new Set(['created', 'tok']);
@@ -618,6 +644,7 @@ export class RedisTaskStore implements TaskStore {
           opt(u.duration_ms),
           opt(u.response_body),
           opt(u.shards ? JSON.stringify(u.shards) : null),
+          u.deadline === undefined ? '' : u.deadline === null ? '!' : `=${u.deadline}`,
         );
       }
       await Promise.all([...bySlot].map(([slot, args]) => this.run('updateRuns', slot, args)));
@@ -761,6 +788,47 @@ export class RedisTaskStore implements TaskStore {
       };
       await Promise.all(Array.from({ length: 4 }, worker));
       return total;
+    });
+  }
+
+  reportRun(req: ReportRequest): Promise<ReportResult> {
+    return this.guard(async () => {
+      const [result, run] = (await this.run('reportRun', this.slotOfRun(req.run_id), [req.run_id, req.status, opt(req.message), opt(req.output), req.now, req.expire ? 1 : 0])) as [
+        ReportResult['result'],
+        string[],
+      ];
+      return { result, run: run.length === 0 ? null : decodeRun(run) };
+    });
+  }
+
+  appendRunLog(runId: string, lines: readonly string[], now: number, caps: LogCaps): Promise<{ accepted: number; dropped: number } | null> {
+    return this.guard(async () => {
+      const args: (string | number)[] = [runId, now, caps.maxLines, caps.maxBytes];
+      for (const l of lines) args.push(l, l.length);
+      const r = (await this.run('appendRunLog', this.slotOfRun(runId), args)) as number[];
+      return r[0] === -1 ? null : { accepted: r[0]!, dropped: r[1]! };
+    });
+  }
+
+  readRunLog(runId: string, since: number, limit: number): Promise<RunLogLine[]> {
+    return this.guard(async () => {
+      if (limit <= 0) return [];
+      const from = Math.max(0, since);
+      const rows = await this.client.lrange(`${this.base(this.slotOfRun(runId))}:log:${runId}`, from, from + limit - 1);
+      return rows.map((v, i) => {
+        const bar = v.indexOf('|');
+        return { seq: from + i + 1, time: Number(v.slice(0, bar)), line: v.slice(bar + 1) };
+      });
+    });
+  }
+
+  sharedSecret(name: string): Promise<string> {
+    return this.guard(async () => {
+      const k = globalKey(this.prefix, `secret:${name}`);
+      await this.client.set(k, randomBytes(32).toString('hex'), 'NX');
+      const v = await this.client.get(k);
+      if (v === null) throw new StoreUnavailableError(`shared secret ${name} vanished`);
+      return v;
     });
   }
 

@@ -122,6 +122,22 @@ describe('cluster of three nodes on one Redis', () => {
     expect(runs).toHaveLength(1);
   });
 
+  it('a Redis with a password: the node authenticates with [cluster] redis_password; without it, it does not start', async () => {
+    const secured = await RedisServer.start({ password: 'redis-secret-pw' });
+    const p = uniquePrefix('auth');
+    const ok = await XNode.start({ redisUrl: secured.url, prefix: p, name: 'basic-auth', slots: 8, env: { XCRON_CLUSTER_REDIS_PASSWORD: 'redis-secret-pw' } });
+    expect((await ok.cluster()).slots.every((s) => s.owner === 'basic-auth')).toBe(true);
+    const { task_id } = await ok.create({ type: 2, format: String(Date.now() + 300), callback: { url: rec.url('/auth') } });
+    await until('the callback through the secured Redis', () => rec.forTask(task_id).length, (n) => n === 1, 10_000);
+    // a wrong password (here in the URL) is refused: the node waits for Redis and never joins
+    const bad = await XNode.start({ redisUrl: `redis://:wrong@127.0.0.1:${secured.port}`, prefix: p, name: 'basic-noauth', slots: 8, waitReady: false, env: { XCRON_CLUSTER_REDIS_PASSWORD: '' } });
+    const refused = await until('the wrong password refused', () => bad.logs('waiting for Redis'), (l) => l.length > 0, 15_000);
+    expect(String(refused[0]!.err)).toMatch(/WRONGPASS|NOAUTH|invalid/i);
+    expect((await ok.cluster()).members).toEqual(['basic-auth']);
+    bad.signal('SIGKILL');
+    await bad.exited;
+  });
+
   it('a node started with another slot count refuses to start and says why', async () => {
     const n = await XNode.start({ redisUrl: redis.url, prefix, name: 'basic-wrong', slots: SLOTS * 2, waitReady: false });
     await Promise.race([n.exited, new Promise((r) => setTimeout(r, 30_000))]);

@@ -2,8 +2,8 @@
  * Chaos on a cluster of real ./xcron_server processes sharing one real redis-server (AOF,
  * appendfsync always), with a real receiver recording every callback by fire id and delivering
  * node (each node has its own User-Agent). Scenarios, in order, each with tasks of its own:
- * kill -9 of a node, a node joining, SIGSTOP/SIGCONT for twice the lease, a graceful stop, and
- * Redis killed for 10 s and restarted. After each: no tick committed twice, every one-shot
+ * kill -9 of a node, a node joining, SIGSTOP/SIGCONT for twice the lease, a graceful stop, Redis
+ * killed for 10 s and restarted, and Redis restarted at once. After each: no tick committed twice, every one-shot
  * arrived, every periodic tick arrived or is accounted for by the misfire policy, and no fire id was
  * delivered by two nodes except where a crash or a freeze explains it.
  */
@@ -322,6 +322,19 @@ describe('cluster chaos (3 nodes, lease 3 s)', () => {
     console.log(`redis outage: ${upAt - downAt} ms down; nodes ready again ${Date.now() - upAt} ms after the restart`);
     // nothing acknowledged is lost
     for (const id of acked) expect((await nodes[0]!.call('GET', `/xcron/queryTask?task_id=${id}`)).status, id).toBe(200);
+    // the change feed resubscribed: a task due in 300 ms, created through a non-owner, fires at once
+    const map = await owners(nodes[0]!);
+    let soon: { id: string; owner: string } | null = null;
+    for (let i = 0; soon === null && i < 30; i++) {
+      const via = nodes[i % nodes.length]!;
+      const { task_id } = await via.create({ type: 2, format: String(Date.now() + 300), callback: { url: rec.url('/redis/soon') } });
+      const owner = map.get(slotOfTask(task_id, SLOTS))!;
+      if (owner !== via.name) soon = { id: task_id, owner };
+    }
+    const rescans = nodes.map((n) => n.logs('safety rescan loaded tasks').length);
+    await until('the task due in 300 ms', () => rec.forTask(soon!.id).length, (n) => n > 0, 5_000);
+    expect(rec.forTask(soon!.id)[0]!.node).toBe(soon!.owner);
+    expect(nodes.map((n) => n.logs('safety rescan loaded tasks').length)).toEqual(rescans);
     await oneShotsArrive(s);
     const end = Date.now();
     await ticksReach(s, end);
@@ -337,4 +350,22 @@ describe('cluster chaos (3 nodes, lease 3 s)', () => {
     await cleanup(s);
     for (const id of acked) await nodes[0]!.call('POST', '/xcron/deleteTask', { task_id: id });
   });
+
+  it('Redis restarted (SIGTERM, then started again at once): nothing acknowledged is lost and firing resumes', async () => {
+    const s = await seed('restart', 4, 4, 6000);
+    const acked: string[] = [];
+    for (let i = 0; i < 30; i++) acked.push((await nodes[i % nodes.length]!.create({ type: 1, format: '0 0 1 1 *', callback: { url: rec.url('/restart/acked') } })).task_id);
+    await ticksReach(s, Date.now());
+    await redis.stop('SIGTERM');
+    await redis.restart();
+    const upAt = Date.now();
+    for (const n of nodes) await n.waitReady(30_000);
+    for (const id of acked) expect((await nodes[1]!.call('GET', `/xcron/queryTask?task_id=${id}`)).status, id).toBe(200);
+    await oneShotsArrive(s);
+    await ticksReach(s, upAt + 2000);
+    await verify(s, nodes[0]!, upAt + 1000);
+    for (const n of nodes) expect(n.running).toBe(true);
+    await cleanup(s);
+  });
 });
+

@@ -190,6 +190,81 @@ describe('RedisTaskStore answers like SqliteTaskStore (differential)', () => {
   });
 });
 
+describe('RedisTaskStore answers like SqliteTaskStore: async completion and run logs (differential)', () => {
+  it('RUNNING with a deadline, reportRun (closed, same, conflict, not_open, not_found, expire), appendRunLog caps, readRunLog, sharedSecret', async () => {
+    const tmp = tempDir('xcron-diff2-');
+    const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
+    const sqliteToken = sqlite.claimEpoch();
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('diff2');
+    const redis = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+    const tokens = await acquireAll(client, prefix, SLOTS, 'diff-node');
+    const stores: [TaskStore, (slot: number) => number][] = [
+      [sqlite, () => sqliteToken],
+      [redis, (s) => tokens.get(s)!],
+    ];
+    const both = async <T>(what: string, op: (s: TaskStore, token: (slot: number) => number) => Promise<T>): Promise<T> => {
+      const [a, b] = await Promise.all(stores.map(([s, tok]) => op(s, tok)));
+      expect(b, what).toEqual(a);
+      return a as T;
+    };
+    try {
+      const tasks = Array.from({ length: 5 }, (_, i) => makeTask({ id: `Async-${i}`, next_fire_time: T0 + 1000 }));
+      for (const t of tasks) await both(`create ${t.id}`, (s) => s.create(t));
+      await both('commit', (s, tok) => s.commitFires(tasks.map((t) => ({ slot: t.slot, token: tok(t.slot), task_id: t.id, expected: T0 + 1000, next: T0 + 61_000, now: T0 + 1001, run: { run_id: fireId(t.id, T0 + 1000), node: 'n', status: 'PENDING', error: null } }))));
+      const rid = (i: number): string => fireId(tasks[i]!.id, T0 + 1000);
+      await both('RUNNING with deadline and status', async (s) => {
+        await s.updateRuns([
+          { run_id: rid(0), task_id: tasks[0]!.id, status: 'RUNNING', attempts: 1, node: 'n', start_time: T0 + 1100, deadline: T0 + 5000, http_status: 202 },
+          { run_id: rid(1), task_id: tasks[1]!.id, status: 'RUNNING', attempts: 1, start_time: T0 + 1100, deadline: T0 + 2000 },
+          { run_id: rid(2), task_id: tasks[2]!.id, status: 'RUNNING', attempts: 1, deadline: T0 + 9000 },
+        ]);
+        await s.updateRuns([{ run_id: rid(2), task_id: tasks[2]!.id, status: 'RUNNING', attempts: 2, deadline: null }]);
+        return Promise.all([0, 1, 2].map((i) => s.getRun(rid(i))));
+      });
+      await both('report closes', (s) => s.reportRun({ run_id: rid(0), status: 'SUCCESS', message: 'done', output: '{"rows":3}', now: T0 + 3000 }));
+      await both('report again: same', (s) => s.reportRun({ run_id: rid(0), status: 'SUCCESS', message: 'again', output: null, now: T0 + 3100 }));
+      await both('report other: conflict', (s) => s.reportRun({ run_id: rid(0), status: 'FAIL', message: null, output: null, now: T0 + 3200 }));
+      await both('expire before the deadline: not_open', (s) => s.reportRun({ run_id: rid(1), status: 'FAIL', message: null, output: null, now: T0 + 1500, expire: true }));
+      await both('expire after the deadline: closed', (s) => s.reportRun({ run_id: rid(1), status: 'FAIL', message: null, output: null, now: T0 + 2500, expire: true }));
+      await both('expire without deadline: not_open', (s) => s.reportRun({ run_id: rid(2), status: 'FAIL', message: null, output: null, now: T0 + 99_000, expire: true }));
+      await both('report FAIL with message on a PENDING run', (s) => s.reportRun({ run_id: rid(3), status: 'FAIL', message: 'worker broke', output: null, now: T0 + 4000 }));
+      await both('report FAIL without message', (s) => s.reportRun({ run_id: rid(2), status: 'FAIL', message: null, output: null, now: T0 + 4000 }));
+      await both('report unknown', (s) => s.reportRun({ run_id: 'nope:1', status: 'SUCCESS', message: null, output: null, now: T0 }));
+      await both('tasks after reports', (s) => Promise.all(tasks.map((t) => s.get(t.id))));
+      await both('outbox after reports', (s) => s.unfinishedRuns({ slots: null, after: null, limit: 100 }));
+      await both('stats after reports', (s) => s.stats());
+
+      const caps = { maxLines: 5, maxBytes: 40 };
+      await both('log append', (s) => s.appendRunLog(rid(4), ['one', 'two|with bar', 'ünïcödé'], T0 + 10, caps));
+      await both('log append over caps', (s) => s.appendRunLog(rid(4), ['four', 'x'.repeat(30), 'five'], T0 + 20, caps));
+      await both('log append lines cap', (s) => s.appendRunLog(rid(4), ['a', 'b', 'c'], T0 + 30, caps));
+      await both('log append unknown run', (s) => s.appendRunLog('nope:1', ['x'], T0, caps));
+      await both('log read all', (s) => s.readRunLog(rid(4), 0, 100));
+      await both('log read since', (s) => s.readRunLog(rid(4), 2, 2));
+      await both('log read unknown', (s) => s.readRunLog('nope:1', 0, 10));
+      await both('delete removes the log', async (s) => {
+        await s.delete(tasks[4]!.id);
+        return s.readRunLog(rid(4), 0, 100);
+      });
+      for (const [s] of stores) {
+        const a = await s.sharedSecret('signing');
+        expect(a).toMatch(/^[0-9a-f]{64}$/);
+        expect(await s.sharedSecret('signing')).toBe(a);
+        expect(await s.sharedSecret('other')).not.toBe(a);
+      }
+      // another Redis store on the same keys (another node) gets the same secret
+      const other = new RedisTaskStore({ client: await connect(single.url), prefix, slots: SLOTS, log: silentLog });
+      expect(await other.sharedSecret('signing')).toBe(await redis.sharedSecret('signing'));
+      await other.close();
+    } finally {
+      await redis.close();
+      await sqlite.close();
+      tmp.remove();
+    }
+  });
+});
+
 describe('RedisTaskStore specifics', () => {
   it('orders ids bytewise (as JS compares them) in ties, with a cursor that is not in the set', async () => {
     const client = await connect(single.url);

@@ -46,6 +46,8 @@ export interface RedisServerOptions {
   clusterBusPort?: number;
   port?: number;
   dir?: string;
+  /** requirepass. */
+  password?: string;
 }
 
 /** Sends one inline command over a fresh TCP connection; resolves with the first reply line. */
@@ -118,6 +120,7 @@ export class RedisServer {
 
   private args(): string[] {
     const a = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--daemonize', 'no', '--protected-mode', 'no', '--logfile', join(this.dir, 'redis.log')];
+    if (this.opts.password) a.push('--requirepass', this.opts.password);
     if (this.opts.appendonly) a.push('--appendonly', 'yes', '--appendfsync', this.opts.appendfsync ?? 'always');
     else a.push('--appendonly', 'no');
     if (this.opts.clusterBusPort !== undefined) {
@@ -139,7 +142,8 @@ export class RedisServer {
     );
     await waitFor(`redis-server on :${this.port}`, 20_000, async () => {
       if (this.child !== child) throw new Error(`redis-server on :${this.port} exited at start (see ${join(this.dir, 'redis.log')})`);
-      return (await rawCommand(this.port, 'PING')) === '+PONG';
+      const pong = await rawCommand(this.port, 'PING');
+      return pong === '+PONG' || (this.opts.password !== undefined && pong.startsWith('-NOAUTH'));
     });
   }
 
@@ -172,7 +176,8 @@ export class RedisServer {
 
   /** redis-cli against this server; resolves with stdout. */
   async cli(...args: string[]): Promise<string> {
-    const { stdout } = await execFileP(REDIS_CLI, ['-p', String(this.port), ...args], { timeout: 20_000 });
+    const auth = this.opts.password ? ['--no-auth-warning', '-a', this.opts.password] : [];
+    const { stdout } = await execFileP(REDIS_CLI, ['-p', String(this.port), ...auth, ...args], { timeout: 20_000 });
     return stdout;
   }
 

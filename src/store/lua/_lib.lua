@@ -67,7 +67,7 @@ local function drop_run(base, run_id)
   if r[1] then
     redis.call('ZREM', base .. ':runs:' .. r[1], run_id)
     count_status(base, r[2], nil)
-    redis.call('DEL', rk)
+    redis.call('DEL', rk, base .. ':log:' .. run_id, base .. ':logm:' .. run_id)
   end
   redis.call('ZREM', base .. ':open', run_id)
   redis.call('ZREM', base .. ':done', run_id)

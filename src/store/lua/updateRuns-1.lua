@@ -2,14 +2,14 @@
 -- (SUCCESS | FAIL) that also sets the task's last_status and moves the run out of the outbox.
 -- Only runs still PENDING or RUNNING change (a final state is final).
 -- KEYS[1]: the slot's key base.
--- ARGV: 12 values per update: run_id, task_id, status, attempts, then nullable (marker + value,
+-- ARGV: 13 values per update: run_id, task_id, status, attempts, then nullable (marker + value,
 --       '' = null): node, start_time, end_time, http_status, error, duration_ms, response_body,
---       shards (JSON)
+--       shards (JSON), and deadline (RUNNING only: '' = keep, '!' = clear, marker + value = set)
 -- Returns the number of runs changed.
 --@include _lib.lua
 local base = KEYS[1]
 local changed = 0
-for i = 1, #ARGV, 12 do
+for i = 1, #ARGV, 13 do
   local run_id, task_id, status, attempts = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local rk = base .. ':r:' .. run_id
   local cur = redis.call('HMGET', rk, 'status', 'attempts', 'start_time', 'created')
@@ -24,7 +24,13 @@ for i = 1, #ARGV, 12 do
       redis.call('HSET', rk, 'status', status)
       count_status(base, cur[1], status)
     end
-    if status ~= 'RUNNING' then
+    if status == 'RUNNING' then
+      local hs = opt(ARGV[i + 7])
+      if hs then redis.call('HSET', rk, 'http_status', hs) end
+      local dl = ARGV[i + 12]
+      if dl == '!' then redis.call('HDEL', rk, 'deadline')
+      elseif dl ~= '' then redis.call('HSET', rk, 'deadline', string.sub(dl, 2)) end
+    else
       hset_or_del(rk, 'end_time', opt(ARGV[i + 6]))
       hset_or_del(rk, 'http_status', opt(ARGV[i + 7]))
       hset_or_del(rk, 'error', opt(ARGV[i + 8]))
