@@ -20,6 +20,7 @@ export interface ChangeTarget {
   taskChanged(task: Task): void;
   taskRemoved(id: string): void;
   deliverRun(runId: string): Promise<void>;
+  releaseReported(runId: string): void;
 }
 
 /** The slot-ownership view the notifier needs. */
@@ -28,9 +29,12 @@ export interface OwnerView {
   reannounce(reason: string): void;
 }
 
-/** A change message: c = task changed, r = task removed, q = manual run queued (id is the run id). */
+/**
+ * A change message: c = task changed, r = task removed, q = manual run queued, d = async run closed
+ * by a report (for q and d the id is the run id).
+ */
 interface ChangeMessage {
-  k: 'c' | 'r' | 'q';
+  k: 'c' | 'r' | 'q' | 'd';
   id: string;
   slot: number;
 }
@@ -96,6 +100,15 @@ export class ClusterNotifier implements Notifier {
     else this.publish({ k: 'q', id: runId, slot });
   }
 
+  /**
+   * An async run was closed by a report through this node: the node awaiting it (its deliverer,
+   * usually the slot's owner) stops the deadline and ends its in-flight state.
+   */
+  runReported(runId: string, slot: number): void {
+    this.target?.releaseReported(runId);
+    this.publish({ k: 'd', id: runId, slot });
+  }
+
   private publish(m: ChangeMessage): void {
     this.o.pub.publish(this.channel, JSON.stringify(m)).catch((err: unknown) => {
       // The owner still finds the change: its rescan, or the reload after it (re)acquires the slot.
@@ -113,6 +126,11 @@ export class ClusterNotifier implements Notifier {
     }
     const target = this.target;
     if (!target || typeof m.id !== 'string' || typeof m.slot !== 'number') return;
+    if (m.k === 'd') {
+      // Whoever awaits the run lets go (it may have delivered it before the slot moved).
+      target.releaseReported(m.id);
+      return;
+    }
     if (this.o.ownership.tokenFor(m.slot) === null) return; // not ours
     switch (m.k) {
       case 'c':
