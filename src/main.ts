@@ -6,13 +6,16 @@
 import { resolve } from 'node:path';
 import { serve } from '@hono/node-server';
 import { createApp } from './api/app.js';
+import { TokenAuth, resolveTokens } from './api/auth.js';
 import { SystemClock } from './clock/index.js';
-import { LocalOwnership, type Ownership } from './cluster/index.js';
+import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
 import { openClusterMode, type ClusterMode } from './cluster/redis.js';
 import { VERSION, loadConfig, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
+import { DestinationPolicy } from './delivery/ssrf.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './log.js';
+import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
 import { SqliteTaskStore } from './store/sqlite.js';
@@ -50,9 +53,18 @@ function parseArgs(argv: string[]): Args {
 
 export async function main(): Promise<void> {
   let cfg: Config;
+  let auth: TokenAuth;
+  let destinations: DestinationPolicy;
   try {
     const args = parseArgs(process.argv.slice(2));
     cfg = loadConfig({ path: args.configPath, explicit: args.explicit, env: process.env });
+    auth = new TokenAuth(resolveTokens(cfg.auth));
+    destinations = new DestinationPolicy({
+      denyCidrs: cfg.callback.deny_cidrs,
+      allowHosts: cfg.callback.allow_hosts,
+      allowLoopback: cfg.callback.allow_loopback,
+      allowPrivate: cfg.callback.allow_private,
+    });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`xcron: configuration error: ${e.message}\n`);
@@ -81,6 +93,7 @@ export async function main(): Promise<void> {
     where = { data: dbFile, epoch };
   }
 
+  let metrics: Metrics | null = null;
   const delivery = new Delivery({
     clock,
     log: log.child({ module: 'delivery' }),
@@ -89,6 +102,8 @@ export async function main(): Promise<void> {
     perOriginConcurrency: cfg.delivery.per_origin_concurrency,
     maxResponseBytes: cfg.delivery.max_response_bytes,
     signingSecrets: cfg.callback.signing_secrets,
+    destinations,
+    onAttempt: (e) => metrics?.onAttempt(e),
   });
   const scheduler = new Scheduler({
     store: cluster ? cluster.schedulerStore : store,
@@ -112,6 +127,14 @@ export async function main(): Promise<void> {
 
   cluster?.notifier.attach(scheduler);
   const stats = new SchedulerStats(scheduler);
+  metrics = new Metrics({ scheduler, ownership, store, nodeId: cfg.node_id, version: VERSION, misfireThresholdMs: cfg.scheduler.misfire_threshold_ms });
+  // One line per finished run: failures at warn, successes at debug. Never the body or headers.
+  const runLog = log.child({ module: 'run' });
+  scheduler.on('finished', (e) => {
+    const line = { task_id: e.task_id, fire_id: e.run_id, slot: slotOf(e.task_id, cfg.cluster.slots), status: e.result.ok ? 'SUCCESS' : 'FAIL', attempts: e.result.attempts, http_status: e.result.status, duration_ms: e.result.duration_ms };
+    if (e.result.ok) runLog.debug(line, 'run finished');
+    else runLog.warn({ ...line, error: e.result.error }, 'run failed');
+  });
   const app = createApp({
     store,
     notifier: cluster
@@ -135,7 +158,26 @@ export async function main(): Promise<void> {
       pastGraceMs: 1000,
     },
     version: VERSION,
+    metrics,
+    auth,
+    publicMetrics: cfg.auth.public_metrics,
+    rateLimit: { perSec: cfg.auth.rate_limit_per_sec, burst: cfg.auth.rate_limit_burst },
+    destinations,
   });
+  if (!auth.enabled) {
+    log.warn('no API tokens configured ([auth] tokens, XCRON_AUTH_TOKENS or [auth] tokens_file): the API is open to anyone who can reach this port');
+  } else {
+    log.info({ tokens: auth.count, public_metrics: cfg.auth.public_metrics }, 'API authentication on');
+  }
+  log.info({ ...destinations.describe() }, 'callback destination policy (SSRF guard)');
+  if (destinations.refusal('169.254.169.254') === null || destinations.refusal('fd00:ec2::254') === null) {
+    log.warn('[callback] deny_cidrs does not cover the cloud metadata address (169.254.169.254 / fd00:ec2::254): callbacks can reach it');
+  }
+  if (cfg.alert.webhook_url !== '') {
+    void destinations.urlRefusal(cfg.alert.webhook_url).then((why) => {
+      if (why !== null) log.warn({ reason: why }, '[alert] webhook_url is refused by the callback destination policy: alerts will not be delivered (add it to [callback] allow_hosts)');
+    });
+  }
 
   const t0 = performance.now();
   await ownership.start();

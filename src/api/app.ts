@@ -11,8 +11,11 @@ import { Codes, StoreUnavailableError, XcronError } from '../errors.js';
 import type { TaskStore } from '../store/types.js';
 import type { Task } from '../task/index.js';
 import { uiRoutes } from '../ui/index.js';
+import { authMiddleware, principalOf, type TokenAuth } from './auth.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
+import { clientIp, rateLimit } from './ratelimit.js';
+import { destinationsOf } from '../delivery/ssrf.js';
 import { taskRoutes } from './tasks.js';
 
 /** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes. */
@@ -45,7 +48,26 @@ export interface ApiDeps {
   nodeId: string;
   /** In-memory figures merged into /xcron/stats (lateness, latency, rates). */
   liveStats?: () => Record<string, unknown>;
+  /** GET /metrics (Prometheus text) and the per-request observer. Absent: no /metrics. */
+  metrics?: ApiMetrics;
+  /** API tokens. Absent or empty: the API is open. */
+  auth?: TokenAuth;
+  /** Serve /metrics without a token even when auth is on. */
+  publicMetrics?: boolean;
+  /** Per-client rate limit on /xcron/* (requests per second; 0 = off). */
+  rateLimit?: { perSec: number; burst: number };
+  /** The SSRF guard's create-time check: why a callback URL is refused, or null. */
+  destinations?: { urlRefusal(url: string): Promise<string | null> };
 }
+
+export interface ApiMetrics {
+  readonly contentType: string;
+  render(): Promise<string>;
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+}
+
+/** Requests logged at debug instead of info (probes and scrapes). */
+const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** Route table: path → allowed methods (for 405 with an Allow header). */
 export const ROUTES: Record<string, string[]> = {
@@ -62,19 +84,56 @@ export const ROUTES: Record<string, string[]> = {
   '/xcron/cluster': ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
+  '/metrics': ['GET'],
 };
 
 export function createApp(deps: ApiDeps): Hono {
   const app = new Hono();
 
+  // Access log: one line per request (info for the API, debug for probes, scrapes and the UI's
+  // assets). Method, path (no query), status, duration, request id, principal, client address:
+  // never bodies, never the Authorization header.
   app.use('*', async (c, next) => {
-    requestUuid(c);
+    const req_id = requestUuid(c);
     const t0 = performance.now();
     await next();
-    if (c.req.path !== '/healthz' && c.req.path !== '/readyz') {
-      deps.log.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - t0) }, 'request');
-    }
+    const path = c.req.path;
+    const ms = performance.now() - t0;
+    const status = c.res.status;
+    const route = ROUTES[path] ? path : path === '/ui' || path.startsWith('/ui/') ? '/ui' : 'other';
+    deps.metrics?.observeRequest(route, c.req.method, status, ms / 1000);
+    const quiet = QUIET_PATHS.has(path) || route === '/ui';
+    if (quiet && !deps.log.isLevelEnabled('debug')) return;
+    const line: Record<string, unknown> = { method: c.req.method, path: path.slice(0, 200), status, ms: Math.round(ms * 10) / 10, req_id, ip: clientIp(c) };
+    const given = c.res.headers.get('x-request-id');
+    if (given !== null && given !== req_id) line.client_req_id = given;
+    const who = principalOf(c);
+    if (who) line.principal = who.id;
+    if (quiet) deps.log.debug(line, 'request');
+    else deps.log.info(line, 'request');
   });
+
+  // Rate limit before auth, so guessing tokens is limited per client address too.
+  if (deps.rateLimit && deps.rateLimit.perSec > 0) {
+    const auth = deps.auth;
+    app.use(
+      '/xcron/*',
+      rateLimit({
+        perSec: deps.rateLimit.perSec,
+        burst: deps.rateLimit.burst,
+        clock: deps.clock,
+        keyOf: (c) => {
+          const who = auth?.enabled ? auth.identify(c.req.header('authorization')) : null;
+          return who ? `token:${who.id}` : `ip:${clientIp(c)}`;
+        },
+      }),
+    );
+  }
+  if (deps.auth?.enabled) {
+    const mw = authMiddleware({ auth: deps.auth, publicMetrics: deps.publicMetrics ?? false });
+    app.use('/xcron/*', mw);
+    app.use('/metrics', mw);
+  }
 
   app.use(
     '/xcron/*',
@@ -97,6 +156,36 @@ export function createApp(deps: ApiDeps): Hono {
   });
 
   app.get('/xcron/cluster', async (c) => ok(c, await deps.ownership.describe()));
+
+  const m = deps.metrics;
+  app.get('/metrics', async (c) => {
+    if (!m) return fail(c, new XcronError(Codes.ROUTE_NOT_FOUND, 404, 'metrics are not enabled in this app'));
+    return c.body(await m.render(), 200, { 'Content-Type': m.contentType });
+  });
+
+  // SSRF guard, create-time half: a callback URL whose destination the policy refuses gets 1011.
+  // (The connect-time check in delivery is the guarantee; this one answers the client early.)
+  if (deps.destinations) {
+    const guard = deps.destinations;
+    const checkDestinations = async (c: Context, next: () => Promise<void>): Promise<Response | void> => {
+      const ct = c.req.header('content-type');
+      if (ct === undefined || ct === '' || /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(ct)) {
+        let body: unknown = undefined;
+        try {
+          body = JSON.parse(await c.req.text()) as unknown;
+        } catch {
+          // not JSON: the route reports it
+        }
+        for (const { field, url } of destinationsOf(body)) {
+          const why = await guard.urlRefusal(url);
+          if (why !== null) return fail(c, new XcronError(Codes.SSRF_REFUSED, 400, `'${field}' is refused by the callback destination policy: ${why}`));
+        }
+      }
+      await next();
+    };
+    app.post('/xcron/createTask', checkDestinations);
+    app.post('/xcron/updateTask', checkDestinations);
+  }
 
   taskRoutes(app, deps);
   manageRoutes(app, deps);

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { sleep, type Clock } from '../clock/index.js';
 import type { HttpMethod, RetryPolicy } from '../task/index.js';
 import { Semaphore } from './semaphore.js';
+import { DestinationRefusedError, type DestinationPolicy } from './ssrf.js';
 
 export interface DeliveryOptions {
   clock: Clock;
@@ -27,6 +28,17 @@ export interface DeliveryOptions {
   signingSecrets: readonly string[];
   /** Random source in [0,1) for jitter (injectable for tests). */
   random?: () => number;
+  /** The SSRF guard, enforced on every new connection (resolved address). None: no restriction. */
+  destinations?: DestinationPolicy;
+  /** Observer of every attempt's outcome (metrics). Must not throw. */
+  onAttempt?: (e: AttemptEvent) => void;
+}
+
+export interface AttemptEvent {
+  job: DeliveryJob;
+  /** 1-based attempt number. */
+  attempt: number;
+  outcome: AttemptOutcome;
 }
 
 export interface DeliveryJob {
@@ -58,6 +70,8 @@ export interface AttemptOutcome {
   /** Retry-After in ms when the receiver sent one. */
   retry_after_ms: number | null;
   duration_ms: number;
+  /** True when the destination policy (SSRF guard) refused the connection. */
+  refused?: boolean;
 }
 
 export interface DeliveryResult {
@@ -123,7 +137,7 @@ export class Delivery {
       pipelining: 1,
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
-      connect: { timeout: 10_000 },
+      connect: o.destinations ? o.destinations.connector({ timeout: 10_000 }) : { timeout: 10_000 },
     });
   }
 
@@ -143,6 +157,7 @@ export class Delivery {
         attempt++;
         hooks.onAttempt?.(attempt);
         last = job.failover_urls && job.failover_urls.length > 1 ? await this.attemptFailover(job, attempt) : await this.attempt(job, attempt);
+        this.o.onAttempt?.({ job, attempt, outcome: last });
         const done = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
         if (done || this.stopping.signal.aborted) break;
         const wait = Math.max(backoffDelay(job.retry, attempt - job.first_attempt + 1, this.random), last.retry_after_ms ?? 0);
@@ -245,6 +260,10 @@ export class Delivery {
       };
     } catch (e) {
       const err = e as Error & { code?: string };
+      if (err instanceof DestinationRefusedError || err.code === 'XCRON_DESTINATION_REFUSED') {
+        // A policy decision, not a transient fault: retrying cannot help.
+        return { ok: false, retryable: false, refused: true, status: null, error: err.message, body: null, retry_after_ms: null, duration_ms: Math.round(performance.now() - t0) };
+      }
       const timedOut = err.name === 'TimeoutError' || err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT';
       return {
         ok: false,
