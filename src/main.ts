@@ -105,7 +105,12 @@ export async function main(): Promise<void> {
     destinations,
     onAttempt: (e) => metrics?.onAttempt(e),
   });
+  // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
+  // every node of a cluster), so any node can verify a worker's report.
+  const reportSecret = cfg.callback.report_secret !== '' ? cfg.callback.report_secret : await store.sharedSecret('report');
   const scheduler = new Scheduler({
+    reportSecret,
+    defaultAsyncTimeoutMs: cfg.delivery.async_timeout_ms,
     store: cluster ? cluster.schedulerStore : store,
     onRunQueued: cluster ? (runId, slot) => cluster.notifier.runQueued(runId, slot) : undefined,
     ownership,
@@ -146,6 +151,11 @@ export async function main(): Promise<void> {
         },
     isReady: cluster ? () => cluster.ready() : undefined,
     nodeId: cfg.node_id,
+    runs: {
+      reportSecret,
+      onRunClosed: (run, task) => scheduler.reported(run, task),
+      logCaps: { maxLines: cfg.history.log_max_lines, maxBytes: cfg.history.log_max_bytes },
+    },
     liveStats: () => stats.snapshot(),
     ownership,
     clock,
@@ -198,6 +208,10 @@ export async function main(): Promise<void> {
     try {
       const n = await store.pruneRuns(olderThan, cfg.history.max_runs_per_task);
       if (n > 0) log.info({ pruned: n }, 'pruned run history');
+      if (cfg.history.completed_retention_days > 0) {
+        const purged = await store.purgeCompleted(clock.now() - cfg.history.completed_retention_days * 86_400_000);
+        if (purged > 0) log.info({ purged }, 'purged completed tasks');
+      }
     } catch (err) {
       log.warn({ err }, 'run history pruning failed; will retry');
     }

@@ -14,6 +14,7 @@ import { uiRoutes } from '../ui/index.js';
 import { authMiddleware, principalOf, type TokenAuth } from './auth.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
+import { runRoutes, type RunsDeps } from './runs.js';
 import { clientIp, rateLimit } from './ratelimit.js';
 import { destinationsOf } from '../delivery/ssrf.js';
 import { taskRoutes } from './tasks.js';
@@ -24,6 +25,8 @@ export interface Notifier {
   taskRemoved(id: string, slot: number): void;
   /** A manual run was recorded in the outbox; the slot owner should deliver it now. */
   runQueued(runId: string, slot: number): void;
+  /** An async run was closed by a report; the slot owner stops its deadline (cluster: pub/sub). */
+  runReported?(runId: string, slot: number): void;
 }
 
 export interface ApiLimits {
@@ -46,6 +49,8 @@ export interface ApiDeps {
   isReady?: () => Promise<boolean>;
   newId?: () => string;
   nodeId: string;
+  /** Async completion (reportRun, appendRunLog, runLog). Absent: those endpoints are not served. */
+  runs?: RunsDeps;
   /** In-memory figures merged into /xcron/stats (lateness, latency, rates). */
   liveStats?: () => Record<string, unknown>;
   /** GET /metrics (Prometheus text) and the per-request observer. Absent: no /metrics. */
@@ -81,6 +86,9 @@ export const ROUTES: Record<string, string[]> = {
   '/xcron/listTasks': ['GET'],
   '/xcron/taskRuns': ['GET'],
   '/xcron/stats': ['GET'],
+  '/xcron/reportRun': ['POST'],
+  '/xcron/appendRunLog': ['POST'],
+  '/xcron/runLog': ['GET'],
   '/xcron/cluster': ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
@@ -189,6 +197,7 @@ export function createApp(deps: ApiDeps): Hono {
 
   taskRoutes(app, deps);
   manageRoutes(app, deps);
+  if (deps.runs) runRoutes(app, { ...deps, runs: deps.runs });
   uiRoutes(app, deps); // the web dashboard at /ui (page and assets need no token; its data calls do)
 
   // Wrong method on a known path: 405 with Allow. Unknown path: 404. Both in the envelope.

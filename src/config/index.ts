@@ -34,6 +34,7 @@ const deliverySchema = z.strictObject({
   per_origin_concurrency: int(1, 100_000).default(256),
   max_response_bytes: int(0, 100 * 1024 * 1024).default(65_536),
   user_agent: z.string().min(1).max(200).default(''),
+  async_timeout_ms: int(1000, 7 * 86_400_000).default(3_600_000),
 });
 
 /** "a.b.c.d/n", "x::y/n" or a bare IP address. */
@@ -47,6 +48,7 @@ const HOST_PATTERN = /^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]
 const callbackSchema = z.strictObject({
   body_limit: int(2, 100 * 1024 * 1024).default(65_536),
   signing_secrets: z.array(z.string().min(16, 'a signing secret needs at least 16 characters')).max(2).default([]),
+  report_secret: z.string().refine((v) => v === '' || v.length >= 16, 'a report secret needs at least 16 characters').default(''),
   deny_cidrs: z
     .array(z.string().refine(isCidr, 'expected a CIDR such as "169.254.0.0/16" or an IP address'))
     .max(1000)
@@ -83,6 +85,8 @@ const historySchema = z.strictObject({
   retention_days: int(0, 36_500).default(30),
   max_runs_per_task: int(0, 10_000_000).default(1000),
   completed_retention_days: int(0, 36_500).default(7),
+  log_max_lines: int(0, 1_000_000).default(1000),
+  log_max_bytes: int(0, 64 * 1024 * 1024).default(262_144),
 });
 
 const alertSchema = z.strictObject({
