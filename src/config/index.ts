@@ -33,7 +33,7 @@ const deliverySchema = z.strictObject({
   global_concurrency: int(1, 100_000).default(2048),
   per_origin_concurrency: int(1, 100_000).default(256),
   max_response_bytes: int(0, 100 * 1024 * 1024).default(65_536),
-  user_agent: z.string().min(1).max(200).default(''),
+  user_agent: z.string().max(200).default(''),
   async_timeout_ms: int(1000, 7 * 86_400_000).default(3_600_000),
 });
 
