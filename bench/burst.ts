@@ -111,6 +111,8 @@ export async function runBurst(): Promise<BenchResult> {
     const histogram = Array.from(bins, (x) => x ?? 0);
     line('arrivals per 250 ms from due', histogram.join(' '));
     line('CPU from due-0.5 s to last: server / receiver', `${fmt(cpu1 - cpu0, 2)} s / ${fmt(rcpu1 - rcpu0, 2)} s (window ${fmt((a.lastArrival - dueMs + 500) / 1000, 2)} s + settle 1 s)`);
+    const cpuPerCb = ((cpu1 - cpu0) / Math.max(1, a.deliveries)) * 1e6;
+    line('server CPU per callback', `${fmt(cpuPerCb)} µs (one core would allow ~${fmt(1e6 / cpuPerCb)} callbacks/s)`);
     line('server RSS / peak', mem ? `${fmt(mem.rss_mb, 1)} / ${fmt(mem.hwm_mb, 1)} MB` : 'n/a');
     if (a.missing > 0) notes.push(`${a.missing} fires never arrived`);
     if (a.duplicates > 0) notes.push(`${a.duplicates} duplicate deliveries (retries)`);
@@ -151,6 +153,7 @@ export async function runBurst(): Promise<BenchResult> {
         lateness_ms: late,
         arrivals_per_250ms: histogram,
         server_cpu_s: round1(cpu1 - cpu0),
+        server_cpu_us_per_callback: Math.round(cpuPerCb),
         receiver_cpu_s: round1(rcpu1 - rcpu0),
         server_mem_mb: mem,
         server_log_lines: log.lines,

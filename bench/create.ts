@@ -70,6 +70,8 @@ export async function runCreate(): Promise<BenchResult> {
     let warmupCount = 0;
     let total = 0;
     const errKinds = new Map<string, number>();
+    // CPU and profile-window marks, taken by whichever worker first sees the window start / end
+    // (timers can fire late on a busy machine).
     let cpu0 = NaN;
     let cpu1 = NaN;
     let benchCpu0: NodeJS.CpuUsage | null = null;
@@ -77,23 +79,27 @@ export async function runCreate(): Promise<BenchResult> {
     const srvPid = server.pid;
     let winFrom = 0;
     let winTo = 0;
-    const tStart = setTimeout(() => {
-      winFrom = monoUs();
-      cpu0 = cpuSecondsOf(srvPid) ?? NaN;
-      benchCpu0 = process.cpuUsage();
-    }, warmupMs);
-    const tEnd = setTimeout(() => {
-      winTo = monoUs();
-      cpu1 = cpuSecondsOf(srvPid) ?? NaN;
-      benchCpu1 = process.cpuUsage();
-    }, warmupMs + seconds * 1000);
+    const mark = (t: number): void => {
+      if (winFrom === 0 && t >= measureFrom) {
+        winFrom = monoUs();
+        cpu0 = cpuSecondsOf(srvPid) ?? NaN;
+        benchCpu0 = process.cpuUsage();
+      }
+      if (winTo === 0 && t >= measureTo) {
+        winTo = monoUs();
+        cpu1 = cpuSecondsOf(srvPid) ?? NaN;
+        benchCpu1 = process.cpuUsage();
+      }
+    };
 
     const worker = async (): Promise<void> => {
       for (;;) {
         const s = performance.now();
+        mark(s);
         if (s >= measureTo) return;
         const r = await createTask(pool, bodyFor());
         const e = performance.now();
+        mark(e);
         total++;
         if (e < measureFrom) {
           warmupCount++;
@@ -111,8 +117,6 @@ export async function runCreate(): Promise<BenchResult> {
       }
     };
     await Promise.all(Array.from({ length: clients }, () => worker()));
-    clearTimeout(tStart);
-    clearTimeout(tEnd);
     const mem = memOf(server.pid);
 
     const rps = okCount / seconds;
@@ -128,6 +132,8 @@ export async function runCreate(): Promise<BenchResult> {
     const bc1 = benchCpu1 as NodeJS.CpuUsage | null;
     const benchCpu = bc0 && bc1 ? (bc1.user + bc1.system - bc0.user - bc0.system) / 1e6 : NaN;
     line('CPU in the window: server / load gen', `${fmt(srvCpu, 2)} s / ${fmt(benchCpu, 2)} s of ${seconds} s (2 cores shared)`);
+    const cpuPerReq = (srvCpu / Math.max(1, okCount + errCount)) * 1e6;
+    line('server CPU per request', `${fmt(cpuPerReq)} µs (one core would allow ~${fmt(1e6 / cpuPerReq)} req/s)`);
     line('server RSS / peak', mem ? `${fmt(mem.rss_mb, 1)} / ${fmt(mem.hwm_mb, 1)} MB` : 'n/a');
     if (errCount > 0) notes.push(`${errCount} errors`);
 
@@ -152,6 +158,7 @@ export async function runCreate(): Promise<BenchResult> {
         req_per_s: Math.round(rps),
         latency_ms: d,
         server_cpu_s: round1(srvCpu),
+        server_cpu_us_per_req: Math.round(cpuPerReq),
         loadgen_cpu_s: round1(benchCpu),
         server_mem_mb: mem,
         server_log_lines: log.lines,

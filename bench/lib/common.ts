@@ -250,6 +250,7 @@ export function serverLogSummary(file: string): { lines: number; top: { msg: str
   let lines = 0;
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
+    if (/no API tokens configured/.test(line)) continue; // expected: the benches run without auth
     lines++;
     let msg = line.slice(0, 160);
     try {
@@ -404,7 +405,13 @@ export function header(name: string, what: string): void {
 }
 
 export function machine(): Record<string, unknown> {
-  return { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, loadavg_at_start: loadavg().map(round2), git: gitInfo() };
+  // XCRON_* overrides passed through to the server (secrets masked), so tuned runs are recognisable.
+  const xcronEnv = Object.fromEntries(
+    Object.entries(process.env)
+      .filter(([k]) => k.startsWith('XCRON_'))
+      .map(([k, v]) => [k, /TOKEN|SECRET|PASSWORD/i.test(k) ? '***' : v]),
+  );
+  return { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, loadavg_at_start: loadavg().map(round2), git: gitInfo(), xcron_env: xcronEnv };
 }
 
 /** The commit benchmarked and whether src/ had uncommitted changes (the build is of the working tree). */
