@@ -15,6 +15,7 @@ import { Delivery } from './delivery/index.js';
 import { DestinationPolicy } from './delivery/ssrf.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './log.js';
+import { runTransfer } from './transfer.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
@@ -24,39 +25,56 @@ import type { TaskStore } from './store/types.js';
 interface Args {
   configPath: string;
   explicit: boolean;
+  /** A command instead of serving: export or import tasks. */
+  command: { name: 'export' | 'import'; file: string | undefined } | null;
 }
+
+const USAGE = `usage: xcron_server [--config PATH]                 serve
+       xcron_server export [--out FILE] [--config PATH]  write every task as JSON lines
+       xcron_server import FILE [--config PATH]         create the tasks of an export
+  default config: ./xcron.toml; every key can be overridden with XCRON_<KEY> or XCRON_<SECTION>_<KEY>
+`;
 
 function parseArgs(argv: string[]): Args {
   let configPath: string | undefined;
+  let command: Args['command'] = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--config' || a === '-c') {
+    if (i === 0 && (a === 'export' || a === 'import')) {
+      command = { name: a, file: undefined };
+    } else if (command && (a === '--out' || a === '-o') && command.name === 'export') {
+      command.file = argv[++i];
+      if (!command.file) throw new ConfigError('--out needs a file path');
+    } else if (command?.name === 'import' && command.file === undefined && !a.startsWith('-')) {
+      command.file = a;
+    } else if (a === '--config' || a === '-c') {
       configPath = argv[++i];
       if (!configPath) throw new ConfigError('--config needs a file path');
     } else if (a.startsWith('--config=')) {
       configPath = a.slice('--config='.length);
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: xcron_server [--config PATH]\n  default config: ./xcron.toml; every key can be overridden with XCRON_<KEY> or XCRON_<SECTION>_<KEY>\n');
+      process.stdout.write(USAGE);
       process.exit(0);
     } else if (a === '--version') {
       process.stdout.write(`${VERSION}\n`);
       process.exit(0);
     } else {
-      throw new ConfigError(`unknown argument ${JSON.stringify(a)} (usage: xcron_server [--config PATH])`);
+      throw new ConfigError(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);
     }
   }
   const fromEnv = process.env.XCRON_CONFIG;
-  if (configPath) return { configPath, explicit: true };
-  if (fromEnv) return { configPath: fromEnv, explicit: true };
-  return { configPath: 'xcron.toml', explicit: false };
+  if (configPath) return { configPath, explicit: true, command };
+  if (fromEnv) return { configPath: fromEnv, explicit: true, command };
+  return { configPath: 'xcron.toml', explicit: false, command };
 }
 
 export async function main(): Promise<void> {
   let cfg: Config;
   let auth: TokenAuth;
   let destinations: DestinationPolicy;
+  let args: Args;
   try {
-    const args = parseArgs(process.argv.slice(2));
+    args = parseArgs(process.argv.slice(2));
     cfg = loadConfig({ path: args.configPath, explicit: args.explicit, env: process.env });
     auth = new TokenAuth(resolveTokens(cfg.auth));
     destinations = new DestinationPolicy({
@@ -73,6 +91,15 @@ export async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(cfg.log_level, cfg.node_id);
+  if (args.command) {
+    try {
+      process.exit(await runTransfer(args.command.name, args.command.file, cfg, log));
+    } catch (e) {
+      process.stderr.write(`xcron: ${args.command.name} failed: ${(e as Error).message}
+`);
+      process.exit(e instanceof ConfigError ? 2 : 1);
+    }
+  }
   const clock = new SystemClock();
 
   // Standalone (SQLite, every slot) or, with [cluster] redis_url, cluster mode (src/cluster/redis.ts).
