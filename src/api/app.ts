@@ -17,7 +17,7 @@ import { manageRoutes } from './manage.js';
 import { runRoutes, type RunsDeps } from './runs.js';
 import { clientIp, rateLimit } from './ratelimit.js';
 import { destinationsOf } from '../delivery/ssrf.js';
-import { taskRoutes } from './tasks.js';
+import { readJson, taskRoutes } from './tasks.js';
 
 /** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes. */
 export interface Notifier {
@@ -143,15 +143,25 @@ export function createApp(deps: ApiDeps): Hono {
     app.use('/metrics', mw);
   }
 
-  app.use(
-    '/xcron/*',
-    bodyLimit({
-      maxSize: deps.limits.requestBodyLimit,
-      onError: () => {
-        throw new XcronError(Codes.TOO_LARGE, 413, `request body is over the limit of ${deps.limits.requestBodyLimit} bytes`);
-      },
-    }),
-  );
+  // Request body limit: a declared Content-Length is checked up front (cheap); a body without one
+  // (chunked) is counted while it streams in.
+  const streamLimit = bodyLimit({
+    maxSize: deps.limits.requestBodyLimit,
+    onError: () => {
+      throw new XcronError(Codes.TOO_LARGE, 413, `request body is over the limit of ${deps.limits.requestBodyLimit} bytes`);
+    },
+  });
+  app.use('/xcron/*', async (c, next) => {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    const len = c.req.header('content-length');
+    if (len !== undefined && /^\d+$/.test(len)) {
+      if (Number(len) > deps.limits.requestBodyLimit) {
+        throw new XcronError(Codes.TOO_LARGE, 413, `request body is ${len} bytes, over the limit of ${deps.limits.requestBodyLimit} bytes`);
+      }
+      return next();
+    }
+    return streamLimit(c, next);
+  });
 
   app.get('/healthz', (c) => ok(c, { status: 'ok', version: deps.version }));
   app.get('/readyz', async (c) => {
@@ -180,7 +190,7 @@ export function createApp(deps: ApiDeps): Hono {
       if (ct === undefined || ct === '' || /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(ct)) {
         let body: unknown = undefined;
         try {
-          body = JSON.parse(await c.req.text()) as unknown;
+          body = await readJson(c);
         } catch {
           // not JSON: the route reports it
         }

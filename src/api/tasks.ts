@@ -13,7 +13,17 @@ const MAX_JSON_DEPTH = 64;
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Reads a JSON body: content type must be JSON (or absent); the text must parse. */
-export async function readJson(c: Context): Promise<unknown> {
+export function readJson(c: Context): Promise<unknown> {
+  // Parsed once per request (the SSRF check and the route share it); errors are re-thrown to each.
+  const cached = c.get('jsonBody' as never) as Promise<unknown> | undefined;
+  if (cached) return cached;
+  const p = parseJsonBody(c);
+  p.catch(() => undefined); // a caller that only peeks must not leave an unhandled rejection
+  c.set('jsonBody' as never, p as never);
+  return p;
+}
+
+async function parseJsonBody(c: Context): Promise<unknown> {
   const ct = c.req.header('content-type');
   if (ct !== undefined && ct !== '' && !JSON_TYPE.test(ct)) {
     throw new XcronError(Codes.BAD_JSON, 415, `request body must be JSON (Content-Type: application/json), got Content-Type ${JSON.stringify(ct.slice(0, 60))}`);
@@ -111,6 +121,8 @@ export function taskView(t: Task): Record<string, unknown> {
   if (t.on_success !== null) v.on_success = t.on_success;
   if (t.alert_url !== null) v.alert_url = t.alert_url;
   if (t.max_consecutive_failures !== null) v.max_consecutive_failures = t.max_consecutive_failures;
+  if (t.completion !== 'sync') v.completion = t.completion;
+  if (t.async_timeout_ms !== null) v.async_timeout_ms = t.async_timeout_ms;
   return v;
 }
 

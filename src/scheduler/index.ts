@@ -128,10 +128,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /** Async runs awaiting their report on this node: run_id → deadline timer. */
   private readonly awaiting = new Map<string, { d: Dispatch; deadline: number; attempts: number; timer: TimerHandle | null }>();
   private readonly reportSecret: string;
+  /** Runs closed by a report while their HTTP exchange was still in progress here. */
+  private readonly closedByReport = new Set<string>();
 
   constructor(private readonly o: SchedulerOptions) {
     super();
-    this.recorder = new RunRecorder(o.store, o.log);
+    this.recorder = new RunRecorder(o.store, o.log, o.clock);
     this.reportSecret = o.reportSecret ?? randomBytes(32).toString('hex');
     o.ownership.on('acquired', (slots) => void this.onAcquired(slots));
     o.ownership.on('lost', (slots) => this.onLost(slots));
@@ -649,7 +651,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /** A report closed a run that this node may be waiting on: stop its deadline, end its in-flight state. */
   releaseReported(runId: string): void {
     const w = this.awaiting.get(runId);
-    if (!w) return;
+    if (!w) {
+      // Reported before this node saw the callback's answer: runDelivery must neither start a
+      // deadline for it nor record or act on a second outcome.
+      if (this.inflightRuns.has(runId)) this.closedByReport.add(runId);
+      return;
+    }
     w.timer?.cancel();
     this.awaiting.delete(runId);
     this.releaseInflight(w.d.task.id, runId);
@@ -780,7 +787,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   private dispatch(d: Dispatch, recovered: Run | null): void {
     const busy = (this.inflightByTask.get(d.task.id) ?? 0) > 0;
-    if (busy && d.task.overlap === 'queue' && recovered === null) {
+    // Recovered runs queue too: an unreported async run of the task (re-armed first, since the
+    // outbox is read oldest first) keeps the later runs waiting, as before the restart.
+    void recovered;
+    if (busy && d.task.overlap === 'queue') {
       const q = this.queued.get(d.task.id) ?? [];
       q.push(d);
       this.queued.set(d.task.id, q);
@@ -849,7 +859,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       extra_headers: { 'x-xcron-run-id': d.run_id, 'x-xcron-report-token': reportToken(this.reportSecret, d.run_id) },
     };
     const onAttempt = (n: number): void =>
-      this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start });
+      this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start }, task.completion === 'async');
     try {
       const route = this.targets(task);
       let result: DeliveryResult;
@@ -879,7 +889,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       } else {
         result = await this.o.delivery.deliver({ ...base, url: route.urls[0]!, failover_urls: route.mode === 'failover' ? route.urls : undefined }, { onAttempt });
       }
-      if (!result.aborted && result.ok && (task.completion === 'async' || result.status === 202)) {
+      if (this.closedByReport.delete(d.run_id)) {
+        // The worker's report already closed this run (and children/alerts/stats acted on it).
+      } else if (!result.aborted && result.ok && (task.completion === 'async' || result.status === 202)) {
         // Async completion: the run stays RUNNING until the worker reports (or the deadline).
         const deadline = this.o.clock.now() + (task.async_timeout_ms ?? this.o.defaultAsyncTimeoutMs ?? 3_600_000);
         this.recorder.push({
@@ -891,7 +903,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           start_time: start,
           http_status: result.status,
           deadline,
-        });
+        }, true);
         awaitingReport = true;
         this.awaitReport(d, deadline, result.attempts);
       } else if (!result.aborted) {

@@ -3,30 +3,48 @@
  * written in one batch off the hot path. A lost write is safe: an unfinished run is redelivered.
  */
 import type { Logger } from 'pino';
+import type { Clock } from '../clock/index.js';
 import type { RunUpdate, TaskStore } from '../store/types.js';
+
+const FLUSH_DELAY_MS = 25;
 
 export class RunRecorder {
   private pending = new Map<string, RunUpdate>();
   private scheduled = false;
+  private urgentScheduled = false;
   private flushing: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: TaskStore,
     private readonly log: Logger,
+    private readonly clock: Clock,
     private readonly onFlushed?: (updates: readonly RunUpdate[]) => void,
   ) {}
 
-  push(u: RunUpdate): void {
+  /**
+   * Queues an update. `urgent` writes it on the next turn instead of after the coalescing delay
+   * (async runs: the worker may report within milliseconds, and its report must find the attempt
+   * and HTTP status already recorded).
+   */
+  push(u: RunUpdate, urgent = false): void {
     const prev = this.pending.get(u.run_id);
     if (prev && prev.status !== 'RUNNING' && u.status === 'RUNNING') return; // a final state wins
     this.pending.set(u.run_id, prev ? { ...prev, ...stripUndefined(u) } : u);
-    if (!this.scheduled) {
-      this.scheduled = true;
+    if (urgent && !this.urgentScheduled) {
+      this.urgentScheduled = true;
       setImmediate(() => {
-        this.scheduled = false;
+        this.urgentScheduled = false;
         void this.flush();
       });
+    }
+    if (!this.scheduled) {
+      // A short delay lets a fast run's RUNNING and final state coalesce into one write.
+      this.scheduled = true;
+      this.clock.setTimer(() => {
+        this.scheduled = false;
+        void this.flush();
+      }, FLUSH_DELAY_MS);
     }
   }
 

@@ -804,7 +804,7 @@ export class RedisTaskStore implements TaskStore {
   appendRunLog(runId: string, lines: readonly string[], now: number, caps: LogCaps): Promise<{ accepted: number; dropped: number } | null> {
     return this.guard(async () => {
       const args: (string | number)[] = [runId, now, caps.maxLines, caps.maxBytes];
-      for (const l of lines) args.push(l, l.length);
+      for (const l of lines) args.push(l, Buffer.byteLength(l));
       const r = (await this.run('appendRunLog', this.slotOfRun(runId), args)) as number[];
       return r[0] === -1 ? null : { accepted: r[0]!, dropped: r[1]! };
     });

@@ -325,10 +325,11 @@ export class SqliteTaskStore implements TaskStore {
       let { n, bytes, last } = st;
       let accepted = 0;
       for (const line of lines) {
-        if (n >= caps.maxLines || bytes + line.length > caps.maxBytes) break;
+        const size = Buffer.byteLength(line);
+        if (n >= caps.maxLines || bytes + size > caps.maxBytes) break;
         this.st.logInsert.run(runId, ++last, now, line);
         n++;
-        bytes += line.length;
+        bytes += size;
         accepted++;
       }
       return { accepted, dropped: lines.length - accepted };
@@ -390,7 +391,7 @@ export class SqliteTaskStore implements TaskStore {
            duration_ms = ? - COALESCE(start_time, scheduled_time), start_time = COALESCE(start_time, ?)
          WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
       ),
-      logStats: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(line)), 0) AS bytes, COALESCE(MAX(seq), 0) AS last FROM run_logs WHERE run_id = ?'),
+      logStats: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0) AS bytes, COALESCE(MAX(seq), 0) AS last FROM run_logs WHERE run_id = ?'),
       logInsert: db.prepare('INSERT INTO run_logs (run_id, seq, time, line) VALUES (?,?,?,?)'),
       logRead: db.prepare('SELECT seq, time, line FROM run_logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       secretInit: db.prepare('INSERT OR IGNORE INTO meta (k, v) VALUES (?, ?)'),

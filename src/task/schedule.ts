@@ -51,9 +51,15 @@ function cronError(format: string, reason: string): XcronError {
 }
 
 /** Throws 1006 unless tz is a timezone the runtime knows. */
+const tzCache = new Map<string, string>();
+
 export function checkTimezone(tz: string): string {
+  const hit = tzCache.get(tz);
+  if (hit !== undefined) return hit;
   try {
-    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+    const resolved = new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+    if (tzCache.size < 10_000) tzCache.set(tz, resolved);
+    return resolved;
   } catch {
     throw badInput(Codes.TIMEZONE, `unknown timezone ${JSON.stringify(tz)} (expected an IANA name such as 'Asia/Shanghai' or 'UTC')`);
   }
@@ -70,7 +76,7 @@ export function isQuartz(fields: string[]): boolean {
 const cronCache = new Map<string, Cron>();
 const CRON_CACHE_MAX = 10_000;
 
-function compileCron(format: string, tz: string): Cron {
+function compileCron(format: string, tz: string, probeFrom: number): Cron {
   const key = `${tz}\u0000${format}`;
   const hit = cronCache.get(key);
   if (hit) return hit;
@@ -99,6 +105,8 @@ function compileCron(format: string, tz: string): Cron {
   } catch (e) {
     throw cronError(format, (e as Error).message.replace(/^CronPattern: /, ''));
   }
+  // Checked once per compiled expression (not on every next-fire computation).
+  if (cron.nextRun(new Date(probeFrom)) === null) throw cronError(format, 'the expression never fires after now');
   if (cronCache.size >= CRON_CACHE_MAX) cronCache.clear();
   cronCache.set(key, cron);
   return cron;
@@ -124,9 +132,7 @@ export function parseSchedule(type: TaskType, format: string, tz: string, anchor
       },
     };
   }
-  const cron = compileCron(trimmed, tz);
-  const probe = cron.nextRun(new Date(anchorMs));
-  if (probe === null) throw cronError(format, 'the expression never fires after now');
+  const cron = compileCron(trimmed, tz, anchorMs);
   return {
     next: (after) => {
       const d = cron.nextRun(new Date(after));
