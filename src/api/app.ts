@@ -156,7 +156,7 @@ export function createApp(deps: ApiDeps): Hono {
     const len = c.req.header('content-length');
     if (len !== undefined && /^\d+$/.test(len)) {
       if (Number(len) > deps.limits.requestBodyLimit) {
-        throw new XcronError(Codes.TOO_LARGE, 413, `request body is ${len} bytes, over the limit of ${deps.limits.requestBodyLimit} bytes`);
+        throw new XcronError(Codes.TOO_LARGE, 413, `request body is over the limit of ${deps.limits.requestBodyLimit} bytes (Content-Length: ${len})`);
       }
       return next();
     }

@@ -155,8 +155,10 @@ export class Delivery {
     try {
       for (;;) {
         attempt++;
-        hooks.onAttempt?.(attempt);
-        last = job.failover_urls && job.failover_urls.length > 1 ? await this.attemptFailover(job, attempt) : await this.attempt(job, attempt);
+        const n = attempt;
+        // Reported when the request actually starts (after the concurrency caps), not while queued.
+        const onStart = hooks.onAttempt ? (): void => hooks.onAttempt!(n) : undefined;
+        last = job.failover_urls && job.failover_urls.length > 1 ? await this.attemptFailover(job, attempt, onStart) : await this.attempt(job, attempt, onStart);
         this.o.onAttempt?.({ job, attempt, outcome: last });
         const done = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
         if (done || this.stopping.signal.aborted) break;
@@ -193,11 +195,11 @@ export class Delivery {
   }
 
   /** One attempt over several targets in order; the first success wins. */
-  private async attemptFailover(job: DeliveryJob, attemptNo: number): Promise<AttemptOutcome> {
+  private async attemptFailover(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
     let last: AttemptOutcome | null = null;
     const errors: string[] = [];
     for (const url of job.failover_urls ?? [job.url]) {
-      last = await this.attempt({ ...job, url }, attemptNo);
+      last = await this.attempt({ ...job, url }, attemptNo, onStart);
       if (last.ok) return last;
       errors.push(`${url}: ${last.error ?? 'failed'}`);
       if (this.stopping.signal.aborted) break;
@@ -207,7 +209,7 @@ export class Delivery {
   }
 
   /** One HTTP exchange, classified. */
-  async attempt(job: DeliveryJob, attemptNo: number): Promise<AttemptOutcome> {
+  async attempt(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
     let url: URL;
     try {
       url = new URL(job.url);
@@ -218,6 +220,7 @@ export class Delivery {
     await originSem.acquire();
     await this.global.acquire();
     const t0 = performance.now();
+    onStart?.();
     try {
       const headers: Record<string, string> = {
         ...(job.headers ?? {}),
@@ -238,9 +241,10 @@ export class Delivery {
         method: job.method,
         headers,
         body: sendBody ? job.body : null,
+        // timeout_ms bounds the wait for the response headers and every gap in the body (undici's
+        // own timers: no AbortSignal per request); the body itself is capped at max_response_bytes.
         headersTimeout: job.timeout_ms,
         bodyTimeout: job.timeout_ms,
-        signal: AbortSignal.timeout(job.timeout_ms),
       });
       const body = await this.readCapped(res.body);
       const status = res.statusCode;
