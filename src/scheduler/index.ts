@@ -104,6 +104,9 @@ interface Dispatch {
 }
 
 const MAX_KEY_ID = '\uffff';
+/** Rows read per store query when loading the window: small, so that loading never delays a fire. */
+const SCAN_PAGE = 500;
+const yieldToTimers = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 const keyLE = (t: number, id: string, k: DueKey): boolean => t < k.time || (t === k.time && id <= k.id);
 
 export class Scheduler extends EventEmitter<SchedulerEvents> {
@@ -278,16 +281,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       for (;;) {
         const slots = this.slotFilter();
         if (slots !== null && slots.length === 0) return;
-        const rows: Task[] = await this.o.store.dueTasks({ slots, after: cursor, upTo, limit: 5000 });
+        const rows: Task[] = await this.o.store.dueTasks({ slots, after: cursor, upTo, limit: SCAN_PAGE });
         for (const t of rows) {
           if (this.entries.has(t.id) || this.committingIds.has(t.id) || this.o.ownership.tokenFor(t.slot) === null) continue;
           if (!keyLE(t.next_fire_time!, t.id, this.horizon)) continue;
           this.insert(t);
           found++;
         }
-        if (rows.length < 5000) break;
+        if (rows.length < SCAN_PAGE || this.stopped) break;
         const last = rows[rows.length - 1]!;
         cursor = { time: last.next_fire_time!, id: last.id };
+        await yieldToTimers(); // small pages with the timers in between: a rescan never delays a fire
       }
     } catch (e) {
       this.reportStoreError(e);
@@ -308,7 +312,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       try {
         const target = this.o.clock.now() + this.o.lookaheadMs;
         this.scanTarget = target;
-        const page = Math.min(this.o.batchSize * 5, 10_000);
+        const page = SCAN_PAGE;
         for (;;) {
           if (this.stopped) break;
           if (this.entries.size >= this.o.maxLoaded) break;
@@ -325,6 +329,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           }
           const last = rows[rows.length - 1]!;
           this.horizon = { time: last.next_fire_time!, id: last.id };
+          this.armTimer();
+          await yieldToTimers();
         }
       } catch (e) {
         this.reportStoreError(e);
