@@ -198,7 +198,10 @@ describe('cluster chaos (3 nodes, lease 3 s)', () => {
     for (const p of victimPeriodic) {
       const gap = runs.get(p.id)!.filter((r) => r.scheduled_time > killAt - 1000 && r.scheduled_time < takeoverAt - 500);
       if (p.misfire === 'skip') expect(gap.map((r) => r.status), `skip task ${p.id}`).toContain('MISSED');
-      else expect(gap.filter((r) => r.status === 'SUCCESS' && r.start_time! - r.scheduled_time > MISFIRE), `fire_once task ${p.id}: one late fire`).toHaveLength(1);
+      // fire_once: exactly one late fire for the ticks after the kill. (A tick at or before the kill
+      // was committed by the victim itself: its run may be delivered late by a survivor, as a
+      // redelivery with the same fire id, which is not a misfire.)
+      else expect(gap.filter((r) => r.scheduled_time > killAt && r.status === 'SUCCESS' && r.start_time! - r.scheduled_time > MISFIRE), `fire_once task ${p.id}: one late fire`).toHaveLength(1);
     }
     // only runs the victim had started before it died were delivered twice (by it, then by a survivor)
     for (const [fire, by] of deliveredByTwoNodes([...callbacksOf(s), ...rec.forTask(held)])) {
