@@ -1,1 +1,1 @@
-export { slotOf, LocalOwnership, type Ownership, type SlotInfo, type OwnershipEvents } from './ownership.js';
+export { slotOf, hash32, rendezvous, LocalOwnership, type Ownership, type SlotInfo, type OwnershipEvents } from './ownership.js';

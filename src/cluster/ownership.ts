@@ -15,6 +15,38 @@ export function slotOf(taskId: string, slots: number): number {
   return (h >>> 0) % slots;
 }
 
+/** 32-bit hash: FNV-1a plus a murmur3 finalizer (well mixed in every bit). Stable across versions. */
+export function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * Rendezvous (highest random weight) choice among candidates for a key: each key keeps its choice
+ * while candidates come and go, and only keys of a removed candidate move. Ties go to the smaller.
+ */
+export function rendezvous(key: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestW = -1;
+  for (const c of candidates) {
+    const w = hash32(`${key}\u0000${c}`);
+    if (w > bestW || (w === bestW && best !== null && c < best)) {
+      best = c;
+      bestW = w;
+    }
+  }
+  return best;
+}
+
 export interface SlotInfo {
   slot: number;
   owner: string | null;

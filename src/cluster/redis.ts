@@ -38,7 +38,7 @@ import {
 import type { TaskStore } from '../store/types.js';
 import type { Run } from '../task/index.js';
 import { ClusterNotifier } from './notify.js';
-import type { Ownership, OwnershipEvents, SlotInfo } from './ownership.js';
+import { hash32, rendezvous, type Ownership, type OwnershipEvents, type SlotInfo } from './ownership.js';
 
 export interface RedisOwnershipOptions {
   /** A connection of its own (so store traffic never delays a renewal), with a short command timeout. */
@@ -66,34 +66,14 @@ interface Lease {
 /** Ticks a member must have been seen before slots are handed to it, and a slot must stay free before an orphan is taken. */
 const STABLE_TICKS = 2;
 
-/** 32-bit rendezvous weight of (node, slot): FNV-1a plus a murmur3 finalizer. */
+/** 32-bit rendezvous weight of (node, slot). */
 export function rendezvousWeight(node: string, slot: number): number {
-  let h = 0x811c9dc5;
-  const s = `${slot}\u0000${node}`;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return hash32(`${slot}\u0000${node}`);
 }
 
 /** The preferred owner of a slot among `members` (highest weight; ties by node id). */
 export function preferredOwner(slot: number, members: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestW = -1;
-  for (const m of members) {
-    const w = rendezvousWeight(m, slot);
-    if (w > bestW || (w === bestW && best !== null && m < best)) {
-      best = m;
-      bestW = w;
-    }
-  }
-  return best;
+  return rendezvous(String(slot), members);
 }
 
 const parseLease = (v: string | null): { epoch: number; owner: string } | null => {

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock/index.js';
-import type { Ownership } from '../cluster/index.js';
+import { rendezvous, type Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { DueKey, FireRequest, FireResult, TaskStore } from '../store/types.js';
@@ -821,7 +821,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       case 'random':
         return { mode: 'single', urls: [urls[Math.floor(Math.random() * urls.length)]!] };
       case 'consistent_hash':
-        return { mode: 'single', urls: [rendezvous(task.id, urls)] };
+        return { mode: 'single', urls: [rendezvous(task.id, urls) ?? urls[0]!] };
       default:
         return { mode: 'failover', urls };
     }
@@ -938,27 +938,4 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (!awaitingReport) this.releaseInflight(task.id, d.run_id);
     }
   }
-}
-
-/** Rendezvous (highest random weight) choice of a target for a key: stable as targets come and go. */
-export function rendezvous(key: string, targets: readonly string[]): string {
-  let best = targets[0]!;
-  let bestScore = -1;
-  for (const t of targets) {
-    let h = 0x811c9dc5;
-    const s = `${key}\u0000${t}`;
-    for (let i = 0; i < s.length; i++) {
-      h ^= s.charCodeAt(i);
-      h = Math.imul(h, 0x01000193);
-    }
-    h ^= h >>> 13;
-    h = Math.imul(h, 0x5bd1e995);
-    h ^= h >>> 15;
-    const score = h >>> 0;
-    if (score > bestScore) {
-      bestScore = score;
-      best = t;
-    }
-  }
-  return best;
 }

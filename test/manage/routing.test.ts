@@ -3,7 +3,7 @@
  * Manual runs (triggerTask) drive the fires so each test waits on exactly the runs it made.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { rendezvous } from '../../src/scheduler/index.js';
+import { rendezvous } from '../../src/cluster/index.js';
 import { freePort } from '../helpers/ports.js';
 import { header, Receiver, type ReceivedRequest } from '../helpers/receiver.js';
 import { waitUntil } from '../helpers/wait.js';
