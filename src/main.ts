@@ -113,7 +113,7 @@ export async function main(): Promise<void> {
     where = { cluster: true, slots: cfg.cluster.slots, lease_ms: cfg.cluster.lease_ms, key_prefix: cfg.cluster.key_prefix };
   } else {
     const dbFile = resolve(cfg.data_dir, cfg.store.sqlite_file);
-    const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
+    const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous, checkpointInWorker: true });
     const epoch = sqlite.claimEpoch();
     store = sqlite;
     ownership = new LocalOwnership(cfg.node_id, cfg.cluster.slots, epoch);
@@ -150,6 +150,7 @@ export async function main(): Promise<void> {
     maxSleepMs: cfg.scheduler.max_sleep_ms,
     misfireThresholdMs: cfg.scheduler.misfire_threshold_ms,
     batchSize: cfg.scheduler.batch_size,
+    commitCoalesceMs: cfg.scheduler.commit_coalesce_ms,
     maxLoaded: cfg.scheduler.max_loaded,
     defaultTimeoutMs: cfg.delivery.timeout_ms,
     defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },
