@@ -551,15 +551,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         continue;
       }
       const counted = r.run.status === 'PENDING';
-      const task: Task = {
-        ...e.task,
-        next_fire_time: r.next,
-        state: r.next === null ? 'completed' : e.task.state,
-        run_count: e.task.run_count + (counted ? 1 : 0),
-        last_fire_time: r.expected,
-      };
+      // The snapshot is updated in place and its entry reused: a task firing every second would
+      // otherwise leave two objects a second for the old generation of the heap to collect.
+      const task = e.task;
+      task.next_fire_time = r.next;
+      if (r.next === null) task.state = 'completed';
+      if (counted) task.run_count++;
+      task.last_fire_time = r.expected;
       if (r.next !== null && !this.entries.has(task.id) && (keyLE(r.next, task.id, this.horizon) || r.next <= this.scanTarget)) {
-        this.insert(task);
+        e.at = r.next;
+        this.entries.set(task.id, e);
+        this.heap.push(e);
       }
       this.emit('fired', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, committed_at: now, status: r.run.status });
       if (counted) this.dispatch({ task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 }, null);
