@@ -398,8 +398,12 @@ export function line(label: string, value: string, check?: TargetCheck): void {
   console.log(`  ${label.padEnd(40)} ${value}${t}`);
 }
 
+/** Load average when the bench printed its header (machine() is called when results are written). */
+let loadAtHeader: number[] | null = null;
+
 export function header(name: string, what: string): void {
-  const la = loadavg().map((x) => x.toFixed(2)).join(' ');
+  loadAtHeader = loadavg();
+  const la = loadAtHeader.map((x) => x.toFixed(2)).join(' ');
   console.log(`\n=== bench ${name}: ${what}`);
   console.log(`  machine: ${cpus().length} cpus, node ${process.version}, loadavg ${la}`);
 }
@@ -411,7 +415,8 @@ export function machine(): Record<string, unknown> {
       .filter(([k]) => k.startsWith('XCRON_'))
       .map(([k, v]) => [k, /TOKEN|SECRET|PASSWORD/i.test(k) ? '***' : v]),
   );
-  return { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, loadavg_at_start: loadavg().map(round2), git: gitInfo(), xcron_env: xcronEnv };
+  const now = loadavg().map(round2);
+  return { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, loadavg_at_start: (loadAtHeader ?? now).map(round2), loadavg_now: now, git: gitInfo(), xcron_env: xcronEnv };
 }
 
 /** The commit benchmarked and whether src/ had uncommitted changes (the build is of the working tree). */
