@@ -111,6 +111,8 @@ interface Dispatch {
 const MAX_KEY_ID = '\uffff';
 /** Rows read per store query when loading the window: small, so that loading never delays a fire. */
 const SCAN_PAGE = 500;
+/** Batches at least this large mean fires are streaming in: the next commit may wait a little. */
+const COALESCE_MIN_BATCH = 4;
 const yieldToTimers = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 const keyLE = (t: number, id: string, k: DueKey): boolean => t < k.time || (t === k.time && id <= k.id);
 
@@ -133,6 +135,15 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private storeBackoffUntil = 0;
   private scans = 0;
   private lastCommitAt = -Infinity;
+  private lastBatchSize = 0;
+
+  /**
+   * Commits are coalesced only while fires stream in (the last batch held several): a lone fire
+   * is committed at once, so light loads keep their millisecond lateness.
+   */
+  private coalesceMs(): number {
+    return this.lastBatchSize >= COALESCE_MIN_BATCH ? (this.o.commitCoalesceMs ?? 0) : 0;
+  }
   private readonly rr = new Map<string, number>();
   /** Async runs awaiting their report on this node: run_id → deadline timer. */
   private readonly awaiting = new Map<string, { d: Dispatch; deadline: number; attempts: number; timer: TimerHandle | null }>();
@@ -418,7 +429,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       return;
     }
     const now = this.o.clock.now();
-    const at = Math.max(top.at, this.storeBackoffUntil, this.lastCommitAt + (this.o.commitCoalesceMs ?? 0));
+    const at = Math.max(top.at, this.storeBackoffUntil, this.lastCommitAt + this.coalesceMs());
     const delay = Math.min(Math.max(0, at - now), this.o.maxSleepMs);
     const wakeAt = now + delay;
     if (this.timer && this.timerAt <= wakeAt) return; // an earlier (or equal) wake is already set
@@ -450,7 +461,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (this.stopped) return;
       const now = this.o.clock.now();
       if (now < this.storeBackoffUntil) return;
-      if (now < this.lastCommitAt + (this.o.commitCoalesceMs ?? 0)) return; // armTimer wakes us then
+      if (now < this.lastCommitAt + this.coalesceMs()) return; // armTimer wakes us then
       const batch: Entry[] = [];
       while (batch.length < this.o.batchSize) {
         const top = this.peekLive();
@@ -462,6 +473,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (batch.length === 0) return; // woke early: armTimer sets the next wake
       await this.commitBatch(batch, now);
       this.lastCommitAt = batch.length === this.o.batchSize ? -Infinity : this.o.clock.now();
+      this.lastBatchSize = batch.length;
       // Let I/O (deliveries, API requests) run between batches of a large burst.
       if (batch.length === this.o.batchSize) await new Promise<void>((r) => setImmediate(r));
     }
