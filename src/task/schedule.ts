@@ -74,6 +74,21 @@ export function isQuartz(fields: string[]): boolean {
 }
 
 const cronCache = new Map<string, Cron>();
+
+/**
+ * The last (after -> next) answer of each compiled expression: thousands of tasks sharing one
+ * expression fire at the same tick and ask the same question; croner answers it once.
+ */
+const lastNext = new WeakMap<Cron, { after: number; next: number | null }>();
+
+function nextRunMemo(cron: Cron, after: number): number | null {
+  const hit = lastNext.get(cron);
+  if (hit && hit.after === after) return hit.next;
+  const d = cron.nextRun(new Date(after));
+  const next = d ? d.getTime() : null;
+  lastNext.set(cron, { after, next });
+  return next;
+}
 const CRON_CACHE_MAX = 10_000;
 
 function compileCron(format: string, tz: string, probeFrom: number): Cron {
@@ -133,12 +148,7 @@ export function parseSchedule(type: TaskType, format: string, tz: string, anchor
     };
   }
   const cron = compileCron(trimmed, tz, anchorMs);
-  return {
-    next: (after) => {
-      const d = cron.nextRun(new Date(after));
-      return d ? d.getTime() : null;
-    },
-  };
+  return { next: (after) => nextRunMemo(cron, after) };
 }
 
 /** One-shot format: 10-digit unix seconds or 13-digit unix milliseconds. Returns ms. Throws 1001. */
