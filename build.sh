@@ -19,7 +19,18 @@ stamp=node_modules/.xcron-lock-stamp
 want=$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
   echo "build.sh: installing dependencies (npm ci; better-sqlite3 compiles from source, about a minute)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm ci refuses a lockfile that lacks the optional platform packages of other systems (the
+  # registry reachable here does not serve msgpackr-extract's darwin/win builds, pulled in by the
+  # bench-only bullmq); npm install then installs the same locked versions.
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/xcron-npm-ci.log; then
+    if grep -q "in sync" /tmp/xcron-npm-ci.log; then
+      echo "build.sh: npm ci refused the lockfile (optional packages of other platforms); installing with npm install"
+      npm install --no-audit --no-fund --loglevel=error
+    else
+      cat /tmp/xcron-npm-ci.log >&2
+      exit 1
+    fi
+  fi
   # better-sqlite3's native addon must exist; build it if the install scripts did not.
   if [ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
     npm rebuild better-sqlite3 --loglevel=error
