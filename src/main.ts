@@ -113,7 +113,7 @@ export async function main(): Promise<void> {
     where = { cluster: true, slots: cfg.cluster.slots, lease_ms: cfg.cluster.lease_ms, key_prefix: cfg.cluster.key_prefix };
   } else {
     const dbFile = resolve(cfg.data_dir, cfg.store.sqlite_file);
-    const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous, checkpointInWorker: true });
+    const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
     const epoch = sqlite.claimEpoch();
     store = sqlite;
     ownership = new LocalOwnership(cfg.node_id, cfg.cluster.slots, epoch);

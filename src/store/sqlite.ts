@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../errors.js';
 import type { Run, RunStatus, Task } from '../task/index.js';
@@ -37,8 +36,6 @@ import type {
 export interface SqliteOptions {
   file: string;
   synchronous: 'normal' | 'full';
-  /** Run WAL checkpoints in a worker thread instead of inside commits (the server sets this). */
-  checkpointInWorker?: boolean;
 }
 
 interface TaskRow {
@@ -126,8 +123,9 @@ CREATE TABLE IF NOT EXISTS run_logs (
 CREATE TRIGGER IF NOT EXISTS runs_delete_logs AFTER DELETE ON runs BEGIN DELETE FROM run_logs WHERE run_id = OLD.run_id; END;
 CREATE INDEX IF NOT EXISTS tasks_completed ON tasks(update_time) WHERE state = 'completed';
 CREATE INDEX IF NOT EXISTS runs_open ON runs(scheduled_time, run_id) WHERE status IN ('PENDING', 'RUNNING');
--- Tasks by state and runs by status, kept by triggers so /xcron/stats and /metrics cost O(1)
--- instead of a scan of millions of rows.
+-- Tasks by state, kept by triggers so /xcron/stats and /metrics need no scan of millions of tasks.
+-- (Runs by status are counted on demand: per-fire triggers cost too much on the hot path, and the
+-- history is bounded by retention.)
 CREATE TABLE IF NOT EXISTS counts (kind TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS tasks_count_ins AFTER INSERT ON tasks BEGIN
   INSERT INTO counts (kind, key, n) VALUES ('task', NEW.state, 1) ON CONFLICT (kind, key) DO UPDATE SET n = n + 1;
@@ -139,16 +137,9 @@ CREATE TRIGGER IF NOT EXISTS tasks_count_upd AFTER UPDATE OF state ON tasks WHEN
   UPDATE counts SET n = n - 1 WHERE kind = 'task' AND key = OLD.state;
   INSERT INTO counts (kind, key, n) VALUES ('task', NEW.state, 1) ON CONFLICT (kind, key) DO UPDATE SET n = n + 1;
 END;
-CREATE TRIGGER IF NOT EXISTS runs_count_ins AFTER INSERT ON runs BEGIN
-  INSERT INTO counts (kind, key, n) VALUES ('run', NEW.status, 1) ON CONFLICT (kind, key) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS runs_count_del AFTER DELETE ON runs BEGIN
-  UPDATE counts SET n = n - 1 WHERE kind = 'run' AND key = OLD.status;
-END;
-CREATE TRIGGER IF NOT EXISTS runs_count_upd AFTER UPDATE OF status ON runs WHEN OLD.status <> NEW.status BEGIN
-  UPDATE counts SET n = n - 1 WHERE kind = 'run' AND key = OLD.status;
-  INSERT INTO counts (kind, key, n) VALUES ('run', NEW.status, 1) ON CONFLICT (kind, key) DO UPDATE SET n = n + 1;
-END;
+DROP TRIGGER IF EXISTS runs_count_ins;
+DROP TRIGGER IF EXISTS runs_count_del;
+DROP TRIGGER IF EXISTS runs_count_upd;
 INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_version', '1');
 INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', '0');
 `;
@@ -242,7 +233,6 @@ export class SqliteTaskStore implements TaskStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private closed = false;
-  private checkpointer: Worker | null = null;
   private readonly st: ReturnType<SqliteTaskStore['prepare']>;
   private readonly commitTx: (reqs: readonly FireRequest[]) => FireResult[];
   private readonly updateTx: (ups: readonly RunUpdate[]) => void;
@@ -265,15 +255,6 @@ export class SqliteTaskStore implements TaskStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('cache_size = -32768');
     this.db.pragma('temp_store = MEMORY');
-    if (opts.checkpointInWorker && opts.file !== ':memory:') {
-      this.db.pragma('wal_autocheckpoint = 0');
-      this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: { file: opts.file, intervalMs: 20 } });
-      this.checkpointer.unref();
-      this.checkpointer.on('error', () => {
-        // The worker died: fall back to checkpoints inside commits.
-        if (!this.closed) this.db.pragma('wal_autocheckpoint = 1000');
-      });
-    }
     this.migrate();
     this.db.exec(SCHEMA);
     if (!this.db.prepare("SELECT 1 FROM meta WHERE k = 'counts_v1'").get()) {
@@ -281,7 +262,6 @@ export class SqliteTaskStore implements TaskStore {
       this.db.exec(`BEGIN;
         DELETE FROM counts;
         INSERT INTO counts (kind, key, n) SELECT 'task', state, COUNT(*) FROM tasks GROUP BY state;
-        INSERT INTO counts (kind, key, n) SELECT 'run', status, COUNT(*) FROM runs GROUP BY status;
         INSERT INTO meta (k, v) VALUES ('counts_v1', '1');
         COMMIT;`);
     }
@@ -463,7 +443,7 @@ export class SqliteTaskStore implements TaskStore {
            SELECT id FROM tasks WHERE state = 'completed' AND update_time < ? ORDER BY update_time LIMIT ?) RETURNING id`,
       ),
       taskCounts: db.prepare("SELECT key AS state, n FROM counts WHERE kind = 'task'"),
-      runCounts: db.prepare("SELECT key AS status, n FROM counts WHERE kind = 'run' AND n <> 0"),
+      runCounts: db.prepare('SELECT status, COUNT(*) AS n FROM runs GROUP BY status'),
       getRun: db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE run_id = ?`),
       listRuns: db.prepare(`SELECT ${RUN_COLS} FROM runs WHERE task_id = ? ORDER BY scheduled_time DESC LIMIT ?`),
     };
@@ -711,25 +691,11 @@ export class SqliteTaskStore implements TaskStore {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const w = this.checkpointer;
-    if (w) {
-      this.checkpointer = null;
-      await new Promise<void>((resolve) => {
-        const done = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
-        w.once('message', () => {
-          clearTimeout(done);
-          void w.terminate().then(() => resolve());
-        });
-        w.once('exit', () => {
-          clearTimeout(done);
-          resolve();
-        });
-        w.postMessage('stop');
-      });
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.db.close();
     }
-    this.db.close();
+    return Promise.resolve();
   }
 }
