@@ -22,7 +22,6 @@ import {
   makeTempDir,
   memOf,
   monoUs,
-  removeTempDir,
   round1,
   runStandalone,
   serverLogSummary,
@@ -32,6 +31,7 @@ import {
   writeResult,
   type BenchResult,
   type ServerHandle,
+  teardown,
 } from './lib/common.js';
 import { reportProfile } from './lib/profile.js';
 import { Receiver, analyse } from './lib/receiver-client.js';
@@ -165,10 +165,7 @@ export async function runBurst(): Promise<BenchResult> {
     writeResult(r);
     return r;
   } finally {
-    if (p) await p.close().catch(() => undefined);
-    if (server) await server.stop().catch(() => undefined);
-    if (receiver) await receiver.stop().catch(() => undefined);
-    removeTempDir(dir);
+    await teardown({ pool: p, server, receiver, dir });
   }
 }
 

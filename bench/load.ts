@@ -40,7 +40,6 @@ import {
   memOf,
   monoUs,
   pct,
-  removeTempDir,
   round1,
   round2,
   runStandalone,
@@ -51,6 +50,7 @@ import {
   writeResult,
   type BenchResult,
   type ServerHandle,
+  teardown,
 } from './lib/common.js';
 import { reportProfile } from './lib/profile.js';
 import { Receiver, analyse } from './lib/receiver-client.js';
@@ -224,10 +224,7 @@ export async function runLoad(): Promise<BenchResult> {
     writeResult(r);
     return r;
   } finally {
-    if (p) await p.close().catch(() => undefined);
-    if (server) await server.stop().catch(() => undefined);
-    if (receiver) await receiver.stop().catch(() => undefined);
-    removeTempDir(dir);
+    await teardown({ pool: p, server, receiver, dir });
   }
 }
 

@@ -21,7 +21,6 @@ import {
   memOf,
   monoUs,
   cpuSecondsOf,
-  removeTempDir,
   round1,
   runStandalone,
   serverLogSummary,
@@ -30,6 +29,7 @@ import {
   writeResult,
   type BenchResult,
   type ServerHandle,
+  teardown,
 } from './lib/common.js';
 import { reportProfile } from './lib/profile.js';
 import { Receiver, analyse } from './lib/receiver-client.js';
@@ -149,10 +149,7 @@ export async function runPrecision(): Promise<BenchResult> {
     writeResult(r);
     return r;
   } finally {
-    if (p) await p.close().catch(() => undefined);
-    if (server) await server.stop().catch(() => undefined);
-    if (receiver) await receiver.stop().catch(() => undefined);
-    removeTempDir(dir);
+    await teardown({ pool: p, server, receiver, dir });
   }
 }
 

@@ -467,3 +467,16 @@ export function runStandalone(fn: () => Promise<unknown>): void {
     },
   );
 }
+
+/** Stops what a single-server bench started (in this order), ignoring errors, and removes its temp dir. */
+export async function teardown(o: {
+  pool?: { close(): Promise<unknown> } | null | undefined;
+  server?: { stop(): Promise<unknown> } | null | undefined;
+  receiver?: { stop(): Promise<unknown> } | null | undefined;
+  dir: string;
+}): Promise<void> {
+  if (o.pool) await o.pool.close().catch(() => undefined);
+  if (o.server) await o.server.stop().catch(() => undefined);
+  if (o.receiver) await o.receiver.stop().catch(() => undefined);
+  removeTempDir(o.dir);
+}
