@@ -12,7 +12,9 @@ import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
 import { openClusterMode, type ClusterMode } from './cluster/redis.js';
 import { VERSION, loadConfig, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
-import { DestinationPolicy } from './delivery/ssrf.js';
+import { DestinationPolicy, type DestinationPolicyOptions } from './delivery/ssrf.js';
+import { ThreadedSqliteStore } from './store/sqlite-thread.js';
+import { ThreadedDelivery, type DeliveryService } from './delivery/threaded.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './log.js';
 import { runTransfer } from './transfer.js';
@@ -72,17 +74,19 @@ export async function main(): Promise<void> {
   let cfg: Config;
   let auth: TokenAuth;
   let destinations: DestinationPolicy;
+  let destinationOptions: DestinationPolicyOptions;
   let args: Args;
   try {
     args = parseArgs(process.argv.slice(2));
     cfg = loadConfig({ path: args.configPath, explicit: args.explicit, env: process.env });
     auth = new TokenAuth(resolveTokens(cfg.auth));
-    destinations = new DestinationPolicy({
+    destinationOptions = {
       denyCidrs: cfg.callback.deny_cidrs,
       allowHosts: cfg.callback.allow_hosts,
       allowLoopback: cfg.callback.allow_loopback,
       allowPrivate: cfg.callback.allow_private,
-    });
+    };
+    destinations = new DestinationPolicy(destinationOptions);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`xcron: configuration error: ${e.message}\n`);
@@ -113,25 +117,42 @@ export async function main(): Promise<void> {
     where = { cluster: true, slots: cfg.cluster.slots, lease_ms: cfg.cluster.lease_ms, key_prefix: cfg.cluster.key_prefix };
   } else {
     const dbFile = resolve(cfg.data_dir, cfg.store.sqlite_file);
-    const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
-    const epoch = sqlite.claimEpoch();
-    store = sqlite;
+    // The database runs in its own thread by default ([store] worker_thread): commits and WAL
+    // checkpoints never stall the timers or the API on the main thread.
+    let epoch: number;
+    if (cfg.store.worker_thread) {
+      const threaded = await ThreadedSqliteStore.open({ file: dbFile, synchronous: cfg.store.synchronous }, log.child({ module: 'store' }));
+      epoch = threaded.epoch;
+      store = threaded;
+    } else {
+      const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
+      epoch = sqlite.claimEpoch();
+      store = sqlite;
+    }
     ownership = new LocalOwnership(cfg.node_id, cfg.cluster.slots, epoch);
     where = { data: dbFile, epoch };
   }
 
   let metrics: Metrics | null = null;
-  const delivery = new Delivery({
-    clock,
-    log: log.child({ module: 'delivery' }),
+  // Callbacks go out from a worker thread by default ([delivery] worker_thread): the main thread
+  // keeps the timers, the store commits and the API, and the HTTP work runs on another core.
+  const deliveryConfig = {
     userAgent: cfg.delivery.user_agent,
     globalConcurrency: cfg.delivery.global_concurrency,
     perOriginConcurrency: cfg.delivery.per_origin_concurrency,
     maxResponseBytes: cfg.delivery.max_response_bytes,
     signingSecrets: cfg.callback.signing_secrets,
-    destinations,
-    onAttempt: (e) => metrics?.onAttempt(e),
-  });
+  };
+  const delivery: DeliveryService = cfg.delivery.worker_thread
+    ? new ThreadedDelivery({
+        ...deliveryConfig,
+        destinations: destinationOptions,
+        logLevel: cfg.log_level,
+        nodeId: cfg.node_id,
+        log: log.child({ module: 'delivery' }),
+        onAttempt: (e) => metrics?.onAttempt(e),
+      })
+    : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt: (e) => metrics?.onAttempt(e) });
   // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
   // every node of a cluster), so any node can verify a worker's report.
   const reportSecret = cfg.callback.report_secret !== '' ? cfg.callback.report_secret : await store.sharedSecret('report');
@@ -182,6 +203,7 @@ export async function main(): Promise<void> {
     runs: {
       reportSecret,
       onRunClosed: (run, task) => scheduler.reported(run, task),
+      beforeReport: (runId) => scheduler.beforeReport(runId),
       logCaps: { maxLines: cfg.history.log_max_lines, maxBytes: cfg.history.log_max_bytes },
     },
     liveStats: () => stats.snapshot(),

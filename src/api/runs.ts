@@ -24,6 +24,12 @@ export interface RunsDeps {
   reportSecret: string;
   /** This node closed a run by report: children, alerts and stats act on it (scheduler.reported). */
   onRunClosed(run: Run, task: Task | null): void;
+  /**
+   * Called before a report is applied: resolves once this node has recorded the run's callback
+   * answer, when that exchange is still in progress here (a fast worker can report before its own
+   * 202 reaches the scheduler). Optional.
+   */
+  beforeReport?(runId: string): Promise<void>;
   /** Per-run log caps. */
   logCaps: LogCaps;
 }
@@ -70,6 +76,7 @@ export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
         throw new XcronError(Codes.TOO_LARGE, 413, `'output' is ${Buffer.byteLength(output)} bytes as JSON, over the limit of ${MAX_OUTPUT_BYTES}`);
       }
     }
+    await deps.runs.beforeReport?.(runId);
     const res = await deps.store.reportRun({ run_id: runId, status: body.status, message, output, now: deps.clock.now() });
     switch (res.result) {
       case 'not_found':

@@ -22,7 +22,7 @@ const schedulerSchema = z.strictObject({
   max_sleep_ms: int(10, 30_000).default(30_000),
   misfire_threshold_ms: int(0, 86_400_000).default(5000),
   batch_size: int(1, 100_000).default(2000),
-  commit_coalesce_ms: int(0, 50).default(5),
+  commit_coalesce_ms: int(0, 50).default(0),
   max_loaded: int(100, 10_000_000).default(200_000),
 });
 
@@ -36,6 +36,7 @@ const deliverySchema = z.strictObject({
   max_response_bytes: int(0, 100 * 1024 * 1024).default(65_536),
   user_agent: z.string().max(200).default(''),
   async_timeout_ms: int(1000, 7 * 86_400_000).default(3_600_000),
+  worker_thread: z.boolean().default(true),
 });
 
 /** "a.b.c.d/n", "x::y/n" or a bare IP address. */
@@ -80,6 +81,7 @@ const authSchema = z.strictObject({
 const storeSchema = z.strictObject({
   sqlite_file: z.string().min(1).default('xcron.db'),
   synchronous: z.enum(['normal', 'full']).default('normal'),
+  worker_thread: z.boolean().default(true),
 });
 
 const historySchema = z.strictObject({

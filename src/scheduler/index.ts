@@ -624,6 +624,37 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     arm();
   }
 
+  /**
+   * A report for `runId` arrived. If this node is still waiting for that run's callback answer (the
+   * worker reported before its 202 reached the scheduler), wait for the answer (at most
+   * `maxWaitMs`) and write it first, so the run records the callback's HTTP status and attempt
+   * before the report closes it.
+   */
+  async beforeReport(runId: string, maxWaitMs = 1000): Promise<void> {
+    if (this.inflightRuns.has(runId) && !this.awaiting.has(runId) && !this.stopped) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, maxWaitMs);
+        const waiters = this.answerWaiters.get(runId) ?? [];
+        waiters.push(done);
+        this.answerWaiters.set(runId, waiters);
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+    if (this.recorder.size > 0) await this.recorder.flush();
+  }
+
+  private readonly answerWaiters = new Map<string, (() => void)[]>();
+
+  private answered(runId: string): void {
+    const w = this.answerWaiters.get(runId);
+    if (!w) return;
+    this.answerWaiters.delete(runId);
+    for (const f of w) f();
+  }
+
   /** Async runs awaiting a report on this node. */
   awaitingCount(): number {
     return this.awaiting.size;
@@ -956,6 +987,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     } catch (err) {
       this.o.log.error({ err, task_id: task.id, fire_id: d.run_id }, 'delivery failed unexpectedly; run left for redelivery');
     } finally {
+      this.answered(d.run_id);
       // An async run stays in flight (overlap skip/queue) until it is reported or times out.
       if (!awaitingReport) this.releaseInflight(task.id, d.run_id);
     }

@@ -368,7 +368,9 @@ export class SqliteTaskStore implements TaskStore {
     this.updateTx = this.db.transaction((ups: readonly RunUpdate[]) => {
       for (const u of ups) {
         if (u.status === 'RUNNING') {
-          this.st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.deadline === undefined ? 0 : 1, u.deadline ?? null, u.http_status ?? null, u.run_id);
+          const res = this.st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.deadline === undefined ? 0 : 1, u.deadline ?? null, u.http_status ?? null, u.run_id);
+          // Closed already (an async worker reported first): keep the outcome, fill in the callback's facts.
+          if (res.changes === 0) this.st.runLateFacts.run(u.attempts, u.node ?? null, u.start_time ?? null, u.http_status ?? null, u.run_id);
         } else {
           const res = this.st.runFinish.run(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.shards ? JSON.stringify(u.shards) : null, u.run_id);
           if (res.changes === 1) this.st.taskLastStatus.run(u.status, u.task_id);
@@ -427,6 +429,10 @@ export class SqliteTaskStore implements TaskStore {
          WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
       ),
       taskLastStatus: db.prepare('UPDATE tasks SET last_status = ? WHERE id = ?'),
+      runLateFacts: db.prepare(
+        `UPDATE runs SET attempts = MAX(attempts, ?), node = COALESCE(node, ?), start_time = COALESCE(start_time, ?), http_status = COALESCE(http_status, ?)
+         WHERE run_id = ? AND status NOT IN ('PENDING', 'RUNNING')`,
+      ),
       replaceSpec: db.prepare('UPDATE tasks SET format = ?, state = ?, next_fire_time = ?, spec = ?, update_time = ? WHERE id = ?'),
       countTrigger: db.prepare('UPDATE tasks SET run_count = run_count + 1, last_fire_time = ?, update_time = ? WHERE id = ?'),
       pruneOld: db.prepare(

@@ -429,6 +429,16 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
       });
 
+      it('a late RUNNING after a report closed the run fills in the callback facts still missing, without reopening it', async () => {
+        // An async worker can report before this node has recorded the callback's own answer (202).
+        const { runId } = await committed('r2b');
+        expect((await store.reportRun({ run_id: runId, status: 'FAIL', message: 'disk full', output: null, now: T0 + 10 })).result).toBe('closed');
+        await store.updateRuns([{ run_id: runId, task_id: 'r2b', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: T0 + 2, http_status: 202 }]);
+        const run = (await store.getRun(runId))!;
+        expect(run).toMatchObject({ status: 'FAIL', http_status: 202, attempts: 1, node: 'node-a', message: 'disk full' });
+        expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+      });
+
       it('a final outcome is not overwritten by another final outcome', async () => {
         const { runId } = await committed('r3');
         await store.updateRuns([{ run_id: runId, task_id: 'r3', status: 'SUCCESS', attempts: 1, http_status: 200 }]);

@@ -1,6 +1,7 @@
 -- Applies run updates of one slot: RUNNING (attempts, node, start time) or a final outcome
 -- (SUCCESS | FAIL) that also sets the task's last_status and moves the run out of the outbox.
--- Only runs still PENDING or RUNNING change (a final state is final).
+-- Only runs still PENDING or RUNNING change (a final state is final); a RUNNING update of a run
+-- already closed only fills in attempts, node, start_time and http_status where they are missing.
 -- KEYS[1]: the slot's key base.
 -- ARGV: 13 values per update: run_id, task_id, status, attempts, then nullable (marker + value,
 --       '' = null): node, start_time, end_time, http_status, error, duration_ms, response_body,
@@ -42,6 +43,16 @@ for i = 1, #ARGV, 13 do
       local tk = base .. ':t:' .. task_id
       if redis.call('EXISTS', tk) == 1 then redis.call('HSET', tk, 'last_status', status) end
     end
+  elseif cur[1] and status == 'RUNNING' then
+    -- Closed already (an async worker reported before this update): the outcome stays, and the
+    -- callback's own facts that are still missing are filled in.
+    if attempts > tonumber(cur[2] or '0') then redis.call('HSET', rk, 'attempts', attempts) end
+    local node = opt(ARGV[i + 4])
+    if node then redis.call('HSETNX', rk, 'node', node) end
+    local start = opt(ARGV[i + 5])
+    if start then redis.call('HSETNX', rk, 'start_time', start) end
+    local hs = opt(ARGV[i + 7])
+    if hs then redis.call('HSETNX', rk, 'http_status', hs) end
   end
 end
 return changed

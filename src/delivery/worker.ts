@@ -1,0 +1,95 @@
+/**
+ * The delivery worker thread: runs a `Delivery` (undici Agent, retries, caps, SSRF guard, signing)
+ * off the main thread, so HTTP work never competes with the scheduler's timers and store commits
+ * for the main event loop. Started by `ThreadedDelivery` (src/delivery/threaded.ts).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { SystemClock } from '../clock/index.js';
+import { createLogger } from '../log.js';
+import { Delivery, type DeliveryHooks } from './index.js';
+import type { FromWorker, ToWorker, WorkerConfig, WorkerEvent } from './protocol.js';
+import { DestinationPolicy } from './ssrf.js';
+
+const port = parentPort;
+/** The job objects handed to delivery → their id on the main thread. */
+const ids = new WeakMap<object, number>();
+if (!port) throw new Error('src/delivery/worker.ts runs only as a worker thread');
+const cfg = workerData as WorkerConfig;
+const log = createLogger(cfg.logLevel, cfg.nodeId).child({ module: 'delivery', thread: 'worker' });
+
+let out: WorkerEvent[] = [];
+let flushQueued = false;
+const flush = (): void => {
+  flushQueued = false;
+  if (out.length === 0) return;
+  const ev = out;
+  out = [];
+  port.postMessage({ t: 'events', ev } satisfies FromWorker);
+};
+/** Events of one event-loop turn travel together. */
+const emit = (e: WorkerEvent): void => {
+  out.push(e);
+  if (!flushQueued) {
+    flushQueued = true;
+    setImmediate(flush);
+  }
+};
+
+const delivery = new Delivery({
+  clock: new SystemClock(),
+  log,
+  userAgent: cfg.userAgent,
+  globalConcurrency: cfg.globalConcurrency,
+  perOriginConcurrency: cfg.perOriginConcurrency,
+  maxResponseBytes: cfg.maxResponseBytes,
+  keepResponseBytes: cfg.keepResponseBytes,
+  signingSecrets: cfg.signingSecrets,
+  destinations: cfg.destinations ? new DestinationPolicy(cfg.destinations) : undefined,
+  // Attempt outcomes go to the main thread's metrics, without the response body (the body travels
+  // once, in the result).
+  onAttempt: (e) => {
+    const id = ids.get(e.job);
+    if (id !== undefined) emit([1, id, e.attempt, { ...e.outcome, body: null }]);
+  },
+});
+
+function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: boolean): void {
+  const hooks: DeliveryHooks = reportStarts ? { onAttempt: (n) => emit([0, id, n]) } : {};
+  ids.set(job, id);
+  delivery
+    .deliver(job, hooks)
+    .then((result) => {
+      emit([2, id, result]);
+      // A 202 (async completion) travels at once: the worker behind it may report within milliseconds.
+      if (result.status === 202) flush();
+    })
+    .catch((err: unknown) => {
+      // deliver() never throws by contract; a bug must still answer the main thread.
+      log.error({ err, fire_id: job.run_id }, 'delivery failed unexpectedly in the worker thread');
+      const now = Date.now();
+      emit([2, id, { ok: false, status: null, error: `internal error: ${(err as Error).message}`, body: null, attempts: job.first_attempt, start_time: now, end_time: now, duration_ms: 0, aborted: true }]);
+    });
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.t) {
+    case 'jobs':
+      for (const [id, job, starts] of m.jobs) run(id, job, starts);
+      break;
+    case 'drain':
+      void delivery.drain(m.timeoutMs).then((ok) => {
+        // Results of the drained deliveries go first (one port: messages keep their order).
+        setImmediate(() => {
+          flush();
+          port.postMessage({ t: 'drained', ok } satisfies FromWorker);
+        });
+      });
+      break;
+    case 'close':
+      void delivery.close().finally(() => {
+        flush();
+        port.postMessage({ t: 'closed' } satisfies FromWorker);
+      });
+      break;
+  }
+});

@@ -1,0 +1,173 @@
+/**
+ * ThreadedSqliteStore: the SQLite `TaskStore`, run in a worker thread (src/store/sqlite-worker.ts).
+ * Every call is forwarded in order and answered in order, so the store keeps its one-writer,
+ * serial semantics; only the thread that waits for SQLite changes. The main thread keeps the
+ * scheduler's timers, the API and the metrics, and no commit or WAL checkpoint ever stalls them.
+ *
+ * Errors cross the boundary by name: a StoreUnavailableError stays one (the API answers 503,
+ * code 1016), anything else is a plain Error with the original message and code. If the thread
+ * dies, its calls in progress fail as unavailable and a new thread opens the same file (the
+ * fencing epoch lives in the file, so it is not claimed again).
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { StoreUnavailableError } from '../errors.js';
+import type { SqliteOptions } from './sqlite.js';
+import type { TaskStore } from './types.js';
+
+/** The TaskStore methods forwarded to the thread (all of them). */
+export const STORE_METHODS = [
+  'create',
+  'get',
+  'delete',
+  'dueTasks',
+  'commitFires',
+  'updateRuns',
+  'unfinishedRuns',
+  'getRun',
+  'listRuns',
+  'pageRuns',
+  'updateTask',
+  'commitTrigger',
+  'listTasks',
+  'stats',
+  'pruneRuns',
+  'purgeCompleted',
+  'reportRun',
+  'appendRunLog',
+  'readRunLog',
+  'sharedSecret',
+  'ping',
+  'close',
+] as const satisfies readonly (keyof TaskStore)[];
+
+export interface StoreWorkerData {
+  options: SqliteOptions;
+  claimEpoch: boolean;
+}
+export interface StoreCall {
+  id: number;
+  m: string;
+  a: unknown[];
+}
+interface WireError {
+  name: string;
+  message: string;
+  code?: string | undefined;
+}
+export type StoreReply =
+  | { t: 'ready'; epoch: number | null }
+  | { t: 'failed'; error: WireError }
+  | { t: 'r'; id: number; value?: unknown; error?: WireError };
+
+function toError(w: WireError): Error {
+  if (w.name === 'StoreUnavailableError') return new StoreUnavailableError(w.message);
+  const e = new Error(w.message) as Error & { code?: string };
+  if (w.code !== undefined) e.code = w.code;
+  return e;
+}
+
+type Forwarded = Pick<TaskStore, (typeof STORE_METHODS)[number]>;
+
+export class ThreadedSqliteStore {
+  private worker!: Worker;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private closing = false;
+  private restarts = 0;
+  /** The fencing epoch this process claimed when the store opened. */
+  epoch = 0;
+
+  private constructor(
+    private readonly options: SqliteOptions,
+    private readonly log: Logger,
+    private readonly workerUrl: URL,
+  ) {}
+
+  /** Opens the file in a new thread and claims this process's fencing epoch. */
+  static async open(options: SqliteOptions, log: Logger, workerUrl = new URL('./sqlite-worker.js', import.meta.url)): Promise<ThreadedSqliteStore & TaskStore> {
+    const s = new ThreadedSqliteStore(options, log, workerUrl);
+    s.epoch = (await s.start(true)) ?? 0;
+    return s as ThreadedSqliteStore & TaskStore;
+  }
+
+  private start(claimEpoch: boolean): Promise<number | null> {
+    // Under --cpu-prof-name=<f>, the thread writes its own profile next to the main thread's.
+    const execArgv = process.execArgv.map((a) => (a.startsWith('--cpu-prof-name=') ? a.replace(/(\.cpuprofile)?$/, '.store-worker.cpuprofile') : a));
+    const w = new Worker(this.workerUrl, { workerData: { options: this.options, claimEpoch } satisfies StoreWorkerData, name: 'xcron-store', execArgv });
+    this.worker = w;
+    return new Promise<number | null>((resolve, reject) => {
+      let ready = false;
+      w.on('message', (m: StoreReply) => {
+        if (m.t === 'r') {
+          const p = this.pending.get(m.id);
+          if (!p) return;
+          this.pending.delete(m.id);
+          if (m.error) p.reject(toError(m.error));
+          else p.resolve(m.value);
+        } else if (m.t === 'ready') {
+          ready = true;
+          resolve(m.epoch);
+        } else {
+          reject(toError(m.error));
+        }
+      });
+      w.on('error', (err) => {
+        this.log.error({ err }, 'store worker thread failed');
+        if (!ready) reject(err);
+      });
+      w.on('exit', (code) => {
+        if (this.worker !== w) return;
+        const unavailable = new StoreUnavailableError(this.closing ? 'store is closed' : `store thread exited (code ${code})`);
+        for (const p of this.pending.values()) p.reject(unavailable);
+        this.pending.clear();
+        if (!ready) reject(unavailable);
+        if (this.closing || !ready) return;
+        this.restarts++;
+        this.log.error({ code, restarts: this.restarts }, 'store worker thread exited; opening the store again in a new thread');
+        this.start(false).catch((err: unknown) => this.log.error({ err }, 'store worker thread could not be restarted'));
+      });
+    });
+  }
+
+  /** Times the thread was restarted after dying. */
+  restartCount(): number {
+    return this.restarts;
+  }
+
+  private call(m: string, a: unknown[]): Promise<unknown> {
+    if (this.closing && m !== 'close') return Promise.reject(new StoreUnavailableError('store is closed'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, m, a } satisfies StoreCall);
+    });
+  }
+
+  static {
+    for (const m of STORE_METHODS) {
+      if (m === 'close') continue;
+      Object.defineProperty(ThreadedSqliteStore.prototype, m, {
+        value: function (this: ThreadedSqliteStore, ...a: unknown[]) {
+          return this.call(m, a);
+        },
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    const done = this.call('close', []).catch(() => undefined);
+    this.closing = true;
+    const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
+    await done;
+    const force = setTimeout(() => void this.worker.terminate(), 5000);
+    await exited;
+    clearTimeout(force);
+  }
+}
+
+// The forwarded methods are installed on the prototype above; this tells TypeScript they exist.
+export interface ThreadedSqliteStore extends Forwarded {}

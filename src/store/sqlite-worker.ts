@@ -1,0 +1,51 @@
+/**
+ * The SQLite store's worker thread: owns the database connection and runs every store call that
+ * `ThreadedSqliteStore` (src/store/sqlite-thread.ts) forwards, in arrival order. Commits, WAL
+ * checkpoints and history writes then never block the main event loop, which keeps the timers
+ * and the API.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { SqliteTaskStore, type SqliteOptions } from './sqlite.js';
+import type { StoreCall, StoreReply, StoreWorkerData } from './sqlite-thread.js';
+import { STORE_METHODS } from './sqlite-thread.js';
+
+const port = parentPort;
+if (!port) throw new Error('src/store/sqlite-worker.ts runs only as a worker thread');
+const data = workerData as StoreWorkerData;
+
+let store: SqliteTaskStore;
+try {
+  store = new SqliteTaskStore(data.options satisfies SqliteOptions);
+  const epoch = data.claimEpoch ? store.claimEpoch() : null;
+  port.postMessage({ t: 'ready', epoch } satisfies StoreReply);
+} catch (e) {
+  const err = e as Error & { code?: string };
+  port.postMessage({ t: 'failed', error: { name: err.name, message: err.message, code: err.code } } satisfies StoreReply);
+  process.exit(1);
+}
+
+const methods = new Set<string>(STORE_METHODS);
+const call = store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+
+port.on('message', (m: StoreCall) => {
+  if (!methods.has(m.m)) {
+    port.postMessage({ t: 'r', id: m.id, error: { name: 'Error', message: `unknown store method ${m.m}` } } satisfies StoreReply);
+    return;
+  }
+  let p: Promise<unknown>;
+  try {
+    p = call[m.m]!.apply(store, m.a);
+  } catch (e) {
+    p = Promise.reject(e as Error);
+  }
+  p.then(
+    (value) => port.postMessage({ t: 'r', id: m.id, value } satisfies StoreReply),
+    (e: unknown) => {
+      const err = e as Error & { code?: string };
+      port.postMessage({ t: 'r', id: m.id, error: { name: err.name, message: err.message, code: err.code } } satisfies StoreReply);
+    },
+  );
+  if (m.m === 'close') {
+    void p.finally(() => setImmediate(() => port.close()));
+  }
+});

@@ -1,0 +1,179 @@
+/**
+ * ThreadedDelivery: callbacks sent from a worker thread (the server's default). Against a real
+ * node:http receiver: results, attempt hooks and the metrics observer cross the thread boundary;
+ * retries, the SSRF guard and signing run in the thread; drain cuts retry sleeps short; a dead
+ * thread is replaced and its unfinished deliveries are sent again with the same fire id.
+ * The worker script is the compiled one in dist/ (bash build.sh), the file the server runs.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AttemptEvent, DeliveryJob } from '../../src/delivery/index.js';
+import { ThreadedDelivery } from '../../src/delivery/threaded.js';
+import { silentLog as log } from './fixtures.js';
+
+const WORKER = new URL('../../dist/src/delivery/worker.js', import.meta.url);
+
+beforeAll(() => {
+  if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/src/delivery/worker.js is missing: run bash build.sh first');
+});
+
+interface Hit {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+const servers: Server[] = [];
+const deliveries: ThreadedDelivery[] = [];
+afterEach(async () => {
+  for (const d of deliveries.splice(0)) await d.close();
+  for (const s of servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
+});
+
+/** A receiver whose answer per request is chosen by `answer(n)` (n = 1-based request count). */
+async function receiver(answer: (n: number) => number | 'hang'): Promise<{ url: string; hits: Hit[] }> {
+  const hits: Hit[] = [];
+  const s = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      hits.push({ headers: req.headers, body });
+      const a = answer(hits.length);
+      if (a === 'hang') return;
+      res.writeHead(a, { 'content-type': 'text/plain' }).end(`answer ${a}`);
+    });
+  });
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/cb`, hits };
+}
+
+function make(over: Partial<ConstructorParameters<typeof ThreadedDelivery>[0]> = {}): { d: ThreadedDelivery; attempts: AttemptEvent[] } {
+  const attempts: AttemptEvent[] = [];
+  const d = new ThreadedDelivery({
+    userAgent: 'xcron-test',
+    globalConcurrency: 64,
+    perOriginConcurrency: 16,
+    maxResponseBytes: 65_536,
+    signingSecrets: [],
+    logLevel: 'silent',
+    nodeId: 'test',
+    log,
+    onAttempt: (e) => attempts.push(e),
+    workerUrl: WORKER,
+    ...over,
+  });
+  deliveries.push(d);
+  return { d, attempts };
+}
+
+const job = (url: string, i: number, over: Partial<DeliveryJob> = {}): DeliveryJob => ({
+  run_id: `task${i}:${1_800_000_000_000 + i}`,
+  task_id: `task${i}`,
+  scheduled_time: 1_800_000_000_000 + i,
+  url,
+  method: 'POST',
+  headers: { 'x-custom': 'yes' },
+  body: JSON.stringify({ i }),
+  timeout_ms: 5000,
+  retry: { max_attempts: 3, backoff_ms: 10, max_backoff_ms: 20 },
+  first_attempt: 1,
+  ...over,
+});
+
+describe('ThreadedDelivery', () => {
+  it('delivers a batch from the thread: bodies, headers, results and the response body', async () => {
+    const r = await receiver(() => 200);
+    const { d, attempts } = make();
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => d.deliver(job(r.url, i))));
+    expect(results.every((x) => x.ok && x.status === 200 && x.attempts === 1 && !x.aborted)).toBe(true);
+    expect(results[0]!.body).toBe('answer 200');
+    expect(r.hits).toHaveLength(200);
+    const ids = new Set(r.hits.map((h) => h.headers['x-xcron-fire-id']));
+    expect(ids.size).toBe(200);
+    const h = r.hits.find((x) => x.headers['x-xcron-fire-id'] === 'task7:1800000000007')!;
+    expect(h.body).toBe('{"i":7}');
+    expect(h.headers['x-custom']).toBe('yes');
+    expect(h.headers['user-agent']).toBe('xcron-test');
+    expect(h.headers['x-xcron-scheduled-time']).toBe('1800000000007');
+    // The metrics observer saw each attempt, with the job it belongs to and without the body.
+    expect(attempts).toHaveLength(200);
+    expect(attempts.every((a) => a.outcome.ok && a.outcome.body === null && a.attempt === 1)).toBe(true);
+    expect(new Set(attempts.map((a) => a.job.run_id)).size).toBe(200);
+    expect(d.inFlight()).toBe(0);
+  });
+
+  it('retries in the thread and reports every attempt start through the hook', async () => {
+    const r = await receiver((n) => (n < 3 ? 503 : 200));
+    const { d, attempts } = make();
+    const starts: number[] = [];
+    const res = await d.deliver(job(r.url, 1), { onAttempt: (n) => starts.push(n) });
+    expect(res.ok).toBe(true);
+    expect(res.attempts).toBe(3);
+    expect(starts).toEqual([1, 2, 3]);
+    expect(attempts.map((a) => [a.attempt, a.outcome.status])).toEqual([
+      [1, 503],
+      [2, 503],
+      [3, 200],
+    ]);
+    expect(r.hits.map((h) => h.headers['x-xcron-attempt'])).toEqual(['1', '2', '3']);
+  });
+
+  it('enforces the SSRF guard in the thread (a refused destination is a final failure)', async () => {
+    const r = await receiver(() => 200);
+    const { d } = make({ destinations: { denyCidrs: ['127.0.0.0/8'], allowLoopback: false } });
+    const res = await d.deliver(job(r.url, 1));
+    expect(res.ok).toBe(false);
+    expect(res.attempts).toBe(1);
+    expect(res.error).toMatch(/refused|not allowed|denied/i);
+    expect(r.hits).toHaveLength(0);
+  });
+
+  it('signs callbacks in the thread', async () => {
+    const r = await receiver(() => 200);
+    const { d } = make({ signingSecrets: ['0123456789abcdef0123456789abcdef'] });
+    expect((await d.deliver(job(r.url, 1))).ok).toBe(true);
+    expect(r.hits[0]!.headers['x-xcron-signature']).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+  });
+
+  it('drain cuts retry sleeps short: the delivery ends unfinished (aborted) and drain resolves', async () => {
+    const r = await receiver(() => 500);
+    const { d } = make();
+    const p = d.deliver(job(r.url, 1, { retry: { max_attempts: 5, backoff_ms: 600_000, max_backoff_ms: 600_000 } }));
+    while (r.hits.length === 0) await new Promise((res) => setTimeout(res, 10));
+    const drained = await d.drain(30_000);
+    const res = await p;
+    expect(drained).toBe(true);
+    expect(res.aborted).toBe(true);
+    expect(d.inFlight()).toBe(0);
+  });
+
+  it('replaces a dead thread and sends its unfinished deliveries again, same fire id', async () => {
+    let hang = true;
+    const r = await receiver(() => (hang ? 'hang' : 200));
+    const { d } = make();
+    const p = d.deliver(job(r.url, 42));
+    while (r.hits.length === 0) await new Promise((res) => setTimeout(res, 10));
+    hang = false;
+    await (d as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    const res = await p;
+    expect(res.ok).toBe(true);
+    expect(d.restartCount()).toBe(1);
+    expect(r.hits.length).toBe(2);
+    expect(r.hits.map((h) => h.headers['x-xcron-fire-id'])).toEqual(['task42:1800000000042', 'task42:1800000000042']);
+  });
+
+  it('close resolves unfinished deliveries as aborted (left for redelivery)', async () => {
+    const r = await receiver(() => 'hang');
+    const { d } = make();
+    const p = d.deliver(job(r.url, 1));
+    while (r.hits.length === 0) await new Promise((res) => setTimeout(res, 10));
+    deliveries.splice(deliveries.indexOf(d), 1);
+    await d.close();
+    const res = await p;
+    expect(res.aborted).toBe(true);
+    expect(res.ok).toBe(false);
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * ThreadedSqliteStore: the SQLite store run in a worker thread (the server's default). It must pass
+ * the same TaskStore contract as SqliteTaskStore on the main thread, keep error types across the
+ * thread boundary, and survive its thread dying. The worker script is the compiled one in dist/
+ * (bash build.sh), the file the server runs.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/errors.js';
+import { SqliteTaskStore } from '../../src/store/sqlite.js';
+import { ThreadedSqliteStore } from '../../src/store/sqlite-thread.js';
+import type { TaskStore } from '../../src/store/types.js';
+import { fireId } from '../../src/task/index.js';
+import { T0, makeTask, silentLog as log, tempDir } from './fixtures.js';
+import { storeContract, type StoreHarness } from './store-contract.js';
+
+const WORKER = new URL('../../dist/src/store/sqlite-worker.js', import.meta.url);
+
+beforeAll(() => {
+  if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/src/store/sqlite-worker.js is missing: run bash build.sh first');
+});
+
+storeContract('sqlite in a worker thread', async (): Promise<StoreHarness> => {
+  const tmp = tempDir('xcron-sqlite-thread-');
+  const file = join(tmp.dir, 'xcron.db');
+  const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
+  let current = store.epoch;
+  const others: SqliteTaskStore[] = [];
+  return {
+    store,
+    token: () => current,
+    invalidate: () => {
+      // another process opens the same file and claims a newer epoch
+      const other = new SqliteTaskStore({ file, synchronous: 'normal' });
+      others.push(other);
+      current = other.claimEpoch();
+      return Promise.resolve();
+    },
+    cleanup: async () => {
+      await store.close();
+      for (const o of others) await o.close();
+      tmp.remove();
+    },
+  };
+});
+
+describe('ThreadedSqliteStore specifics', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) await c();
+  });
+  const open = async (): Promise<{ store: ThreadedSqliteStore & TaskStore; file: string }> => {
+    const tmp = tempDir('xcron-sqlite-thread-');
+    const file = join(tmp.dir, 'xcron.db');
+    const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
+    cleanups.push(async () => {
+      await store.close();
+      tmp.remove();
+    });
+    return { store, file };
+  };
+
+  it('claims a new fencing epoch per open, stored in the file', async () => {
+    const { store, file } = await open();
+    const a = store.epoch;
+    const second = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
+    expect(second.epoch).toBe(a + 1);
+    await second.close();
+    // The first opener's token is now stale: its commit is fenced.
+    const t = makeTask({ id: 'fenced-task', next_fire_time: T0 + 1000 });
+    expect((await store.create(t)).created).toBe(true);
+    const res = await store.commitFires([{ slot: t.slot, token: a, task_id: t.id, expected: T0 + 1000, next: null, now: T0 + 1000, run: { run_id: fireId(t.id, T0 + 1000), node: 'n', status: 'PENDING', error: null } }]);
+    expect(res).toEqual(['fenced']);
+  });
+
+  it('answers calls after close with StoreUnavailableError, not a hang', async () => {
+    const { store } = await open();
+    await store.close();
+    await expect(store.get('nope')).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('restarts a dead thread: calls in progress fail as unavailable, later calls work on the same file', async () => {
+    const { store } = await open();
+    const t = makeTask({ id: 'restart-task', next_fire_time: T0 + 5000 });
+    expect((await store.create(t)).created).toBe(true);
+    const w = (store as unknown as { worker: { terminate(): Promise<number> } }).worker;
+    const inFlight = store.get(t.id);
+    await w.terminate();
+    await expect(inFlight).rejects.toBeInstanceOf(StoreUnavailableError);
+    // The new thread opens the same file (no new epoch) and serves the task written before.
+    let got = null;
+    for (let i = 0; i < 100 && got === null; i++) {
+      got = await store.get(t.id).catch(() => null);
+      if (got === null) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(got?.id).toBe(t.id);
+    expect(store.restartCount()).toBe(1);
+    const res = await store.commitFires([{ slot: t.slot, token: store.epoch, task_id: t.id, expected: T0 + 5000, next: null, now: T0 + 5000, run: { run_id: fireId(t.id, T0 + 5000), node: 'n', status: 'PENDING', error: null } }]);
+    expect(res).toEqual(['committed']);
+  });
+});
