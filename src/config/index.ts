@@ -21,7 +21,7 @@ const schedulerSchema = z.strictObject({
   scan_interval_ms: int(50, 60_000).default(1000),
   max_sleep_ms: int(10, 30_000).default(30_000),
   misfire_threshold_ms: int(0, 86_400_000).default(5000),
-  batch_size: int(1, 100_000).default(2000),
+  batch_size: int(1, 100_000).default(250),
   commit_coalesce_ms: int(0, 50).default(0),
   max_loaded: int(100, 10_000_000).default(200_000),
 });
