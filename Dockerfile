@@ -10,7 +10,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# Like build.sh: npm ci can refuse the lockfile over other platforms' optional packages (pulled in
+# by the bench-only bullmq); npm install then installs the same locked versions.
+RUN npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 COPY tsconfig.json vitest.config.ts ./
 COPY src ./src
 COPY test ./test
