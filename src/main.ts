@@ -179,6 +179,7 @@ export async function main(): Promise<void> {
     maxConsecutiveFailures: cfg.alert.max_consecutive_failures,
   });
 
+  if (store instanceof ThreadedSqliteStore) store.onRestart = () => void scheduler.redeliverOutbox();
   cluster?.notifier.attach(scheduler);
   const stats = new SchedulerStats(scheduler);
   metrics = new Metrics({ scheduler, ownership, store, nodeId: cfg.node_id, version: VERSION, misfireThresholdMs: cfg.scheduler.misfire_threshold_ms });

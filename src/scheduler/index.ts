@@ -231,6 +231,16 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
   }
 
+  /**
+   * Reads the outbox of every owned slot again and redelivers what is not in flight here (after
+   * the store thread was replaced: a commit may have landed without its answer).
+   */
+  async redeliverOutbox(): Promise<void> {
+    if (this.stopped) return;
+    const owned = this.o.ownership.ownedSlots();
+    if (owned.length > 0) await this.recover(owned);
+  }
+
   /** A task was deleted. */
   taskRemoved(id: string): void {
     this.entries.delete(id);

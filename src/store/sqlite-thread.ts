@@ -125,10 +125,19 @@ export class ThreadedSqliteStore {
         if (this.closing || !ready) return;
         this.restarts++;
         this.log.error({ code, restarts: this.restarts }, 'store worker thread exited; opening the store again in a new thread');
-        this.start(false).catch((err: unknown) => this.log.error({ err }, 'store worker thread could not be restarted'));
+        this.start(false)
+          .then(() => this.onRestart?.())
+          .catch((err: unknown) => this.log.error({ err }, 'store worker thread could not be restarted'));
       });
     });
   }
+
+  /**
+   * Called after a dead thread was replaced. A commit in progress when the thread died may have
+   * reached the file without its answer reaching the scheduler: the owner should read its outbox
+   * again (Scheduler.redeliverOutbox), which redelivers such runs with their fire id.
+   */
+  onRestart: (() => void) | null = null;
 
   /** Times the thread was restarted after dying. */
   restartCount(): number {

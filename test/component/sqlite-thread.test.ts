@@ -85,6 +85,8 @@ describe('ThreadedSqliteStore specifics', () => {
     const { store } = await open();
     const t = makeTask({ id: 'restart-task', next_fire_time: T0 + 5000 });
     expect((await store.create(t)).created).toBe(true);
+    let restarted = 0;
+    store.onRestart = () => restarted++;
     const w = (store as unknown as { worker: { terminate(): Promise<number> } }).worker;
     const inFlight = store.get(t.id);
     await w.terminate();
@@ -97,6 +99,7 @@ describe('ThreadedSqliteStore specifics', () => {
     }
     expect(got?.id).toBe(t.id);
     expect(store.restartCount()).toBe(1);
+    expect(restarted).toBe(1); // main.ts then has the scheduler read its outbox again
     const res = await store.commitFires([{ slot: t.slot, token: store.epoch, task_id: t.id, expected: T0 + 5000, next: null, now: T0 + 5000, run: { run_id: fireId(t.id, T0 + 5000), node: 'n', status: 'PENDING', error: null } }]);
     expect(res).toEqual(['committed']);
   });
