@@ -3,22 +3,16 @@
  * Both directions are batched: one postMessage carries every item produced in one turn of the
  * sender's event loop, so a burst of 20,000 fires costs tens of messages, not 20,000.
  */
-import type { AttemptOutcome, DeliveryJob, DeliveryResult } from './index.js';
+import type { AttemptOutcome, DeliveryJob, DeliveryOptions, DeliveryResult } from './index.js';
 import type { DestinationPolicyOptions } from './ssrf.js';
 
 /** What the worker needs to build its Delivery (plain data: it crosses the thread boundary). */
-export interface WorkerConfig {
-  userAgent: string;
-  globalConcurrency: number;
-  perOriginConcurrency: number;
-  maxResponseBytes: number;
-  keepResponseBytes?: number;
-  signingSecrets: readonly string[];
+export type WorkerConfig = Pick<DeliveryOptions, 'userAgent' | 'globalConcurrency' | 'perOriginConcurrency' | 'maxResponseBytes' | 'keepResponseBytes' | 'signingSecrets'> & {
   /** The SSRF guard's options (the worker builds its own DestinationPolicy). None: no restriction. */
   destinations?: Omit<DestinationPolicyOptions, 'resolve'>;
   logLevel: string;
   nodeId: string;
-}
+};
 
 /** [id, job, report attempt starts?] */
 export type JobItem = [number, DeliveryJob, boolean];

@@ -5,31 +5,15 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import { fireId } from '../../src/task/index.js';
 import { T0, makeTask, tempDir } from './fixtures.js';
-import { storeContract, type StoreHarness } from './store-contract.js';
+import { sqliteHarness } from './sqlite-harness.js';
+import { storeContract } from './store-contract.js';
 
-storeContract('sqlite', (): Promise<StoreHarness> => {
-  const tmp = tempDir('xcron-sqlite-');
-  const file = join(tmp.dir, 'xcron.db');
-  const store = new SqliteTaskStore({ file, synchronous: 'normal' });
-  let current = store.claimEpoch();
-  const others: SqliteTaskStore[] = [];
-  return Promise.resolve({
-    store,
-    token: () => current,
-    invalidate: () => {
-      // another process opens the same file and claims a newer epoch
-      const other = new SqliteTaskStore({ file, synchronous: 'normal' });
-      others.push(other);
-      current = other.claimEpoch();
-      return Promise.resolve();
-    },
-    cleanup: async () => {
-      await store.close();
-      for (const o of others) await o.close();
-      tmp.remove();
-    },
-  });
-});
+storeContract('sqlite', () =>
+  sqliteHarness('xcron-sqlite-', (file) => {
+    const store = new SqliteTaskStore({ file, synchronous: 'normal' });
+    return Promise.resolve({ store, epoch: store.claimEpoch() });
+  }),
+);
 
 describe('SqliteTaskStore specifics', () => {
   let tmp: ReturnType<typeof tempDir>;

@@ -14,7 +14,8 @@ import { ThreadedSqliteStore } from '../../src/store/sqlite-thread.js';
 import type { TaskStore } from '../../src/store/types.js';
 import { fireId } from '../../src/task/index.js';
 import { T0, makeTask, silentLog as log, tempDir } from './fixtures.js';
-import { storeContract, type StoreHarness } from './store-contract.js';
+import { sqliteHarness } from './sqlite-harness.js';
+import { storeContract } from './store-contract.js';
 
 const WORKER = new URL('../../dist/src/store/sqlite-worker.js', import.meta.url);
 
@@ -22,29 +23,12 @@ beforeAll(() => {
   if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/src/store/sqlite-worker.js is missing: run bash build.sh first');
 });
 
-storeContract('sqlite in a worker thread', async (): Promise<StoreHarness> => {
-  const tmp = tempDir('xcron-sqlite-thread-');
-  const file = join(tmp.dir, 'xcron.db');
-  const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
-  let current = store.epoch;
-  const others: SqliteTaskStore[] = [];
-  return {
-    store,
-    token: () => current,
-    invalidate: () => {
-      // another process opens the same file and claims a newer epoch
-      const other = new SqliteTaskStore({ file, synchronous: 'normal' });
-      others.push(other);
-      current = other.claimEpoch();
-      return Promise.resolve();
-    },
-    cleanup: async () => {
-      await store.close();
-      for (const o of others) await o.close();
-      tmp.remove();
-    },
-  };
-});
+storeContract('sqlite in a worker thread', () =>
+  sqliteHarness('xcron-sqlite-thread-', async (file) => {
+    const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
+    return { store, epoch: store.epoch };
+  }),
+);
 
 describe('ThreadedSqliteStore specifics', () => {
   const cleanups: (() => Promise<void>)[] = [];
