@@ -1,10 +1,55 @@
 /** Shared pieces of the async-completion tests: run views through the API, polling helpers. */
 import { createHmac } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { call, type ApiResponse } from '../helpers/http.js';
+import { XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, takeStarted } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
+import { AsyncWorker } from './worker.js';
 
 export const WAIT = 30_000;
+
+export interface AsyncSuite {
+  /** This test's worker (a new one per test). */
+  readonly worker: AsyncWorker;
+  /** Starts the real built server (baseEnv, then env) and points the worker's API calls at it. */
+  start(env?: Record<string, string>): Promise<XcronServer>;
+}
+
+/**
+ * The hooks every standalone async suite shares: build once, a fresh worker per test, servers
+ * stopped after each test (their log tails printed when it failed), temp dirs removed at the end.
+ */
+export function asyncSuite(baseEnv: Record<string, string> = {}): AsyncSuite {
+  let current: AsyncWorker | null = null;
+  beforeAll(() => {
+    ensureBuilt();
+  }, 600_000);
+  beforeEach(async () => {
+    current = await AsyncWorker.start();
+  });
+  afterEach(async (ctx) => {
+    const servers = takeStarted();
+    if (ctx.task.result?.state === 'fail') for (const s of servers) console.log(s.tail(60));
+    await stopAllServers();
+    await current?.close();
+    current = null;
+  });
+  afterAll(() => {
+    cleanupTempDirs();
+  });
+  return {
+    get worker(): AsyncWorker {
+      if (!current) throw new Error('the async worker exists only inside a test');
+      return current;
+    },
+    async start(env: Record<string, string> = {}): Promise<XcronServer> {
+      const srv = await XcronServer.start({ env: { ...baseEnv, ...env } });
+      this.worker.apiBase = srv.baseUrl;
+      return srv;
+    },
+  };
+}
 
 /** A run as GET /xcron/taskRuns and GET /xcron/runLog show it. */
 export interface RunView {

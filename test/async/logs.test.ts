@@ -5,47 +5,23 @@
  * with their run (deleteTask, history pruning) and the auth split (worker routes need no API
  * token, runLog needs read) are checked against the real built server.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { call } from '../helpers/http.js';
-import { XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, takeStarted } from '../helpers/server.js';
+import { XcronServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
-import { WAIT, awaiting, create, logRowsInDb, runLog, trigger, waitRun } from './common.js';
-import { AsyncWorker, type Job } from './worker.js';
+import { WAIT, awaiting, create, logRowsInDb, runLog, trigger, waitRun, asyncSuite } from './common.js';
+import type { Job } from './worker.js';
 
 const FAR = '0 0 1 1 *';
 
-let worker: AsyncWorker;
-
-beforeAll(() => {
-  ensureBuilt();
-}, 600_000);
-
-beforeEach(async () => {
-  worker = await AsyncWorker.start();
-});
-
-afterEach(async (ctx) => {
-  const servers = takeStarted();
-  if (ctx.task.result?.state === 'fail') for (const s of servers) console.log(s.tail(60));
-  await stopAllServers();
-  await worker.close();
-});
-
-afterAll(() => {
-  cleanupTempDirs();
-});
-
-async function start(env: Record<string, string> = {}): Promise<XcronServer> {
-  const srv = await XcronServer.start({ env });
-  worker.apiBase = srv.baseUrl;
-  return srv;
-}
+const suite = asyncSuite();
+const start = (env: Record<string, string> = {}): Promise<XcronServer> => suite.start(env);
 
 /** A task answered 202 and a triggered run awaiting its report; returns the worker's job. */
 async function awaitingRun(srv: XcronServer, path = '/job', extra: Record<string, unknown> = {}): Promise<{ id: string; job: Job }> {
-  const id = await create(srv.baseUrl, { type: 1, format: FAR, callback: { url: worker.url(path) }, ...extra });
+  const id = await create(srv.baseUrl, { type: 1, format: FAR, callback: { url: suite.worker.url(path) }, ...extra });
   const runId = await trigger(srv.baseUrl, id);
-  const job = await worker.waitForCallback((j) => j.runId === runId, WAIT, `the callback of ${runId}`);
+  const job = await suite.worker.waitForCallback((j) => j.runId === runId, WAIT, `the callback of ${runId}`);
   await waitRun(srv.baseUrl, id, runId, awaiting, 'awaiting its report');
   return { id, job };
 }
@@ -53,15 +29,15 @@ async function awaitingRun(srv: XcronServer, path = '/job', extra: Record<string
 describe('appendRunLog and runLog', () => {
   it('lines come back in order with seq and time; since/limit page through them; finished turns true with the report', async () => {
     const srv = await start();
-    worker.on('/job', {
+    suite.worker.on('/job', {
       logs: [['starting settlement', 'day 2024-01-01'], ['batch 1/3 ok', 'batch 2/3 ok'], ['batch 3/3 ok', 'unicode ✓ é 漢字', '']],
     });
-    const id = await create(srv.baseUrl, { type: 1, format: FAR, callback: { url: worker.url('/job') } });
+    const id = await create(srv.baseUrl, { type: 1, format: FAR, callback: { url: suite.worker.url('/job') } });
     const runId = await trigger(srv.baseUrl, id);
-    const job = await worker.waitForCallback((j) => j.runId === runId, WAIT, 'the callback');
+    const job = await suite.worker.waitForCallback((j) => j.runId === runId, WAIT, 'the callback');
     // the worker's three appends are answered one after the other
-    await waitUntil(() => worker.results.filter((r) => r.kind === 'log' && r.runId === runId).length, (n) => n === 3, WAIT, 'three appends');
-    const appends = worker.results.filter((r) => r.kind === 'log' && r.runId === runId);
+    await waitUntil(() => suite.worker.results.filter((r) => r.kind === 'log' && r.runId === runId).length, (n) => n === 3, WAIT, 'three appends');
+    const appends = suite.worker.results.filter((r) => r.kind === 'log' && r.runId === runId);
     expect(appends.map((r) => [r.status, r.code, r.data])).toEqual([
       [200, 0, { run_id: runId, accepted: 2, dropped: 0 }],
       [200, 0, { run_id: runId, accepted: 2, dropped: 0 }],
@@ -98,15 +74,15 @@ describe('appendRunLog and runLog', () => {
     expect((await runLog(srv.baseUrl, runId, '&since=100')).body.data.lines).toEqual([]);
 
     // tailing: a line appended later is what the next poll from next_since returns
-    expect((await worker.appendLog(job, ['done'])).body.data).toEqual({ run_id: runId, accepted: 1, dropped: 0 });
+    expect((await suite.worker.appendLog(job, ['done'])).body.data).toEqual({ run_id: runId, accepted: 1, dropped: 0 });
     const tail = (await runLog(srv.baseUrl, runId, `&since=${p4.next_since}`)).body.data;
     expect(tail.lines.map((l) => [l.seq, l.line])).toEqual([[8, 'done']]);
 
     // the report finishes the log; lines appended after it (a last flush) are still kept
-    expect((await worker.report(job, 'SUCCESS')).body.code).toBe(0);
+    expect((await suite.worker.report(job, 'SUCCESS')).body.code).toBe(0);
     const after = (await runLog(srv.baseUrl, runId)).body.data;
     expect(after).toMatchObject({ status: 'SUCCESS', finished: true });
-    expect((await worker.appendLog(job, ['flushed after the report'])).body.data).toMatchObject({ accepted: 1 });
+    expect((await suite.worker.appendLog(job, ['flushed after the report'])).body.data).toMatchObject({ accepted: 1 });
     expect((await runLog(srv.baseUrl, runId, '&since=8')).body.data.lines.map((l) => l.line)).toEqual(['flushed after the report']);
   });
 
@@ -114,12 +90,12 @@ describe('appendRunLog and runLog', () => {
     const srv = await start();
     const { job } = await awaitingRun(srv);
     const long = 'x'.repeat(5000);
-    expect((await worker.appendLog(job, [long])).body.code).toBe(0);
+    expect((await suite.worker.appendLog(job, [long])).body.code).toBe(0);
     const [line] = (await runLog(srv.baseUrl, job.runId)).body.data.lines;
     expect(line!.line).toBe(`${'x'.repeat(4096)}…`);
 
     const bad = async (lines: unknown): Promise<[number, number]> => {
-      const r = await worker.appendLog(job, lines);
+      const r = await suite.worker.appendLog(job, lines);
       return [r.status, r.body.code];
     };
     expect(await bad('one line')).toEqual([400, 1000]);
@@ -142,33 +118,33 @@ describe('appendRunLog and runLog', () => {
     const srv = await start({ XCRON_HISTORY_LOG_MAX_LINES: '5', XCRON_HISTORY_LOG_MAX_BYTES: '100' });
     // line cap: 3 + 4 lines of 10 characters -> 5 kept, 2 dropped; then everything is dropped
     const a = await awaitingRun(srv, '/a');
-    let r = await worker.appendLog(a.job, ['line-00001', 'line-00002', 'line-00003']);
+    let r = await suite.worker.appendLog(a.job, ['line-00001', 'line-00002', 'line-00003']);
     expect(r.body.data).toEqual({ run_id: a.job.runId, accepted: 3, dropped: 0 });
-    r = await worker.appendLog(a.job, ['line-00004', 'line-00005', 'line-00006', 'line-00007']);
+    r = await suite.worker.appendLog(a.job, ['line-00004', 'line-00005', 'line-00006', 'line-00007']);
     expect([r.status, r.body.code]).toEqual([200, 0]);
     expect(r.body.data).toEqual({ run_id: a.job.runId, accepted: 2, dropped: 2 });
     expect(r.body.message).toContain('2 lines dropped');
-    r = await worker.appendLog(a.job, ['line-00008']);
+    r = await suite.worker.appendLog(a.job, ['line-00008']);
     expect(r.body.data).toMatchObject({ accepted: 0, dropped: 1 });
     const la = (await runLog(srv.baseUrl, a.job.runId)).body.data.lines;
     expect(la.map((l) => l.line)).toEqual(['line-00001', 'line-00002', 'line-00003', 'line-00004', 'line-00005']);
 
     // size cap: lines of 40 characters -> the third would pass 100
     const b = await awaitingRun(srv, '/b');
-    r = await worker.appendLog(b.job, ['a'.repeat(40), 'b'.repeat(40), 'c'.repeat(40), 'd']);
+    r = await suite.worker.appendLog(b.job, ['a'.repeat(40), 'b'.repeat(40), 'c'.repeat(40), 'd']);
     expect(r.body.data).toEqual({ run_id: b.job.runId, accepted: 2, dropped: 2 });
     const lb = (await runLog(srv.baseUrl, b.job.runId)).body.data.lines;
     expect(lb.map((l) => l.line.length)).toEqual([40, 40]);
     // the caps are per run: run a's full log does not affect another run
     const c = await awaitingRun(srv, '/c');
-    expect((await worker.appendLog(c.job, ['fresh'])).body.data).toMatchObject({ accepted: 1, dropped: 0 });
+    expect((await suite.worker.appendLog(c.job, ['fresh'])).body.data).toMatchObject({ accepted: 1, dropped: 0 });
   });
 
   it('log_max_bytes counts bytes: multi-byte lines cannot store more than the cap in UTF-8', async () => {
     const srv = await start({ XCRON_HISTORY_LOG_MAX_BYTES: '100' });
     const { job } = await awaitingRun(srv);
     // 40 characters of 漢 are 120 bytes in UTF-8: not one of these lines fits in 100 bytes
-    await worker.appendLog(job, ['漢'.repeat(40), '漢'.repeat(40)]);
+    await suite.worker.appendLog(job, ['漢'.repeat(40), '漢'.repeat(40)]);
     const lines = (await runLog(srv.baseUrl, job.runId)).body.data.lines;
     const stored = lines.reduce((n, l) => n + Buffer.byteLength(l.line, 'utf8'), 0);
     expect(stored).toBeLessThanOrEqual(100);
@@ -179,14 +155,14 @@ describe('logs go with their run', () => {
   it('deleteTask deletes the runs and their logs', async () => {
     const srv = await start();
     const { id, job } = await awaitingRun(srv);
-    expect((await worker.appendLog(job, ['one', 'two'])).body.data).toMatchObject({ accepted: 2 });
+    expect((await suite.worker.appendLog(job, ['one', 'two'])).body.data).toMatchObject({ accepted: 2 });
     expect(logRowsInDb(srv.dbFile, job.runId)).toBe(2);
     expect((await srv.client.deleteTask(id)).body.code).toBe(0);
     const r = await runLog(srv.baseUrl, job.runId);
     expect([r.status, r.body.code]).toEqual([404, 1007]);
     expect(logRowsInDb(srv.dbFile, job.runId)).toBe(0);
     // and the worker can no longer append to it
-    const a = await worker.appendLog(job, ['three']);
+    const a = await suite.worker.appendLog(job, ['three']);
     expect([a.status, a.body.code]).toEqual([404, 1007]);
     expect(logRowsInDb(srv.dbFile, job.runId)).toBe(0);
   });
@@ -194,12 +170,12 @@ describe('logs go with their run', () => {
   it('history pruning (max_runs_per_task) deletes an old run together with its log', async () => {
     // The retention loop first runs 30 s after start; wait for it by polling, not by sleeping.
     const srv = await start({ XCRON_HISTORY_MAX_RUNS_PER_TASK: '1' });
-    worker.on('/job', { logs: [['working', 'done']], report: { status: 'SUCCESS' } });
-    const id = await create(srv.baseUrl, { type: 1, format: FAR, callback: { url: worker.url('/job') } });
+    suite.worker.on('/job', { logs: [['working', 'done']], report: { status: 'SUCCESS' } });
+    const id = await create(srv.baseUrl, { type: 1, format: FAR, callback: { url: suite.worker.url('/job') } });
     const old = await trigger(srv.baseUrl, id);
-    await worker.waitForResult((r) => r.kind === 'report' && r.runId === old, WAIT, 'the first report');
+    await suite.worker.waitForResult((r) => r.kind === 'report' && r.runId === old, WAIT, 'the first report');
     const newer = await trigger(srv.baseUrl, id);
-    await worker.waitForResult((r) => r.kind === 'report' && r.runId === newer, WAIT, 'the second report');
+    await suite.worker.waitForResult((r) => r.kind === 'report' && r.runId === newer, WAIT, 'the second report');
     expect(logRowsInDb(srv.dbFile, old)).toBe(2);
     expect(logRowsInDb(srv.dbFile, newer)).toBe(2);
 
@@ -217,12 +193,12 @@ describe('authentication', () => {
     const reader = { token: 'read-token-0123456789abcdef', role: 'read' };
     const srv = await start({ XCRON_AUTH_TOKENS: JSON.stringify([admin, reader]) });
     const auth = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` });
-    const c = await call<{ task_id: string }>(srv.baseUrl, 'POST', '/xcron/createTask', { json: { type: 1, format: FAR, callback: { url: worker.url('/job') } }, headers: auth(admin.token) });
+    const c = await call<{ task_id: string }>(srv.baseUrl, 'POST', '/xcron/createTask', { json: { type: 1, format: FAR, callback: { url: suite.worker.url('/job') } }, headers: auth(admin.token) });
     expect(c.body.code).toBe(0);
     const id = c.body.data.task_id;
     const t = await call<{ run_id: string }>(srv.baseUrl, 'POST', '/xcron/triggerTask', { json: { task_id: id }, headers: auth(admin.token) });
     const runId = t.body.data.run_id;
-    const job = await worker.waitForCallback((j) => j.runId === runId, WAIT, 'the callback');
+    const job = await suite.worker.waitForCallback((j) => j.runId === runId, WAIT, 'the callback');
     await waitUntil(
       () => call<{ runs: { status: string; deadline?: number }[] }>(srv.baseUrl, 'GET', `/xcron/taskRuns?task_id=${id}`, { headers: auth(reader.token) }),
       (r) => r.body.data.runs[0]?.status === 'RUNNING' && r.body.data.runs[0].deadline !== undefined,
@@ -231,7 +207,7 @@ describe('authentication', () => {
     );
 
     // the worker has no API token
-    expect((await worker.appendLog(job, ['hello'])).body.code).toBe(0);
+    expect((await suite.worker.appendLog(job, ['hello'])).body.code).toBe(0);
     const noToken = await runLog(srv.baseUrl, runId);
     expect([noToken.status, noToken.body.code]).toEqual([401, 1010]);
     const readOk = await runLog(srv.baseUrl, runId, '', auth(reader.token));
@@ -239,7 +215,7 @@ describe('authentication', () => {
     // an API token is no report token
     const withApiToken = await call(srv.baseUrl, 'POST', '/xcron/reportRun', { json: { run_id: runId, token: admin.token, status: 'SUCCESS' }, headers: auth(admin.token) });
     expect([withApiToken.status, withApiToken.body.code]).toEqual([403, 1010]);
-    expect((await worker.report(job, 'SUCCESS')).body.code).toBe(0);
+    expect((await suite.worker.report(job, 'SUCCESS')).body.code).toBe(0);
     const after = await runLog(srv.baseUrl, runId, '', auth(admin.token));
     expect(after.body.data).toMatchObject({ status: 'SUCCESS', finished: true });
   });
