@@ -14,6 +14,10 @@
  * on the whole second; the window is [T0, T0 + 30 s): 30 expected ticks per task; a tick whose
  * scheduled time is outside the window is ignored and counted as "outside window").
  *
+ * Warm-up: before (a), every system delivers BENCH_PEER_WARMUP (2,000) one-shots through the same
+ * receiver, not measured, so that neither the system nor the shared receiver meets (a) cold (JIT
+ * compilation, new connections); without it, whichever system runs first pays for the receiver's.
+ *
  * Figures per system and workload: callbacks/s ((a): unique fires / (last arrival - due time);
  * (b), (c): unique fires / (last arrival - first scheduled time)), lateness p50/p99/max (receiver
  * arrival - scheduled time, first arrival of each fire), CPU seconds of the fire phase (creation
@@ -22,7 +26,7 @@
  * missing (expected fires never received). Ratios xcron / BullMQ. Writes bench/results/peer.json
  * and bench/results/peer.png (SVG -> PNG with rsvg-convert).
  *
- * Env: BENCH_PEER_SYSTEMS (xcron,cluster,bullmq), BENCH_PEER_BURST (20000), BENCH_PEER_SPREAD
+ * Env: BENCH_PEER_SYSTEMS (xcron,cluster,bullmq), BENCH_PEER_WARMUP (2000), BENCH_PEER_BURST (20000), BENCH_PEER_SPREAD
  * (5000), BENCH_PEER_SPREAD_MS (10000), BENCH_PEER_PERIODIC (1000), BENCH_PEER_PERIODIC_S (30),
  * BENCH_PEER_BULLMQ_WORKERS (2 processes), BENCH_PEER_CONCURRENCY (total BullMQ concurrency; default
  * XCRON_DELIVERY_PER_ORIGIN_CONCURRENCY or 256), BENCH_PEER_BULLMQ_KEEP (1: keep completed jobs;
@@ -436,6 +440,25 @@ async function measure(
   };
 }
 
+/**
+ * Before the measured workloads of a system: `n` one-shots due 1 s apart in ten groups, delivered
+ * through the shared receiver and not measured. Every system (and the receiver, which the first
+ * system would otherwise meet cold) starts the measurements with its code compiled and its
+ * connections open, as a running service would be.
+ */
+async function warmUp(sys: System, ctx: Ctx, n: number): Promise<void> {
+  if (n <= 0) return;
+  const t0 = Date.now() + 3000;
+  const items = Array.from({ length: n }, (_, i) => {
+    const at = t0 + (i % 10) * 200;
+    return { at, format: String(at), i };
+  });
+  const c = await sys.createOneShots(items, 'warm');
+  await ctx.receiver.waitFor(c.expected.size, t0 + 60_000, 1000);
+  await ctx.receiver.reset();
+  line(`${sys.key} warm-up`, `${fmt(c.expected.size)} one-shots delivered (not measured)`);
+}
+
 async function workloadBurst(sys: System, ctx: Ctx, n: number): Promise<WorkloadResult> {
   const rate = await sys.createRate();
   const leadMs = Math.min(300_000, Math.max(6000, Math.ceil((n / rate) * 1500) + 3000));
@@ -505,6 +528,7 @@ export async function runPeer(): Promise<BenchResult> {
   const spreadMs = envInt('BENCH_PEER_SPREAD_MS', 10_000);
   const nPeriodic = envInt('BENCH_PEER_PERIODIC', 1000);
   const periodicS = envInt('BENCH_PEER_PERIODIC_S', 30);
+  const nWarm = envInt('BENCH_PEER_WARMUP', 2000);
   const workers = Math.max(1, envInt('BENCH_PEER_BULLMQ_WORKERS', 2));
   const concurrency = envInt('BENCH_PEER_CONCURRENCY', envInt('XCRON_DELIVERY_PER_ORIGIN_CONCURRENCY', 256));
   const keep = envFlag('BENCH_PEER_BULLMQ_KEEP');
@@ -530,6 +554,7 @@ export async function runPeer(): Promise<BenchResult> {
       console.log(`\n  --- ${sys.label} (pids ${sys.pids().join(', ')})`);
       const r: (typeof results)[string] = { label: sys.label };
       results[key] = r;
+      await warmUp(sys, ctx, nWarm);
       r.a = await workloadBurst(sys, ctx, nBurst);
       printWorkload(key, r.a);
       await sleep(1000);
@@ -629,6 +654,7 @@ export async function runPeer(): Promise<BenchResult> {
       machine: m,
       config: {
         systems,
+        warmup: nWarm,
         burst: nBurst,
         spread: nSpread,
         spread_ms: spreadMs,

@@ -172,6 +172,9 @@ export async function main(): Promise<void> {
     misfireThresholdMs: cfg.scheduler.misfire_threshold_ms,
     batchSize: cfg.scheduler.batch_size,
     commitCoalesceMs: cfg.scheduler.commit_coalesce_ms,
+    // Cluster nodes commit at the due time: undoing a held fire needs the API and the fire's owner
+    // in one process (and a store with uncommitFire).
+    commitAheadMs: cluster ? 0 : cfg.scheduler.commit_ahead_ms,
     maxLoaded: cfg.scheduler.max_loaded,
     defaultTimeoutMs: cfg.delivery.timeout_ms,
     defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },
@@ -195,10 +198,12 @@ export async function main(): Promise<void> {
     notifier: cluster
       ? cluster.notifier
       : {
+          beforeChange: (id) => scheduler.cancelAhead(id),
           taskChanged: (t) => scheduler.taskChanged(t),
           taskRemoved: (id) => scheduler.taskRemoved(id),
           runQueued: (runId) => void scheduler.deliverRun(runId),
         },
+    viewTask: cluster ? undefined : (t) => scheduler.viewOf(t),
     isReady: cluster ? () => cluster.ready() : undefined,
     nodeId: cfg.node_id,
     runs: {

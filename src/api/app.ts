@@ -21,6 +21,11 @@ import { readJson, taskRoutes } from './tasks.js';
 
 /** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes. */
 export interface Notifier {
+  /**
+   * Before the API updates, pauses or deletes a task: undo a fire of it that was committed ahead
+   * of its due time and is still held (standalone; see Scheduler.cancelAhead).
+   */
+  beforeChange?(id: string): Promise<void>;
   taskChanged(task: Task): void;
   taskRemoved(id: string, slot: number): void;
   /** A manual run was recorded in the outbox; the slot owner should deliver it now. */
@@ -39,6 +44,11 @@ export interface ApiLimits {
 export interface ApiDeps {
   store: TaskStore;
   notifier: Notifier;
+  /**
+   * The task as queryTask and listTasks show it: a fire committed ahead of its due time and still
+   * held is shown as not made yet (standalone; see Scheduler.viewOf). Default: as stored.
+   */
+  viewTask?: (t: Task) => Task;
   ownership: Ownership;
   clock: Clock;
   log: Logger;

@@ -84,6 +84,7 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
 
   /** Read, compute the change, write if unchanged in between; retry on a concurrent fire. */
   async function change(id: string, compute: (t: Task, now: number) => TaskChanges | null): Promise<Task> {
+    await deps.notifier.beforeChange?.(id);
     for (let i = 0; i < MAX_UPDATE_RETRIES; i++) {
       const cur = await deps.store.get(id);
       if (!cur) throw notFound(id);
@@ -184,7 +185,10 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
     const rows = await deps.store.listTasks({ state, namePrefix: name ? name : null, after, limit: limit + 1 });
     const page = rows.slice(0, limit);
     const more = rows.length > limit;
-    return ok(c, { tasks: page.map(taskView), next_cursor: more ? encodeCursor(page[page.length - 1]!.id) : null });
+    // A held fire shows as not made yet; a task that then no longer matches the state asked for is
+    // left out of this page (the cursor still moves past it).
+    const shown = deps.viewTask ? page.map(deps.viewTask).filter((t) => state === null || t.state === state) : page;
+    return ok(c, { tasks: shown.map(taskView), next_cursor: more ? encodeCursor(page[page.length - 1]!.id) : null });
   });
 
   app.get('/xcron/taskRuns', async (c) => {

@@ -156,6 +156,7 @@ export function taskRoutes(app: Hono, deps: ApiDeps): void {
     const body = await readJson(c);
     if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object {"task_id": "..."}, got ${describe(body)}`);
     const id = taskIdOf(body.task_id);
+    await deps.notifier.beforeChange?.(id);
     const deleted = await deps.store.delete(id);
     if (!deleted) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(id)} not found`);
     deps.notifier.taskRemoved(id, deleted.slot);
@@ -164,8 +165,9 @@ export function taskRoutes(app: Hono, deps: ApiDeps): void {
 
   app.get('/xcron/queryTask', async (c) => {
     const id = taskIdOf(c.req.query('task_id'));
-    const t = await deps.store.get(id);
-    if (!t) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(id)} not found`);
+    const stored = await deps.store.get(id);
+    if (!stored) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `task ${JSON.stringify(id)} not found`);
+    const t = deps.viewTask ? deps.viewTask(stored) : stored;
     const recent = await deps.store.pageRuns({ task_id: id, before: null, limit: TASK_STATS_RUNS });
     return ok(c, { ...taskView(t), stats: taskRunStats(recent) });
   });

@@ -23,6 +23,7 @@ const schedulerSchema = z.strictObject({
   misfire_threshold_ms: int(0, 86_400_000).default(5000),
   batch_size: int(1, 100_000).default(250),
   commit_coalesce_ms: int(0, 50).default(0),
+  commit_ahead_ms: int(0, 10_000).default(1000),
   max_loaded: int(100, 10_000_000).default(200_000),
 });
 

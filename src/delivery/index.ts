@@ -7,7 +7,7 @@
  * its own origin's slots, and callbacks to other receivers keep flowing.
  */
 import { createHmac } from 'node:crypto';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import type { Logger } from 'pino';
 import { sleep, type Clock } from '../clock/index.js';
 import type { HttpMethod, RetryPolicy } from '../task/index.js';
@@ -236,18 +236,8 @@ export class Delivery {
         headers['x-xcron-signature'] = signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body);
       }
       const sendBody = job.method !== 'GET';
-      const res = await request(url, {
-        dispatcher: this.agent,
-        method: job.method,
-        headers,
-        body: sendBody ? job.body : null,
-        // timeout_ms bounds the wait for the response headers and every gap in the body (undici's
-        // own timers: no AbortSignal per request); the body itself is capped at max_response_bytes.
-        headersTimeout: job.timeout_ms,
-        bodyTimeout: job.timeout_ms,
-      });
-      const body = await this.readCapped(res.body);
-      const status = res.statusCode;
+      const res = await this.exchange(url, job, headers, sendBody);
+      const { status, body } = res;
       const duration_ms = Math.round(performance.now() - t0);
       if (status >= 200 && status < 300) {
         return { ok: true, retryable: false, status, error: null, body, retry_after_ms: null, duration_ms };
@@ -259,7 +249,7 @@ export class Delivery {
         status,
         error: status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`,
         body,
-        retry_after_ms: retryable ? parseRetryAfter(res.headers['retry-after'], this.o.clock.now()) : null,
+        retry_after_ms: retryable ? parseRetryAfter(res.retryAfter, this.o.clock.now()) : null,
         duration_ms,
       };
     } catch (e) {
@@ -284,24 +274,58 @@ export class Delivery {
     }
   }
 
-  /** Reads up to maxResponseBytes, keeps the first keepBytes; past the cap the body is destroyed. */
-  private async readCapped(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }): Promise<string | null> {
-    const kept: Buffer[] = [];
-    let keptLen = 0;
-    let total = 0;
-    for await (const chunk of body) {
-      total += chunk.length;
-      if (keptLen < this.keepBytes) {
-        const part = chunk.subarray(0, this.keepBytes - keptLen);
-        kept.push(part);
-        keptLen += part.length;
+  /**
+   * One request on the agent's low-level dispatch API: the response body is read straight from the
+   * socket's chunks (no stream, no promise per chunk). Up to maxResponseBytes are read and the first
+   * keepBytes kept; past the cap the exchange is aborted (the connection is closed) and the answer
+   * stands with what was read. Network errors and timeouts reject.
+   *
+   * timeout_ms bounds the wait for the response headers and every gap in the body (undici's own
+   * timers: no AbortSignal per request).
+   */
+  private exchange(url: URL, job: DeliveryJob, headers: Record<string, string>, sendBody: boolean): Promise<{ status: number; body: string | null; retryAfter: string | string[] | undefined }> {
+    const keepBytes = this.keepBytes;
+    const maxBytes = this.o.maxResponseBytes;
+    return new Promise((resolve, reject) => {
+      let status = 0;
+      let retryAfter: string | string[] | undefined;
+      let kept: Buffer[] | null = null;
+      let keptLen = 0;
+      let total = 0;
+      let capped = false;
+      const done = (): void => resolve({ status, body: keptLen === 0 ? null : Buffer.concat(kept!, keptLen).toString('utf8'), retryAfter });
+      try {
+        this.agent.dispatch(
+          { origin: url.origin, path: url.pathname + url.search, method: job.method, headers, body: sendBody ? job.body : null, headersTimeout: job.timeout_ms, bodyTimeout: job.timeout_ms },
+          {
+            onRequestStart() {},
+            onResponseStart(_c, statusCode, resHeaders) {
+              status = statusCode;
+              retryAfter = resHeaders['retry-after'];
+            },
+            onResponseData(c, chunk) {
+              total += chunk.length;
+              if (keptLen < keepBytes) {
+                const part = chunk.length <= keepBytes - keptLen ? chunk : chunk.subarray(0, keepBytes - keptLen);
+                (kept ??= []).push(part);
+                keptLen += part.length;
+              }
+              if (total > maxBytes && !capped) {
+                capped = true;
+                c.abort(new Error('response body over max_response_bytes'));
+              }
+            },
+            onResponseEnd: done,
+            onResponseError(_c, err) {
+              if (capped) done();
+              else reject(err);
+            },
+          },
+        );
+      } catch (e) {
+        reject(e as Error);
       }
-      if (total > this.o.maxResponseBytes) {
-        body.destroy();
-        break;
-      }
-    }
-    return keptLen === 0 ? null : Buffer.concat(kept).toString('utf8');
+    });
   }
 
   /** Waits until no delivery is in flight, or the deadline passes. Retry sleeps are cut short. */

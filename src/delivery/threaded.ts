@@ -30,7 +30,25 @@ interface Pending {
   job: DeliveryJob;
   hooks: DeliveryHooks;
   resolve: (r: DeliveryResult) => void;
+  lane: Lane;
+  /** Handed to the worker (false while it waits in its lane's queue on this thread). */
+  posted: boolean;
 }
+
+/**
+ * The deliveries of one origin: at most `window` of them are in the worker at a time, the rest
+ * wait here as plain entries. A burst of 20,000 fires would otherwise park 20,000 suspended
+ * requests in the worker, whose heap and garbage collector then slow every exchange.
+ */
+interface Lane {
+  origin: string;
+  posted: number;
+  queue: JobItem[];
+  head: number;
+}
+
+/** Origins remembered per callback URL (bounded: cleared when it grows past this). */
+const ORIGIN_CACHE_MAX = 10_000;
 
 export class ThreadedDelivery implements DeliveryService {
   private worker!: Worker;
@@ -43,10 +61,15 @@ export class ThreadedDelivery implements DeliveryService {
   private closeWaiter: (() => void) | null = null;
   private restarts = 0;
   private readonly config: WorkerConfig;
+  private readonly lanes = new Map<string, Lane>();
+  private readonly origins = new Map<string, string>();
+  private readonly window: number;
 
   constructor(private readonly o: ThreadedDeliveryOptions) {
     const { log: _log, onAttempt: _onAttempt, workerUrl: _url, ...config } = o;
     this.config = config;
+    // Twice the per-origin cap: the worker always has the next request ready when one finishes.
+    this.window = Math.max(16, 2 * config.perOriginConcurrency);
     this.start();
   }
 
@@ -68,7 +91,7 @@ export class ThreadedDelivery implements DeliveryService {
       this.o.log.error({ code, unfinished: this.pending.size, restarts: this.restarts }, 'delivery worker thread exited; starting a new one and redelivering its unfinished runs');
       this.start();
       const again: JobItem[] = [];
-      for (const [id, p] of this.pending) again.push([id, p.job, p.hooks.onAttempt !== undefined]);
+      for (const [id, p] of this.pending) if (p.posted) again.push([id, p.job, p.hooks.onAttempt !== undefined]);
       if (again.length > 0) this.post({ t: 'jobs', jobs: again });
       if (this.drainWaiter) this.post({ t: 'drain', timeoutMs: 0 });
     });
@@ -85,15 +108,64 @@ export class ThreadedDelivery implements DeliveryService {
 
   deliver(job: DeliveryJob, hooks: DeliveryHooks = {}): Promise<DeliveryResult> {
     const id = this.nextId++;
+    const lane = this.laneOf(job.url);
     return new Promise<DeliveryResult>((resolve) => {
-      this.pending.set(id, { job, hooks, resolve });
-      this.outbox.push([id, job, hooks.onAttempt !== undefined]);
-      if (!this.flushQueued) {
-        // Every job handed over in this turn (a whole committed batch) travels in one message.
-        this.flushQueued = true;
-        queueMicrotask(() => this.flush());
-      }
+      const item: JobItem = [id, job, hooks.onAttempt !== undefined];
+      const p: Pending = { job, hooks, resolve, lane, posted: false };
+      this.pending.set(id, p);
+      if (lane.posted < this.window && lane.head === lane.queue.length) this.hand(p, item);
+      else lane.queue.push(item);
     });
+  }
+
+  /** The lane of a callback URL's origin (an unparsable URL gets its own: the worker refuses it). */
+  private laneOf(url: string): Lane {
+    let origin = this.origins.get(url);
+    if (origin === undefined) {
+      try {
+        origin = new URL(url).origin;
+      } catch {
+        origin = url;
+      }
+      if (this.origins.size >= ORIGIN_CACHE_MAX) this.origins.clear();
+      this.origins.set(url, origin);
+    }
+    let lane = this.lanes.get(origin);
+    if (!lane) {
+      lane = { origin, posted: 0, queue: [], head: 0 };
+      this.lanes.set(origin, lane);
+    }
+    return lane;
+  }
+
+  /** Queues a job for the worker; every job handed over in one turn travels in one message. */
+  private hand(p: Pending, item: JobItem): void {
+    p.posted = true;
+    p.lane.posted++;
+    this.outbox.push(item);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  /** A job of `lane` finished in the worker: hand over the next one waiting. */
+  private release(lane: Lane, all = false): void {
+    lane.posted--;
+    while (lane.head < lane.queue.length && (all || lane.posted < this.window)) {
+      const item = lane.queue[lane.head]!;
+      lane.queue[lane.head++] = undefined as unknown as JobItem;
+      const p = this.pending.get(item[0]);
+      if (p) this.hand(p, item);
+    }
+    if (lane.head === lane.queue.length) {
+      lane.queue = [];
+      lane.head = 0;
+      if (lane.posted === 0) this.lanes.delete(lane.origin);
+    } else if (lane.head > 1024 && lane.head * 2 > lane.queue.length) {
+      lane.queue = lane.queue.slice(lane.head);
+      lane.head = 0;
+    }
   }
 
   private flush(): void {
@@ -124,6 +196,7 @@ export class ThreadedDelivery implements DeliveryService {
             }
           } else {
             this.pending.delete(e[1]);
+            this.release(p.lane);
             p.resolve(e[2]);
           }
         }
@@ -146,6 +219,11 @@ export class ThreadedDelivery implements DeliveryService {
 
   /** Stops retries and waits until no delivery is in flight, or the deadline passes. */
   drain(timeoutMs: number): Promise<boolean> {
+    // Everything still waiting in a lane goes to the worker now: draining covers it too.
+    for (const lane of this.lanes.values()) {
+      lane.posted++;
+      this.release(lane, true);
+    }
     this.flush();
     if (this.pending.size === 0 && this.drainWaiter === null) {
       // Still tell the worker, so retry sleeps started later are cut short too.

@@ -41,6 +41,13 @@ export interface SchedulerOptions {
    * ~10-fire transactions instead of one per timer wake). Adds at most this much lateness. Default 0.
    */
   commitCoalesceMs?: number;
+  /**
+   * Fires are committed up to this many ms before their due time and held on this node until it
+   * (the callback still goes out at the due time). A burst's store work is then done before the
+   * burst. Tasks with overlap 'skip' commit at their due time. Needs a store with
+   * `uncommitFire` (pause, update and delete undo a held fire). Default 0: commit when due.
+   */
+  commitAheadMs?: number;
   /** Every this many scans, a full re-read of the window up to the horizon (the safety net). Default 10. */
   safetyRescanEvery?: number;
   defaultTimeoutMs: number;
@@ -96,9 +103,23 @@ export interface SchedulerEvents {
 }
 
 interface Entry {
+  /** Heap key: when to commit (the tick, or the tick minus commitAheadMs). */
   at: number;
+  /** The tick to fire (the task's next_fire_time). */
+  tick: number;
   id: string;
   task: Task;
+}
+
+/** A fire committed ahead of its due time, held here until then. */
+interface Held {
+  /** The tick (heap key): the callback goes out at this time. */
+  at: number;
+  /** The run id. */
+  id: string;
+  d: Dispatch;
+  /** What committing changed, to undo it (null: recovered from the outbox, not undoable here). */
+  undo: { next: number | null; last_fire_time: number | null } | null;
 }
 
 interface Dispatch {
@@ -106,6 +127,8 @@ interface Dispatch {
   run_id: string;
   scheduled: number;
   first_attempt: number;
+  /** The delivery job, built while the fire was held (so its due time only hands it over). */
+  job?: DeliveryJob;
 }
 
 const MAX_KEY_ID = '\uffff';
@@ -113,6 +136,8 @@ const MAX_KEY_ID = '\uffff';
 const SCAN_PAGE = 500;
 /** Batches at least this large mean fires are streaming in: the next commit may wait a little. */
 const COALESCE_MIN_BATCH = 4;
+/** Held fires handed to delivery per event-loop turn when they come due together. */
+const RELEASE_CHUNK = 256;
 const yieldToTimers = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 const keyLE = (t: number, id: string, k: DueKey): boolean => t < k.time || (t === k.time && id <= k.id);
 
@@ -136,6 +161,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private scans = 0;
   private lastCommitAt = -Infinity;
   private lastBatchSize = 0;
+  private readonly held = new MinHeap<Held>();
+  private readonly heldByRun = new Map<string, Held>();
+  private readonly heldByTask = new Map<string, Held>();
+  private holdTimer: TimerHandle | null = null;
+  private holdAt = Infinity;
+  private readonly aheadMs: number;
 
   /**
    * Commits are coalesced only while fires stream in (the last batch held several): a lone fire
@@ -155,6 +186,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     super();
     this.recorder = new RunRecorder(o.store, o.log, o.clock);
     this.reportSecret = o.reportSecret ?? randomBytes(32).toString('hex');
+    this.aheadMs = o.store.uncommitFire ? (o.commitAheadMs ?? 0) : 0;
     o.ownership.on('acquired', (slots) => void this.onAcquired(slots));
     o.ownership.on('lost', (slots) => this.onLost(slots));
   }
@@ -165,6 +197,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
   inflightCount(): number {
     return this.inflightRuns.size;
+  }
+  /** Fires committed ahead of their due time, waiting for it on this node. */
+  heldCount(): number {
+    return this.heldByRun.size;
   }
 
   /** Redelivers the outbox of the owned slots, loads the window, and starts the timers. */
@@ -183,6 +219,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.timer = null;
     this.scanTimer?.cancel();
     this.scanTimer = null;
+    // Held fires stay committed in the outbox: the next start delivers them at their time.
+    this.holdTimer?.cancel();
+    this.holdTimer = null;
+    this.holdAt = Infinity;
     for (const w of this.awaiting.values()) w.timer?.cancel();
     this.awaiting.clear();
     if (this.firing) await this.firing;
@@ -217,7 +257,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** A manual fire (triggerTask) was recorded: deliver it if this node owns the slot. */
   async deliverRun(runId: string): Promise<void> {
-    if (this.stopped || this.inflightRuns.has(runId)) return;
+    if (this.stopped || this.inflightRuns.has(runId) || this.heldByRun.has(runId)) return;
     try {
       const run = await this.o.store.getRun(runId);
       if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING')) return;
@@ -241,10 +281,124 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (owned.length > 0) await this.recover(owned);
   }
 
-  /** A task was deleted. */
+  /** A task was deleted (its runs with it): a fire held for it is dropped. */
   taskRemoved(id: string): void {
     this.entries.delete(id);
     this.queued.delete(id);
+    const h = this.heldByTask.get(id);
+    if (h) this.unhold(h);
+  }
+
+  /**
+   * Called before the API changes or deletes a task: a fire of it committed ahead and still held
+   * (not yet due) is undone in the store (run removed, tick and counters restored), so the change
+   * applies to that tick as if the fire had not been committed. The task goes back into the heap
+   * at its tick (not ahead), so the change can land first. A held fire that cannot be undone (its
+   * run moved on, or it was recovered from the outbox) goes out as committed.
+   */
+  async cancelAhead(taskId: string): Promise<void> {
+    const h = this.heldByTask.get(taskId);
+    if (!h || !h.undo || !this.o.store.uncommitFire || this.stopped) return;
+    this.unhold(h);
+    const task = h.d.task;
+    let undone = false;
+    try {
+      undone = await this.o.store.uncommitFire({ task_id: taskId, run_id: h.id, tick: h.at, next: h.undo.next, last_fire_time: h.undo.last_fire_time });
+    } catch (e) {
+      this.reportStoreError(e);
+    }
+    if (!undone) {
+      this.hold(h);
+      return;
+    }
+    task.next_fire_time = h.at;
+    task.state = 'active';
+    task.run_count--;
+    task.last_fire_time = h.undo.last_fire_time;
+    const prev = this.entries.get(taskId);
+    if (!this.stopped && this.o.ownership.tokenFor(task.slot) !== null) {
+      const e: Entry = prev ?? { at: h.at, tick: h.at, id: taskId, task };
+      e.at = h.at;
+      e.tick = h.at;
+      e.task = task;
+      this.entries.set(taskId, e);
+      this.heap.push(e);
+      this.armTimer();
+    }
+    this.o.log.debug({ task_id: taskId, fire_id: h.id }, 'fire committed ahead undone before the task changed');
+  }
+
+  /**
+   * The task as the API shows it: while a fire of it is committed ahead and held (not yet due), the
+   * task is shown as before that commit (its tick still next, a one-shot still active).
+   */
+  viewOf(task: Task): Task {
+    const h = this.heldByTask.get(task.id);
+    if (!h || !h.undo || task.last_fire_time !== h.at || task.next_fire_time !== h.undo.next) return task;
+    return { ...task, state: task.state === 'completed' ? 'active' : task.state, next_fire_time: h.at, run_count: task.run_count - 1, last_fire_time: h.undo.last_fire_time };
+  }
+
+  // ---- fires committed ahead, held until due ----
+
+  private hold(h: Held): void {
+    if (h.at <= this.o.clock.now()) {
+      this.dispatch(h.d, null);
+      return;
+    }
+    h.d.job ??= this.jobOf(h.d); // built now, not in the burst at the due time
+    this.held.push(h);
+    this.heldByRun.set(h.id, h);
+    this.heldByTask.set(h.d.task.id, h);
+    this.armHold();
+  }
+
+  private unhold(h: Held): void {
+    if (this.heldByRun.get(h.id) !== h) return;
+    this.heldByRun.delete(h.id);
+    if (this.heldByTask.get(h.d.task.id) === h) this.heldByTask.delete(h.d.task.id);
+    // The heap entry goes stale: released only if still in heldByRun.
+  }
+
+  private armHold(): void {
+    if (this.stopped) return;
+    let top = this.held.peek();
+    while (top && this.heldByRun.get(top.id) !== top) {
+      this.held.pop();
+      top = this.held.peek();
+    }
+    if (!top) return;
+    if (this.holdTimer && this.holdAt <= top.at) return;
+    this.holdTimer?.cancel();
+    this.holdAt = top.at;
+    this.holdTimer = this.o.clock.setTimer(() => {
+      this.holdTimer = null;
+      this.holdAt = Infinity;
+      this.releaseHeld();
+    }, Math.min(Math.max(0, top.at - this.o.clock.now()), this.o.maxSleepMs));
+  }
+
+  /**
+   * Hands the held fires that are due to delivery, RELEASE_CHUNK per event-loop turn: the first
+   * callbacks of a burst go out while the rest are still being handed over.
+   */
+  private releaseHeld(): void {
+    if (this.stopped) return;
+    const now = this.o.clock.now();
+    let n = 0;
+    for (;;) {
+      const top = this.held.peek();
+      if (!top || top.at > now) break;
+      if (n === RELEASE_CHUNK) {
+        setImmediate(() => this.releaseHeld());
+        return;
+      }
+      this.held.pop();
+      if (this.heldByRun.get(top.id) !== top) continue;
+      this.unhold(top);
+      this.dispatch(top.d, null);
+      n++;
+    }
+    this.armHold();
   }
 
   // ---- ownership ----
@@ -268,13 +422,24 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     for (const [id, e] of this.entries) if (lost.has(e.task.slot)) this.entries.delete(id);
     this.heap.filter((e) => this.entries.get(e.id) === e);
+    // Held fires of lost slots stay in the outbox: the new owner delivers them at their time.
+    for (const h of [...this.heldByRun.values()]) if (lost.has(h.d.task.slot)) this.unhold(h);
   }
 
   // ---- loading ----
 
+  /** When to commit a task's tick: ahead of it, unless its overlap policy is decided at the due time. */
+  private keyOf(task: Task, tick: number): number {
+    return this.aheadMs > 0 && task.overlap !== 'skip' ? tick - this.aheadMs : tick;
+  }
+
   private insert(task: Task): void {
     if (task.next_fire_time === null) return;
-    const e: Entry = { at: task.next_fire_time, id: task.id, task };
+    let at = this.keyOf(task, task.next_fire_time);
+    // A fire of this task is held: the next tick is committed no earlier than that one is due.
+    const h = this.heldByTask.get(task.id);
+    if (h && h.at > at) at = Math.min(h.at, task.next_fire_time);
+    const e: Entry = { at, tick: task.next_fire_time, id: task.id, task };
     this.entries.set(task.id, e);
     this.heap.push(e);
   }
@@ -394,7 +559,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       for (;;) {
         const rows = await this.o.store.unfinishedRuns({ slots: filter, after, limit: 1000 });
         for (const { run, task } of rows) {
-          if (this.inflightRuns.has(run.run_id) || this.awaiting.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
+          if (this.inflightRuns.has(run.run_id) || this.awaiting.has(run.run_id) || this.heldByRun.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
           if (run.status === 'RUNNING' && run.deadline !== null) {
             // An async run awaiting its report: not redelivered; its deadline is enforced here now.
             this.acquireInflight(task.id, run.run_id);
@@ -402,7 +567,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
             continue;
           }
           count++;
-          this.dispatch({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 }, run);
+          const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 };
+          // Committed ahead before a restart: still goes out at its time, not before.
+          if (run.scheduled_time > this.o.clock.now() && run.attempts === 0) this.hold({ at: run.scheduled_time, id: run.run_id, d, undo: null });
+          else this.dispatch(d, run);
         }
         if (rows.length < 1000) break;
         const last = rows[rows.length - 1]!.run;
@@ -497,7 +665,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     let error: string | null = null;
     let next: number | null = null;
     if (task.type === PERIODIC) {
-      const late = now - e.at;
+      const late = now - e.tick;
       if (late > this.o.misfireThresholdMs) {
         next = nextFire(task, now);
         if (task.misfire === 'skip') {
@@ -505,7 +673,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           error = `missed by ${late} ms (misfire policy skip)`;
         }
       } else {
-        next = nextFire(task, e.at);
+        next = nextFire(task, e.tick);
       }
       if (status === 'PENDING' && task.overlap === 'skip' && (this.inflightByTask.get(task.id) ?? 0) > 0) {
         status = 'SKIPPED';
@@ -516,10 +684,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       slot: task.slot,
       token,
       task_id: task.id,
-      expected: e.at,
+      expected: e.tick,
       next,
       now,
-      run: { run_id: fireId(task.id, e.at), node: this.o.nodeId, status, error },
+      run: { run_id: fireId(task.id, e.tick), node: this.o.nodeId, status, error },
     };
   }
 
@@ -576,17 +744,25 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       // The snapshot is updated in place and its entry reused: a task firing every second would
       // otherwise leave two objects a second for the old generation of the heap to collect.
       const task = e.task;
+      const lastBefore = task.last_fire_time;
       task.next_fire_time = r.next;
       if (r.next === null) task.state = 'completed';
       if (counted) task.run_count++;
       task.last_fire_time = r.expected;
       if (r.next !== null && !this.entries.has(task.id) && (keyLE(r.next, task.id, this.horizon) || r.next <= this.scanTarget)) {
-        e.at = r.next;
+        // The next tick is committed no earlier than halfway between this one and it: one held
+        // fire per task, and a task firing every second does not commit its next tick in the
+        // same moment its current one goes out.
+        e.tick = r.next;
+        e.at = Math.max(this.keyOf(task, r.next), r.expected + Math.floor((r.next - r.expected) / 2));
         this.entries.set(task.id, e);
         this.heap.push(e);
       }
       this.emit('fired', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, committed_at: now, status: r.run.status });
-      if (counted) this.dispatch({ task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 }, null);
+      if (!counted) continue;
+      const d: Dispatch = { task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 };
+      if (r.expected > now) this.hold({ at: r.expected, id: r.run.run_id, d, undo: { next: r.next, last_fire_time: lastBefore } });
+      else this.dispatch(d, null);
     }
     if (conflicts.length > 0) await this.reloadConflicts(conflicts);
   }
@@ -689,7 +865,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         await this.recorder.flush();
         this.releaseInflightOnly(d.task.id, runId);
         this.o.log.warn({ task_id: d.task.id, fire_id: runId, attempt: attempts }, 'async run not reported in time; retrying');
-        void this.runDelivery({ ...d, first_attempt: attempts + 1 });
+        void this.runDelivery({ ...d, first_attempt: attempts + 1, job: undefined });
         return;
       }
       await this.recorder.flush();
@@ -815,6 +991,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
       const newest = finished.slice(0, limit);
       if (newest.length < limit || newest.some((r) => r.status !== 'FAIL')) return;
+      await this.cancelAhead(task.id); // a fire already committed ahead is not sent either
       for (let i = 0; i < 5; i++) {
         const cur = await this.o.store.get(task.id);
         if (!cur || cur.state !== 'active') return;
@@ -909,12 +1086,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
   }
 
-  private async runDelivery(d: Dispatch): Promise<void> {
+  private jobOf(d: Dispatch): DeliveryJob {
     const { task } = d;
-    this.acquireInflight(task.id, d.run_id);
-    let awaitingReport = false;
-    const start = this.o.clock.now();
-    const base: DeliveryJob = {
+    return {
       run_id: d.run_id,
       task_id: task.id,
       scheduled_time: d.scheduled,
@@ -927,6 +1101,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       first_attempt: Math.max(1, d.first_attempt),
       extra_headers: { 'x-xcron-run-id': d.run_id, 'x-xcron-report-token': reportToken(this.reportSecret, d.run_id) },
     };
+  }
+
+  private async runDelivery(d: Dispatch): Promise<void> {
+    const { task } = d;
+    this.acquireInflight(task.id, d.run_id);
+    let awaitingReport = false;
+    const start = this.o.clock.now();
+    const base = d.job ?? this.jobOf(d);
     const onAttempt = (n: number): void =>
       this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start }, task.completion === 'async');
     try {

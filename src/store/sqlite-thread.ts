@@ -22,6 +22,7 @@ export const STORE_METHODS = [
   'delete',
   'dueTasks',
   'commitFires',
+  'uncommitFire',
   'updateRuns',
   'unfinishedRuns',
   'getRun',

@@ -31,7 +31,11 @@ import type {
   TaskChanges,
   TaskExpectation,
   TaskStore,
+  UncommitRequest,
 } from './types.js';
+
+/** Rolls back an uncommitFire whose task no longer shows the commit. */
+class NotUndone extends Error {}
 
 export interface SqliteOptions {
   file: string;
@@ -247,6 +251,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly st: ReturnType<SqliteTaskStore['prepare']>;
   private readonly commitTx: (reqs: readonly FireRequest[]) => FireResult[];
   private readonly updateTx: (ups: readonly RunUpdate[]) => void;
+  private readonly uncommitTx: (u: UncommitRequest) => boolean;
   private readonly createTx: (t: Task) => CreateResult;
   private readonly createBatchTx: (ts: readonly Task[]) => CreateResult[];
   private createQueue: { task: Task; resolve: (r: CreateResult) => void; reject: (e: Error) => void }[] = [];
@@ -319,6 +324,13 @@ export class SqliteTaskStore implements TaskStore {
         out.push('committed');
       }
       return out;
+    });
+
+    this.uncommitTx = this.db.transaction((u: UncommitRequest): boolean => {
+      if (this.st.uncommitRun.run(u.run_id, u.task_id, u.tick).changes !== 1) return false;
+      // The task must still show the commit; otherwise the run's removal is rolled back.
+      if (this.st.uncommitTask.run(u.tick, u.last_fire_time, u.task_id, u.tick, u.next, u.next).changes !== 1) throw new NotUndone();
+      return true;
     });
 
     this.updateTaskTx = this.db.transaction((id: string, ch: TaskChanges, ex: TaskExpectation): Task | 'conflict' | null => {
@@ -413,6 +425,11 @@ export class SqliteTaskStore implements TaskStore {
       deleteRuns: db.prepare('DELETE FROM runs WHERE run_id > ? AND run_id < ? AND task_id = ?'),
       epoch: db.prepare("SELECT v FROM meta WHERE k = 'epoch'"),
       bumpEpoch: db.prepare("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'epoch' RETURNING v"),
+      uncommitRun: db.prepare("DELETE FROM runs WHERE run_id = ? AND task_id = ? AND scheduled_time = ? AND status = 'PENDING' AND attempts = 0"),
+      uncommitTask: db.prepare(
+        `UPDATE tasks SET next_fire_time = ?, state = 'active', run_count = run_count - 1, last_fire_time = ?
+         WHERE id = ? AND last_fire_time = ? AND next_fire_time IS ? AND state = CASE WHEN ? IS NULL THEN 'completed' ELSE 'active' END`,
+      ),
       advance: db.prepare(
         `UPDATE tasks SET next_fire_time = ?, state = CASE WHEN ? IS NULL THEN 'completed' ELSE state END,
            run_count = run_count + ?, last_fire_time = ?, last_status = COALESCE(?, last_status), update_time = ?
@@ -551,6 +568,17 @@ export class SqliteTaskStore implements TaskStore {
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]> {
     if (reqs.length === 0) return Promise.resolve([]);
     return this.guard(() => this.commitTx(reqs));
+  }
+
+  uncommitFire(req: UncommitRequest): Promise<boolean> {
+    return this.guard(() => {
+      try {
+        return this.uncommitTx(req);
+      } catch (e) {
+        if (e instanceof NotUndone) return false;
+        throw e;
+      }
+    });
   }
 
   updateRuns(updates: readonly RunUpdate[]): Promise<void> {

@@ -98,6 +98,18 @@ export interface PendingDelivery {
   task: Task;
 }
 
+/** A fire committed ahead to undo (see TaskStore.uncommitFire). */
+export interface UncommitRequest {
+  task_id: string;
+  run_id: string;
+  /** The tick that was committed (the run's scheduled_time). */
+  tick: number;
+  /** The next_fire_time the commit wrote (null: the task completed). */
+  next: number | null;
+  /** last_fire_time before the commit, restored. */
+  last_fire_time: number | null;
+}
+
 export interface CreateResult {
   task: Task;
   /** false when the idempotency key matched an existing task (which is returned instead). */
@@ -148,6 +160,14 @@ export interface TaskStore {
   dueTasks(q: DueQuery): Promise<Task[]>;
   /** Commits each fire atomically; results in request order. Batches run in one transaction. */
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]>;
+  /**
+   * Undoes a fire committed ahead of its due time whose delivery has not started: removes its run
+   * (still PENDING, no attempt) and puts the task back at `tick` (active, run_count - 1,
+   * last_fire_time restored), provided the task still shows that commit (last_fire_time = tick,
+   * next_fire_time = next). Otherwise changes nothing and returns false. Optional: a scheduler on
+   * a store without it commits every fire at its due time.
+   */
+  uncommitFire?(req: UncommitRequest): Promise<boolean>;
   /** Applies run updates (RUNNING, attempts, final outcome). Final outcomes set the task's last_status. */
   updateRuns(updates: readonly RunUpdate[]): Promise<void>;
   /**

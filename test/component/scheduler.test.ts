@@ -572,3 +572,199 @@ describe('Scheduler', () => {
     expect(h.storeErrors.length).toBeGreaterThan(before);
   });
 });
+
+describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
+  const AHEAD = { opts: { commitAheadMs: 1000 } };
+  /** The clock time at which each run's delivery started. */
+  const deliveredAt = (h: Harness): Map<string, number> => {
+    const m = new Map<string, number>();
+    h.deliverer.mode = (job) => {
+      m.set(job.run_id, h.clock.now());
+      return 'ok';
+    };
+    return m;
+  };
+
+  it('commits a one-shot up to 1 s early but delivers it at its due time, once', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [oneShot('early', at, T0)], ...AHEAD });
+    const sent = deliveredAt(h);
+
+    await h.runUntil(at - 1001);
+    expect(h.fired).toEqual([]);
+    await h.runUntil(at - 1000);
+    expect(h.fired).toEqual([{ task_id: 'early', run_id: `early:${at}`, scheduled_time: at, committed_at: at - 1000, status: 'PENDING' }]);
+    expect(await h.store.getRun(`early:${at}`)).toMatchObject({ status: 'PENDING', scheduled_time: at, attempts: 0 });
+    expect(h.sched.heldCount()).toBe(1);
+
+    await h.runUntil(at - 1);
+    expect(h.deliverer.jobs).toEqual([]);
+    await h.runUntil(at);
+    expect([...sent]).toEqual([[`early:${at}`, at]]);
+    expect(h.sched.heldCount()).toBe(0);
+
+    await h.runUntil(at + MIN);
+    expect(h.deliverer.jobs).toHaveLength(1);
+    expect(await h.store.get('early')).toMatchObject({ state: 'completed', run_count: 1, last_fire_time: at, last_status: 'SUCCESS' });
+  });
+
+  it('a periodic task holds one fire at a time: the next tick is committed halfway between its ticks', async () => {
+    const h = await setup({ tasks: [makeTask({ id: 'every', format: '@every 1s' })], ...AHEAD });
+    const sent = deliveredAt(h);
+    await h.runUntil(T0 + 10 * SEC);
+    // ticks T0+1s .. T0+10s: each committed at max(tick - 1 s, halfway from the previous tick), sent at its tick
+    const ticks = Array.from({ length: 10 }, (_, i) => T0 + (i + 1) * SEC);
+    expect([...sent]).toEqual(ticks.map((t) => [`every:${t}`, t]));
+    expect(h.fired.map((f) => [f.scheduled_time, f.committed_at])).toEqual([[ticks[0], T0], ...ticks.slice(1).map((t) => [t, t - 500])]);
+    expect(h.sched.heldCount()).toBe(0);
+    await h.runUntil(T0 + 10 * SEC + 500);
+    expect(h.sched.heldCount()).toBe(1);
+  });
+
+  it('overlap skip decides at the due time: such tasks are not committed ahead', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [makeTask({ id: 'skipper', type: 2, format: String(at), createdAt: T0, body: { overlap: 'skip' } })], ...AHEAD });
+    await h.runUntil(at - 1);
+    expect(h.fired).toEqual([]);
+    await h.runUntil(at);
+    expect(h.fired).toHaveLength(1);
+    expect(h.fired[0]!.committed_at).toBe(at);
+  });
+
+  it('cancelAhead undoes a held fire: run gone, task back at its tick; it then fires at its time, once', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [oneShot('undo', at, T0)], ...AHEAD });
+    const sent = deliveredAt(h);
+    await h.runUntil(at - 500);
+    expect(await h.store.get('undo')).toMatchObject({ state: 'completed', next_fire_time: null, run_count: 1, last_fire_time: at });
+
+    await h.sched.cancelAhead('undo');
+    expect(h.sched.heldCount()).toBe(0);
+    expect(await h.store.getRun(`undo:${at}`)).toBeNull();
+    expect(await h.store.get('undo')).toMatchObject({ state: 'active', next_fire_time: at, run_count: 0, last_fire_time: null });
+    expect((await h.store.stats()).tasks).toMatchObject({ active: 1, completed: 0 });
+
+    // nobody changed the task after all: it fires at its time, committed then (not ahead)
+    await h.runUntil(at - 1);
+    expect(h.deliverer.jobs).toEqual([]);
+    await h.runUntil(at + MIN);
+    expect([...sent]).toEqual([[`undo:${at}`, at]]);
+    expect(h.fired.map((f) => f.committed_at)).toEqual([at - 1000, at]);
+    expect(await h.store.get('undo')).toMatchObject({ state: 'completed', run_count: 1, last_fire_time: at });
+  });
+
+  it('a pause after cancelAhead holds: the held fire never goes out', async () => {
+    const h = await setup({ tasks: [makeTask({ id: 'pz', format: '@every 10s' })], ...AHEAD });
+    const sent = deliveredAt(h);
+    await h.runUntil(T0 + 9500); // tick T0+10s committed ahead and held
+    expect(h.sched.heldCount()).toBe(1);
+    await h.sched.cancelAhead('pz');
+    const cur = (await h.store.get('pz'))!;
+    expect(cur).toMatchObject({ next_fire_time: T0 + 10 * SEC, run_count: 0 });
+    const paused = await h.store.updateTask('pz', { state: 'paused', update_time: h.clock.now() }, { state: cur.state, next_fire_time: cur.next_fire_time });
+    expect(paused).not.toBe('conflict');
+    h.sched.taskChanged(paused as Task);
+    await h.runUntil(T0 + MIN);
+    expect(sent.size).toBe(0);
+    expect(await h.store.listRuns('pz', 10)).toEqual([]);
+  });
+
+  it('a fire whose delivery started is not undone', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [oneShot('started', at, T0)], ...AHEAD });
+    h.deliverer.mode = () => 'hang';
+    await h.runUntil(at);
+    expect(h.deliverer.hanging()).toEqual([`started:${at}`]);
+    await h.sched.cancelAhead('started'); // nothing held any more
+    expect(await h.store.get('started')).toMatchObject({ state: 'completed', run_count: 1 });
+    h.deliverer.release(`started:${at}`);
+    await h.runUntil(at + SEC);
+    expect(await h.store.getRun(`started:${at}`)).toMatchObject({ status: 'SUCCESS' });
+  });
+
+  it('a deleted task drops its held fire', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [oneShot('gone', at, T0)], ...AHEAD });
+    await h.runUntil(at - 500);
+    expect(h.sched.heldCount()).toBe(1);
+    await h.store.delete('gone');
+    h.sched.taskRemoved('gone');
+    await h.runUntil(at + MIN);
+    expect(h.deliverer.jobs).toEqual([]);
+  });
+
+  it('after a restart, a fire committed ahead is delivered at its time, not before, with the same fire id', async () => {
+    const at = T0 + 10 * SEC;
+    const h1 = await setup({ tasks: [oneShot('restart', at, T0)], ...AHEAD });
+    await h1.runUntil(at - 600);
+    expect(h1.sched.heldCount()).toBe(1);
+    await h1.sched.stop(); // the process goes away with the fire held
+    await h1.store.close();
+
+    const clock = new SteppingClock(at - 500);
+    const h2 = await setup({ file: h1.file, clock, ...AHEAD });
+    const sent = deliveredAt(h2);
+    expect(h2.sched.heldCount()).toBe(1); // read back from the outbox
+    await h2.runUntil(at - 1);
+    expect(sent.size).toBe(0);
+    await h2.runUntil(at + MIN);
+    expect([...sent]).toEqual([[`restart:${at}`, at]]);
+    expect(h2.fired).toEqual([]); // not committed again
+  });
+
+  it('without uncommitFire in the store, fires are committed at their due time', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [oneShot('plain', at, T0)], ...AHEAD });
+    await h.sched.stop();
+    // the same store, seen through an object without uncommitFire (as the Redis store is)
+    const bare = new Proxy(h.store, {
+      get: (t, k) => {
+        if (k === 'uncommitFire') return undefined;
+        const v = Reflect.get(t, k) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const sched = new Scheduler({ ...schedulerOptionsOf(h), store: bare, commitAheadMs: 1000 });
+    const fired: FiredEvent[] = [];
+    sched.on('fired', (e) => fired.push(e));
+    await sched.start();
+    cleanups.push(() => sched.stop());
+    await h.runUntil(at - 1);
+    expect(fired).toEqual([]);
+    await h.runUntil(at);
+    expect(fired.map((f) => f.committed_at)).toEqual([at]);
+  });
+});
+
+function schedulerOptionsOf(h: Harness): SchedulerOptions {
+  return {
+    store: h.store,
+    ownership: h.ownership,
+    delivery: h.deliverer,
+    clock: h.clock,
+    log: silentLog,
+    nodeId: 'node-a',
+    lookaheadMs: 60_000,
+    scanIntervalMs: 1000,
+    maxSleepMs: 5000,
+    misfireThresholdMs: 5000,
+    batchSize: 500,
+    maxLoaded: 100_000,
+    defaultTimeoutMs: 1000,
+    defaultRetry: { max_attempts: 1, backoff_ms: 0, max_backoff_ms: 0 },
+  };
+}
+
+describe('Scheduler.viewOf: a held fire is shown as not made yet', () => {
+  it('a one-shot committed ahead reads as active at its tick until it is due; after that as stored', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [oneShot('shown', at, T0)], opts: { commitAheadMs: 1000 } });
+    await h.runUntil(at - 500);
+    const stored = (await h.store.get('shown'))!;
+    expect(stored).toMatchObject({ state: 'completed', next_fire_time: null, run_count: 1, last_fire_time: at });
+    expect(h.sched.viewOf(stored)).toMatchObject({ state: 'active', next_fire_time: at, run_count: 0, last_fire_time: null });
+    await h.runUntil(at);
+    const after = (await h.store.get('shown'))!;
+    expect(h.sched.viewOf(after)).toEqual(after);
+  });
+});

@@ -12,7 +12,7 @@ storeContract('sqlite', () =>
   sqliteHarness('xcron-sqlite-', (file) => {
     const store = new SqliteTaskStore({ file, synchronous: 'normal' });
     return Promise.resolve({ store, epoch: store.claimEpoch() });
-  }),
+  }),  { uncommit: true },
 );
 
 describe('SqliteTaskStore specifics', () => {

@@ -27,7 +27,7 @@ storeContract('sqlite in a worker thread', () =>
   sqliteHarness('xcron-sqlite-thread-', async (file) => {
     const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
     return { store, epoch: store.epoch };
-  }),
+  }),  { uncommit: true },
 );
 
 describe('ThreadedSqliteStore specifics', () => {

@@ -22,7 +22,12 @@ export interface StoreHarness {
 
 const MIN = 60_000;
 
-export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
+export interface ContractOptions {
+  /** The store implements the optional uncommitFire (fires committed ahead can be undone). */
+  uncommit?: boolean;
+}
+
+export function storeContract(name: string, make: () => Promise<StoreHarness>, opts: ContractOptions = {}): void {
   describe(`TaskStore contract: ${name}`, () => {
     let h: StoreHarness;
     let store: TaskStore;
@@ -383,6 +388,77 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     });
 
     // ------------------------------------------------------------ runs
+
+    describe('uncommitFire (fires committed ahead of their due time)', () => {
+      if (!opts.uncommit) {
+        it('is not offered: a scheduler on this store commits every fire at its due time', () => {
+          expect(store.uncommitFire).toBeUndefined();
+        });
+        return;
+      }
+      const undo = (t: Task, tick: number, next: number | null, last: number | null) => store.uncommitFire!({ task_id: t.id, run_id: fireId(t.id, tick), tick, next, last_fire_time: last });
+
+      it('a one-shot: the run is removed, the task is active again at its tick, counts restored', async () => {
+        const t = oneShot('os', T0 + 5000);
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t, { next: null, now: tick - 800 })])).toEqual(['committed']);
+        expect(await store.get('os')).toMatchObject({ state: 'completed', next_fire_time: null, run_count: 1 });
+        expect((await store.stats()).tasks).toMatchObject({ active: 0, completed: 1 });
+
+        expect(await undo(t, tick, null, null)).toBe(true);
+        expect(await store.get('os')).toMatchObject({ state: 'active', next_fire_time: tick, run_count: 0, last_fire_time: null });
+        expect(await store.getRun(fireId('os', tick))).toBeNull();
+        expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+        expect((await store.stats()).tasks).toMatchObject({ active: 1, completed: 0 });
+        expect((await store.dueTasks({ slots: null, after: null, upTo: tick, limit: 10 })).map((x) => x.id)).toEqual(['os']);
+        // and the tick can be committed again, once
+        expect(await store.commitFires([fire(t, { next: null })])).toEqual(['committed']);
+        expect(await store.commitFires([fire(t, { next: null })])).toEqual(['conflict']);
+      });
+
+      it('a periodic task: next_fire_time and last_fire_time go back', async () => {
+        const t = makeTask({ id: 'per' });
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t)])).toEqual(['committed']);
+        const t2 = (await store.get('per'))!;
+        expect(await store.commitFires([fire(t2, { next: tick + 2 * MIN })])).toEqual(['committed']);
+        // undo the second one: last_fire_time returns to the first tick
+        expect(await undo(t2, tick + MIN, tick + 2 * MIN, tick)).toBe(true);
+        expect(await store.get('per')).toMatchObject({ state: 'active', next_fire_time: tick + MIN, run_count: 1, last_fire_time: tick });
+        expect((await store.listRuns('per', 10)).map((r) => r.run_id)).toEqual([fireId('per', tick)]);
+      });
+
+      it('refused, changing nothing, once the delivery started (RUNNING or an attempt recorded)', async () => {
+        const t = oneShot('busy', T0 + 5000);
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t, { next: null })])).toEqual(['committed']);
+        await store.updateRuns([{ run_id: fireId('busy', tick), task_id: 'busy', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: tick }]);
+        expect(await undo(t, tick, null, null)).toBe(false);
+        expect(await store.get('busy')).toMatchObject({ state: 'completed', run_count: 1 });
+        expect(await store.getRun(fireId('busy', tick))).toMatchObject({ status: 'RUNNING' });
+      });
+
+      it('refused, changing nothing, when the task moved on after the commit (the run stays)', async () => {
+        const t = makeTask({ id: 'moved' });
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t)])).toEqual(['committed']);
+        const t2 = (await store.get('moved'))!;
+        expect(await store.commitFires([fire(t2, { next: tick + 2 * MIN })])).toEqual(['committed']);
+        // undoing the first tick now: the task no longer shows that commit
+        expect(await undo(t, tick, tick + MIN, null)).toBe(false);
+        expect(await store.get('moved')).toMatchObject({ next_fire_time: tick + 2 * MIN, run_count: 2, last_fire_time: tick + MIN });
+        expect(await store.getRun(fireId('moved', tick))).toMatchObject({ status: 'PENDING' });
+      });
+
+      it('an unknown run or task is refused', async () => {
+        const t = oneShot('nobody', T0 + 5000);
+        expect(await undo(t, t.next_fire_time!, null, null)).toBe(false);
+      });
+    });
 
     describe('updateRuns', () => {
       async function committed(id: string): Promise<{ t: Task; runId: string }> {

@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { countRows, runById, runsOf } from '../helpers/db.js';
+import { countRows, runById, runsOf, storedState } from '../helpers/db.js';
 import type { TaskView } from '../helpers/http.js';
 import { malformedCases } from '../helpers/malformed.js';
 import { Receiver, gate, header, type ReceivedRequest } from '../helpers/receiver.js';
@@ -308,10 +308,64 @@ describe('standalone server end to end', () => {
     for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!, `gap after tick ${ticks[i - 1]}`).toBe(1000);
     const runs = runsOf(b.dbFile, id);
     const bNode = `e2e-${b.opts.port}`;
-    // Every tick is one run record; after the handover only the new process commits.
+    // Every tick is one run record; after the handover only the new process commits. A tick is
+    // committed up to commit_ahead_ms (1 s by default) before it is due, so the first process may
+    // have committed the ticks of the second after bUp before the second process started.
     expect(new Set(runs.map((r) => r.scheduled_time)).size).toBe(runs.length);
-    for (const r of runs.filter((x) => x.scheduled_time > bUp)) expect(r.node, r.run_id).toBe(bNode);
+    for (const r of runs.filter((x) => x.scheduled_time > bUp + 1000)) expect(r.node, r.run_id).toBe(bNode);
     for (const f of distinct(receiver.forTask(id))) expect(runs.some((r) => r.run_id === f), f).toBe(true);
+  });
+
+  it('a fire committed ahead of its due time is undone by a pause, an update or a delete before that time', async () => {
+    // A wide commit-ahead window (5 s), so the changes below surely land between commit and due time.
+    const srv = await XcronServer.start({ env: { XCRON_SCHEDULER_COMMIT_AHEAD_MS: '5000' } });
+    const due = Date.now() + 7000;
+    const mk = async (path: string, at = due): Promise<string> => (await srv.client.mustCreate({ type: 2, format: String(at), callback: { url: receiver.url(path) } })).task_id;
+    const paused = await mk('/ahead-paused');
+    const moved = await mk('/ahead-moved');
+    const deleted = await mk('/ahead-deleted');
+    const control = await mk('/ahead-control');
+    const later = await mk('/ahead-later', due + 500);
+    // Wait until all five are committed ahead: each has its PENDING run while the time is not yet due.
+    await waitUntil(
+      () => Promise.resolve([paused, moved, deleted, control, later].map((id) => runsOf(srv.dbFile, id).length)),
+      (n) => n.every((x) => x === 1),
+      WAIT,
+      'the fires to be committed ahead',
+    );
+    // Stored as fired (a one-shot completes when its fire is committed), shown as not fired yet.
+    expect(storedState(srv.dbFile, paused)).toBe('completed');
+    expect(await srv.client.mustQuery(paused)).toMatchObject({ state: 'active', next_fire_time: due, run_count: 0, last_fire_time: null });
+    const listed = await srv.client.call<{ tasks: TaskView[] }>('GET', '/xcron/listTasks?limit=1000');
+    expect(listed.body.data.tasks.find((t) => t.task_id === paused)).toMatchObject({ state: 'active', next_fire_time: due, run_count: 0 });
+    // listTasks' state filter reads the stored state: while held, the task is in neither page
+    const done = await srv.client.call<{ tasks: TaskView[] }>('GET', '/xcron/listTasks?state=completed&limit=1000');
+    expect(done.body.data.tasks.map((t) => t.task_id)).not.toContain(paused);
+
+    const pz = await srv.client.call<{ state: string }>('POST', '/xcron/pauseTask', { json: { task_id: paused } });
+    expect(pz.body).toMatchObject({ code: 0, data: { state: 'paused' } });
+    const up = await srv.client.call<{ next_fire_time: number }>('POST', '/xcron/updateTask', { json: { task_id: moved, format: String(due + 3_600_000) } });
+    expect(up.body).toMatchObject({ code: 0, data: { next_fire_time: due + 3_600_000 } });
+    expect((await srv.client.deleteTask(deleted)).body.code).toBe(0);
+
+    // The untouched tasks fire at their time; by then the changed ones would have too.
+    await receiver.waitFor(() => receiver.forTask(control).length === 1 && receiver.forTask(later).length === 1, WAIT, 'the untouched tasks');
+    expect(receiver.forTask(paused)).toEqual([]);
+    expect(receiver.forTask(moved)).toEqual([]);
+    expect(receiver.forTask(deleted)).toEqual([]);
+    expect(await srv.client.mustQuery(paused)).toMatchObject({ state: 'paused', next_fire_time: due, run_count: 0, last_fire_time: null });
+    expect(await srv.client.mustQuery(moved)).toMatchObject({ state: 'active', next_fire_time: due + 3_600_000, run_count: 0 });
+    expect(runsOf(srv.dbFile, paused)).toEqual([]);
+    expect(runsOf(srv.dbFile, moved)).toEqual([]);
+    expect(runById(srv.dbFile, `${control}:${due}`)).toMatchObject({ status: 'SUCCESS' });
+
+    // Resumed after its time: a one-shot then fires at once, exactly once, with the original fire id.
+    const rs = await srv.client.call('POST', '/xcron/resumeTask', { json: { task_id: paused } });
+    expect(rs.body).toMatchObject({ code: 0 });
+    const r = await receiver.waitForRequest((q) => taskOf(q) === paused, WAIT, 'the resumed task');
+    expect(fireIdOf(r)).toBe(`${paused}:${due}`);
+    await queryUntil(srv, paused, (v) => v.last_status === 'SUCCESS', 'the resumed run to succeed');
+    expect(distinct(receiver.forTask(paused))).toEqual([`${paused}:${due}`]);
   });
 
   it('SIGTERM stops accepting requests, lets the in-flight delivery finish, exits 0, and the run is SUCCESS', async () => {

@@ -45,3 +45,8 @@ export function runById(dbFile: string, runId: string): RunRow | undefined {
     db.prepare('SELECT run_id, task_id, node, scheduled_time, status, attempts, http_status, error FROM runs WHERE run_id = ?').get(runId) as RunRow | undefined,
   );
 }
+
+/** A task row's stored state (null: no such row). */
+export function storedState(dbFile: string, taskId: string): string | null {
+  return withDb(dbFile, (db) => (db.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as { state: string } | undefined)?.state ?? null);
+}
