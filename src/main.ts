@@ -189,6 +189,7 @@ export async function main(): Promise<void> {
   // One line per finished run: failures at warn, successes at debug. Never the body or headers.
   const runLog = log.child({ module: 'run' });
   scheduler.on('finished', (e) => {
+    if (e.result.ok && !runLog.isLevelEnabled('debug')) return; // the common case builds nothing
     const line = { task_id: e.task_id, fire_id: e.run_id, slot: slotOf(e.task_id, cfg.cluster.slots), status: e.result.ok ? 'SUCCESS' : 'FAIL', attempts: e.result.attempts, http_status: e.result.status, duration_ms: e.result.duration_ms };
     if (e.result.ok) runLog.debug(line, 'run finished');
     else runLog.warn({ ...line, error: e.result.error }, 'run failed');

@@ -23,12 +23,18 @@ export type ToWorker =
   | { t: 'drain'; timeoutMs: number }
   | { t: 'close' };
 
-/** An attempt started: [0, id, attempt number]. */
+/**
+ * An attempt started: [0, id, attempt number]. Sent only if the delivery is still going
+ * START_DELAY_MS later (a fast callback's result carries its attempt count anyway).
+ */
 export type StartEvent = [0, number, number];
 /** An attempt ended (for metrics; the outcome's body is left out): [1, id, attempt number, outcome]. */
 export type AttemptItem = [1, number, number, AttemptOutcome];
-/** The delivery finished: [2, id, result]. */
-export type ResultEvent = [2, number, DeliveryResult];
+/**
+ * The delivery finished: [2, id, result], with its last attempt's outcome when that was not sent
+ * on its own (the common case: one event per callback instead of three).
+ */
+export type ResultEvent = [2, number, DeliveryResult] | [2, number, DeliveryResult, number, AttemptOutcome];
 export type WorkerEvent = StartEvent | AttemptItem | ResultEvent;
 
 export type FromWorker = { t: 'events'; ev: WorkerEvent[] } | { t: 'drained'; ok: boolean } | { t: 'closed' };

@@ -195,6 +195,13 @@ export class ThreadedDelivery implements DeliveryService {
               this.o.log.error({ err }, 'delivery attempt observer failed');
             }
           } else {
+            if (e.length === 5) {
+              try {
+                this.o.onAttempt?.({ job: p.job, attempt: e[3], outcome: e[4] });
+              } catch (err) {
+                this.o.log.error({ err }, 'delivery attempt observer failed');
+              }
+            }
             this.pending.delete(e[1]);
             this.release(p.lane);
             p.resolve(e[2]);

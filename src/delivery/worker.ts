@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SystemClock } from '../clock/index.js';
 import { createLogger } from '../log.js';
 import { Delivery, type DeliveryHooks } from './index.js';
+import type { AttemptOutcome } from './index.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerEvent } from './protocol.js';
 import { DestinationPolicy } from './ssrf.js';
 
@@ -35,6 +36,19 @@ const emit = (e: WorkerEvent): void => {
   }
 };
 
+/** Attempt starts wait this long: if the delivery ends first, its result says it all. */
+const START_DELAY_MS = 20;
+/** Starts not sent yet: job id → attempt number. */
+const starts = new Map<number, number>();
+let startTimer: NodeJS.Timeout | null = null;
+const flushStarts = (): void => {
+  startTimer = null;
+  for (const [id, n] of starts) emit([0, id, n]);
+  starts.clear();
+};
+/** The last attempt outcome of each job not sent yet: it rides with the result. */
+const lastAttempt = new Map<number, [number, AttemptOutcome]>();
+
 const delivery = new Delivery({
   clock: new SystemClock(),
   log,
@@ -49,23 +63,40 @@ const delivery = new Delivery({
   // once, in the result).
   onAttempt: (e) => {
     const id = ids.get(e.job);
-    if (id !== undefined) emit([1, id, e.attempt, { ...e.outcome, body: null }]);
+    if (id === undefined) return;
+    // A retry follows this attempt: the previous outcome goes now, in order.
+    const prev = lastAttempt.get(id);
+    if (prev) emit([1, id, prev[0], prev[1]]);
+    lastAttempt.set(id, [e.attempt, { ...e.outcome, body: null }]);
   },
 });
 
 function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: boolean): void {
-  const hooks: DeliveryHooks = reportStarts ? { onAttempt: (n) => emit([0, id, n]) } : {};
+  const hooks: DeliveryHooks = reportStarts
+    ? {
+        onAttempt: (n) => {
+          if (starts.has(id)) emit([0, id, starts.get(id)!]); // a retry: the previous start goes now
+          starts.set(id, n);
+          startTimer ??= setTimeout(flushStarts, START_DELAY_MS);
+        },
+      }
+    : {};
   ids.set(job, id);
   delivery
     .deliver(job, hooks)
     .then((result) => {
-      emit([2, id, result]);
+      starts.delete(id);
+      const last = lastAttempt.get(id);
+      lastAttempt.delete(id);
+      emit(last ? [2, id, result, last[0], last[1]] : [2, id, result]);
       // A 202 (async completion) travels at once: the worker behind it may report within milliseconds.
       if (result.status === 202) flush();
     })
     .catch((err: unknown) => {
       // deliver() never throws by contract; a bug must still answer the main thread.
       log.error({ err, fire_id: job.run_id }, 'delivery failed unexpectedly in the worker thread');
+      starts.delete(id);
+      lastAttempt.delete(id);
       const now = Date.now();
       emit([2, id, { ok: false, status: null, error: `internal error: ${(err as Error).message}`, body: null, attempts: job.first_attempt, start_time: now, end_time: now, duration_ms: 0, aborted: true }]);
     });
