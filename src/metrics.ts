@@ -84,7 +84,7 @@ export class Metrics {
     this.misfires = new Counter({ name: 'xcron_misfires_total', help: 'Periodic ticks later than the misfire threshold, by policy (fire_once: fired late; skip: recorded MISSED).', labelNames: ['policy'], registers });
     for (const policy of ['fire_once', 'skip']) this.misfires.inc({ policy }, 0);
     this.overlapSkips = new Counter({ name: 'xcron_overlap_skips_total', help: 'Ticks recorded SKIPPED because the previous run was still in flight (overlap policy skip).', registers });
-    this.lateness = new Histogram({ name: 'xcron_fire_lateness_seconds', help: 'Delay from a tick\'s scheduled time to its commit (fire).', buckets: LATENESS_BUCKETS, registers });
+    this.lateness = new Histogram({ name: 'xcron_fire_lateness_seconds', help: 'Delay from a tick\'s scheduled time to its hand-over to delivery (its commit, unless committed ahead).', buckets: LATENESS_BUCKETS, registers });
     this.callbackDuration = new Histogram({ name: 'xcron_callback_duration_seconds', help: 'Duration of one callback HTTP attempt, by result.', labelNames: ['result'], buckets: DURATION_BUCKETS, registers });
     this.deliveryDuration = new Histogram({ name: 'xcron_delivery_duration_seconds', help: 'Duration of a whole delivery (all attempts and backoff), by final outcome.', labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers });
     this.attempts = new Counter({ name: 'xcron_callback_attempts_total', help: 'Callback attempts by result (success, http_4xx, http_5xx, http_other, timeout, connect_error, refused by the SSRF guard).', labelNames: ['result'], registers });
@@ -159,12 +159,12 @@ export class Metrics {
     this.httpRequests = new Counter({ name: 'xcron_http_requests_total', help: 'API requests by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
     this.httpDuration = new Histogram({ name: 'xcron_http_request_duration_seconds', help: 'API request handling time by route.', labelNames: ['route'], buckets: HTTP_BUCKETS, registers });
 
+    // Lateness is taken when a fire is handed to delivery: a fire committed ahead is not late.
+    this.listen(o.scheduler, 'released', (e) => this.lateness.observe(Math.max(0, e.released_at - e.scheduled_time) / 1000));
     this.listen(o.scheduler, 'fired', (e) => {
       if (e.status === 'PENDING') {
         this.committed.inc();
-        const lateMs = Math.max(0, e.committed_at - e.scheduled_time);
-        this.lateness.observe(lateMs / 1000);
-        if (lateMs > o.misfireThresholdMs) this.misfires.inc({ policy: 'fire_once' });
+        if (e.committed_at - e.scheduled_time > o.misfireThresholdMs) this.misfires.inc({ policy: 'fire_once' });
       } else if (e.status === 'SKIPPED') {
         this.fires.inc({ outcome: 'skipped' });
         this.overlapSkips.inc();

@@ -6,7 +6,8 @@
  * callback, options, state, next_fire_time, run_count, …). Import keeps task ids, recomputes each
  * task's slot for the target's slot count, and skips ids the target already has, so it can be
  * re-run safely. Run history is not copied; stop the source gracefully first so that no fire is
- * left undelivered in its outbox.
+ * left undelivered in its outbox (a graceful stop also undoes the fires committed ahead of their
+ * due time, so those tasks are exported as not fired yet).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';

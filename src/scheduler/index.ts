@@ -86,6 +86,14 @@ export interface FiredEvent {
   status: 'PENDING' | 'SKIPPED' | 'MISSED';
 }
 
+/** A counted fire was handed to delivery (at its due time, or late): lateness = released_at - scheduled_time. */
+export interface ReleasedEvent {
+  task_id: string;
+  run_id: string;
+  scheduled_time: number;
+  released_at: number;
+}
+
 export interface FinishedEvent {
   task_id: string;
   run_id: string;
@@ -94,7 +102,9 @@ export interface FinishedEvent {
 }
 
 export interface SchedulerEvents {
+  /** A fire was committed (for a fire committed ahead: before its due time). */
   fired: [FiredEvent];
+  released: [ReleasedEvent];
   finished: [FinishedEvent];
   fenced: [slot: number];
   storeError: [Error];
@@ -212,7 +222,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.scheduleScan();
   }
 
-  /** Stops timers and waits for a commit in progress. Deliveries are drained by the caller. */
+  /**
+   * Stops timers and waits for a commit in progress, then undoes the fires committed ahead and
+   * still held, so a stopped server leaves no fire committed before its time (an export then sees
+   * those tasks as not fired yet; a restart fires them when due). Deliveries are drained by the caller.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
@@ -227,6 +241,23 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.awaiting.clear();
     if (this.firing) await this.firing;
     if (this.scanning) await this.scanning;
+    await this.undoHeld();
+  }
+
+  private async undoHeld(): Promise<void> {
+    const uncommit = this.o.store.uncommitFire?.bind(this.o.store);
+    let undone = 0;
+    for (const h of [...this.heldByRun.values()]) {
+      this.unhold(h);
+      if (!h.undo || !uncommit) continue; // recovered from the outbox: delivered after the next start
+      try {
+        if (await uncommit({ task_id: h.d.task.id, run_id: h.id, tick: h.at, next: h.undo.next, last_fire_time: h.undo.last_fire_time })) undone++;
+      } catch (e) {
+        this.reportStoreError(e);
+        break; // the store is gone: the rest stay in the outbox and go out after the next start
+      }
+    }
+    if (undone > 0) this.o.log.info({ undone }, 'fires committed ahead of their due time undone at stop');
   }
 
   /** Writes queued run updates (called after deliveries drain, before the store closes). */
@@ -395,6 +426,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.held.pop();
       if (this.heldByRun.get(top.id) !== top) continue;
       this.unhold(top);
+      if (top.undo) this.emit('released', { task_id: top.d.task.id, run_id: top.id, scheduled_time: top.at, released_at: now });
       this.dispatch(top.d, null);
       n++;
     }
@@ -762,7 +794,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (!counted) continue;
       const d: Dispatch = { task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 };
       if (r.expected > now) this.hold({ at: r.expected, id: r.run.run_id, d, undo: { next: r.next, last_fire_time: lastBefore } });
-      else this.dispatch(d, null);
+      else {
+        this.emit('released', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, released_at: now });
+        this.dispatch(d, null);
+      }
     }
     if (conflicts.length > 0) await this.reloadConflicts(conflicts);
   }

@@ -33,12 +33,11 @@ export class SchedulerStats {
 
   constructor(scheduler: Scheduler) {
     scheduler.on('fired', (e) => {
-      if (e.status === 'PENDING') {
-        this.fired++;
-        this.lateness.add(Math.max(0, e.committed_at - e.scheduled_time));
-      } else if (e.status === 'SKIPPED') this.skipped++;
+      if (e.status === 'PENDING') this.fired++;
+      else if (e.status === 'SKIPPED') this.skipped++;
       else this.missed++;
     });
+    scheduler.on('released', (e) => this.lateness.add(Math.max(0, e.released_at - e.scheduled_time)));
     scheduler.on('finished', (e) => {
       if (e.result.ok) this.succeeded++;
       else this.failed++;

@@ -11,7 +11,7 @@ import { ManualClock, type TimerHandle } from '../../src/clock/index.js';
 import { LocalOwnership } from '../../src/cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../../src/delivery/index.js';
 import { StoreUnavailableError } from '../../src/errors.js';
-import { Scheduler, type Deliverer, type FiredEvent, type FinishedEvent, type SchedulerOptions } from '../../src/scheduler/index.js';
+import { Scheduler, type Deliverer, type FiredEvent, type FinishedEvent, type ReleasedEvent, type SchedulerOptions } from '../../src/scheduler/index.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import { fireId, type Task } from '../../src/task/index.js';
 import { SLOTS, T0, makeTask, oneShot, silentLog, tempDir } from './fixtures.js';
@@ -589,6 +589,8 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
     const at = T0 + 10 * SEC;
     const h = await setup({ tasks: [oneShot('early', at, T0)], ...AHEAD });
     const sent = deliveredAt(h);
+    const released: ReleasedEvent[] = [];
+    h.sched.on('released', (e) => released.push(e));
 
     await h.runUntil(at - 1001);
     expect(h.fired).toEqual([]);
@@ -599,9 +601,12 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
 
     await h.runUntil(at - 1);
     expect(h.deliverer.jobs).toEqual([]);
+    expect(released).toEqual([]);
     await h.runUntil(at);
     expect([...sent]).toEqual([[`early:${at}`, at]]);
     expect(h.sched.heldCount()).toBe(0);
+    // lateness (metrics, stats) is taken here, at the hand-over: 0 ms
+    expect(released).toEqual([{ task_id: 'early', run_id: `early:${at}`, scheduled_time: at, released_at: at }]);
 
     await h.runUntil(at + MIN);
     expect(h.deliverer.jobs).toHaveLength(1);
@@ -698,8 +703,7 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
     const h1 = await setup({ tasks: [oneShot('restart', at, T0)], ...AHEAD });
     await h1.runUntil(at - 600);
     expect(h1.sched.heldCount()).toBe(1);
-    await h1.sched.stop(); // the process goes away with the fire held
-    await h1.store.close();
+    await h1.store.close(); // the process dies with the fire held (no stop: a crash)
 
     const clock = new SteppingClock(at - 500);
     const h2 = await setup({ file: h1.file, clock, ...AHEAD });
@@ -710,6 +714,27 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
     await h2.runUntil(at + MIN);
     expect([...sent]).toEqual([[`restart:${at}`, at]]);
     expect(h2.fired).toEqual([]); // not committed again
+  });
+
+  it('a graceful stop undoes the held fires: the store shows them not fired, and the next start fires them when due', async () => {
+    const at = T0 + 10 * SEC;
+    const h1 = await setup({ tasks: [oneShot('stopped', at, T0), makeTask({ id: 'per-stop', format: '@every 10s' })], ...AHEAD });
+    await h1.runUntil(at - 600);
+    expect(h1.sched.heldCount()).toBe(2);
+    await h1.sched.stop();
+    expect(h1.sched.heldCount()).toBe(0);
+    expect(await h1.store.get('stopped')).toMatchObject({ state: 'active', next_fire_time: at, run_count: 0 });
+    expect(await h1.store.get('per-stop')).toMatchObject({ state: 'active', next_fire_time: at, run_count: 0 });
+    expect(await h1.store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+    await h1.store.close();
+
+    const h2 = await setup({ file: h1.file, clock: new SteppingClock(at - 500), ...AHEAD });
+    const sent = deliveredAt(h2);
+    await h2.runUntil(at + SEC);
+    expect([...sent]).toEqual([
+      [`per-stop:${at}`, at],
+      [`stopped:${at}`, at],
+    ]);
   });
 
   it('without uncommitFire in the store, fires are committed at their due time', async () => {

@@ -57,6 +57,11 @@ describe('Metrics (unit)', () => {
     sched.emit('fired', { task_id: 'a', run_id: 'a:2000', scheduled_time: 2000, committed_at: 9000, status: 'PENDING' }); // 7 s late: misfire, fired once
     sched.emit('fired', { task_id: 'b', run_id: 'b:1000', scheduled_time: 1000, committed_at: 9000, status: 'MISSED' });
     sched.emit('fired', { task_id: 'c', run_id: 'c:1000', scheduled_time: 1000, committed_at: 1000, status: 'SKIPPED' });
+    // lateness is taken when a fire is handed to delivery (a fire committed ahead is released at its time)
+    sched.emit('released', { task_id: 'a', run_id: 'a:1000', scheduled_time: 1000, released_at: 1003 });
+    sched.emit('released', { task_id: 'a', run_id: 'a:2000', scheduled_time: 2000, released_at: 9000 });
+    sched.emit('fired', { task_id: 'd', run_id: 'd:5000', scheduled_time: 5000, committed_at: 4000, status: 'PENDING' }); // committed 1 s ahead
+    sched.emit('released', { task_id: 'd', run_id: 'd:5000', scheduled_time: 5000, released_at: 5000 });
     sched.emit('finished', { task_id: 'a', run_id: 'a:1000', scheduled_time: 1000, result: result(true, 40) });
     sched.emit('finished', { task_id: 'a', run_id: 'a:2000', scheduled_time: 2000, result: result(false, 3000) });
     sched.emit('storeError', new Error('disk I/O error'));
@@ -67,15 +72,15 @@ describe('Metrics (unit)', () => {
     expect(sampleValue(s, 'xcron_fires_total', { outcome: 'fail' })).toBe(1);
     expect(sampleValue(s, 'xcron_fires_total', { outcome: 'missed' })).toBe(1);
     expect(sampleValue(s, 'xcron_fires_total', { outcome: 'skipped' })).toBe(1);
-    expect(sampleValue(s, 'xcron_fires_committed_total')).toBe(2);
+    expect(sampleValue(s, 'xcron_fires_committed_total')).toBe(3);
     expect(sampleValue(s, 'xcron_misfires_total', { policy: 'fire_once' })).toBe(1);
     expect(sampleValue(s, 'xcron_misfires_total', { policy: 'skip' })).toBe(1);
     expect(sampleValue(s, 'xcron_overlap_skips_total')).toBe(1);
-    expect(sampleValue(s, 'xcron_fire_lateness_seconds_count')).toBe(2);
+    expect(sampleValue(s, 'xcron_fire_lateness_seconds_count')).toBe(3);
     expect(sampleValue(s, 'xcron_fire_lateness_seconds_sum')).toBeCloseTo(7.003, 6);
-    expect(sampleValue(s, 'xcron_fire_lateness_seconds_bucket', { le: '0.005' })).toBe(1);
-    expect(sampleValue(s, 'xcron_fire_lateness_seconds_bucket', { le: '5' })).toBe(1);
-    expect(sampleValue(s, 'xcron_fire_lateness_seconds_bucket', { le: '10' })).toBe(2);
+    expect(sampleValue(s, 'xcron_fire_lateness_seconds_bucket', { le: '0.005' })).toBe(2);
+    expect(sampleValue(s, 'xcron_fire_lateness_seconds_bucket', { le: '5' })).toBe(2);
+    expect(sampleValue(s, 'xcron_fire_lateness_seconds_bucket', { le: '10' })).toBe(3);
     expect(sampleValue(s, 'xcron_delivery_duration_seconds_count', { outcome: 'fail' })).toBe(1);
     expect(sampleValue(s, 'xcron_delivery_duration_seconds_sum', { outcome: 'success' })).toBeCloseTo(0.04, 6);
     expect(sampleValue(s, 'xcron_store_errors_total', { source: 'scheduler' })).toBe(1);
