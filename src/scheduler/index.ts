@@ -148,6 +148,8 @@ const SCAN_PAGE = 500;
 const COALESCE_MIN_BATCH = 4;
 /** Held fires handed to delivery per event-loop turn when they come due together. */
 const RELEASE_CHUNK = 256;
+/** Delivery jobs of held fires built per event-loop turn. */
+const BUILD_CHUNK = 64;
 const yieldToTimers = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 const keyLE = (t: number, id: string, k: DueKey): boolean => t < k.time || (t === k.time && id <= k.id);
 
@@ -376,11 +378,38 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.dispatch(h.d, null);
       return;
     }
-    h.d.job ??= this.jobOf(h.d); // built now, not in the burst at the due time
+    // Its delivery job is built soon, a few per event-loop turn (not in the burst at the due time,
+    // nor all at once after a large commit).
+    if (!h.d.job) {
+      this.unbuilt.push(h);
+      if (!this.building) {
+        this.building = true;
+        setImmediate(() => this.buildJobs());
+      }
+    }
     this.held.push(h);
     this.heldByRun.set(h.id, h);
     this.heldByTask.set(h.d.task.id, h);
     this.armHold();
+  }
+
+  private unbuilt: Held[] = [];
+  private unbuiltHead = 0;
+  private building = false;
+
+  private buildJobs(): void {
+    const end = Math.min(this.unbuilt.length, this.unbuiltHead + BUILD_CHUNK);
+    for (; this.unbuiltHead < end; this.unbuiltHead++) {
+      const h = this.unbuilt[this.unbuiltHead]!;
+      if (this.heldByRun.get(h.id) === h) h.d.job ??= this.jobOf(h.d);
+    }
+    if (this.unbuiltHead < this.unbuilt.length && !this.stopped) {
+      setImmediate(() => this.buildJobs());
+      return;
+    }
+    this.unbuilt = [];
+    this.unbuiltHead = 0;
+    this.building = false;
   }
 
   private unhold(h: Held): void {
