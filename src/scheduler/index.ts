@@ -298,6 +298,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       const task = await this.o.store.get(run.task_id);
       if (!task) return;
       this.emit('fired', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, committed_at: run.scheduled_time, status: 'PENDING' });
+      this.emit('released', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, released_at: Math.max(run.scheduled_time, this.o.clock.now()) });
       this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 }, null);
     } catch (e) {
       this.reportStoreError(e);
