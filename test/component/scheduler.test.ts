@@ -145,23 +145,7 @@ async function setup(o: SetupOptions = {}): Promise<Harness> {
   const ownership = new LocalOwnership('node-a', SLOTS, epoch);
   const deliverer = new RecordingDeliverer();
   for (const t of o.tasks ?? []) await store.create(t);
-  const sched = new Scheduler({
-    store,
-    ownership,
-    delivery: deliverer,
-    clock,
-    log: silentLog,
-    nodeId: 'node-a',
-    lookaheadMs: 60_000,
-    scanIntervalMs: 1000,
-    maxSleepMs: 5000,
-    misfireThresholdMs: 5000,
-    batchSize: 500,
-    maxLoaded: 100_000,
-    defaultTimeoutMs: 1000,
-    defaultRetry: { max_attempts: 1, backoff_ms: 0, max_backoff_ms: 0 },
-    ...o.opts,
-  });
+  const sched = new Scheduler({ ...schedulerOptions(store, ownership, deliverer, clock), ...o.opts });
   const h: Harness = {
     file,
     clock,
@@ -749,7 +733,7 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
       },
     });
-    const sched = new Scheduler({ ...schedulerOptionsOf(h), store: bare, commitAheadMs: 1000 });
+    const sched = new Scheduler({ ...schedulerOptions(bare, h.ownership, h.deliverer, h.clock), commitAheadMs: 1000 });
     const fired: FiredEvent[] = [];
     sched.on('fired', (e) => fired.push(e));
     await sched.start();
@@ -761,12 +745,13 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
   });
 });
 
-function schedulerOptionsOf(h: Harness): SchedulerOptions {
+/** The options every scheduler in these tests starts from. */
+function schedulerOptions(store: SchedulerOptions['store'], ownership: LocalOwnership, delivery: Deliverer, clock: SteppingClock): SchedulerOptions {
   return {
-    store: h.store,
-    ownership: h.ownership,
-    delivery: h.deliverer,
-    clock: h.clock,
+    store,
+    ownership,
+    delivery,
+    clock,
     log: silentLog,
     nodeId: 'node-a',
     lookaheadMs: 60_000,
