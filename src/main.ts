@@ -149,6 +149,9 @@ export async function main(): Promise<void> {
         destinations: destinationOptions,
         logLevel: cfg.log_level,
         nodeId: cfg.node_id,
+        // A cluster node marks a run RUNNING as soon as its attempt starts: a node that acquires the
+        // slot meanwhile leaves runs that a live node is delivering alone.
+        startDelayMs: cluster ? 0 : 20,
         log: log.child({ module: 'delivery' }),
         onAttempt: (e) => metrics?.onAttempt(e),
       })

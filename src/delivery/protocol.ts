@@ -12,6 +12,8 @@ export type WorkerConfig = Pick<DeliveryOptions, 'userAgent' | 'globalConcurrenc
   destinations?: Omit<DestinationPolicyOptions, 'resolve'>;
   logLevel: string;
   nodeId: string;
+  /** How long an attempt start waits before it is sent (a fast result makes it unnecessary). Default 20; 0: at once. */
+  startDelayMs?: number;
 };
 
 /** [id, job, report attempt starts?] */

@@ -36,8 +36,12 @@ const emit = (e: WorkerEvent): void => {
   }
 };
 
-/** Attempt starts wait this long: if the delivery ends first, its result says it all. */
-const START_DELAY_MS = 20;
+/**
+ * Attempt starts wait this long: if the delivery ends first, its result says it all. 0 (cluster
+ * mode): sent at once, because another node acquiring the slot skips runs marked RUNNING by a live
+ * node, and the mark should be written as early as before.
+ */
+const START_DELAY_MS = cfg.startDelayMs ?? 20;
 /** Starts not sent yet: job id → attempt number. */
 const starts = new Map<number, number>();
 let startTimer: NodeJS.Timeout | null = null;
@@ -75,6 +79,10 @@ function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: 
   const hooks: DeliveryHooks = reportStarts
     ? {
         onAttempt: (n) => {
+          if (START_DELAY_MS === 0) {
+            emit([0, id, n]);
+            return;
+          }
           if (starts.has(id)) emit([0, id, starts.get(id)!]); // a retry: the previous start goes now
           starts.set(id, n);
           startTimer ??= setTimeout(flushStarts, START_DELAY_MS);

@@ -122,6 +122,15 @@ describe('ThreadedDelivery', () => {
     expect(r.hits.map((h) => h.headers['x-xcron-attempt'])).toEqual(['1', '2', '3']);
   });
 
+  it('with startDelayMs 0 (cluster nodes), every attempt start is reported, fast ones too', async () => {
+    const r = await receiver((n) => (n < 2 ? 503 : 200));
+    const { d } = make({ startDelayMs: 0 });
+    const starts: number[] = [];
+    const res = await d.deliver(job(r.url, 1), { onAttempt: (n) => starts.push(n) });
+    expect(res).toMatchObject({ ok: true, attempts: 2 });
+    expect(starts).toEqual([1, 2]);
+  });
+
   it('a callback still in flight reports its attempt start through the hook', async () => {
     const r = await receiver(() => 'hang');
     const { d } = make();
