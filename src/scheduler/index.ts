@@ -235,7 +235,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.timer = null;
     this.scanTimer?.cancel();
     this.scanTimer = null;
-    // Held fires stay committed in the outbox: the next start delivers them at their time.
+    // Held fires are undone below (undoHeld); those recovered from the outbox stay there and go
+    // out at their time after the next start.
     this.holdTimer?.cancel();
     this.holdTimer = null;
     this.holdAt = Infinity;
