@@ -150,9 +150,14 @@ export class ThreadedDelivery implements DeliveryService {
   }
 
   /** A job of `lane` finished in the worker: hand over the next one waiting. */
-  private release(lane: Lane, all = false): void {
+  private release(lane: Lane): void {
     lane.posted--;
-    while (lane.head < lane.queue.length && (all || lane.posted < this.window)) {
+    this.handWaiting(lane, this.window);
+  }
+
+  /** Hands over the lane's waiting jobs while fewer than `limit` are in the worker. */
+  private handWaiting(lane: Lane, limit: number): void {
+    while (lane.head < lane.queue.length && lane.posted < limit) {
       const item = lane.queue[lane.head]!;
       lane.queue[lane.head++] = undefined as unknown as JobItem;
       const p = this.pending.get(item[0]);
@@ -227,10 +232,7 @@ export class ThreadedDelivery implements DeliveryService {
   /** Stops retries and waits until no delivery is in flight, or the deadline passes. */
   drain(timeoutMs: number): Promise<boolean> {
     // Everything still waiting in a lane goes to the worker now: draining covers it too.
-    for (const lane of this.lanes.values()) {
-      lane.posted++;
-      this.release(lane, true);
-    }
+    for (const lane of this.lanes.values()) this.handWaiting(lane, Infinity);
     this.flush();
     if (this.pending.size === 0 && this.drainWaiter === null) {
       // Still tell the worker, so retry sleeps started later are cut short too.
