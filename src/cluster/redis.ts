@@ -289,7 +289,9 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     try {
       leases = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => (this.owned.has(s) ? Promise.resolve(null) : this.client.get(`${this.base(s)}:lease`))));
     } catch (e) {
-      this.fail('reading leases failed', e);
+      // The leases this node holds were renewed above: a failed read of the others (a slow Redis, a
+      // timeout under load) only postpones the rebalancing to the next round.
+      this.skipRebalance('reading leases failed', e);
       return;
     }
     if (this.stopped) return;
@@ -327,30 +329,35 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     if (want.length > 0 && !this.stopped) {
       const t1 = this.now();
       const got: number[] = [];
-      try {
-        const res = await Promise.all(want.map((s) => evalScript(this.client, script('acquire'), [this.base(s)], [this.nodeId, this.leaseMs])));
-        if (this.stopped) {
-          // stop() began meanwhile: give these back at once.
-          await Promise.all(
-            res.map((r, i) => {
-              const [ok, epoch] = r as [number, number];
-              return ok === 1 ? evalScript(this.client, script('release'), [this.base(want[i]!)], [epoch, this.nodeId]).catch(() => 0) : Promise.resolve(0);
-            }),
-          );
-          return;
-        }
-        res.forEach((r, i) => {
-          const [ok, epoch] = r as [number, number | string];
-          const s = want[i]!;
-          if (ok !== 1) return;
-          this.owned.set(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
-          this.freeTicks.delete(s);
-          got.push(s);
-        });
-      } catch (e) {
-        this.fail('acquiring leases failed', e);
+      // Each slot on its own: a take that failed (a timeout) is retried next round, the others stand.
+      // A take that reached Redis although its answer was lost is this node's own lease, which the
+      // next round takes again (acquire re-takes a lease this node holds).
+      const res = await Promise.allSettled(want.map((s) => evalScript(this.client, script('acquire'), [this.base(s)], [this.nodeId, this.leaseMs])));
+      if (this.stopped) {
+        // stop() began meanwhile: give these back at once.
+        await Promise.all(
+          res.map((r, i) => {
+            if (r.status !== 'fulfilled') return Promise.resolve(0);
+            const [ok, epoch] = r.value as [number, number];
+            return ok === 1 ? evalScript(this.client, script('release'), [this.base(want[i]!)], [epoch, this.nodeId]).catch(() => 0) : Promise.resolve(0);
+          }),
+        );
         return;
       }
+      let failed: unknown = null;
+      res.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          failed ??= r.reason;
+          return;
+        }
+        const [ok, epoch] = r.value as [number, number | string];
+        const s = want[i]!;
+        if (ok !== 1) return;
+        this.owned.set(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
+        this.freeTicks.delete(s);
+        got.push(s);
+      });
+      if (failed !== null) this.log.warn({ err: failed instanceof Error ? failed.message : String(failed), slots: want.length - got.length }, 'acquiring some leases failed: retried next round');
       if (got.length > 0) {
         this.log.info({ slots: got.length, owned: this.owned.size }, 'slots acquired');
         this.emit('acquired', got);
@@ -358,6 +365,12 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     }
     this.armWatchdog();
     if (departed.length > 0) this.reannounce(`member left: ${departed.join(', ')}`);
+  }
+
+  /** A read for rebalancing failed: the renewed leases stand; the next round rebalances. */
+  private skipRebalance(what: string, e: unknown): void {
+    this.log.warn({ err: e instanceof Error ? e.message : String(e) }, `${what}: rebalancing postponed to the next round`);
+    this.armWatchdog();
   }
 
   /** Renewal or heartbeat failed: stop firing at once (every slot is lost until a round succeeds). */

@@ -198,6 +198,53 @@ describe('RedisOwnership', () => {
     await until('owned again', () => a.o.ownedSlots().length === SLOTS && a.o.isMember(), 20_000);
   });
 
+  it('a failed lease read or take (a timeout under load) keeps the renewed slots and is retried next round', async () => {
+    const prefix = uniquePrefix('own7');
+    const a = await node(prefix, 'a');
+    await a.o.start();
+    expect(a.o.ownedSlots()).toHaveLength(SLOTS);
+    // b's reads of the other leases and its takes fail while `broken` is set; heartbeats and
+    // renewals (other scripts) go through.
+    const broken = { on: false };
+    const raw = await connect(redis.url, { timeoutMs: Math.floor(LEASE / 3), name: 'b' });
+    const acquireSha = script('acquire').sha;
+    const client = new Proxy(raw, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop === 'get') return (...args: unknown[]) => (broken.on ? Promise.reject(new Error('Command timed out')) : (v as (...a: unknown[]) => unknown).apply(target, args));
+        if (prop === 'evalsha') return (...args: unknown[]) => (broken.on && args[0] === acquireSha ? Promise.reject(new Error('Command timed out')) : (v as (...a: unknown[]) => unknown).apply(target, args));
+        return (v as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+    const skew = { ms: 0 };
+    const b: Node = { o: new RedisOwnership({ client, nodeId: 'b', slots: SLOTS, leaseMs: LEASE, prefix, log: silentLog, refreshMs: 0, now: () => performance.now() + skew.ms }), client: raw, events: [], skew };
+    b.o.on('acquired', (slots) => b.events.push({ at: performance.now(), kind: 'acquired', slots }));
+    b.o.on('lost', (slots) => b.events.push({ at: performance.now(), kind: 'lost', slots }));
+    nodes.push(b);
+    await b.o.start();
+    await until('balance', () => balanced([a, b]));
+    const mine = b.o.ownedSlots();
+    expect(mine.length).toBeGreaterThan(0);
+    const lostBefore = b.events.filter((e) => e.kind === 'lost').length;
+
+    broken.on = true;
+    // a leaves: its slots are free, but b can neither read nor take them while broken
+    await a.o.stop();
+    const deadline = performance.now() + 4 * LEASE;
+    while (performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      // b keeps firing its own slots the whole time: its renewals succeed
+      for (const s of mine) expect(b.o.tokenFor(s)).not.toBeNull();
+    }
+    expect(b.events.filter((e) => e.kind === 'lost').length).toBe(lostBefore);
+    expect(b.o.ownedSlots().sort((x, y) => x - y)).toEqual([...mine].sort((x, y) => x - y));
+
+    broken.on = false;
+    await until('b takes the free slots', () => b.o.ownedSlots().length === SLOTS);
+    assertNeverTwoOwners([a, b]);
+  });
+
   it('a node started with another slot count refuses to start and says why', async () => {
     const prefix = uniquePrefix('own7');
     const a = await node(prefix, 'a');
