@@ -107,7 +107,8 @@ describe('ThreadedDelivery', () => {
 
   it('retries in the thread; attempt starts reach the hook, except a last one that ended first (its result carries it)', async () => {
     const r = await receiver((n) => (n < 3 ? 503 : 200));
-    const { d, attempts } = make();
+    // A start delay no exchange here lasts (a loaded machine may stretch one past the default 20 ms).
+    const { d, attempts } = make({ startDelayMs: 60_000 });
     const starts: number[] = [];
     const res = await d.deliver(job(r.url, 1), { onAttempt: (n) => starts.push(n) });
     expect(res.ok).toBe(true);
