@@ -175,9 +175,9 @@ export async function main(): Promise<void> {
     misfireThresholdMs: cfg.scheduler.misfire_threshold_ms,
     batchSize: cfg.scheduler.batch_size,
     commitCoalesceMs: cfg.scheduler.commit_coalesce_ms,
-    // Cluster nodes commit at the due time: undoing a held fire needs the API and the fire's owner
-    // in one process (and a store with uncommitFire).
-    commitAheadMs: cluster ? 0 : cfg.scheduler.commit_ahead_ms,
+    // Standalone: the held fire is undone here (uncommitFire). Cluster: in Redis, from any node
+    // (uncommitHeld), and the owner claims it at its due time (claimFires) before delivering it.
+    commitAheadMs: cfg.scheduler.commit_ahead_ms,
     maxLoaded: cfg.scheduler.max_loaded,
     defaultTimeoutMs: cfg.delivery.timeout_ms,
     defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },
@@ -207,7 +207,7 @@ export async function main(): Promise<void> {
           taskRemoved: (id) => scheduler.taskRemoved(id),
           runQueued: (runId) => void scheduler.deliverRun(runId),
         },
-    viewTask: cluster ? undefined : (t) => scheduler.viewOf(t),
+    viewTask: (t) => scheduler.viewOf(t),
     isReady: cluster ? () => cluster.ready() : undefined,
     nodeId: cfg.node_id,
     runs: {

@@ -84,8 +84,10 @@ export function manageRoutes(app: Hono, deps: ApiDeps): void {
 
   /** Read, compute the change, write if unchanged in between; retry on a concurrent fire. */
   async function change(id: string, compute: (t: Task, now: number) => TaskChanges | null): Promise<Task> {
-    await deps.notifier.beforeChange?.(id);
     for (let i = 0; i < MAX_UPDATE_RETRIES; i++) {
+      // Each try first undoes a fire committed ahead of its due time (it may be committed again
+      // between a conflict and the retry).
+      await deps.notifier.beforeChange?.(id);
       const cur = await deps.store.get(id);
       if (!cur) throw notFound(id);
       const now = deps.clock.now();

@@ -17,6 +17,8 @@ import type { Task } from '../task/index.js';
 
 /** What the notifier drives on the owning node (the Scheduler). */
 export interface ChangeTarget {
+  /** Undoes a fire of the task committed ahead and not yet claimed (in the store: any node may). */
+  cancelAhead(taskId: string): Promise<void>;
   taskChanged(task: Task): void;
   taskRemoved(id: string): void;
   deliverRun(runId: string): Promise<void>;
@@ -83,6 +85,10 @@ export class ClusterNotifier implements Notifier {
   /** True while the change feed is connected. */
   connected(): boolean {
     return this.subscribed && !this.closed && this.o.sub.status === 'ready';
+  }
+
+  async beforeChange(id: string): Promise<void> {
+    await this.target?.cancelAhead(id);
   }
 
   taskChanged(task: Task): void {

@@ -462,7 +462,15 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
     await store.updateRuns(updates);
     for (const u of updates) if (u.status !== 'RUNNING') mine.delete(u.run_id);
   };
-  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns };
+  // A held fire not claimed here (undone, or its slot lost) is not in flight here any more.
+  const claimFires: NonNullable<TaskStore['claimFires']> = async (reqs) => {
+    const res = await store.claimFires!(reqs);
+    res.forEach((r, i) => {
+      if (r !== 'claimed') mine.delete(reqs[i]!.run_id);
+    });
+    return res;
+  };
+  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, ...(store.claimFires ? { claimFires } : {}) };
   return new Proxy(store, {
     get(target, prop, _receiver) {
       if (typeof prop === 'string' && prop in overrides) return overrides[prop as keyof TaskStore];

@@ -14,7 +14,7 @@ import type { Clock, TimerHandle } from '../clock/index.js';
 import { rendezvous, type Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { DueKey, FireRequest, FireResult, TaskStore } from '../store/types.js';
+import { HELD, type ClaimResult, type DueKey, type FireRequest, type FireResult, type TaskStore, type WithHeld } from '../store/types.js';
 import { PERIODIC, fireId, manualFireTime, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
 import { MinHeap } from './heap.js';
 import { RunRecorder } from './recorder.js';
@@ -45,7 +45,9 @@ export interface SchedulerOptions {
    * Fires are committed up to this many ms before their due time and held on this node until it
    * (the callback still goes out at the due time). A burst's store work is then done before the
    * burst. Tasks with overlap 'skip' commit at their due time. Needs a store with
-   * `uncommitFire` (pause, update and delete undo a held fire). Default 0: commit when due.
+   * `uncommitFire` (pause, update and delete undo a held fire here), or with `claimFires` and
+   * `uncommitHeld` (a shared store: any node undoes it there, and the owner claims it at its due
+   * time before delivering it). Default 0: commit when due.
    */
   commitAheadMs?: number;
   /** Every this many scans, a full re-read of the window up to the horizon (the safety net). Default 10. */
@@ -130,6 +132,11 @@ interface Held {
   d: Dispatch;
   /** What committing changed, to undo it (null: recovered from the outbox, not undoable here). */
   undo: { next: number | null; last_fire_time: number | null } | null;
+  /**
+   * Claimed in the store at its due time before it is delivered (a store with claimFires: the
+   * undo is the store's, from any node, and a claim or an undo wins, never both).
+   */
+  claim: boolean;
 }
 
 interface Dispatch {
@@ -179,6 +186,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private holdTimer: TimerHandle | null = null;
   private holdAt = Infinity;
   private readonly aheadMs: number;
+  /** The store undoes and claims held fires itself (claimFires / uncommitHeld). */
+  private readonly claims: boolean;
+  private claimQueue: Held[] = [];
+  private claimFlush = false;
+  private claimsInFlight = 0;
 
   /**
    * Commits are coalesced only while fires stream in (the last batch held several): a lone fire
@@ -198,7 +210,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     super();
     this.recorder = new RunRecorder(o.store, o.log, o.clock);
     this.reportSecret = o.reportSecret ?? randomBytes(32).toString('hex');
-    this.aheadMs = o.store.uncommitFire ? (o.commitAheadMs ?? 0) : 0;
+    this.claims = typeof o.store.claimFires === 'function' && typeof o.store.uncommitHeld === 'function';
+    this.aheadMs = o.store.uncommitFire || this.claims ? (o.commitAheadMs ?? 0) : 0;
     o.ownership.on('acquired', (slots) => void this.onAcquired(slots));
     o.ownership.on('lost', (slots) => this.onLost(slots));
   }
@@ -332,6 +345,22 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * run moved on, or it was recovered from the outbox) goes out as committed.
    */
   async cancelAhead(taskId: string): Promise<void> {
+    if (this.claims) {
+      // The store undoes it (from any node; the owner's claim at the due time then answers 'undone').
+      if (this.aheadMs === 0 || this.stopped) return;
+      let undone = false;
+      try {
+        undone = await this.o.store.uncommitHeld!(taskId);
+      } catch (e) {
+        this.reportStoreError(e);
+      }
+      if (undone) {
+        const h = this.heldByTask.get(taskId);
+        if (h) this.unhold(h);
+        this.o.log.debug({ task_id: taskId }, 'fire committed ahead undone before the task changed');
+      }
+      return;
+    }
     const h = this.heldByTask.get(taskId);
     if (!h || !h.undo || !this.o.store.uncommitFire || this.stopped) return;
     this.unhold(h);
@@ -368,6 +397,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * task is shown as before that commit (its tick still next, a one-shot still active).
    */
   viewOf(task: Task): Task {
+    const sh = (task as WithHeld<Task>)[HELD];
+    if (sh) {
+      // Held in a shared store: shown as before that commit on every node.
+      if (task.last_fire_time !== sh.tick) return task;
+      return { ...task, state: task.state === 'completed' ? 'active' : task.state, next_fire_time: sh.tick, run_count: task.run_count - 1, last_fire_time: sh.last_fire_time };
+    }
     const h = this.heldByTask.get(task.id);
     if (!h || !h.undo || task.last_fire_time !== h.at || task.next_fire_time !== h.undo.next) return task;
     return { ...task, state: task.state === 'completed' ? 'active' : task.state, next_fire_time: h.at, run_count: task.run_count - 1, last_fire_time: h.undo.last_fire_time };
@@ -377,7 +412,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   private hold(h: Held): void {
     if (h.at <= this.o.clock.now()) {
-      this.dispatch(h.d, null);
+      if (h.claim) this.queueClaim(h);
+      else this.dispatch(h.d, null);
       return;
     }
     // Its delivery job is built soon, a few per event-loop turn (not in the burst at the due time,
@@ -457,11 +493,69 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.held.pop();
       if (this.heldByRun.get(top.id) !== top) continue;
       this.unhold(top);
+      n++;
+      if (top.claim) {
+        this.queueClaim(top);
+        continue;
+      }
       if (top.undo) this.emit('released', { task_id: top.d.task.id, run_id: top.id, scheduled_time: top.at, released_at: now });
       this.dispatch(top.d, null);
-      n++;
     }
     this.armHold();
+  }
+
+  /** Queues a due held fire for its claim; the queue goes to the store once per event-loop turn. */
+  private queueClaim(h: Held): void {
+    this.claimQueue.push(h);
+    if (this.claimFlush) return;
+    this.claimFlush = true;
+    setImmediate(() => {
+      this.claimFlush = false;
+      const batch = this.claimQueue;
+      this.claimQueue = [];
+      void this.claimAndDispatch(batch);
+    });
+  }
+
+  /**
+   * Claims due held fires in the store, then delivers those claimed. Undone ones (the task changed
+   * or was deleted before their time, through any node) are dropped; fenced ones mean the slot was
+   * lost (its new owner delivers them). If the store cannot answer, the claim is retried: claiming
+   * twice answers the same.
+   */
+  private async claimAndDispatch(batch: Held[]): Promise<void> {
+    if (this.stopped || batch.length === 0) return;
+    const claimFires = this.o.store.claimFires!.bind(this.o.store);
+    this.claimsInFlight++;
+    let res: ClaimResult[];
+    try {
+      res = await claimFires(batch.map((h) => ({ slot: h.d.task.slot, token: this.o.ownership.tokenFor(h.d.task.slot), task_id: h.d.task.id, run_id: h.id })));
+    } catch (e) {
+      this.reportStoreError(e);
+      this.claimsInFlight--;
+      if (!this.stopped) setTimeout(() => void this.claimAndDispatch(batch), 250);
+      return;
+    }
+    this.claimsInFlight--;
+    const now = this.o.clock.now();
+    const fenced = new Set<number>();
+    for (let i = 0; i < batch.length; i++) {
+      const h = batch[i]!;
+      const r = res[i];
+      if (r === 'claimed') {
+        this.emit('released', { task_id: h.d.task.id, run_id: h.id, scheduled_time: h.at, released_at: now });
+        this.dispatch(h.d, null);
+      } else if (r === 'fenced') {
+        if (this.o.ownership.tokenFor(h.d.task.slot) !== null) fenced.add(h.d.task.slot);
+      } else {
+        this.o.log.debug({ task_id: h.d.task.id, fire_id: h.id }, 'fire committed ahead was undone before its time (the task changed)');
+      }
+    }
+    for (const slot of fenced) {
+      this.o.log.warn({ slot }, 'fencing token refused at claim: slot lost, not firing');
+      this.emit('fenced', slot);
+      this.o.ownership.reportFenced(slot);
+    }
   }
 
   // ---- ownership ----
@@ -485,8 +579,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     for (const [id, e] of this.entries) if (lost.has(e.task.slot)) this.entries.delete(id);
     this.heap.filter((e) => this.entries.get(e.id) === e);
-    // Held fires of lost slots stay in the outbox: the new owner delivers them at their time.
-    for (const h of [...this.heldByRun.values()]) if (lost.has(h.d.task.slot)) this.unhold(h);
+    // Held fires of lost slots stay in the outbox: the new owner delivers them at their time. Those
+    // claimed at their time stay held here too: the claim is fenced unless this node owns the slot
+    // again by then (a new owner claims them itself; only one claim can win).
+    for (const h of [...this.heldByRun.values()]) if (lost.has(h.d.task.slot) && !h.claim) this.unhold(h);
   }
 
   // ---- loading ----
@@ -500,7 +596,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (task.next_fire_time === null) return;
     let at = this.keyOf(task, task.next_fire_time);
     // A fire of this task is held: the next tick is committed no earlier than that one is due.
-    const h = this.heldByTask.get(task.id);
+    let h = this.heldByTask.get(task.id);
+    if (h && h.claim && task.next_fire_time === h.at) {
+      // Its tick is the task's next again: the commit was undone in the store (by any node). Its
+      // claim would answer 'undone'; dropped now, so that committing the tick again cannot race it.
+      this.unhold(h);
+      h = undefined;
+    }
     if (h && h.at > at) at = Math.min(h.at, task.next_fire_time);
     const e: Entry = { at, tick: task.next_fire_time, id: task.id, task };
     this.entries.set(task.id, e);
@@ -632,7 +734,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           count++;
           const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 };
           // Committed ahead before a restart: still goes out at its time, not before.
-          if (run.scheduled_time > this.o.clock.now() && run.attempts === 0) this.hold({ at: run.scheduled_time, id: run.run_id, d, undo: null });
+          if ((task as WithHeld<Task>)[HELD]?.run_id === run.run_id && run.attempts === 0) {
+            // Committed ahead and not claimed yet (by the node that committed it): still undoable,
+            // so claimed at its time (at once if that passed) before it goes out.
+            this.hold({ at: run.scheduled_time, id: run.run_id, d, undo: null, claim: true });
+          } else if (run.scheduled_time > this.o.clock.now() && run.attempts === 0) this.hold({ at: run.scheduled_time, id: run.run_id, d, undo: null, claim: false });
           else this.dispatch(d, run);
         }
         if (rows.length < 1000) break;
@@ -751,6 +857,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       next,
       now,
       run: { run_id: fireId(task.id, e.tick), node: this.o.nodeId, status, error },
+      ahead: this.claims && status === 'PENDING' && e.tick > now,
     };
   }
 
@@ -824,7 +931,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.emit('fired', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, committed_at: now, status: r.run.status });
       if (!counted) continue;
       const d: Dispatch = { task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 };
-      if (r.expected > now) this.hold({ at: r.expected, id: r.run.run_id, d, undo: { next: r.next, last_fire_time: lastBefore } });
+      if (r.expected > now) this.hold({ at: r.expected, id: r.run.run_id, d, undo: this.claims ? null : { next: r.next, last_fire_time: lastBefore }, claim: r.ahead === true });
       else {
         this.emit('released', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, released_at: now });
         this.dispatch(d, null);

@@ -39,7 +39,10 @@ import type { Logger } from 'pino';
 import { slotOf } from '../cluster/ownership.js';
 import { ConfigError, StoreUnavailableError } from '../errors.js';
 import type { Run, RunStatus, Task } from '../task/index.js';
+import { HELD, type HeldFire } from './types.js';
 import type {
+  ClaimRequest,
+  ClaimResult,
   CreateResult,
   DueKey,
   DueQuery,
@@ -361,7 +364,18 @@ function decode(flat: unknown, scalars: Record<string, { kind: Kind; nullable: b
   return o;
 }
 
-export const decodeTask = (flat: unknown): Task => decode(flat, TASK_SCALARS) as unknown as Task;
+/** A task hash: the fields of Task, plus the held-fire marker (h_*) as the HELD symbol. */
+export function decodeTask(flat: unknown): Task {
+  const o = decode(flat, TASK_SCALARS);
+  if (o.h_run !== undefined) {
+    const held: HeldFire = { run_id: o.h_run as string, tick: Number(o.h_tick), last_fire_time: o.h_last === '' || o.h_last === undefined ? null : Number(o.h_last) };
+    Object.defineProperty(o, HELD, { value: held, enumerable: false });
+  }
+  delete o.h_run;
+  delete o.h_tick;
+  delete o.h_last;
+  return o as unknown as Task;
+}
 
 export function decodeRun(flat: unknown): Run {
   const o = decode(flat, RUN_SCALARS, RUN_INTERNAL);
@@ -588,7 +602,7 @@ export class RedisTaskStore implements TaskStore {
           const args: (string | number)[] = [];
           for (const i of idx) {
             const r = reqs[i]!;
-            args.push(r.token, r.task_id, r.expected, r.next ?? '', r.now, r.run.run_id, r.run.node, r.run.status, opt(r.run.error));
+            args.push(r.token, r.task_id, r.expected, r.next ?? '', r.now, r.run.run_id, r.run.node, r.run.status, opt(r.run.error), r.ahead === true ? '1' : '');
           }
           try {
             const res = (await this.run('commitFires', slot, args)) as FireResult[];
@@ -621,6 +635,35 @@ export class RedisTaskStore implements TaskStore {
         return tok === String(r.token) ? 'committed' : 'conflict';
       }),
     );
+  }
+
+  claimFires(reqs: readonly ClaimRequest[]): Promise<ClaimResult[]> {
+    if (reqs.length === 0) return Promise.resolve([]);
+    return this.guard(async () => {
+      const results: ClaimResult[] = new Array<ClaimResult>(reqs.length).fill('fenced');
+      const groups = new Map<string, number[]>();
+      reqs.forEach((r, i) => {
+        if (r.token === null) return; // not owned: fenced without asking
+        const k = `${r.slot}|${r.token}`;
+        const g = groups.get(k);
+        if (g) g.push(i);
+        else groups.set(k, [i]);
+      });
+      await Promise.all(
+        [...groups.values()].map(async (idx) => {
+          const first = reqs[idx[0]!]!;
+          const args: (string | number)[] = [first.token!];
+          for (const i of idx) args.push(reqs[i]!.task_id, reqs[i]!.run_id);
+          const res = (await this.run('claimFires', first.slot, args)) as ClaimResult[];
+          idx.forEach((i, j) => (results[i] = res[j]!));
+        }),
+      );
+      return results;
+    });
+  }
+
+  uncommitHeld(taskId: string): Promise<boolean> {
+    return this.guard(async () => (await this.run('uncommitHeld', this.slotOfTask(taskId), [taskId])) === 1);
   }
 
   updateRuns(updates: readonly RunUpdate[]): Promise<void> {

@@ -39,7 +39,39 @@ export interface FireRequest {
     status: Extract<RunStatus, 'PENDING' | 'SKIPPED' | 'MISSED'>;
     error: string | null;
   };
+  /**
+   * Committed ahead of its due time (the scheduler holds it until then). A store with claimFires
+   * keeps such a fire undoable (uncommitHeld) until it is claimed at its due time.
+   */
+  ahead?: boolean;
 }
+
+/** A fire committed ahead of its due time and not yet claimed (stores with claimFires). */
+export interface HeldFire {
+  run_id: string;
+  tick: number;
+  /** last_fire_time before that commit. */
+  last_fire_time: number | null;
+}
+
+/**
+ * Where a store with claimFires puts a task's unclaimed held fire (a symbol: never serialised,
+ * never written back as a task field).
+ */
+export const HELD: unique symbol = Symbol('xcron.held');
+export type WithHeld<T> = T & { [HELD]?: HeldFire };
+
+/** A claim at the due time of a fire committed ahead (see TaskStore.claimFires). */
+export interface ClaimRequest {
+  slot: number;
+  /** The caller's fencing token for the slot; null: the slot is not owned (answered 'fenced'). */
+  token: number | null;
+  task_id: string;
+  run_id: string;
+}
+
+/** claimed: deliver it. undone: the fire was undone (task changed or deleted). fenced: slot lost. */
+export type ClaimResult = 'claimed' | 'undone' | 'fenced';
 
 /** committed: done. fenced: the token is stale (stop firing the slot). conflict: task moved or gone. */
 export type FireResult = 'committed' | 'fenced' | 'conflict';
@@ -168,6 +200,18 @@ export interface TaskStore {
    * a store without it commits every fire at its due time.
    */
   uncommitFire?(req: UncommitRequest): Promise<boolean>;
+  /**
+   * Optional, with uncommitHeld (a store shared by nodes: the API node is not the fire's owner).
+   * Claims fires committed ahead (FireRequest.ahead) at their due time, fenced like commitFires;
+   * the owner delivers only those answered 'claimed'. A claim and an undo are atomic against each
+   * other, and a claim repeated after a lost reply answers the same.
+   */
+  claimFires?(reqs: readonly ClaimRequest[]): Promise<ClaimResult[]>;
+  /**
+   * Optional, with claimFires. Undoes the task's fire committed ahead if it is not claimed yet: the
+   * run is removed and the task restored as before that commit. Returns true when undone.
+   */
+  uncommitHeld?(taskId: string): Promise<boolean>;
   /** Applies run updates (RUNNING, attempts, final outcome). Final outcomes set the task's last_status. */
   updateRuns(updates: readonly RunUpdate[]): Promise<void>;
   /**

@@ -1,9 +1,11 @@
 /**
  * A 3-node cluster of real ./xcron_server processes on one real redis-server: GET /xcron/cluster,
  * any node serving any request, a task due in 200 ms created through a node that does not own its
- * slot, a manual fire through a non-owner, and a node with another slot count refusing to start.
+ * slot, a manual fire through a non-owner, a fire committed ahead undone through nodes that do not
+ * own it, and a node with another slot count refusing to start.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { preferredOwner } from '../../src/cluster/redis.js';
 import { RedisServer, stopAllRedis } from '../helpers/redis.js';
 import { uniquePrefix } from './harness.js';
 import { CallbackReceiver, XNode, dumpLogs, ensureBuilt, owners, slotOfTask, stopAllNodes, until } from './procs.js';
@@ -19,13 +21,17 @@ beforeAll(async () => {
   redis = await RedisServer.start({ appendonly: true });
   rec = await CallbackReceiver.start();
   prefix = uniquePrefix('basic');
-  const start = (name: string): Promise<XNode> => XNode.start({ redisUrl: redis.url, prefix, name, slots: SLOTS });
+  // A wide commit-ahead window (5 s; the default is 1 s), so the changes in the commit-ahead test
+  // surely land between commit and due time. The other tests run with it too.
+  const start = (name: string): Promise<XNode> => XNode.start({ redisUrl: redis.url, prefix, name, slots: SLOTS, env: { XCRON_SCHEDULER_COMMIT_AHEAD_MS: '5000' } });
   nodes = [await start('basic-a'), await start('basic-b'), await start('basic-c')];
-  // every slot owned, spread over the three
+  // every slot owned by its rendezvous choice among the three (the handovers are over, so the
+  // owners the tests read stay the owners)
+  const names = nodes.map((n) => n.name);
   await until(
-    'all slots owned by the three nodes',
+    'all slots owned by their preferred nodes',
     () => nodes[0]!.cluster(),
-    (v) => v.members.length === 3 && v.slots.every((s) => s.owner !== null) && new Set(v.slots.map((s) => s.owner)).size === 3,
+    (v) => v.members.length === 3 && v.slots.every((s) => s.owner !== null && s.owner === preferredOwner(s.slot, names)),
   );
 }, 120_000);
 
@@ -104,6 +110,59 @@ describe('cluster of three nodes on one Redis', () => {
       expect(cb!.fireId).toBe(`${c.id}:${c.at}`);
       console.log(`created via ${c.via}, owner ${c.owner}: fired ${cb!.arrivedAt - c.at} ms after its time`);
     }
+  });
+
+  it('a fire committed ahead of its due time is undone by a pause, an update or a delete through a node that does not own it', async () => {
+    const map = await owners(A());
+    const due = Date.now() + 8000;
+    // Five one-shots; each change below goes through a node other than the task's owner.
+    const mk = async (path: string, at = due): Promise<{ id: string; owner: string; other: XNode }> => {
+      const { task_id } = await A().create({ type: 2, format: String(at), callback: { url: rec.url(path) } });
+      const owner = map.get(slotOfTask(task_id, SLOTS))!;
+      return { id: task_id, owner, other: nodes.find((n) => n.name !== owner)! };
+    };
+    const paused = await mk('/ahead-paused');
+    const moved = await mk('/ahead-moved');
+    const deleted = await mk('/ahead-deleted');
+    const control = await mk('/ahead-control');
+    const later = await mk('/ahead-later', due + 500);
+    const all = [paused, moved, deleted, control, later];
+    // Committed ahead: each has its PENDING run while its time is not yet due.
+    await until('the fires to be committed ahead', () => Promise.all(all.map((t) => B().runs(t.id))), (rs) => rs.every((r) => r.length === 1 && r[0]!.status === 'PENDING'), 15_000);
+    expect(Date.now()).toBeLessThan(due);
+    // Shown on every node as not fired yet.
+    for (const n of nodes) {
+      const q = await n.call<{ state: string; next_fire_time: number; run_count: number; last_fire_time: number | null }>('GET', `/xcron/queryTask?task_id=${paused.id}`);
+      expect(q.body.data).toMatchObject({ state: 'active', next_fire_time: due, run_count: 0, last_fire_time: null });
+    }
+
+    expect((await paused.other.call('POST', '/xcron/pauseTask', { task_id: paused.id })).body).toMatchObject({ code: 0, data: { state: 'paused' } });
+    const up = await moved.other.call('POST', '/xcron/updateTask', { task_id: moved.id, format: String(due + 3_600_000) });
+    expect(up.body).toMatchObject({ code: 0, data: { next_fire_time: due + 3_600_000 } });
+    expect((await deleted.other.call('POST', '/xcron/deleteTask', { task_id: deleted.id })).body.code).toBe(0);
+    expect(Date.now()).toBeLessThan(due); // the changes landed before the due time
+
+    // The untouched tasks fire at their time, once, from their owners; by then the changed ones would have too.
+    await until('the untouched tasks', () => [control, later].every((t) => rec.forTask(t.id).length === 1), (ok) => ok, 20_000);
+    for (const t of [control, later]) expect(rec.forTask(t.id)[0]!.node).toBe(t.owner);
+    await until('the control run recorded SUCCESS', () => C().runs(control.id), (rs) => rs.length === 1 && rs[0]!.status === 'SUCCESS', 10_000);
+    expect(rec.forTask(paused.id)).toEqual([]);
+    expect(rec.forTask(moved.id)).toEqual([]);
+    expect(rec.forTask(deleted.id)).toEqual([]);
+    expect(await A().runs(paused.id)).toEqual([]);
+    expect(await A().runs(moved.id)).toEqual([]);
+    const pq = await C().call('GET', `/xcron/queryTask?task_id=${paused.id}`);
+    expect(pq.body.data).toMatchObject({ state: 'paused', next_fire_time: due, run_count: 0, last_fire_time: null });
+    const mq = await C().call('GET', `/xcron/queryTask?task_id=${moved.id}`);
+    expect(mq.body.data).toMatchObject({ state: 'active', next_fire_time: due + 3_600_000, run_count: 0 });
+
+    // Resumed after its time (through yet another node): fires at once, once, with the original fire id.
+    expect((await B().call('POST', '/xcron/resumeTask', { task_id: paused.id })).body.code).toBe(0);
+    await until('the resumed task', () => rec.forTask(paused.id).length, (n) => n > 0, 10_000);
+    await until('the resumed run recorded SUCCESS', () => A().runs(paused.id), (rs) => rs.length === 1 && rs[0]!.status === 'SUCCESS', 10_000);
+    const got = rec.forTask(paused.id);
+    expect(new Set(got.map((c) => c.fireId))).toEqual(new Set([`${paused.id}:${due}`]));
+    expect(got[0]!.node).toBe(paused.owner);
   });
 
   it('a manual fire (triggerTask) through a non-owner is delivered by the owner', async () => {

@@ -39,6 +39,7 @@ async function side(prefix: string, store: RedisTaskStore, owned: number[]): Pro
   const ownership: OwnerView = { tokenFor: (slot) => (s.owned.has(slot) ? 1 : null), reannounce: (reason) => s.reloads.push(reason) };
   s.n = new ClusterNotifier({ pub, sub, prefix, ownership, store, log: silentLog });
   const target: ChangeTarget = {
+    cancelAhead: () => Promise.resolve(),
     taskChanged: (t: Task) => s.events.push({ kind: 'changed', id: t.id, state: t.state }),
     taskRemoved: (id) => s.events.push({ kind: 'removed', id }),
     deliverRun: (id) => {

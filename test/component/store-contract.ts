@@ -7,7 +7,7 @@
  * slots are derived from task ids (slotOf, 256 slots) as the API derives them.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { FireRequest, TaskStore } from '../../src/store/types.js';
+import { HELD, type FireRequest, type TaskStore, type WithHeld } from '../../src/store/types.js';
 import { fireId, type Task } from '../../src/task/index.js';
 import { T0, idsInDistinctSlots, makeTask, oneShot } from './fixtures.js';
 
@@ -25,6 +25,8 @@ const MIN = 60_000;
 export interface ContractOptions {
   /** The store implements the optional uncommitFire (fires committed ahead can be undone). */
   uncommit?: boolean;
+  /** The store implements the optional claimFires and uncommitHeld (a store shared by nodes). */
+  claims?: boolean;
 }
 
 export function storeContract(name: string, make: () => Promise<StoreHarness>, opts: ContractOptions = {}): void {
@@ -457,6 +459,115 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
       it('an unknown run or task is refused', async () => {
         const t = oneShot('nobody', T0 + 5000);
         expect(await undo(t, t.next_fire_time!, null, null)).toBe(false);
+      });
+    });
+
+    describe('claimFires and uncommitHeld (fires committed ahead, undone from any node)', () => {
+      if (!opts.claims) {
+        it('are not offered', () => {
+          expect(store.claimFires).toBeUndefined();
+          expect(store.uncommitHeld).toBeUndefined();
+        });
+        return;
+      }
+      const heldOf = (t: Task | null) => (t as WithHeld<Task> | null)?.[HELD];
+      const claim = (t: Task, tick: number, token: number | null = h.token(t.slot)) => store.claimFires!([{ slot: t.slot, token, task_id: t.id, run_id: fireId(t.id, tick) }]);
+
+      it('a one-shot committed ahead is held: uncommitHeld removes the run and restores the task; a claim then answers undone', async () => {
+        const t = oneShot('held-os', T0 + 5000);
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t, { next: null, now: tick - 800, ahead: true })])).toEqual(['committed']);
+        const stored = await store.get('held-os');
+        expect(stored).toMatchObject({ state: 'completed', next_fire_time: null, run_count: 1, last_fire_time: tick });
+        expect(heldOf(stored)).toEqual({ run_id: fireId('held-os', tick), tick, last_fire_time: null });
+        // the marker is never a task field (export, import and the API never see it)
+        expect(Object.keys(stored!)).not.toContain('h_run');
+        expect(JSON.stringify(stored)).not.toContain('h_run');
+
+        expect(await store.uncommitHeld!('held-os')).toBe(true);
+        const back = await store.get('held-os');
+        expect(back).toMatchObject({ state: 'active', next_fire_time: tick, run_count: 0, last_fire_time: null });
+        expect(heldOf(back)).toBeUndefined();
+        expect(await store.getRun(fireId('held-os', tick))).toBeNull();
+        expect((await store.stats()).tasks).toMatchObject({ active: 1, completed: 0 });
+        expect((await store.dueTasks({ slots: null, after: null, upTo: tick, limit: 10 })).map((x) => x.id)).toEqual(['held-os']);
+        expect(await claim(t, tick)).toEqual(['undone']);
+        expect(await store.uncommitHeld!('held-os')).toBe(false);
+        // committed again (once), claimed, delivered
+        expect(await store.commitFires([fire(t, { next: null, now: tick - 100, ahead: true })])).toEqual(['committed']);
+        expect(await store.commitFires([fire(t, { next: null, now: tick - 100, ahead: true })])).toEqual(['conflict']);
+        expect(await claim(t, tick)).toEqual(['claimed']);
+        expect(await store.getRun(fireId('held-os', tick))).toMatchObject({ status: 'PENDING', attempts: 0 });
+      });
+
+      it('a claim wins against a later undo, and claiming again answers the same', async () => {
+        const t = makeTask({ id: 'held-claimed' });
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t, { now: tick - 800, ahead: true })])).toEqual(['committed']);
+        expect(await claim(t, tick)).toEqual(['claimed']);
+        expect(heldOf(await store.get('held-claimed'))).toBeUndefined();
+        expect(await store.uncommitHeld!('held-claimed')).toBe(false);
+        expect(await store.get('held-claimed')).toMatchObject({ next_fire_time: tick + MIN, run_count: 1, last_fire_time: tick });
+        expect(await claim(t, tick)).toEqual(['claimed']);
+      });
+
+      it('a periodic task: undo restores its tick and the last_fire_time before the commit', async () => {
+        const t = makeTask({ id: 'held-per' });
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t)])).toEqual(['committed']);
+        const t2 = (await store.get('held-per'))!;
+        expect(heldOf(t2)).toBeUndefined(); // committed at its due time: nothing to undo
+        expect(await store.uncommitHeld!('held-per')).toBe(false);
+        expect(await store.commitFires([fire(t2, { next: tick + 2 * MIN, now: tick + MIN - 500, ahead: true })])).toEqual(['committed']);
+        expect(heldOf(await store.get('held-per'))).toEqual({ run_id: fireId('held-per', tick + MIN), tick: tick + MIN, last_fire_time: tick });
+        expect(await store.uncommitHeld!('held-per')).toBe(true);
+        expect(await store.get('held-per')).toMatchObject({ state: 'active', next_fire_time: tick + MIN, run_count: 1, last_fire_time: tick });
+        expect((await store.listRuns('held-per', 10)).map((r) => r.run_id)).toEqual([fireId('held-per', tick)]);
+      });
+
+      it('a claim with a stale token, or none, is fenced and changes nothing', async () => {
+        const t = oneShot('held-fenced', T0 + 5000);
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t, { next: null, now: tick - 800, ahead: true })])).toEqual(['committed']);
+        const stale = h.token(t.slot);
+        await h.invalidate();
+        expect(await claim(t, tick, stale)).toEqual(['fenced']);
+        expect(await claim(t, tick, null)).toEqual(['fenced']);
+        expect(heldOf(await store.get('held-fenced'))?.run_id).toBe(fireId('held-fenced', tick));
+        // the new owner's claim goes through
+        expect(await claim(t, tick)).toEqual(['claimed']);
+      });
+
+      it('no undo once an attempt started, or after the task was changed; an update clears the marker', async () => {
+        const a = oneShot('held-busy', T0 + 5000);
+        const b = oneShot('held-upd', T0 + 5000);
+        await createAll([a, b]);
+        const tick = a.next_fire_time!;
+        expect(await store.commitFires([fire(a, { next: null, now: tick - 800, ahead: true }), fire(b, { next: null, now: tick - 800, ahead: true })])).toEqual(['committed', 'committed']);
+        await store.updateRuns([{ run_id: fireId('held-busy', tick), task_id: 'held-busy', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: tick }]);
+        expect(await store.uncommitHeld!('held-busy')).toBe(false);
+        expect(await store.get('held-busy')).toMatchObject({ state: 'completed', run_count: 1 });
+        expect(await store.getRun(fireId('held-busy', tick))).toMatchObject({ status: 'RUNNING' });
+
+        const cur = (await store.get('held-upd'))!;
+        expect(await store.updateTask('held-upd', { name: 'renamed', update_time: tick - 700 }, { state: cur.state, next_fire_time: cur.next_fire_time })).toMatchObject({ name: 'renamed' });
+        expect(heldOf(await store.get('held-upd'))).toBeUndefined();
+        expect(await store.uncommitHeld!('held-upd')).toBe(false);
+        expect(await claim(b, tick)).toEqual(['claimed']);
+      });
+
+      it('deleting the task removes the held run: its claim answers undone', async () => {
+        const t = oneShot('held-del', T0 + 5000);
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t, { next: null, now: tick - 800, ahead: true })])).toEqual(['committed']);
+        expect(await store.delete('held-del')).not.toBeNull();
+        expect(await claim(t, tick)).toEqual(['undone']);
+        expect(await store.uncommitHeld!('held-del')).toBe(false);
       });
     });
 

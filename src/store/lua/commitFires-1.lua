@@ -4,8 +4,12 @@
 -- (compare-and-set). Then: advance next_fire_time (or complete a one-shot), bump run_count
 -- (PENDING only), write the run record, index it (task history, outbox or finished set).
 -- KEYS[1]: the slot's key base.
--- ARGV: 9 values per fire: token, task_id, expected, next ('' = none: complete), now, run_id,
---       node, status (PENDING|SKIPPED|MISSED), error ('' = null, else marker + text)
+-- A PENDING fire committed ahead of its due time (ahead = '1') stays undoable until the owner claims
+-- it at its due time (claimFires): the task hash keeps h_run (the run), h_tick (the tick) and
+-- h_last (last_fire_time before the commit, '' = null) for uncommitHeld. Any other commit clears
+-- them (an older held fire is then no longer undoable; it still goes out).
+-- ARGV: 10 values per fire: token, task_id, expected, next ('' = none: complete), now, run_id,
+--       node, status (PENDING|SKIPPED|MISSED), error ('' = null, else marker + text), ahead ('1'|'')
 -- Returns one of 'committed' | 'fenced' | 'conflict' per fire, in order.
 --@include _lib.lua
 local base = KEYS[1]
@@ -15,7 +19,7 @@ local lease_epoch = nil
 if lease then lease_epoch = string.match(lease, '^(%d+)|') end
 local epoch = redis.call('GET', base .. ':epoch')
 local out = {}
-for i = 1, #ARGV, 9 do
+for i = 1, #ARGV, 10 do
   local token = ARGV[i]
   if lease_epoch == nil or lease_epoch ~= token or epoch ~= token then
     out[#out + 1] = 'fenced'
@@ -23,7 +27,7 @@ for i = 1, #ARGV, 9 do
     local id, expected, nxt, now = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local run_id, node, status, err = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], opt(ARGV[i + 8])
     local tk = base .. ':t:' .. id
-    local cur = redis.call('HMGET', tk, 'state', 'next_fire_time')
+    local cur = redis.call('HMGET', tk, 'state', 'next_fire_time', 'last_fire_time')
     if cur[1] ~= 'active' or cur[2] ~= expected then
       out[#out + 1] = 'conflict'
     else
@@ -39,6 +43,11 @@ for i = 1, #ARGV, 9 do
         redis.call('ZADD', base .. ':due', nxt, id)
       end
       redis.call('HSET', tk, 'last_fire_time', expected, 'update_time', now)
+      if status == 'PENDING' and ARGV[i + 9] == '1' then
+        redis.call('HSET', tk, 'h_run', run_id, 'h_tick', expected, 'h_last', cur[3] or '')
+      else
+        redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last')
+      end
       if status == 'PENDING' then
         redis.call('HINCRBY', tk, 'run_count', 1)
       else

@@ -1,5 +1,5 @@
 -- Changes a task if it is still as the caller read it (state and next_fire_time), keeping the
--- due set and the per-state listing sets in step.
+-- due set and the per-state listing sets in step. The API undoes a held fire first (uncommitHeld).
 -- KEYS[1]: the slot's key base.
 -- ARGV: id, expected_state, expected_next ('' = null), n (number of field/value pairs to set),
 --       the n pairs, then the fields to delete (set to null)
@@ -14,6 +14,8 @@ if cur[1] ~= ARGV[2] or (cur[2] or '') ~= ARGV[3] then return 1 end
 local n = tonumber(ARGV[4])
 if n > 0 then redis.call('HSET', tk, unpack(ARGV, 5, 4 + 2 * n)) end
 if #ARGV > 4 + 2 * n then redis.call('HDEL', tk, unpack(ARGV, 5 + 2 * n)) end
+-- A fire held ahead of its due time (see uncommitHeld) is no longer undoable once the task changed.
+redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last')
 local now = redis.call('HMGET', tk, 'state', 'next_fire_time')
 if now[1] ~= cur[1] then
   redis.call('ZREM', base .. ':st:' .. cur[1], id)

@@ -1,0 +1,31 @@
+-- Claims fires committed ahead of their due time, at that time, before the owner delivers them.
+-- A claim and an undo (uncommitHeld) are atomic against each other: exactly one of them wins.
+-- For each fire: the fencing token must be the slot's current epoch AND the lease must still be
+-- held with that epoch (as for commitFires). Then: if the run is gone it was undone (the task
+-- changed or was deleted before its due time): 'undone'. Otherwise the task's held marker is
+-- cleared if it points at this run (the fire can no longer be undone): 'claimed'. Claiming again
+-- answers 'claimed' (a lost reply is retried safely).
+-- KEYS[1]: the slot's key base.
+-- ARGV: token, then task_id, run_id per fire.
+-- Returns one of 'claimed' | 'undone' | 'fenced' per fire, in order.
+local base = KEYS[1]
+local token = ARGV[1]
+local lease = redis.call('GET', base .. ':lease')
+local lease_epoch = nil
+if lease then lease_epoch = string.match(lease, '^(%d+)|') end
+local epoch = redis.call('GET', base .. ':epoch')
+local fenced = lease_epoch == nil or lease_epoch ~= token or epoch ~= token
+local out = {}
+for i = 2, #ARGV, 2 do
+  local id, run_id = ARGV[i], ARGV[i + 1]
+  if fenced then
+    out[#out + 1] = 'fenced'
+  elseif redis.call('EXISTS', base .. ':r:' .. run_id) == 0 then
+    out[#out + 1] = 'undone'
+  else
+    local tk = base .. ':t:' .. id
+    if redis.call('HGET', tk, 'h_run') == run_id then redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last') end
+    out[#out + 1] = 'claimed'
+  end
+end
+return out
