@@ -243,15 +243,24 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     if (this.stopped) return;
     const t0 = this.now();
     const membersKey = globalKey(this.prefix, 'members');
+    // Heartbeat and renewals go out together: under load, every round trip saved is time the
+    // leases stay valid (they count from t0).
+    const held = [...this.owned];
+    const heartbeat = evalScript(this.client, script('heartbeat'), [membersKey], [this.nodeId, this.leaseMs, 0]);
+    const renewals = Promise.all(held.map(([slot, l]) => evalScript(this.client, script('renew'), [this.base(slot)], [l.token, this.nodeId, this.leaseMs])));
     let live: string[];
     try {
-      const r = (await evalScript(this.client, script('heartbeat'), [membersKey], [this.nodeId, this.leaseMs, 0])) as unknown[];
+      const r = (await heartbeat) as unknown[];
       live = (r.slice(1) as string[]).sort();
     } catch (e) {
+      renewals.catch(() => undefined);
       this.fail('heartbeat failed', e);
       return;
     }
-    if (this.stopped) return;
+    if (this.stopped) {
+      renewals.catch(() => undefined);
+      return;
+    }
     this.healthyUntil = t0 + this.leaseMs - this.marginMs;
     const departed = this.members.filter((m) => m !== this.nodeId && !live.includes(m));
     const joined = live.filter((m) => !this.members.includes(m));
@@ -261,10 +270,9 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     if (departed.length > 0 || joined.length > 0) this.log.info({ members: live, joined, departed }, 'cluster membership changed');
 
     // Renew.
-    const held = [...this.owned];
     let renewed: unknown[];
     try {
-      renewed = await Promise.all(held.map(([slot, l]) => evalScript(this.client, script('renew'), [this.base(slot)], [l.token, this.nodeId, this.leaseMs])));
+      renewed = await renewals;
     } catch (e) {
       this.fail('lease renewal failed', e);
       return;
@@ -470,7 +478,10 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
     });
     return res;
   };
-  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, ...(store.claimFires ? { claimFires } : {}) };
+  const givenBack = (ids: readonly string[]): void => {
+    for (const id of ids) mine.delete(id);
+  };
+  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, givenBack, ...(store.claimFires ? { claimFires } : {}) };
   return new Proxy(store, {
     get(target, prop, _receiver) {
       if (typeof prop === 'string' && prop in overrides) return overrides[prop as keyof TaskStore];

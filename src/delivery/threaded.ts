@@ -17,6 +17,8 @@ export interface DeliveryService {
   inFlight(): number;
   drain(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
+  /** Gives back matching deliveries not started yet (they resolve as aborted). */
+  cancelWaiting?(match: (job: DeliveryJob) => boolean): number;
 }
 
 export interface ThreadedDeliveryOptions extends WorkerConfig {
@@ -250,6 +252,34 @@ export class ThreadedDelivery implements DeliveryService {
       };
       this.post({ t: 'drain', timeoutMs });
     });
+  }
+
+  /**
+   * Gives back the deliveries still waiting on this thread (not handed to the worker yet) whose
+   * job matches: they resolve as aborted (not attempted, left for redelivery). Those already in
+   * the worker go on. Returns how many were given back.
+   */
+  cancelWaiting(match: (job: DeliveryJob) => boolean): number {
+    let n = 0;
+    const now = Date.now();
+    for (const lane of this.lanes.values()) {
+      if (lane.head === lane.queue.length) continue;
+      const keep: JobItem[] = [];
+      for (let i = lane.head; i < lane.queue.length; i++) {
+        const item = lane.queue[i]!;
+        const p = this.pending.get(item[0]);
+        if (!p || !match(item[1])) {
+          keep.push(item);
+          continue;
+        }
+        this.pending.delete(item[0]);
+        n++;
+        p.resolve({ ok: false, status: null, error: 'given back: slot lost', body: null, attempts: p.job.first_attempt - 1, start_time: now, end_time: now, duration_ms: 0, aborted: true });
+      }
+      lane.queue = keep;
+      lane.head = 0;
+    }
+    return n;
   }
 
   /** Closes the worker's connections and ends the thread. Unfinished deliveries resolve as aborted. */

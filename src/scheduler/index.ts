@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock/index.js';
-import { rendezvous, type Ownership } from '../cluster/index.js';
+import { rendezvous, slotOf, type Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
 import { HELD, type ClaimResult, type DueKey, type FireRequest, type FireResult, type TaskStore, type WithHeld } from '../store/types.js';
@@ -21,6 +21,8 @@ import { RunRecorder } from './recorder.js';
 
 export interface Deliverer {
   deliver(job: DeliveryJob, hooks?: DeliveryHooks): Promise<DeliveryResult>;
+  /** Optional: gives back deliveries not started yet (they resolve as aborted). */
+  cancelWaiting?(match: (job: DeliveryJob) => boolean): number;
 }
 
 export interface SchedulerOptions {
@@ -579,6 +581,19 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     for (const [id, e] of this.entries) if (lost.has(e.task.slot)) this.entries.delete(id);
     this.heap.filter((e) => this.entries.get(e.id) === e);
+    // Deliveries of lost slots that have not started are given back: the new owner (or this node,
+    // once it owns the slot again) delivers them from the outbox, so they are not sent twice.
+    // Those already in an HTTP exchange go on (at least once).
+    const given = new Set<string>();
+    this.o.delivery.cancelWaiting?.((job) => {
+      if (!lost.has(slotOf(job.task_id, this.o.ownership.slotCount))) return false;
+      given.add(job.run_id);
+      return true;
+    });
+    if (given.size > 0) {
+      this.o.store.givenBack?.([...given]);
+      this.o.log.info({ runs: given.size, slots: slots.length }, 'deliveries not started yet given back with their lost slots');
+    }
     // Held fires of lost slots stay in the outbox: the new owner delivers them at their time. Those
     // claimed at their time stay held here too: the claim is fenced unless this node owns the slot
     // again by then (a new owner claims them itself; only one claim can win).

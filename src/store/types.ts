@@ -212,6 +212,11 @@ export interface TaskStore {
    * run is removed and the task restored as before that commit. Returns true when undone.
    */
   uncommitHeld?(taskId: string): Promise<boolean>;
+  /**
+   * Optional (a node's view of a shared store): runs this node gave back without delivering them
+   * (their slot was lost), so that it redelivers them from the outbox if it owns the slot again.
+   */
+  givenBack?(runIds: readonly string[]): void;
   /** Applies run updates (RUNNING, attempts, final outcome). Final outcomes set the task's last_status. */
   updateRuns(updates: readonly RunUpdate[]): Promise<void>;
   /**

@@ -123,6 +123,31 @@ describe('ThreadedDelivery', () => {
     expect(r.hits.map((h) => h.headers['x-xcron-attempt'])).toEqual(['1', '2', '3']);
   });
 
+  it('cancelWaiting gives back the matching deliveries still waiting on the main thread; those in the worker go on', async () => {
+    // The first 16 requests (the lane's window: 2 x per-origin 4, at least 16) hang until their
+    // timeout; the rest are answered at once.
+    const r = await receiver((n) => (n <= 16 ? 'hang' : 200));
+    const { d } = make({ perOriginConcurrency: 4 });
+    const jobs = Array.from({ length: 40 }, (_, i) => job(r.url, i, { timeout_ms: 400, retry: { max_attempts: 1, backoff_ms: 10, max_backoff_ms: 20 } }));
+    const results = jobs.map((j) => d.deliver(j));
+    // the first 16 were handed to the worker at once (the lane's window); the rest wait here
+    const odd = (j: DeliveryJob): boolean => Number(j.task_id.slice(4)) % 2 === 1;
+    const given = d.cancelWaiting(odd);
+    // jobs 16..39 were waiting: their 12 odd ones are given back
+    expect(given).toBe(12);
+    const out = await Promise.all(results);
+    for (let i = 0; i < 40; i++) {
+      const x = out[i]!;
+      if (i < 16) expect(x, `job ${i}`).toMatchObject({ ok: false, aborted: false, attempts: 1 }); // timed out in the worker
+      else if (i % 2 === 1) expect(x, `job ${i}`).toMatchObject({ ok: false, aborted: true, attempts: 0 });
+      else expect(x, `job ${i}`).toMatchObject({ ok: true, status: 200, attempts: 1 });
+    }
+    const sent = new Set(r.hits.map((h) => h.headers['x-xcron-fire-id']));
+    for (let i = 17; i < 40; i += 2) expect(sent.has(jobs[i]!.run_id), `job ${i} never sent`).toBe(false);
+    expect(sent.size).toBe(16 + 12);
+    expect(d.inFlight()).toBe(0);
+  });
+
   it('with startDelayMs 0 (cluster nodes), every attempt start is reported, fast ones too', async () => {
     const r = await receiver((n) => (n < 2 ? 503 : 200));
     const { d } = make({ startDelayMs: 0 });

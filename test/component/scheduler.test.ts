@@ -46,7 +46,8 @@ class SteppingClock extends ManualClock {
   }
 }
 
-type Mode = 'ok' | 'fail' | 'hang';
+type Mode = 'ok' | 'fail' | 'hang' | 'wait';
+/** 'wait': queued behind others, not started (no attempt yet); hangs until given back or released. */
 
 /** Records every job; resolves ok (or fails, or hangs until released). */
 class RecordingDeliverer implements Deliverer {
@@ -56,14 +57,35 @@ class RecordingDeliverer implements Deliverer {
 
   deliver(job: DeliveryJob, hooks?: DeliveryHooks): Promise<DeliveryResult> {
     this.jobs.push(job);
-    hooks?.onAttempt?.(job.first_attempt);
     const m = this.mode(job);
+    if (m !== 'wait') hooks?.onAttempt?.(job.first_attempt);
+    if (m === 'wait') {
+      return new Promise((resolve) => this.waiting.set(job.run_id, { job, resolve }));
+    }
     if (m === 'hang') return new Promise((resolve) => this.hung.set(job.run_id, resolve));
     return Promise.resolve(result(job, m === 'ok'));
   }
 
+  private readonly waiting = new Map<string, { job: DeliveryJob; resolve: (r: DeliveryResult) => void }>();
+
   hanging(): string[] {
     return [...this.hung.keys()];
+  }
+
+  waitingIds(): string[] {
+    return [...this.waiting.keys()];
+  }
+
+  /** Deliverer.cancelWaiting: gives back the matching deliveries not started yet (aborted). */
+  giveBack(match: (job: DeliveryJob) => boolean): number {
+    let n = 0;
+    for (const [id, w] of this.waiting) {
+      if (!match(w.job)) continue;
+      this.waiting.delete(id);
+      w.resolve({ ...result(w.job, false), attempts: w.job.first_attempt - 1, aborted: true });
+      n++;
+    }
+    return n;
   }
 
   /** Finishes a hung delivery. */
@@ -76,6 +98,7 @@ class RecordingDeliverer implements Deliverer {
 
   /** Ends every hung delivery as interrupted (nothing gets recorded). */
   abortAll(): void {
+    this.giveBack(() => true);
     for (const [id, r] of this.hung) r({ ...result(this.jobs.find((j) => j.run_id === id)!, false), aborted: true });
     this.hung.clear();
   }
@@ -457,6 +480,32 @@ describe('Scheduler', () => {
       await h.runUntil(T0 + 20 * SEC);
       expect(h.deliverer.hanging()).toEqual([`ov-a:${T0 + 10 * SEC}`, `ov-a:${T0 + 20 * SEC}`]);
     });
+  });
+
+  it('a lost slot gives back its deliveries not started yet: nothing recorded, redelivered from the outbox with the same fire id', async () => {
+    const at = T0 + SEC;
+    const first = await setup({ tasks: [oneShot('given-0', at, T0), oneShot('given-1', at, T0), oneShot('started', at, T0)] });
+    (first.deliverer as Deliverer).cancelWaiting = (m) => first.deliverer.giveBack(m);
+    first.deliverer.mode = (j) => (j.task_id === 'started' ? 'hang' : 'wait');
+    await first.runUntil(at + 100);
+    expect(first.deliverer.waitingIds().sort()).toEqual([`given-0:${at}`, `given-1:${at}`]);
+    expect(first.deliverer.hanging()).toEqual([`started:${at}`]);
+    first.ownership.reportFenced(0); // the slots are lost (another process took the file over)
+    await first.runUntil(at + 200);
+    expect(first.deliverer.waitingIds()).toEqual([]); // given back
+    expect(first.deliverer.hanging()).toEqual([`started:${at}`]); // an exchange under way goes on
+    expect(first.finished).toEqual([]);
+    for (const id of ['given-0', 'given-1']) expect(await first.store.getRun(`${id}:${at}`)).toMatchObject({ status: 'PENDING', attempts: 0 });
+    await first.sched.stop();
+
+    const second = await setup({ file: first.file, clock: first.clock });
+    await second.runUntil(at + SEC);
+    expect(second.deliverer.jobs.map((j) => [j.run_id, j.first_attempt]).sort()).toEqual([
+      [`given-0:${at}`, 1],
+      [`given-1:${at}`, 1],
+      [`started:${at}`, 2],
+    ]);
+    for (const id of ['given-0', 'given-1']) expect(await second.store.getRun(`${id}:${at}`)).toMatchObject({ status: 'SUCCESS', attempts: 1 });
   });
 
   it('outbox: a committed PENDING run is redelivered with the same run_id after a restart', async () => {
