@@ -139,6 +139,8 @@ interface Held {
    * undo is the store's, from any node, and a claim or an undo wins, never both).
    */
   claim: boolean;
+  /** The same fire was committed again (its earlier commit was undone): this one is not sent. */
+  superseded?: boolean;
 }
 
 interface Dispatch {
@@ -191,6 +193,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /** The store undoes and claims held fires itself (claimFires / uncommitHeld). */
   private readonly claims: boolean;
   private claimQueue: Held[] = [];
+  /** Held fires handed to a claim that has not answered yet, by run id. */
+  private readonly claiming = new Map<string, Held>();
   private claimFlush = false;
   private claimsInFlight = 0;
 
@@ -508,6 +512,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** Queues a due held fire for its claim; the queue goes to the store once per event-loop turn. */
   private queueClaim(h: Held): void {
+    this.claiming.set(h.id, h);
     this.claimQueue.push(h);
     if (this.claimFlush) return;
     this.claimFlush = true;
@@ -544,6 +549,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     for (let i = 0; i < batch.length; i++) {
       const h = batch[i]!;
       const r = res[i];
+      if (this.claiming.get(h.id) === h) this.claiming.delete(h.id);
+      if (h.superseded) continue; // committed again meanwhile: that commit delivers it
       if (r === 'claimed') {
         this.emit('released', { task_id: h.d.task.id, run_id: h.id, scheduled_time: h.at, released_at: now });
         this.dispatch(h.d, null);
@@ -611,13 +618,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (task.next_fire_time === null) return;
     let at = this.keyOf(task, task.next_fire_time);
     // A fire of this task is held: the next tick is committed no earlier than that one is due.
-    let h = this.heldByTask.get(task.id);
-    if (h && h.claim && task.next_fire_time === h.at) {
-      // Its tick is the task's next again: the commit was undone in the store (by any node). Its
-      // claim would answer 'undone'; dropped now, so that committing the tick again cannot race it.
-      this.unhold(h);
-      h = undefined;
-    }
+    const h = this.heldByTask.get(task.id);
     if (h && h.at > at) at = Math.min(h.at, task.next_fire_time);
     const e: Entry = { at, tick: task.next_fire_time, id: task.id, task };
     this.entries.set(task.id, e);
@@ -945,6 +946,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
       this.emit('fired', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, committed_at: now, status: r.run.status });
       if (!counted) continue;
+      // The same fire held here from an earlier commit: that commit was undone (a run is committed
+      // again only after its undo), so the earlier one must not go out as well.
+      const earlier = this.heldByRun.get(r.run.run_id) ?? this.claiming.get(r.run.run_id);
+      if (earlier) {
+        earlier.superseded = true;
+        this.unhold(earlier);
+      }
       const d: Dispatch = { task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 };
       if (r.expected > now) this.hold({ at: r.expected, id: r.run.run_id, d, undo: this.claims ? null : { next: r.next, last_fire_time: lastBefore }, claim: r.ahead === true });
       else {
