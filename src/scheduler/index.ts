@@ -127,8 +127,10 @@ interface Entry {
 
 /** A fire committed ahead of its due time, held here until then. */
 interface Held {
-  /** The tick (heap key): the callback goes out at this time. */
+  /** Heap key: when it leaves the held heap (its tick; for a claim, CLAIM_LEAD_MS before it). */
   at: number;
+  /** The tick: the callback goes out at this time. */
+  tick: number;
   /** The run id. */
   id: string;
   d: Dispatch;
@@ -141,7 +143,12 @@ interface Held {
   claim: boolean;
   /** The same fire was committed again (its earlier commit was undone): this one is not sent. */
   superseded?: boolean;
+  /** Claimed ahead of its tick, held until it: reported as released when it goes out. */
+  claimed?: boolean;
 }
+
+/** Held fires are claimed this long before their tick, so the claim's round trip is not late. */
+const CLAIM_LEAD_MS = 100;
 
 interface Dispatch {
   task: Task;
@@ -273,7 +280,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.unhold(h);
       if (!h.undo || !uncommit) continue; // recovered from the outbox: delivered after the next start
       try {
-        if (await uncommit({ task_id: h.d.task.id, run_id: h.id, tick: h.at, next: h.undo.next, last_fire_time: h.undo.last_fire_time })) undone++;
+        if (await uncommit({ task_id: h.d.task.id, run_id: h.id, tick: h.tick, next: h.undo.next, last_fire_time: h.undo.last_fire_time })) undone++;
       } catch (e) {
         this.reportStoreError(e);
         break; // the store is gone: the rest stay in the outbox and go out after the next start
@@ -373,7 +380,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const task = h.d.task;
     let undone = false;
     try {
-      undone = await this.o.store.uncommitFire({ task_id: taskId, run_id: h.id, tick: h.at, next: h.undo.next, last_fire_time: h.undo.last_fire_time });
+      undone = await this.o.store.uncommitFire({ task_id: taskId, run_id: h.id, tick: h.tick, next: h.undo.next, last_fire_time: h.undo.last_fire_time });
     } catch (e) {
       this.reportStoreError(e);
     }
@@ -381,15 +388,15 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.hold(h);
       return;
     }
-    task.next_fire_time = h.at;
+    task.next_fire_time = h.tick;
     task.state = 'active';
     task.run_count--;
     task.last_fire_time = h.undo.last_fire_time;
     const prev = this.entries.get(taskId);
     if (!this.stopped && this.o.ownership.tokenFor(task.slot) !== null) {
-      const e: Entry = prev ?? { at: h.at, tick: h.at, id: taskId, task };
-      e.at = h.at;
-      e.tick = h.at;
+      const e: Entry = prev ?? { at: h.tick, tick: h.tick, id: taskId, task };
+      e.at = h.tick;
+      e.tick = h.tick;
       e.task = task;
       this.entries.set(taskId, e);
       this.heap.push(e);
@@ -410,13 +417,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       return { ...task, state: task.state === 'completed' ? 'active' : task.state, next_fire_time: sh.tick, run_count: task.run_count - 1, last_fire_time: sh.last_fire_time };
     }
     const h = this.heldByTask.get(task.id);
-    if (!h || !h.undo || task.last_fire_time !== h.at || task.next_fire_time !== h.undo.next) return task;
-    return { ...task, state: task.state === 'completed' ? 'active' : task.state, next_fire_time: h.at, run_count: task.run_count - 1, last_fire_time: h.undo.last_fire_time };
+    if (!h || !h.undo || task.last_fire_time !== h.tick || task.next_fire_time !== h.undo.next) return task;
+    return { ...task, state: task.state === 'completed' ? 'active' : task.state, next_fire_time: h.tick, run_count: task.run_count - 1, last_fire_time: h.undo.last_fire_time };
   }
 
   // ---- fires committed ahead, held until due ----
 
-  private hold(h: Held): void {
+  private hold(fire: Omit<Held, 'at'>): void {
+    const h: Held = { ...fire, at: fire.claim ? fire.tick - CLAIM_LEAD_MS : fire.tick };
     if (h.at <= this.o.clock.now()) {
       if (h.claim) this.queueClaim(h);
       else this.dispatch(h.d, null);
@@ -504,7 +512,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         this.queueClaim(top);
         continue;
       }
-      if (top.undo) this.emit('released', { task_id: top.d.task.id, run_id: top.id, scheduled_time: top.at, released_at: now });
+      if (top.undo || top.claimed) this.emit('released', { task_id: top.d.task.id, run_id: top.id, scheduled_time: top.tick, released_at: now });
       this.dispatch(top.d, null);
     }
     this.armHold();
@@ -552,7 +560,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (this.claiming.get(h.id) === h) this.claiming.delete(h.id);
       if (h.superseded) continue; // committed again meanwhile: that commit delivers it
       if (r === 'claimed') {
-        this.emit('released', { task_id: h.d.task.id, run_id: h.id, scheduled_time: h.at, released_at: now });
+        if (h.tick > now) {
+          // Claimed ahead of its tick: it no longer can be undone, and goes out at its time.
+          this.hold({ tick: h.tick, id: h.id, d: h.d, undo: null, claim: false, claimed: true });
+          continue;
+        }
+        this.emit('released', { task_id: h.d.task.id, run_id: h.id, scheduled_time: h.tick, released_at: now });
         this.dispatch(h.d, null);
       } else if (r === 'fenced') {
         if (this.o.ownership.tokenFor(h.d.task.slot) !== null) fenced.add(h.d.task.slot);
@@ -619,7 +632,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     let at = this.keyOf(task, task.next_fire_time);
     // A fire of this task is held: the next tick is committed no earlier than that one is due.
     const h = this.heldByTask.get(task.id);
-    if (h && h.at > at) at = Math.min(h.at, task.next_fire_time);
+    if (h && h.tick > at) at = Math.min(h.tick, task.next_fire_time);
     const e: Entry = { at, tick: task.next_fire_time, id: task.id, task };
     this.entries.set(task.id, e);
     this.heap.push(e);
@@ -753,8 +766,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           if ((task as WithHeld<Task>)[HELD]?.run_id === run.run_id && run.attempts === 0) {
             // Committed ahead and not claimed yet (by the node that committed it): still undoable,
             // so claimed at its time (at once if that passed) before it goes out.
-            this.hold({ at: run.scheduled_time, id: run.run_id, d, undo: null, claim: true });
-          } else if (run.scheduled_time > this.o.clock.now() && run.attempts === 0) this.hold({ at: run.scheduled_time, id: run.run_id, d, undo: null, claim: false });
+            this.hold({ tick: run.scheduled_time, id: run.run_id, d, undo: null, claim: true });
+          } else if (run.scheduled_time > this.o.clock.now() && run.attempts === 0) this.hold({ tick: run.scheduled_time, id: run.run_id, d, undo: null, claim: false });
           else this.dispatch(d, run);
         }
         if (rows.length < 1000) break;
@@ -954,7 +967,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         this.unhold(earlier);
       }
       const d: Dispatch = { task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 };
-      if (r.expected > now) this.hold({ at: r.expected, id: r.run.run_id, d, undo: this.claims ? null : { next: r.next, last_fire_time: lastBefore }, claim: r.ahead === true });
+      if (r.expected > now) this.hold({ tick: r.expected, id: r.run.run_id, d, undo: this.claims ? null : { next: r.next, last_fire_time: lastBefore }, claim: r.ahead === true });
       else {
         this.emit('released', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, released_at: now });
         this.dispatch(d, null);

@@ -202,7 +202,8 @@ export interface TaskStore {
   uncommitFire?(req: UncommitRequest): Promise<boolean>;
   /**
    * Optional, with uncommitHeld (a store shared by nodes: the API node is not the fire's owner).
-   * Claims fires committed ahead (FireRequest.ahead) at their due time, fenced like commitFires;
+   * Claims fires committed ahead (FireRequest.ahead) shortly before their due time, fenced like
+   * commitFires;
    * the owner delivers only those answered 'claimed'. A claim and an undo are atomic against each
    * other, and a claim repeated after a lost reply answers the same.
    */

@@ -30,9 +30,12 @@ afterAll(async () => {
 /** Records every delivery and answers 200. */
 class Recorder implements Deliverer {
   readonly jobs: DeliveryJob[] = [];
+  /** When each delivery was handed over (ms epoch). */
+  readonly at: number[] = [];
   deliver(job: DeliveryJob): Promise<DeliveryResult> {
     this.jobs.push(job);
     const now = Date.now();
+    this.at.push(now);
     return Promise.resolve({ ok: true, status: 200, error: null, body: 'ok', attempts: job.first_attempt, start_time: now, end_time: now, duration_ms: 0, aborted: false });
   }
 }
@@ -121,6 +124,8 @@ describe('Scheduler on Redis: fires committed ahead are claimed at their time', 
     await until('the run recorded SUCCESS', async () => (await runOf(r.store, runId))?.status === 'SUCCESS');
     expect(r.delivery.jobs.map((j) => j.run_id)).toEqual([runId]);
     expect(r.delivery.jobs[0]!.scheduled_time).toBe(at);
+    // claimed shortly before its time, sent at its time: never early
+    expect(r.delivery.at[0]!).toBeGreaterThanOrEqual(at);
   });
 
   it('undone by another node and committed again by the owner: delivered once, with the change', async () => {
@@ -143,6 +148,7 @@ describe('Scheduler on Redis: fires committed ahead are claimed at their time', 
     await until('the held fire past its time', () => Date.now() > at + 500);
     expect(r.delivery.jobs.map((j) => j.run_id)).toEqual([runId]);
     expect(JSON.parse(r.delivery.jobs[0]!.body)).toEqual({ v: 'new' });
+    expect(r.delivery.at[0]!).toBeGreaterThanOrEqual(at);
     expect(r.fired.filter((e) => e.run_id === runId)).toHaveLength(2); // committed twice: the first was undone
   });
 });

@@ -1,4 +1,5 @@
--- Claims fires committed ahead of their due time, at that time, before the owner delivers them.
+-- Claims fires committed ahead of their due time, shortly before that time (the owner delivers
+-- only those claimed, at their time).
 -- A claim and an undo (uncommitHeld) are atomic against each other: exactly one of them wins.
 -- For each fire: the fencing token must be the slot's current epoch AND the lease must still be
 -- held with that epoch (as for commitFires). Then: if the run is gone it was undone (the task
