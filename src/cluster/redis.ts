@@ -35,7 +35,7 @@ import {
   toStoreError,
   type RedisClient,
 } from '../store/redis.js';
-import type { TaskStore } from '../store/types.js';
+import { CLAIMED_BY, type TaskStore, type WithClaim } from '../store/types.js';
 import type { Run } from '../task/index.js';
 import { ClusterNotifier } from './notify.js';
 import { hash32, rendezvous, type Ownership, type OwnershipEvents, type SlotInfo } from './ownership.js';
@@ -440,8 +440,10 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
 export function recoveryStore(store: TaskStore, ownership: RedisOwnership): TaskStore {
   const mine = new Set<string>();
   const self = ownership.nodeId;
+  /** Another live node is delivering it: marked RUNNING by it, or claimed by it (commit-ahead). */
+  const othersLive = (node: string | null | undefined): boolean => node !== null && node !== undefined && node !== self && ownership.isLive(node);
   const keep = (run: Run): boolean =>
-    !mine.has(run.run_id) && !(run.status === 'RUNNING' && run.node !== null && run.node !== self && ownership.isLive(run.node));
+    !mine.has(run.run_id) && !(run.status === 'RUNNING' && othersLive(run.node)) && !othersLive((run as WithClaim<Run>)[CLAIMED_BY]);
 
   const unfinishedRuns: TaskStore['unfinishedRuns'] = async (q) => {
     const out: Awaited<ReturnType<TaskStore['unfinishedRuns']>> = [];
@@ -471,15 +473,16 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
     for (const u of updates) if (u.status !== 'RUNNING') mine.delete(u.run_id);
   };
   // A held fire not claimed here (undone, or its slot lost) is not in flight here any more.
-  const claimFires: NonNullable<TaskStore['claimFires']> = async (reqs) => {
-    const res = await store.claimFires!(reqs);
+  const claimFires: NonNullable<TaskStore['claimFires']> = async (reqs, node) => {
+    const res = await store.claimFires!(reqs, node);
     res.forEach((r, i) => {
       if (r !== 'claimed') mine.delete(reqs[i]!.run_id);
     });
     return res;
   };
-  const givenBack = (ids: readonly string[]): void => {
+  const givenBack = async (ids: readonly string[]): Promise<void> => {
     for (const id of ids) mine.delete(id);
+    await store.releaseClaims?.(ids, self);
   };
   const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, givenBack, ...(store.claimFires ? { claimFires } : {}) };
   return new Proxy(store, {

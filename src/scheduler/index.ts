@@ -544,7 +544,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.claimsInFlight++;
     let res: ClaimResult[];
     try {
-      res = await claimFires(batch.map((h) => ({ slot: h.d.task.slot, token: this.o.ownership.tokenFor(h.d.task.slot), task_id: h.d.task.id, run_id: h.id })));
+      res = await claimFires(
+        batch.map((h) => ({ slot: h.d.task.slot, token: this.o.ownership.tokenFor(h.d.task.slot), task_id: h.d.task.id, run_id: h.id })),
+        this.o.nodeId,
+      );
     } catch (e) {
       this.reportStoreError(e);
       this.claimsInFlight--;
@@ -611,13 +614,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       return true;
     });
     if (given.size > 0) {
-      this.o.store.givenBack?.([...given]);
+      void Promise.resolve(this.o.store.givenBack?.([...given])).catch((err: unknown) =>
+        this.o.log.warn({ err: err instanceof Error ? err.message : String(err), runs: given.size }, 'could not mark runs given back; the new owner delivers them once this node leaves the cluster'),
+      );
       this.o.log.info({ runs: given.size, slots: slots.length }, 'deliveries not started yet given back with their lost slots');
     }
     // Held fires of lost slots stay in the outbox: the new owner delivers them at their time. Those
     // claimed at their time stay held here too: the claim is fenced unless this node owns the slot
     // again by then (a new owner claims them itself; only one claim can win).
-    for (const h of [...this.heldByRun.values()]) if (lost.has(h.d.task.slot) && !h.claim) this.unhold(h);
+    // Fires already claimed here are this node's to send at their time (the new owner leaves them
+    // alone while this node is live), as a delivery under way is.
+    for (const h of [...this.heldByRun.values()]) if (lost.has(h.d.task.slot) && !h.claim && !h.claimed) this.unhold(h);
   }
 
   // ---- loading ----

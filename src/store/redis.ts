@@ -39,7 +39,7 @@ import type { Logger } from 'pino';
 import { slotOf } from '../cluster/ownership.js';
 import { ConfigError, StoreUnavailableError } from '../errors.js';
 import type { Run, RunStatus, Task } from '../task/index.js';
-import { HELD, type HeldFire } from './types.js';
+import { CLAIMED_BY, HELD, type HeldFire } from './types.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -380,6 +380,8 @@ export function decodeTask(flat: unknown): Task {
 export function decodeRun(flat: unknown): Run {
   const o = decode(flat, RUN_SCALARS, RUN_INTERNAL);
   if (o.shards === undefined) o.shards = null;
+  if (o.claimed_by !== undefined) Object.defineProperty(o, CLAIMED_BY, { value: o.claimed_by, enumerable: false });
+  delete o.claimed_by;
   return o as unknown as Run;
 }
 
@@ -637,7 +639,7 @@ export class RedisTaskStore implements TaskStore {
     );
   }
 
-  claimFires(reqs: readonly ClaimRequest[]): Promise<ClaimResult[]> {
+  claimFires(reqs: readonly ClaimRequest[], node: string): Promise<ClaimResult[]> {
     if (reqs.length === 0) return Promise.resolve([]);
     return this.guard(async () => {
       const results: ClaimResult[] = new Array<ClaimResult>(reqs.length).fill('fenced');
@@ -652,13 +654,27 @@ export class RedisTaskStore implements TaskStore {
       await Promise.all(
         [...groups.values()].map(async (idx) => {
           const first = reqs[idx[0]!]!;
-          const args: (string | number)[] = [first.token!];
+          const args: (string | number)[] = [first.token!, node];
           for (const i of idx) args.push(reqs[i]!.task_id, reqs[i]!.run_id);
           const res = (await this.run('claimFires', first.slot, args)) as ClaimResult[];
           idx.forEach((i, j) => (results[i] = res[j]!));
         }),
       );
       return results;
+    });
+  }
+
+  releaseClaims(runIds: readonly string[], node: string): Promise<void> {
+    if (runIds.length === 0) return Promise.resolve();
+    return this.guard(async () => {
+      const bySlot = new Map<number, string[]>();
+      for (const id of runIds) {
+        const slot = this.slotOfRun(id);
+        const g = bySlot.get(slot);
+        if (g) g.push(id);
+        else bySlot.set(slot, [id]);
+      }
+      await Promise.all([...bySlot].map(([slot, ids]) => this.run('releaseClaims', slot, [node, ...ids])));
     });
   }
 

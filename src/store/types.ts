@@ -61,6 +61,10 @@ export interface HeldFire {
 export const HELD: unique symbol = Symbol('xcron.held');
 export type WithHeld<T> = T & { [HELD]?: HeldFire };
 
+/** Where a store with claimFires puts the node that claimed a run (a symbol, never serialised). */
+export const CLAIMED_BY: unique symbol = Symbol('xcron.claimed_by');
+export type WithClaim<T> = T & { [CLAIMED_BY]?: string };
+
 /** A claim at the due time of a fire committed ahead (see TaskStore.claimFires). */
 export interface ClaimRequest {
   slot: number;
@@ -207,7 +211,9 @@ export interface TaskStore {
    * the owner delivers only those answered 'claimed'. A claim and an undo are atomic against each
    * other, and a claim repeated after a lost reply answers the same.
    */
-  claimFires?(reqs: readonly ClaimRequest[]): Promise<ClaimResult[]>;
+  claimFires?(reqs: readonly ClaimRequest[], node: string): Promise<ClaimResult[]>;
+  /** Optional, with claimFires: removes `node`'s claim from runs it gives back undelivered. */
+  releaseClaims?(runIds: readonly string[], node: string): Promise<void>;
   /**
    * Optional, with claimFires. Undoes the task's fire committed ahead if it is not claimed yet: the
    * run is removed and the task restored as before that commit. Returns true when undone.
@@ -217,7 +223,7 @@ export interface TaskStore {
    * Optional (a node's view of a shared store): runs this node gave back without delivering them
    * (their slot was lost), so that it redelivers them from the outbox if it owns the slot again.
    */
-  givenBack?(runIds: readonly string[]): void;
+  givenBack?(runIds: readonly string[]): void | Promise<void>;
   /** Applies run updates (RUNNING, attempts, final outcome). Final outcomes set the task's last_status. */
   updateRuns(updates: readonly RunUpdate[]): Promise<void>;
   /**

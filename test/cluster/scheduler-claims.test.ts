@@ -8,6 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SystemClock } from '../../src/clock/index.js';
 import { LocalOwnership, slotOf } from '../../src/cluster/index.js';
+import { recoveryStore, type RedisOwnership } from '../../src/cluster/redis.js';
 import type { DeliveryJob, DeliveryResult } from '../../src/delivery/index.js';
 import { Scheduler, type Deliverer, type FiredEvent } from '../../src/scheduler/index.js';
 import { RedisTaskStore, type RedisClient } from '../../src/store/redis.js';
@@ -150,5 +151,35 @@ describe('Scheduler on Redis: fires committed ahead are claimed at their time', 
     expect(JSON.parse(r.delivery.jobs[0]!.body)).toEqual({ v: 'new' });
     expect(r.delivery.at[0]!).toBeGreaterThanOrEqual(at);
     expect(r.fired.filter((e) => e.run_id === runId)).toHaveLength(2); // committed twice: the first was undone
+  });
+
+  it('a node taking a slot over leaves runs claimed by a live node to it; given back, or once that node is gone, it recovers them', async () => {
+    const client: RedisClient = await connect(redis.url);
+    const prefix = uniquePrefix('claimed');
+    const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+    cleanups.push(() => store.close());
+    const tokens = await acquireAll(client, prefix, SLOTS, 'b');
+    const at = Date.now() + 60_000;
+    const t = task('claimed-by-b', at);
+    await store.create(t);
+    const token = tokens.get(t.slot)!;
+    const runId = `${t.id}:${at}`;
+    expect(await store.commitFires([{ slot: t.slot, token, task_id: t.id, expected: at, next: null, now: at - 800, run: { run_id: runId, node: 'b', status: 'PENDING', error: null }, ahead: true }])).toEqual(['committed']);
+    expect(await store.claimFires([{ slot: t.slot, token, task_id: t.id, run_id: runId }], 'b')).toEqual(['claimed']);
+    const live = new Set(['a', 'b']);
+    const view = (node: string): ReturnType<typeof recoveryStore> =>
+      recoveryStore(store, { nodeId: node, isLive: (n: string) => live.has(n), tokenFor: () => null } as unknown as RedisOwnership);
+    const outbox = async (node: string): Promise<string[]> => (await view(node).unfinishedRuns({ slots: null, after: null, limit: 10 })).map((p) => p.run.run_id);
+    // b claimed it and is live: a leaves it to b; b itself would redeliver it
+    expect(await outbox('a')).toEqual([]);
+    expect(await outbox('b')).toEqual([runId]);
+    // b is gone: a recovers it
+    live.delete('b');
+    expect(await outbox('a')).toEqual([runId]);
+    // b is live again but gives it back (it lost the slot before sending it): a recovers it
+    live.add('b');
+    expect(await outbox('a')).toEqual([]);
+    await view('b').givenBack!([runId]);
+    expect(await outbox('a')).toEqual([runId]);
   });
 });

@@ -7,8 +7,8 @@
  * slots are derived from task ids (slotOf, 256 slots) as the API derives them.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HELD, type FireRequest, type TaskStore, type WithHeld } from '../../src/store/types.js';
-import { fireId, type Task } from '../../src/task/index.js';
+import { CLAIMED_BY, HELD, type FireRequest, type TaskStore, type WithClaim, type WithHeld } from '../../src/store/types.js';
+import { fireId, type Run, type Task } from '../../src/task/index.js';
 import { T0, idsInDistinctSlots, makeTask, oneShot } from './fixtures.js';
 
 export interface StoreHarness {
@@ -467,11 +467,13 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         it('are not offered', () => {
           expect(store.claimFires).toBeUndefined();
           expect(store.uncommitHeld).toBeUndefined();
+          expect(store.releaseClaims).toBeUndefined();
         });
         return;
       }
       const heldOf = (t: Task | null) => (t as WithHeld<Task> | null)?.[HELD];
-      const claim = (t: Task, tick: number, token: number | null = h.token(t.slot)) => store.claimFires!([{ slot: t.slot, token, task_id: t.id, run_id: fireId(t.id, tick) }]);
+      const claim = (t: Task, tick: number, token: number | null = h.token(t.slot), node = 'node-a') => store.claimFires!([{ slot: t.slot, token, task_id: t.id, run_id: fireId(t.id, tick) }], node);
+      const claimerOf = async (runId: string) => ((await store.getRun(runId)) as WithClaim<Run> | null)?.[CLAIMED_BY];
 
       it('a one-shot committed ahead is held: uncommitHeld removes the run and restores the task; a claim then answers undone', async () => {
         const t = oneShot('held-os', T0 + 5000);
@@ -506,8 +508,17 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         await createAll([t]);
         const tick = t.next_fire_time!;
         expect(await store.commitFires([fire(t, { now: tick - 800, ahead: true })])).toEqual(['committed']);
+        expect(await claimerOf(fireId('held-claimed', tick))).toBeUndefined();
         expect(await claim(t, tick)).toEqual(['claimed']);
         expect(heldOf(await store.get('held-claimed'))).toBeUndefined();
+        // the claimer is recorded on the run (not a Run field), and given back only by that node
+        expect(await claimerOf(fireId('held-claimed', tick))).toBe('node-a');
+        expect(Object.keys((await store.getRun(fireId('held-claimed', tick)))!)).not.toContain('claimed_by');
+        await store.releaseClaims!([fireId('held-claimed', tick)], 'node-b');
+        expect(await claimerOf(fireId('held-claimed', tick))).toBe('node-a');
+        await store.releaseClaims!([fireId('held-claimed', tick)], 'node-a');
+        expect(await claimerOf(fireId('held-claimed', tick))).toBeUndefined();
+        expect((await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).map((p) => p.run.run_id)).toEqual([fireId('held-claimed', tick)]);
         expect(await store.uncommitHeld!('held-claimed')).toBe(false);
         expect(await store.get('held-claimed')).toMatchObject({ next_fire_time: tick + MIN, run_count: 1, last_fire_time: tick });
         expect(await claim(t, tick)).toEqual(['claimed']);

@@ -6,18 +6,20 @@
 -- changed or was deleted before its due time): 'undone'. Otherwise the task's held marker is
 -- cleared if it points at this run (the fire can no longer be undone): 'claimed'. Claiming again
 -- answers 'claimed' (a lost reply is retried safely).
+-- A claimed run records its claimer (claimed_by): while that node is live, another node taking the
+-- slot over leaves the run to it (it is delivering it), as it does a run marked RUNNING.
 -- KEYS[1]: the slot's key base.
--- ARGV: token, then task_id, run_id per fire.
+-- ARGV: token, node, then task_id, run_id per fire.
 -- Returns one of 'claimed' | 'undone' | 'fenced' per fire, in order.
 local base = KEYS[1]
-local token = ARGV[1]
+local token, node = ARGV[1], ARGV[2]
 local lease = redis.call('GET', base .. ':lease')
 local lease_epoch = nil
 if lease then lease_epoch = string.match(lease, '^(%d+)|') end
 local epoch = redis.call('GET', base .. ':epoch')
 local fenced = lease_epoch == nil or lease_epoch ~= token or epoch ~= token
 local out = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local id, run_id = ARGV[i], ARGV[i + 1]
   if fenced then
     out[#out + 1] = 'fenced'
@@ -26,6 +28,7 @@ for i = 2, #ARGV, 2 do
   else
     local tk = base .. ':t:' .. id
     if redis.call('HGET', tk, 'h_run') == run_id then redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last') end
+    redis.call('HSET', base .. ':r:' .. run_id, 'claimed_by', node)
     out[#out + 1] = 'claimed'
   end
 end
