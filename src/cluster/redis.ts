@@ -444,20 +444,36 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   const othersLive = (node: string | null | undefined): boolean => node !== null && node !== undefined && node !== self && ownership.isLive(node);
   const keep = (run: Run): boolean =>
     !mine.has(run.run_id) && !(run.status === 'RUNNING' && othersLive(run.node)) && !othersLive((run as WithClaim<Run>)[CLAIMED_BY]);
+  /**
+   * Runs that left `mine` while a read of the outbox was under way, per read: the read may show
+   * them unfinished although their outcome was written meanwhile (a read of many slots takes a
+   * while under load), so that read must not hand them out again.
+   */
+  const reads = new Set<Set<string>>();
+  const forget = (id: string): void => {
+    if (!mine.delete(id)) return;
+    for (const r of reads) r.add(id);
+  };
 
   const unfinishedRuns: TaskStore['unfinishedRuns'] = async (q) => {
     const out: Awaited<ReturnType<TaskStore['unfinishedRuns']>> = [];
     let after = q.after;
-    for (;;) {
-      const rows = await store.unfinishedRuns({ ...q, after });
-      for (const r of rows) {
-        after = { time: r.run.scheduled_time, id: r.run.run_id };
-        if (!keep(r.run)) continue;
-        out.push(r);
-        if (ownership.tokenFor(r.run.slot) !== null) mine.add(r.run.run_id);
-        if (out.length >= q.limit) return out;
+    const finishedMeanwhile = new Set<string>();
+    reads.add(finishedMeanwhile);
+    try {
+      for (;;) {
+        const rows = await store.unfinishedRuns({ ...q, after });
+        for (const r of rows) {
+          after = { time: r.run.scheduled_time, id: r.run.run_id };
+          if (!keep(r.run) || finishedMeanwhile.has(r.run.run_id)) continue;
+          out.push(r);
+          if (ownership.tokenFor(r.run.slot) !== null) mine.add(r.run.run_id);
+          if (out.length >= q.limit) return out;
+        }
+        if (rows.length < q.limit) return out;
       }
-      if (rows.length < q.limit) return out;
+    } finally {
+      reads.delete(finishedMeanwhile);
     }
   };
   const commitFires: TaskStore['commitFires'] = async (reqs) => {
@@ -470,18 +486,18 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   };
   const updateRuns: TaskStore['updateRuns'] = async (updates) => {
     await store.updateRuns(updates);
-    for (const u of updates) if (u.status !== 'RUNNING') mine.delete(u.run_id);
+    for (const u of updates) if (u.status !== 'RUNNING') forget(u.run_id);
   };
   // A held fire not claimed here (undone, or its slot lost) is not in flight here any more.
   const claimFires: NonNullable<TaskStore['claimFires']> = async (reqs, node) => {
     const res = await store.claimFires!(reqs, node);
     res.forEach((r, i) => {
-      if (r !== 'claimed') mine.delete(reqs[i]!.run_id);
+      if (r !== 'claimed') forget(reqs[i]!.run_id);
     });
     return res;
   };
   const givenBack = async (ids: readonly string[]): Promise<void> => {
-    for (const id of ids) mine.delete(id);
+    for (const id of ids) forget(id);
     await store.releaseClaims?.(ids, self);
   };
   const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, givenBack, ...(store.claimFires ? { claimFires } : {}) };

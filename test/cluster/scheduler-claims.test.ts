@@ -182,4 +182,45 @@ describe('Scheduler on Redis: fires committed ahead are claimed at their time', 
     await view('b').givenBack!([runId]);
     expect(await outbox('a')).toEqual([runId]);
   });
+
+  it('a read of the outbox does not hand out a run of this node whose outcome was written while the read was under way', async () => {
+    const client: RedisClient = await connect(redis.url);
+    const prefix = uniquePrefix('racing');
+    const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+    cleanups.push(() => store.close());
+    const tokens = await acquireAll(client, prefix, SLOTS, 'a');
+    // The outbox read answers only when `gate` opens (a read of many slots under load).
+    let gate: Promise<void> | null = null;
+    let readDone = false;
+    const slow = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'unfinishedRuns') {
+          return async (q: Parameters<RedisTaskStore['unfinishedRuns']>[0]) => {
+            const rows = await target.unfinishedRuns(q);
+            readDone = true;
+            if (gate) await gate;
+            return rows;
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const view = recoveryStore(slow, { nodeId: 'a', isLive: () => true, tokenFor: (slot: number) => tokens.get(slot) ?? null } as unknown as RedisOwnership);
+    const at = Date.now() + 60_000;
+    const t = task('finished-during-read', at);
+    await store.create(t);
+    const runId = `${t.id}:${at}`;
+    expect(await view.commitFires([{ slot: t.slot, token: tokens.get(t.slot)!, task_id: t.id, expected: at, next: null, now: at, run: { run_id: runId, node: 'a', status: 'PENDING', error: null } }])).toEqual(['committed']);
+    let open!: () => void;
+    gate = new Promise<void>((r) => (open = r));
+    const reading = view.unfinishedRuns({ slots: null, after: null, limit: 10 });
+    await until('the outbox read', () => readDone); // it saw the run unfinished
+    await view.updateRuns([{ run_id: runId, task_id: t.id, status: 'SUCCESS', attempts: 1, node: 'a', start_time: at, end_time: at + 5, http_status: 200 }]);
+    open();
+    expect((await reading).map((p) => p.run.run_id)).toEqual([]);
+    // a read after it does not show it either (it is finished)
+    gate = null;
+    expect((await view.unfinishedRuns({ slots: null, after: null, limit: 10 })).map((p) => p.run.run_id)).toEqual([]);
+  });
 });
