@@ -53,12 +53,19 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function rig(): Promise<Rig> {
+/** A Redis store on a fresh key prefix whose slots `owner` holds; closed after the test. */
+async function ownedStore(name: string, owner: string): Promise<{ client: RedisClient; store: RedisTaskStore; tokens: Map<number, number> }> {
   const client: RedisClient = await connect(redis.url);
-  const prefix = uniquePrefix('claims');
+  const prefix = uniquePrefix(name);
   const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+  cleanups.push(() => store.close());
+  return { client, store, tokens: await acquireAll(client, prefix, SLOTS, owner) };
+}
+
+async function rig(): Promise<Rig> {
+  const { store, tokens } = await ownedStore('claims', 'node-a');
   // This process owns every slot with the same epoch (a fresh prefix: each slot's first take).
-  const epochs = new Set((await acquireAll(client, prefix, SLOTS, 'node-a')).values());
+  const epochs = new Set(tokens.values());
   expect(epochs.size).toBe(1);
   const ownership = new LocalOwnership('node-a', SLOTS, [...epochs][0]!);
   const delivery = new Recorder();
@@ -86,7 +93,6 @@ async function rig(): Promise<Rig> {
   cleanups.push(async () => {
     await sched.stop();
     await sched.flush().catch(() => undefined);
-    await store.close();
   });
   return { store, sched, delivery, fired };
 }
@@ -154,11 +160,7 @@ describe('Scheduler on Redis: fires committed ahead are claimed at their time', 
   });
 
   it('a node taking a slot over leaves runs claimed by a live node to it; given back, or once that node is gone, it recovers them', async () => {
-    const client: RedisClient = await connect(redis.url);
-    const prefix = uniquePrefix('claimed');
-    const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
-    cleanups.push(() => store.close());
-    const tokens = await acquireAll(client, prefix, SLOTS, 'b');
+    const { store, tokens } = await ownedStore('claimed', 'b');
     const at = Date.now() + 60_000;
     const t = task('claimed-by-b', at);
     await store.create(t);
@@ -184,11 +186,7 @@ describe('Scheduler on Redis: fires committed ahead are claimed at their time', 
   });
 
   it('a read of the outbox does not hand out a run of this node whose outcome was written while the read was under way', async () => {
-    const client: RedisClient = await connect(redis.url);
-    const prefix = uniquePrefix('racing');
-    const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
-    cleanups.push(() => store.close());
-    const tokens = await acquireAll(client, prefix, SLOTS, 'a');
+    const { store, tokens } = await ownedStore('racing', 'a');
     // The outbox read answers only when `gate` opens (a read of many slots under load).
     let gate: Promise<void> | null = null;
     let readDone = false;
