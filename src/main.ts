@@ -176,7 +176,7 @@ export async function main(): Promise<void> {
     batchSize: cfg.scheduler.batch_size,
     commitCoalesceMs: cfg.scheduler.commit_coalesce_ms,
     // Standalone: the held fire is undone here (uncommitFire). Cluster: in Redis, from any node
-    // (uncommitHeld), and the owner claims it at its due time (claimFires) before delivering it.
+    // (uncommitHeld), and the owner claims it shortly before its due time (claimFires).
     commitAheadMs: cfg.scheduler.commit_ahead_ms,
     maxLoaded: cfg.scheduler.max_loaded,
     defaultTimeoutMs: cfg.delivery.timeout_ms,

@@ -137,8 +137,8 @@ interface Held {
   /** What committing changed, to undo it (null: recovered from the outbox, not undoable here). */
   undo: { next: number | null; last_fire_time: number | null } | null;
   /**
-   * Claimed in the store at its due time before it is delivered (a store with claimFires: the
-   * undo is the store's, from any node, and a claim or an undo wins, never both).
+   * Claimed in the store CLAIM_LEAD_MS before its tick, and delivered only if claimed (a store
+   * with claimFires: the undo is the store's, from any node, and a claim or an undo wins).
    */
   claim: boolean;
   /** The same fire was committed again (its earlier commit was undone): this one is not sent. */
@@ -203,7 +203,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /** Held fires handed to a claim that has not answered yet, by run id. */
   private readonly claiming = new Map<string, Held>();
   private claimFlush = false;
-  private claimsInFlight = 0;
 
   /**
    * Commits are coalesced only while fires stream in (the last batch held several): a lone fire
@@ -359,7 +358,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    */
   async cancelAhead(taskId: string): Promise<void> {
     if (this.claims) {
-      // The store undoes it (from any node; the owner's claim at the due time then answers 'undone').
+      // The store undoes it (from any node; the owner's claim before the due time then answers 'undone').
       if (this.aheadMs === 0 || this.stopped) return;
       let undone = false;
       try {
@@ -541,7 +540,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private async claimAndDispatch(batch: Held[]): Promise<void> {
     if (this.stopped || batch.length === 0) return;
     const claimFires = this.o.store.claimFires!.bind(this.o.store);
-    this.claimsInFlight++;
     let res: ClaimResult[];
     try {
       res = await claimFires(
@@ -550,11 +548,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       );
     } catch (e) {
       this.reportStoreError(e);
-      this.claimsInFlight--;
       if (!this.stopped) setTimeout(() => void this.claimAndDispatch(batch), 250);
       return;
     }
-    this.claimsInFlight--;
     const now = this.o.clock.now();
     const fenced = new Set<number>();
     for (let i = 0; i < batch.length; i++) {
@@ -620,10 +616,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.o.log.info({ runs: given.size, slots: slots.length }, 'deliveries not started yet given back with their lost slots');
     }
     // Held fires of lost slots stay in the outbox: the new owner delivers them at their time. Those
-    // claimed at their time stay held here too: the claim is fenced unless this node owns the slot
-    // again by then (a new owner claims them itself; only one claim can win).
-    // Fires already claimed here are this node's to send at their time (the new owner leaves them
-    // alone while this node is live), as a delivery under way is.
+    // still to be claimed stay held here: their claim is fenced unless this node owns the slot again
+    // by then (a new owner claims them itself; only one claim wins). Those already claimed here are
+    // this node's to send at their time (the new owner leaves them alone while this node is live).
     for (const h of [...this.heldByRun.values()]) if (lost.has(h.d.task.slot) && !h.claim && !h.claimed) this.unhold(h);
   }
 
