@@ -350,6 +350,8 @@ interface WorkloadResult {
   cps_first_to_last?: number;
   span_ms: number;
   lateness_ms: Dist;
+  /** (a) only: first arrivals per 250 ms of lateness (every fire of (a) is due at the same time). */
+  arrivals_per_250ms?: number[];
   cpu_s: number;
   redis_cpu_s: number | null;
   create_cpu_s: number;
@@ -435,6 +437,7 @@ async function measure(
     redis_peak_rss_mb: sys.usesRedis ? rm.peak_rss_mb : null,
     fire_window_s: round1(fireWindow),
     loadavg: la,
+    ...(workload === 'a' ? { arrivals_per_250ms: bins250(a.lateness) } : {}),
     ...(a.firstArrival !== Infinity && workload === 'a' ? { cps_first_to_last: a.unique > 1 ? Math.round(((a.unique - 1) / Math.max(1, a.lastArrival - a.firstArrival)) * 1000) : 0 } : {}),
     ...(c.errors > 0 ? { note: `${c.errors} create errors, e.g. ${c.firstError ?? '?'}` } : !valid ? { note: `creation ended ${createdAt - notBefore} ms after the first fire was due` } : {}),
   };
@@ -503,6 +506,16 @@ async function workloadPeriodic(sys: System, ctx: Ctx, n: number, seconds: numbe
   return r;
 }
 
+/** How many values fall in each 250 ms bin from 0 (negative values are left out). */
+function bins250(values: ArrayLike<number>): number[] {
+  const bins: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const b = Math.floor(values[i]! / 250);
+    if (b >= 0 && b < 400) bins[b] = (bins[b] ?? 0) + 1;
+  }
+  return Array.from(bins, (x) => x ?? 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const WL_NAMES: Record<string, string> = { a: '(a) burst', b: '(b) spread', c: '(c) periodic' };
@@ -516,6 +529,7 @@ function printWorkload(sysKey: string, r: WorkloadResult): void {
   line('    received / expected', `${fmt(r.received_unique)} / ${fmt(r.expected)} (${fmt(r.deliveries)} deliveries, created in ${fmt(r.create_ms)} ms)`);
   line('    callbacks/s', `${fmt(r.callbacks_per_s)}${r.cps_first_to_last !== undefined ? ` (first->last ${fmt(r.cps_first_to_last)})` : ''} over ${fmt(r.span_ms)} ms`);
   line('    lateness p50 / p99 / max', `${fmt(l.p50)} / ${fmt(l.p99)} / ${fmt(l.max)} ms`);
+  if (r.arrivals_per_250ms) line('    arrivals per 250 ms from due', r.arrivals_per_250ms.join(' '));
   line('    CPU (fire phase, system procs)', `${fmt(r.cpu_s, 2)} s${redis} in ${fmt(r.fire_window_s, 1)} s; creation ${fmt(r.create_cpu_s, 2)} s`);
   line('    peak RSS (system procs)', `${fmt(r.peak_rss_mb, 1)} MB${rss}`);
   line('    duplicates / missing', `${fmt(r.duplicates)} / ${fmt(r.missing)}${r.outside_window > 0 ? ` (outside window, ignored: ${fmt(r.outside_window)})` : ''}`);

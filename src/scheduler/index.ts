@@ -16,7 +16,7 @@ import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/ind
 import { StoreUnavailableError } from '../errors.js';
 import { HELD, type ClaimResult, type DueKey, type FireRequest, type FireResult, type TaskStore, type WithHeld } from '../store/types.js';
 import { PERIODIC, fireId, manualFireTime, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
-import { MinHeap } from './heap.js';
+import { MinHeap, TimeBuckets } from './heap.js';
 import { RunRecorder } from './recorder.js';
 
 export interface Deliverer {
@@ -166,6 +166,8 @@ const SCAN_PAGE = 500;
 const COALESCE_MIN_BATCH = 4;
 /** Held fires handed to delivery per event-loop turn when they come due together. */
 const RELEASE_CHUNK = 256;
+/** The route of a task with one callback URL: its job as built (no copy per fire). */
+const SINGLE = { mode: 'single' as const, urls: [] as string[] };
 /** Delivery jobs of held fires built per event-loop turn. */
 const BUILD_CHUNK = 64;
 const yieldToTimers = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
@@ -191,7 +193,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private scans = 0;
   private lastCommitAt = -Infinity;
   private lastBatchSize = 0;
-  private readonly held = new MinHeap<Held>();
+  private readonly held = new TimeBuckets<Held>();
   private readonly heldByRun = new Map<string, Held>();
   private readonly heldByTask = new Map<string, Held>();
   private holdTimer: TimerHandle | null = null;
@@ -1259,7 +1261,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /** Picks the target(s) of a fire according to the task's route. */
   private targets(task: Task): { mode: 'single' | 'failover' | 'broadcast'; urls: string[] } {
     const urls = task.callback.urls;
-    if (!urls || urls.length <= 1) return { mode: 'single', urls: [task.callback.url] };
+    if (!urls || urls.length <= 1) return SINGLE;
     switch (task.callback.route ?? 'failover') {
       case 'broadcast':
         return { mode: 'broadcast', urls };
@@ -1348,6 +1350,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           error: failed.length === 0 ? null : `${failed.length} of ${total} shards failed: ${failed.map((x) => `#${x.index} ${x.error ?? ''}`).join('; ')}`.slice(0, 2000),
           status: failed.length === 0 ? first.status : (failed[0]!.http_status ?? null),
         };
+      } else if (route === SINGLE) {
+        result = await this.o.delivery.deliver(base, { onAttempt }); // the job's own url
       } else {
         result = await this.o.delivery.deliver({ ...base, url: route.urls[0]!, failover_urls: route.mode === 'failover' ? route.urls : undefined }, { onAttempt });
       }

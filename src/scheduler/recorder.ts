@@ -30,7 +30,8 @@ export class RunRecorder {
   push(u: RunUpdate, urgent = false): void {
     const prev = this.pending.get(u.run_id);
     if (prev && prev.status !== 'RUNNING' && u.status === 'RUNNING') return; // a final state wins
-    this.pending.set(u.run_id, prev ? { ...prev, ...stripUndefined(u) } : u);
+    if (prev) mergeDefined(prev, u);
+    else this.pending.set(u.run_id, u);
     if (urgent && !this.urgentScheduled) {
       this.urgentScheduled = true;
       setImmediate(() => {
@@ -86,8 +87,12 @@ export class RunRecorder {
   }
 }
 
-function stripUndefined(u: RunUpdate): Partial<RunUpdate> {
-  const o: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(u)) if (v !== undefined) o[k] = v;
-  return o as Partial<RunUpdate>;
+/** Copies u's defined fields onto the queued update (not written yet: no one else holds it). */
+function mergeDefined(into: RunUpdate, u: RunUpdate): void {
+  const o = into as unknown as Record<string, unknown>;
+  const from = u as unknown as Record<string, unknown>;
+  for (const k in from) {
+    const v = from[k];
+    if (v !== undefined) o[k] = v;
+  }
 }
