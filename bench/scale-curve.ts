@@ -441,7 +441,8 @@ export async function runScaleCurve(): Promise<BenchResult> {
       if (p.log_lines > 0) notes.push(`${p.mode} ${p.size}: server logged ${p.log_lines} warn/error lines`);
     }
     const r: BenchResult = {
-      name: 'scale-curve',
+      // A cluster-only run keeps the standalone curve's file.
+      name: modes.includes('standalone') ? 'scale-curve' : 'scale-curve-cluster',
       started_at: new Date(started).toISOString(),
       duration_s: round1((Date.now() - started) / 1000),
       machine: m0,
