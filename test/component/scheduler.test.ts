@@ -646,6 +646,24 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
     expect(await h.store.get('early')).toMatchObject({ state: 'completed', run_count: 1, last_fire_time: at, last_status: 'SUCCESS' });
   });
 
+  it('a burst of held fires due at one ms is handed over in paced chunks: each once, none before its time', async () => {
+    const at = T0 + 10 * SEC;
+    const n = 1000; // many times RELEASE_CHUNK: several 1 ms continuations
+    const tasks = Array.from({ length: n }, (_, i) => oneShot(`b${String(i).padStart(4, '0')}`, at, T0));
+    const h = await setup({ tasks, ...AHEAD });
+    const sent = deliveredAt(h);
+    await h.runUntil(at - 1);
+    expect(h.sched.heldCount()).toBe(n);
+    expect(h.deliverer.jobs).toEqual([]);
+    await h.runUntil(at);
+    await vi.waitFor(() => expect(h.deliverer.jobs.length).toBe(n), { timeout: 20_000, interval: 5 });
+    expect(new Set(h.deliverer.jobs.map((j) => j.run_id)).size).toBe(n);
+    expect([...sent.values()].every((t) => t === at)).toBe(true);
+    expect(h.sched.heldCount()).toBe(0);
+    await h.runUntil(at + MIN);
+    expect(h.deliverer.jobs).toHaveLength(n);
+  });
+
   it('a periodic task holds one fire at a time: the next tick is committed halfway between its ticks', async () => {
     const h = await setup({ tasks: [makeTask({ id: 'every', format: '@every 1s' })], ...AHEAD });
     const sent = deliveredAt(h);
