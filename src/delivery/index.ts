@@ -118,10 +118,20 @@ export function signature(secrets: readonly string[], unixSeconds: number, body:
   return parts.join(',');
 }
 
+/** A parsed callback URL: what the dispatcher needs. */
+interface Target {
+  origin: string;
+  path: string;
+}
+
+/** Parsed callback URLs remembered (bounded: cleared when it grows past this). */
+const TARGET_CACHE_MAX = 10_000;
+
 export class Delivery {
   private readonly agent: Agent;
   private readonly global: Semaphore;
   private readonly origins = new Map<string, Semaphore>();
+  private readonly targets = new Map<string, Target>();
   private readonly stopping = new AbortController();
   private active = 0;
   private readonly idleWaiters: (() => void)[] = [];
@@ -185,6 +195,22 @@ export class Delivery {
     }
   }
 
+  /** A callback URL's origin and path, parsed once per URL (null: not a valid URL). */
+  private target(raw: string): Target | null {
+    let t = this.targets.get(raw);
+    if (t === undefined) {
+      try {
+        const u = new URL(raw);
+        t = { origin: u.origin, path: u.pathname + u.search };
+      } catch {
+        return null;
+      }
+      if (this.targets.size >= TARGET_CACHE_MAX) this.targets.clear();
+      this.targets.set(raw, t);
+    }
+    return t;
+  }
+
   private originSem(origin: string): Semaphore {
     let s = this.origins.get(origin);
     if (!s) {
@@ -210,12 +236,8 @@ export class Delivery {
 
   /** One HTTP exchange, classified. */
   async attempt(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
-    let url: URL;
-    try {
-      url = new URL(job.url);
-    } catch {
-      return { ok: false, retryable: false, status: null, error: `invalid url ${job.url}`, body: null, retry_after_ms: null, duration_ms: 0 };
-    }
+    const url = this.target(job.url);
+    if (!url) return { ok: false, retryable: false, status: null, error: `invalid url ${job.url}`, body: null, retry_after_ms: null, duration_ms: 0 };
     const originSem = this.originSem(url.origin);
     await originSem.acquire();
     await this.global.acquire();
@@ -223,8 +245,8 @@ export class Delivery {
     onStart?.();
     try {
       const headers: Record<string, string> = {
-        ...(job.headers ?? {}),
-        ...(job.extra_headers ?? {}),
+        ...job.headers,
+        ...job.extra_headers,
         'content-type': 'application/json',
         'user-agent': this.o.userAgent,
         'x-xcron-task-id': job.task_id,
@@ -283,7 +305,7 @@ export class Delivery {
    * timeout_ms bounds the wait for the response headers and every gap in the body (undici's own
    * timers: no AbortSignal per request).
    */
-  private exchange(url: URL, job: DeliveryJob, headers: Record<string, string>, sendBody: boolean): Promise<{ status: number; body: string | null; retryAfter: string | string[] | undefined }> {
+  private exchange(url: Target, job: DeliveryJob, headers: Record<string, string>, sendBody: boolean): Promise<{ status: number; body: string | null; retryAfter: string | string[] | undefined }> {
     const keepBytes = this.keepBytes;
     const maxBytes = this.o.maxResponseBytes;
     return new Promise((resolve, reject) => {
@@ -296,7 +318,7 @@ export class Delivery {
       const done = (): void => resolve({ status, body: keptLen === 0 ? null : Buffer.concat(kept!, keptLen).toString('utf8'), retryAfter });
       try {
         this.agent.dispatch(
-          { origin: url.origin, path: url.pathname + url.search, method: job.method, headers, body: sendBody ? job.body : null, headersTimeout: job.timeout_ms, bodyTimeout: job.timeout_ms },
+          { origin: url.origin, path: url.path, method: job.method, headers, body: sendBody ? job.body : null, headersTimeout: job.timeout_ms, bodyTimeout: job.timeout_ms },
           {
             onRequestStart() {},
             onResponseStart(_c, statusCode, resHeaders) {
