@@ -51,7 +51,7 @@ import {
   type ServerHandle,
   type TargetCheck,
 } from './lib/common.js';
-import { clusterView, ownersOf, startCluster, stopNode, type NodeHandle } from './lib/cluster.js';
+import { clusterView, colocatedEnv, ownersOf, startCluster, stopNode, type NodeHandle } from './lib/cluster.js';
 import { GroupMeter } from './lib/procs.js';
 import { Receiver, analyse } from './lib/receiver-client.js';
 import { BenchRedis } from './lib/redis.js';
@@ -174,6 +174,7 @@ export async function runCluster(): Promise<BenchResult> {
   const createSeconds = envInt('BENCH_CLUSTER_CREATE_SECONDS', 10);
   const clients = envInt('BENCH_CLUSTER_CLIENTS', 64);
   const nodesN = Math.max(2, envInt('BENCH_CLUSTER_NODES', 3));
+  const nodeEnv = colocatedEnv(nodesN);
   const started = Date.now();
   const m0 = machine();
   const la = (): number[] => loadavg().map(round2);
@@ -211,7 +212,8 @@ export async function runCluster(): Promise<BenchResult> {
     phaseLoad.cluster = la();
     console.log(`  --- ${nodesN}-node cluster (loadavg ${phaseLoad.cluster.join(' ')})`);
     await redis.flushAll();
-    nodes = await startCluster({ redisUrl: redis.url, prefix: 'bc', name: 'cluster', leaseMs }, nodesN);
+    nodes = await startCluster({ redisUrl: redis.url, prefix: 'bc', name: 'cluster', leaseMs, env: nodeEnv }, nodesN);
+    line('cluster node settings', Object.keys(nodeEnv).length === 0 ? 'defaults (BENCH_CLUSTER_COLOCATED=0)' : `${Object.entries(nodeEnv).map(([k, v]) => `${k}=${v}`).join(' ')} (nodes sharing the cores; see README "Sizing")`);
     const view0 = await clusterView(nodes[0]!.baseUrl);
     line('cluster settled', `members ${view0.members.join(', ')}; slots per owner ${JSON.stringify(Object.fromEntries(ownersOf(view0)))}`);
     const cpools = nodes.map((n) => serverPool(n.baseUrl, Math.ceil(clients / nodesN) + 4));
@@ -322,7 +324,7 @@ export async function runCluster(): Promise<BenchResult> {
       started_at: new Date(started).toISOString(),
       duration_s: round1((Date.now() - started) / 1000),
       machine: m0,
-      config: { nodes: nodesN, lease_ms: leaseMs, burst: N, periodic: P, clients, create_seconds: createSeconds, slots: 256 },
+      config: { nodes: nodesN, node_env: nodeEnv, lease_ms: leaseMs, burst: N, periodic: P, clients, create_seconds: createSeconds, slots: 256 },
       figures: {
         standalone: { create: sCreate, burst: sBurst, log_lines: sLog.lines },
         cluster: { create: cCreate, burst: cBurst, slots_per_owner: Object.fromEntries(ownersOf(view0)) },

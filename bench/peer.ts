@@ -37,7 +37,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Queue, type JobsOptions } from 'bullmq';
 import { chartSvg, writeChart, type Panel } from './lib/chart.js';
-import { startCluster, stopNode, type NodeHandle } from './lib/cluster.js';
+import { colocatedEnv, startCluster, stopNode, type NodeHandle } from './lib/cluster.js';
 import {
   RESULTS_DIR,
   ROOT,
@@ -196,7 +196,7 @@ async function startStandalone(receiverUrl: string): Promise<System> {
 }
 
 async function startXcronCluster(receiverUrl: string, redisUrl: string): Promise<System> {
-  const nodes: NodeHandle[] = await startCluster({ redisUrl, prefix: 'peer', name: 'peer-cluster' }, 3);
+  const nodes: NodeHandle[] = await startCluster({ redisUrl, prefix: 'peer', name: 'peer-cluster', env: colocatedEnv(3) }, 3);
   return xcronSystem('cluster', 'xcron cluster (3 nodes)', nodes, receiverUrl, async () => {
     await Promise.all(nodes.map((n) => stopNode(n)));
   }, true);
@@ -678,6 +678,7 @@ export async function runPeer(): Promise<BenchResult> {
         bullmq_total_concurrency: concurrency,
         bullmq_remove_on_complete: !keep,
         xcron_cluster_nodes: 3,
+        xcron_cluster_node_env: colocatedEnv(3),
         periodic_window_rule: '[T0, T0 + periodic_s): T0 on a whole second; every task ticks at T0 + k s, k = 0..periodic_s-1; fires outside the window are ignored (outside_window)',
       },
       figures: { systems: results, ratios_to_bullmq: ratios },
