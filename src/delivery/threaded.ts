@@ -9,6 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { workerExecArgv } from '../worker-args.js';
 import type { AttemptEvent, DeliveryHooks, DeliveryJob, DeliveryResult } from './index.js';
 import type { FromWorker, JobItem, ToWorker, WorkerConfig } from './protocol.js';
 
@@ -76,8 +77,7 @@ export class ThreadedDelivery implements DeliveryService {
   }
 
   private start(): void {
-    // Under --cpu-prof-name=<f>, the worker writes its own profile next to the main thread's.
-    const execArgv = process.execArgv.map((a) => (a.startsWith('--cpu-prof-name=') ? a.replace(/(\.cpuprofile)?$/, '.delivery-worker.cpuprofile') : a));
+    const execArgv = workerExecArgv('delivery-worker');
     const w = new Worker(this.o.workerUrl ?? new URL('./worker.js', import.meta.url), { workerData: this.config, name: 'xcron-delivery', execArgv });
     this.worker = w;
     w.on('message', (m: FromWorker) => this.onMessage(m));

@@ -12,6 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
+import { workerExecArgv } from '../worker-args.js';
 import type { SqliteOptions } from './sqlite.js';
 import type { TaskStore } from './types.js';
 
@@ -93,8 +94,7 @@ export class ThreadedSqliteStore {
   }
 
   private start(claimEpoch: boolean): Promise<number | null> {
-    // Under --cpu-prof-name=<f>, the thread writes its own profile next to the main thread's.
-    const execArgv = process.execArgv.map((a) => (a.startsWith('--cpu-prof-name=') ? a.replace(/(\.cpuprofile)?$/, '.store-worker.cpuprofile') : a));
+    const execArgv = workerExecArgv('store-worker');
     const w = new Worker(this.workerUrl, { workerData: { options: this.options, claimEpoch } satisfies StoreWorkerData, name: 'xcron-store', execArgv });
     this.worker = w;
     return new Promise<number | null>((resolve, reject) => {

@@ -53,6 +53,11 @@ export interface ServerOptions {
   /** Extra XCRON_* (or other) variables. */
   env?: Record<string, string>;
   args?: string[];
+  /**
+   * Node options: the server is then started as `node <nodeArgs> dist/src/main.js <args>` instead of
+   * through ./xcron_server (as a Dockerfile's CMD or a process manager would start it).
+   */
+  nodeArgs?: string[];
   /** Default true: resolve only once GET /healthz answers code 0. */
   waitHealthy?: boolean;
 }
@@ -132,7 +137,9 @@ export class XcronServer {
       XCRON_LOG_LEVEL: 'info',
       ...full.env,
     });
-    const child = spawn(LAUNCHER, full.args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = opts.nodeArgs
+      ? spawn(process.execPath, [...opts.nodeArgs, join(REPO_ROOT, 'dist', 'src', 'main.js'), ...full.args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(LAUNCHER, full.args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const s = new XcronServer(child, full);
     live.add(s);
     started.push(s);
