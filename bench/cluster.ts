@@ -20,7 +20,8 @@
  * lost ticks (burst and failover).
  *
  * Env: BENCH_CLUSTER_BURST (20000), BENCH_CLUSTER_PERIODIC (300), BENCH_CLUSTER_LEASE_MS (3000),
- *      BENCH_CLUSTER_CREATE_SECONDS (10), BENCH_CLUSTER_CLIENTS (64), BENCH_CLUSTER_NODES (3).
+ *      BENCH_CLUSTER_CREATE_SECONDS (10), BENCH_CLUSTER_CLIENTS (64), BENCH_CLUSTER_NODES (3),
+ *      BENCH_CLUSTER_WARMUP (2000: one-shots delivered before each burst, not measured; 0 = cold).
  */
 import { loadavg } from 'node:os';
 import {
@@ -73,6 +74,30 @@ interface BurstResult {
   cpu_s: number;
   redis_cpu_s: number;
   first_after_due_ms: number;
+}
+
+/**
+ * Before a burst: `n` one-shots due over 2 s from 3 s ahead (ten groups, 200 ms apart), created
+ * round-robin over the pools and delivered through the receiver, not measured. Both the standalone
+ * node and the cluster's nodes meet the burst with their code compiled and their connections to
+ * the receiver open, as running services would (as in bench:peer). BENCH_CLUSTER_WARMUP=0: cold.
+ */
+async function warmUp(pools: Pool[], receiver: Receiver, n: number): Promise<{ expected: number; unique: number; duplicates: number; missing: number }> {
+  await receiver.reset();
+  const t0 = Date.now() + 3000;
+  const per = Math.max(16, Math.ceil(64 / pools.length));
+  const parts = pools.map(() => [] as { body: string; at: number }[]);
+  for (let i = 0; i < n; i++) {
+    const at = t0 + (i % 10) * 200;
+    parts[i % pools.length]!.push({ body: JSON.stringify({ type: 2, format: String(at), callback: { url: receiver.url, body: { warm: i } } }), at });
+  }
+  const outs = await Promise.all(parts.map((p, i) => createMany(pools[i]!, p.map((x) => x.body), per)));
+  const expected = new Set<string>();
+  outs.forEach((o, i) => o.results.forEach((r, j) => r.ok && r.task_id && expected.add(`${r.task_id}:${parts[i]![j]!.at}`)));
+  await receiver.waitFor(expected.size, t0 + 60_000, 1000);
+  const a = analyse(await receiver.collect(), expected);
+  await receiver.reset();
+  return { expected: expected.size, unique: a.unique, duplicates: a.duplicates, missing: a.missing };
 }
 
 /** N one-shots due at one second, created round-robin over the pools. */
@@ -169,6 +194,7 @@ async function createRate(pools: Pool[], clients: number, seconds: number): Prom
 
 export async function runCluster(): Promise<BenchResult> {
   const N = envInt('BENCH_CLUSTER_BURST', 20_000);
+  const W = envInt('BENCH_CLUSTER_WARMUP', 2000);
   const P = envInt('BENCH_CLUSTER_PERIODIC', 300);
   const leaseMs = envInt('BENCH_CLUSTER_LEASE_MS', 3000);
   const createSeconds = envInt('BENCH_CLUSTER_CREATE_SECONDS', 10);
@@ -202,6 +228,8 @@ export async function runCluster(): Promise<BenchResult> {
     const sCreate = await createRate([sp], clients, createSeconds);
     line('standalone: createTask req/s', `${fmt(sCreate.rps)} (p99 ${fmt(sCreate.lat.p99, 1)} ms, ${sCreate.errors} errors)`);
     const sPid = standalone.pid;
+    const sWarm = W > 0 ? await warmUp([sp], receiver, W) : null;
+    if (sWarm) line('standalone: warm-up', `${fmt(sWarm.unique)} / ${fmt(sWarm.expected)} one-shots delivered (not measured); duplicates ${sWarm.duplicates}, missing ${sWarm.missing}`);
     const sBurst = await burst([sp], () => [sPid], null, receiver, N);
     printBurst('standalone', sBurst);
     const sLog = serverLogSummary(standalone.logFile);
@@ -220,6 +248,8 @@ export async function runCluster(): Promise<BenchResult> {
     pools.push(...cpools);
     const cCreate = await createRate(cpools, clients, createSeconds);
     line('cluster: createTask req/s (all nodes)', `${fmt(cCreate.rps)} (per node ${cCreate.per_node.map((x) => fmt(x)).join(' / ')}; p99 ${fmt(cCreate.lat.p99, 1)} ms, ${cCreate.errors} errors)`);
+    const cWarm = W > 0 ? await warmUp(cpools, receiver, W) : null;
+    if (cWarm) line('cluster: warm-up', `${fmt(cWarm.unique)} / ${fmt(cWarm.expected)} one-shots delivered (not measured); duplicates ${cWarm.duplicates}, missing ${cWarm.missing}`);
     const cBurst = await burst(cpools, () => nodes.map((n) => n.pid), redis.pid, receiver, N);
     printBurst('cluster', cBurst);
 
@@ -302,11 +332,13 @@ export async function runCluster(): Promise<BenchResult> {
     line(`${nodesN} nodes / standalone callbacks/s`, `${fmt(cBurst.cps_due_to_last)} / ${fmt(sBurst.cps_due_to_last)} = ${fmt(cBurst.cps_due_to_last / Math.max(1, sBurst.cps_due_to_last), 2)}x`, cpsCheck);
     line(`${nodesN} nodes / standalone p99 lateness`, `${fmt(cBurst.lateness_ms.p99)} / ${fmt(sBurst.lateness_ms.p99)} ms = ${fmt(cBurst.lateness_ms.p99 / Math.max(1, sBurst.lateness_ms.p99), 2)}x`);
     line(`${nodesN} nodes / standalone createTask req/s`, `${fmt(cCreate.rps)} / ${fmt(sCreate.rps)} = ${fmt(cCreate.rps / Math.max(1, sCreate.rps), 2)}x`);
-    const dupCheck = atMost('duplicates (bursts + failover)', sBurst.duplicates + cBurst.duplicates + fa.duplicates, 0, '');
-    const lostCheck = atMost('lost (bursts + failover)', sBurst.missing + cBurst.missing + fa.missing, 0, '');
+    const warmDup = (sWarm?.duplicates ?? 0) + (cWarm?.duplicates ?? 0);
+    const warmLost = (sWarm?.missing ?? 0) + (cWarm?.missing ?? 0);
+    const dupCheck = atMost('duplicates (warm-ups, bursts, failover)', warmDup + sBurst.duplicates + cBurst.duplicates + fa.duplicates, 0, '');
+    const lostCheck = atMost('lost (warm-ups, bursts, failover)', warmLost + sBurst.missing + cBurst.missing + fa.missing, 0, '');
     targets.push(dupCheck, lostCheck);
-    line('duplicates: standalone / cluster / failover', `${sBurst.duplicates} / ${cBurst.duplicates} / ${fa.duplicates}`, dupCheck);
-    line('lost: standalone / cluster / failover', `${sBurst.missing} / ${cBurst.missing} / ${fa.missing}`, lostCheck);
+    line('duplicates: warm-ups / standalone / cluster / failover', `${warmDup} / ${sBurst.duplicates} / ${cBurst.duplicates} / ${fa.duplicates}`, dupCheck);
+    line('lost: warm-ups / standalone / cluster / failover', `${warmLost} / ${sBurst.missing} / ${cBurst.missing} / ${fa.missing}`, lostCheck);
     for (const [label, b] of [
       ['standalone', sBurst],
       ['cluster', cBurst],
@@ -324,10 +356,10 @@ export async function runCluster(): Promise<BenchResult> {
       started_at: new Date(started).toISOString(),
       duration_s: round1((Date.now() - started) / 1000),
       machine: m0,
-      config: { nodes: nodesN, node_env: nodeEnv, lease_ms: leaseMs, burst: N, periodic: P, clients, create_seconds: createSeconds, slots: 256 },
+      config: { nodes: nodesN, node_env: nodeEnv, lease_ms: leaseMs, burst: N, warmup: W, periodic: P, clients, create_seconds: createSeconds, slots: 256 },
       figures: {
-        standalone: { create: sCreate, burst: sBurst, log_lines: sLog.lines },
-        cluster: { create: cCreate, burst: cBurst, slots_per_owner: Object.fromEntries(ownersOf(view0)) },
+        standalone: { create: sCreate, warmup: sWarm, burst: sBurst, log_lines: sLog.lines },
+        cluster: { create: cCreate, warmup: cWarm, burst: cBurst, slots_per_owner: Object.fromEntries(ownersOf(view0)) },
         failover: {
           victim: victim.nodeId,
           victim_slots: victimSlots,

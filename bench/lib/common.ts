@@ -156,7 +156,8 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} not found: run \`bash build.sh\` first`);
   const port = await freePort();
   const logFile = join(o.dataDir, 'server.log');
-  const nodeArgs: string[] = [];
+  // BENCH_SERVER_NODE_ARGS: extra node options for the servers only (not the bench, nor the receiver).
+  const nodeArgs: string[] = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   if (envFlag('BENCH_PROFILE')) {
     mkdirSync(PROFILE_DIR, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${o.name}.cpuprofile`);
