@@ -21,7 +21,7 @@
  *
  * Env: BENCH_CLUSTER_BURST (20000), BENCH_CLUSTER_PERIODIC (300), BENCH_CLUSTER_LEASE_MS (3000),
  *      BENCH_CLUSTER_CREATE_SECONDS (10), BENCH_CLUSTER_CLIENTS (64), BENCH_CLUSTER_NODES (3),
- *      BENCH_CLUSTER_WARMUP (2000: one-shots delivered before each burst, not measured; 0 = cold).
+ *      BENCH_CLUSTER_WARMUP (10000: one-shots delivered before each burst, not measured; 0 = cold).
  */
 import { loadavg } from 'node:os';
 import {
@@ -77,14 +77,15 @@ interface BurstResult {
 }
 
 /**
- * Before a burst: `n` one-shots due over 2 s from 3 s ahead (ten groups, 200 ms apart), created
+ * Before a burst: `n` one-shots due over 2 s once created (ten groups, 200 ms apart), created
  * round-robin over the pools and delivered through the receiver, not measured. Both the standalone
  * node and the cluster's nodes meet the burst with their code compiled and their connections to
  * the receiver open, as running services would (as in bench:peer). BENCH_CLUSTER_WARMUP=0: cold.
  */
 async function warmUp(pools: Pool[], receiver: Receiver, n: number): Promise<{ expected: number; unique: number; duplicates: number; missing: number }> {
   await receiver.reset();
-  const t0 = Date.now() + 3000;
+  // Due after every create has landed (creation runs at 2,000-7,000 creates/s here).
+  const t0 = Date.now() + 3000 + Math.ceil(n / 2);
   const per = Math.max(16, Math.ceil(64 / pools.length));
   const parts = pools.map(() => [] as { body: string; at: number }[]);
   for (let i = 0; i < n; i++) {
@@ -194,7 +195,7 @@ async function createRate(pools: Pool[], clients: number, seconds: number): Prom
 
 export async function runCluster(): Promise<BenchResult> {
   const N = envInt('BENCH_CLUSTER_BURST', 20_000);
-  const W = envInt('BENCH_CLUSTER_WARMUP', 2000);
+  const W = envInt('BENCH_CLUSTER_WARMUP', 10_000);
   const P = envInt('BENCH_CLUSTER_PERIODIC', 300);
   const leaseMs = envInt('BENCH_CLUSTER_LEASE_MS', 3000);
   const createSeconds = envInt('BENCH_CLUSTER_CREATE_SECONDS', 10);

@@ -14,9 +14,12 @@
  * on the whole second; the window is [T0, T0 + 30 s): 30 expected ticks per task; a tick whose
  * scheduled time is outside the window is ignored and counted as "outside window").
  *
- * Warm-up: before (a), every system delivers BENCH_PEER_WARMUP (2,000) one-shots through the same
+ * Warm-up: before (a), every system delivers BENCH_PEER_WARMUP (10,000) one-shots through the same
  * receiver, not measured, so that neither the system nor the shared receiver meets (a) cold (JIT
  * compilation, new connections); without it, whichever system runs first pays for the receiver's.
+ * With 2,000 (until the sixth session), the JIT was still compiling during (a): xcron's first 250 ms
+ * delivered a third of its later rate, and its fire phase cost 20 % more CPU per callback than
+ * after 10,000 (paired xcron-only runs: 12,602 / 13,495 / 13,996 vs 15,810 / 16,892 / 13,671 callbacks/s).
  *
  * Figures per system and workload: callbacks/s ((a): unique fires / (last arrival - due time);
  * (b), (c): unique fires / (last arrival - first scheduled time)), lateness p50/p99/max (receiver
@@ -26,7 +29,7 @@
  * missing (expected fires never received). Ratios xcron / BullMQ. Writes bench/results/peer.json
  * and bench/results/peer.png (SVG -> PNG with rsvg-convert).
  *
- * Env: BENCH_PEER_SYSTEMS (xcron,cluster,bullmq), BENCH_PEER_WARMUP (2000), BENCH_PEER_BURST (20000), BENCH_PEER_SPREAD
+ * Env: BENCH_PEER_SYSTEMS (xcron,cluster,bullmq), BENCH_PEER_WARMUP (10000), BENCH_PEER_BURST (20000), BENCH_PEER_SPREAD
  * (5000), BENCH_PEER_SPREAD_MS (10000), BENCH_PEER_PERIODIC (1000), BENCH_PEER_PERIODIC_S (30),
  * BENCH_PEER_BULLMQ_WORKERS (2 processes), BENCH_PEER_CONCURRENCY (total BullMQ concurrency; default
  * XCRON_DELIVERY_PER_ORIGIN_CONCURRENCY or 256), BENCH_PEER_BULLMQ_KEEP (1: keep completed jobs;
@@ -518,7 +521,8 @@ async function measure(
  */
 async function warmUp(sys: System, ctx: Ctx, n: number): Promise<WarmUp | undefined> {
   if (n <= 0) return undefined;
-  const t0 = Date.now() + 3000;
+  // Due after every create has landed (creation runs at 2,000-7,000 creates/s here).
+  const t0 = Date.now() + 3000 + Math.ceil(n / 2);
   const items = Array.from({ length: n }, (_, i) => {
     const at = t0 + (i % 10) * 200;
     return { at, format: String(at), i };
@@ -623,7 +627,7 @@ export async function runPeer(): Promise<BenchResult> {
   const spreadMs = envInt('BENCH_PEER_SPREAD_MS', 10_000);
   const nPeriodic = envInt('BENCH_PEER_PERIODIC', 1000);
   const periodicS = envInt('BENCH_PEER_PERIODIC_S', 30);
-  const nWarm = envInt('BENCH_PEER_WARMUP', 2000);
+  const nWarm = envInt('BENCH_PEER_WARMUP', 10_000);
   const workers = Math.max(1, envInt('BENCH_PEER_BULLMQ_WORKERS', 2));
   const concurrency = envInt('BENCH_PEER_CONCURRENCY', envInt('XCRON_DELIVERY_PER_ORIGIN_CONCURRENCY', 256));
   const keep = envFlag('BENCH_PEER_BULLMQ_KEEP');

@@ -3,10 +3,10 @@
  * SIGINT/SIGTERM), spawning the built server, /proc readings, percentiles, and result output.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool, request } from 'undici';
 
@@ -41,6 +41,11 @@ export function makeTempDir(prefix: string): string {
 }
 
 export function removeTempDir(d: string): void {
+  // BENCH_KEEP_LOGS=1: each server's log (server.log) is copied to bench/results/logs/ first.
+  if (envFlag('BENCH_KEEP_LOGS') && existsSync(join(d, 'server.log'))) {
+    mkdirSync(join(RESULTS_DIR, 'logs'), { recursive: true });
+    copyFileSync(join(d, 'server.log'), join(RESULTS_DIR, 'logs', `${basename(d)}.log`));
+  }
   rmSync(d, { recursive: true, force: true });
   tempDirs.delete(d);
 }
