@@ -5,7 +5,8 @@
  *   xcron          standalone (SQLite), one process;
  *   xcron-cluster  3 xcron nodes in cluster mode on the Redis;
  *   bullmq         BullMQ (pinned in package.json): delayed jobs for one-shots, job schedulers
- *                  (`upsertJobScheduler`, `every: 1000`, `startDate` on a whole second) for the
+ *                  (`upsertJobScheduler`, `every: 1000`, `startDate` on a whole second, `endDate` on
+ *                  the last tick, as xcron's tasks get `end_time`) for the
  *                  periodic tasks; Worker processes of their own (bench/bullmq-worker.ts) that POST
  *                  the callback over undici; total worker concurrency = xcron's per-origin cap (256).
  *
@@ -294,7 +295,7 @@ async function startBullmq(receiverUrl: string, redis: BenchRedis, workers: numb
         for (let i = next++; i < n; i = next++) {
           const id = `p${i}`;
           try {
-            await queue.upsertJobScheduler(id, { every: 1000, startDate: t0 }, { name: 'tick', data: { body: { i } }, opts: jobOpts });
+            await queue.upsertJobScheduler(id, { every: 1000, startDate: t0, endDate: t0 + (ticks - 1) * 1000 }, { name: 'tick', data: { body: { i } }, opts: jobOpts });
             handles.push(id);
             for (let k = 0; k < ticks; k++) expected.add(`${id}:${t0 + k * 1000}`);
           } catch (e) {
