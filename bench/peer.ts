@@ -22,6 +22,13 @@
  * delivered a third of its later rate, and its fire phase cost 20 % more CPU per callback than
  * after 10,000 (paired xcron-only runs: 12,602 / 13,495 / 13,996 vs 15,810 / 16,892 / 13,671 callbacks/s).
  *
+ * Interleaved (a) (BENCH_PEER_ROUNDS, default 3; 0 = off): after the three blocks, xcron standalone
+ * and BullMQ are started together, warmed, and run (a) alternately, the order swapped every round.
+ * The machine's speed drifts by tens of percent over minutes (the same xcron workload cost 25-50 %
+ * more CPU in one full run than in the one before), and the blocks run one system after another,
+ * so one block's ratio moves with the machine. The medians of the rounds are compared as well,
+ * with the same targets; each round is printed and stored.
+ *
  * Figures per system and workload: callbacks/s ((a): unique fires / (last arrival - due time);
  * (b), (c): unique fires / (last arrival - first scheduled time)), lateness p50/p99/max (receiver
  * arrival - scheduled time, first arrival of each fire), CPU seconds of the fire phase (creation
@@ -30,7 +37,7 @@
  * missing (expected fires never received). Ratios xcron / BullMQ. Writes bench/results/peer.json
  * and bench/results/peer.png (SVG -> PNG with rsvg-convert).
  *
- * Env: BENCH_PEER_SYSTEMS (xcron,cluster,bullmq), BENCH_PEER_WARMUP (10000), BENCH_PEER_BURST (20000), BENCH_PEER_SPREAD
+ * Env: BENCH_PEER_SYSTEMS (xcron,cluster,bullmq), BENCH_PEER_WARMUP (10000), BENCH_PEER_ROUNDS (3), BENCH_PEER_BURST (20000), BENCH_PEER_SPREAD
  * (5000), BENCH_PEER_SPREAD_MS (10000), BENCH_PEER_PERIODIC (1000), BENCH_PEER_PERIODIC_S (30),
  * BENCH_PEER_BULLMQ_WORKERS (2 processes), BENCH_PEER_CONCURRENCY (total BullMQ concurrency; default
  * XCRON_DELIVERY_PER_ORIGIN_CONCURRENCY or 256), BENCH_PEER_BULLMQ_KEEP (1: keep completed jobs;
@@ -379,6 +386,18 @@ interface WorkloadResult {
   note?: string;
 }
 
+/** One system's (a) in the interleaved rounds. */
+interface InterleavedRound {
+  round: number;
+  system: string;
+  callbacks_per_s: number;
+  p99_ms: number;
+  cpu_s: number;
+  duplicates: number;
+  missing: number;
+  valid: boolean;
+}
+
 interface WarmUp {
   expected: number;
   unique: number;
@@ -544,14 +563,14 @@ async function warmUp(sys: System, ctx: Ctx, n: number): Promise<WarmUp | undefi
   return { expected: c.expected.size, unique: a.unique, duplicates: a.duplicates, missing: a.missing, outside: a.unexpected };
 }
 
-async function workloadBurst(sys: System, ctx: Ctx, n: number): Promise<WorkloadResult> {
+async function workloadBurst(sys: System, ctx: Ctx, n: number, tag = 'a'): Promise<WorkloadResult> {
   const rate = await sys.createRate();
   const leadMs = Math.min(300_000, Math.max(6000, Math.ceil((n / rate) * 1500) + 3000));
   const dueSec = Math.ceil((Date.now() + leadMs) / 1000);
   const dueMs = dueSec * 1000;
   const items = Array.from({ length: n }, (_, i) => ({ at: dueMs, format: String(dueSec), i }));
   line(`${sys.key} (a) calibration`, `${fmt(rate)} creates/s -> due ${fmt(leadMs / 1000, 1)} s ahead`);
-  return measure(sys, ctx, 'a', () => sys.createOneShots(items, 'a'), dueMs, dueMs + 120_000, () => dueMs, dueMs - 500);
+  return measure(sys, ctx, 'a', () => sys.createOneShots(items, tag), dueMs, dueMs + 120_000, () => dueMs, dueMs - 500);
 }
 
 async function workloadSpread(sys: System, ctx: Ctx, n: number, spanMs: number): Promise<WorkloadResult> {
@@ -629,6 +648,7 @@ export async function runPeer(): Promise<BenchResult> {
   const nPeriodic = envInt('BENCH_PEER_PERIODIC', 1000);
   const periodicS = envInt('BENCH_PEER_PERIODIC_S', 30);
   const nWarm = envInt('BENCH_PEER_WARMUP', 10_000);
+  const nRounds = envInt('BENCH_PEER_ROUNDS', 3);
   const workers = Math.max(1, envInt('BENCH_PEER_BULLMQ_WORKERS', 2));
   const concurrency = envInt('BENCH_PEER_CONCURRENCY', envInt('XCRON_DELIVERY_PER_ORIGIN_CONCURRENCY', 256));
   const keep = envFlag('BENCH_PEER_BULLMQ_KEEP');
@@ -670,6 +690,50 @@ export async function runPeer(): Promise<BenchResult> {
       await sys.stop();
       sys = null;
       await sleep(1000);
+    }
+
+    // Interleaved rounds of (a): xcron standalone and BullMQ both started, (a) run alternately, the
+    // order swapped every round. The machine's speed drifts by tens of percent over minutes, and the
+    // blocks above run one system after another: a slow stretch during one block moves the ratio.
+    // Here each round's pair meets about the same machine, and the medians are compared.
+    const rounds: InterleavedRound[] = [];
+    if (nRounds > 0 && systems.includes('xcron') && systems.includes('bullmq')) {
+      console.log(`\n  --- interleaved (a): xcron standalone and BullMQ both running, ${nRounds} rounds, the order swapped every round`);
+      await redis.flushAll();
+      const pair: System[] = [];
+      try {
+        pair.push(await startStandalone(receiver.url));
+        pair.push(await startBullmq(receiver.url, redis, workers, concurrency, keep));
+        ctx.phases.clear();
+        ctx.delivered.clear();
+        for (const s of pair) {
+          const w = await warmUp(s, ctx, nWarm);
+          if (w && w.duplicates + w.missing > 0) notes.push(`interleaved ${s.key} warm-up: ${w.duplicates} duplicates, ${w.missing} missing`);
+        }
+        for (let k = 0; k < nRounds; k++) {
+          for (const s of k % 2 === 0 ? pair : [...pair].reverse()) {
+            const res = await workloadBurst(s, ctx, nBurst, `r${k}a`);
+            const round: InterleavedRound = {
+              round: k + 1,
+              system: s.key,
+              callbacks_per_s: res.callbacks_per_s,
+              p99_ms: res.lateness_ms.p99,
+              cpu_s: round2(res.cpu_s + (res.redis_cpu_s ?? 0)),
+              duplicates: res.duplicates + res.late_duplicates,
+              missing: res.missing,
+              valid: res.valid,
+            };
+            rounds.push(round);
+            line(
+              `  round ${k + 1} ${s.key} (a)`,
+              `${fmt(round.callbacks_per_s)} callbacks/s, p99 ${fmt(round.p99_ms)} ms, CPU incl. redis ${fmt(round.cpu_s, 2)} s, duplicates / missing ${round.duplicates} / ${round.missing}${res.valid ? '' : '  !! INVALID'}`,
+            );
+            await sleep(1000);
+          }
+        }
+      } finally {
+        for (const s of pair) await s.stop().catch(() => undefined);
+      }
     }
 
     // Ratios and targets
@@ -716,6 +780,32 @@ export async function runPeer(): Promise<BenchResult> {
       }
       ratios[key] = rr;
     }
+    let interleaved: Record<string, unknown> | null = null;
+    if (rounds.length > 0) {
+      const of = (k: string): InterleavedRound[] => rounds.filter((r) => r.system === k);
+      const med = (xs: number[]): number => {
+        const a = [...xs].sort((p, q) => p - q);
+        return a.length % 2 === 1 ? a[(a.length - 1) / 2]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
+      };
+      const xr = of('xcron');
+      const br = of('bullmq');
+      const cpsR = round2(med(xr.map((r) => r.callbacks_per_s)) / Math.max(1, med(br.map((r) => r.callbacks_per_s))));
+      const p99R = round2(med(xr.map((r) => r.p99_ms)) / Math.max(1, med(br.map((r) => r.p99_ms))));
+      const perRound = xr.map((x) => {
+        const b = br.find((r) => r.round === x.round)!;
+        return { round: x.round, cps: round2(x.callbacks_per_s / Math.max(1, b.callbacks_per_s)), p99: round2(x.p99_ms / Math.max(1, b.p99_ms)) };
+      });
+      console.log(`\n  interleaved (a), medians of ${xr.length} rounds`);
+      const tc = atLeast('xcron/bullmq a callbacks/s, interleaved median', cpsR, TARGET_CPS_RATIO, 'x');
+      const tp = atMost('xcron/bullmq a p99 lateness, interleaved median', p99R, TARGET_P99_RATIO, 'x');
+      const td = atMost('xcron interleaved a duplicates+missing', xr.reduce((t, r) => t + r.duplicates + r.missing, 0), 0, 'fires');
+      targets.push(tc, tp, td);
+      line('    xcron/bullmq (a) callbacks/s', `${fmt(cpsR, 2)}x (median ${fmt(med(xr.map((r) => r.callbacks_per_s)))} vs ${fmt(med(br.map((r) => r.callbacks_per_s)))})`, tc);
+      line('    xcron/bullmq (a) p99 lateness', `${fmt(p99R, 2)}x (median ${fmt(med(xr.map((r) => r.p99_ms)))} vs ${fmt(med(br.map((r) => r.p99_ms)))} ms)`, tp);
+      line('    per round (callbacks/s, p99)', perRound.map((r) => `${r.round}: ${fmt(r.cps, 2)}x, ${fmt(r.p99, 2)}x`).join('; '));
+      interleaved = { rounds, ratio_of_medians: { a_cps: cpsR, a_p99: p99R }, per_round_ratios: perRound };
+      if (rounds.some((r) => !r.valid)) notes.push('an interleaved round was INVALID (creation overran the due time or failed)');
+    }
     for (const [key, x] of Object.entries(results)) {
       for (const w of ['a', 'b', 'c'] as const) {
         const r = x[w];
@@ -758,6 +848,7 @@ export async function runPeer(): Promise<BenchResult> {
       config: {
         systems,
         warmup: nWarm,
+        interleaved_rounds: nRounds,
         burst: nBurst,
         spread: nSpread,
         spread_ms: spreadMs,
@@ -770,7 +861,7 @@ export async function runPeer(): Promise<BenchResult> {
         xcron_cluster_node_env: colocatedEnv(3),
         periodic_window_rule: '[T0, T0 + periodic_s): T0 on a whole second; every task ticks at T0 + k s, k = 0..periodic_s-1; fires outside the window are ignored (outside_window)',
       },
-      figures: { systems: results, ratios_to_bullmq: ratios },
+      figures: { systems: results, ratios_to_bullmq: ratios, interleaved_a: interleaved },
       targets,
       notes,
     };
