@@ -46,6 +46,7 @@ import {
   serverPool,
   sleep,
   startServer,
+  warmUpDueTimes,
   writeResult,
   type BenchResult,
   type Dist,
@@ -84,12 +85,12 @@ interface BurstResult {
  */
 async function warmUp(pools: Pool[], receiver: Receiver, n: number): Promise<{ expected: number; unique: number; duplicates: number; missing: number }> {
   await receiver.reset();
-  // Due after every create has landed (creation runs at 2,000-7,000 creates/s here).
-  const t0 = Date.now() + 3000 + Math.ceil(n / 2);
+  const due = warmUpDueTimes(n);
+  const t0 = due[0] ?? Date.now();
   const per = Math.max(16, Math.ceil(64 / pools.length));
   const parts = pools.map(() => [] as { body: string; at: number }[]);
   for (let i = 0; i < n; i++) {
-    const at = t0 + (i % 10) * 200;
+    const at = due[i]!;
     parts[i % pools.length]!.push({ body: JSON.stringify({ type: 2, format: String(at), callback: { url: receiver.url, body: { warm: i } } }), at });
   }
   const outs = await Promise.all(parts.map((p, i) => createMany(pools[i]!, p.map((x) => x.body), per)));

@@ -74,6 +74,7 @@ import {
   sleep,
   startServer,
   track,
+  warmUpDueTimes,
   writeResult,
   type BenchResult,
   type Dist,
@@ -541,12 +542,9 @@ async function measure(
  */
 async function warmUp(sys: System, ctx: Ctx, n: number): Promise<WarmUp | undefined> {
   if (n <= 0) return undefined;
-  // Due after every create has landed (creation runs at 2,000-7,000 creates/s here).
-  const t0 = Date.now() + 3000 + Math.ceil(n / 2);
-  const items = Array.from({ length: n }, (_, i) => {
-    const at = t0 + (i % 10) * 200;
-    return { at, format: String(at), i };
-  });
+  const due = warmUpDueTimes(n);
+  const items = due.map((at, i) => ({ at, format: String(at), i }));
+  const t0 = due[0]!;
   // The receiver still holds the previous system's last workload: cleared first, so the wait below
   // counts this warm-up's deliveries (it once returned at once, and the warm-up's fires then landed
   // in (a)'s window as fire ids outside (a)).
