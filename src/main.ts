@@ -175,6 +175,8 @@ export async function main(): Promise<void> {
     misfireThresholdMs: cfg.scheduler.misfire_threshold_ms,
     batchSize: cfg.scheduler.batch_size,
     commitCoalesceMs: cfg.scheduler.commit_coalesce_ms,
+    // Standalone: the run history yields to a burst's queued callbacks (RunRecorder).
+    deferRunWrites: !cluster,
     // Standalone: the held fire is undone here (uncommitFire). Cluster: in Redis, from any node
     // (uncommitHeld), and the owner claims it shortly before its due time (claimFires).
     commitAheadMs: cfg.scheduler.commit_ahead_ms,

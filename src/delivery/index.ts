@@ -156,6 +156,13 @@ export class Delivery {
     return this.active;
   }
 
+  /** Attempts waiting for a connection (over the global or a per-origin cap) right now. */
+  backlog(): number {
+    let n = this.global.waiting;
+    for (const s of this.origins.values()) n += s.waiting;
+    return n;
+  }
+
   /** Delivers one fire with its retry policy. Never throws. */
   async deliver(job: DeliveryJob, hooks: DeliveryHooks = {}): Promise<DeliveryResult> {
     this.active++;

@@ -20,6 +20,8 @@ export interface DeliveryService {
   close(): Promise<void>;
   /** Gives back matching deliveries not started yet (they resolve as aborted). */
   cancelWaiting?(match: (job: DeliveryJob) => boolean): number;
+  /** Callbacks waiting for a connection (over the concurrency caps) right now. */
+  backlog?(): number;
 }
 
 export interface ThreadedDeliveryOptions extends WorkerConfig {
@@ -229,6 +231,16 @@ export class ThreadedDelivery implements DeliveryService {
 
   inFlight(): number {
     return this.pending.size;
+  }
+
+  /**
+   * Callbacks waiting on this thread for room in the worker. The worker holds up to twice the
+   * per-origin cap of each origin, so a non-zero backlog means every connection is busy.
+   */
+  backlog(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.queue.length - lane.head;
+    return n;
   }
 
   /** Stops retries and waits until no delivery is in flight, or the deadline passes. */

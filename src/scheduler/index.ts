@@ -23,6 +23,8 @@ export interface Deliverer {
   deliver(job: DeliveryJob, hooks?: DeliveryHooks): Promise<DeliveryResult>;
   /** Optional: gives back deliveries not started yet (they resolve as aborted). */
   cancelWaiting?(match: (job: DeliveryJob) => boolean): number;
+  /** Optional: callbacks waiting for a connection (over the concurrency caps) right now. */
+  backlog?(): number;
 }
 
 export interface SchedulerOptions {
@@ -43,6 +45,11 @@ export interface SchedulerOptions {
    * ~10-fire transactions instead of one per timer wake). Adds at most this much lateness. Default 0.
    */
   commitCoalesceMs?: number;
+  /**
+   * Run-state writes wait while callbacks are queued for a connection (standalone only; see
+   * RunRecorder). Default false.
+   */
+  deferRunWrites?: boolean;
   /**
    * Fires are committed up to this many ms before their due time and held on this node until it
    * (the callback still goes out at the due time). A burst's store work is then done before the
@@ -230,7 +237,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   constructor(private readonly o: SchedulerOptions) {
     super();
-    this.recorder = new RunRecorder(o.store, o.log, o.clock);
+    const { delivery } = o;
+    this.recorder = new RunRecorder(o.store, o.log, o.clock, undefined, o.deferRunWrites && delivery.backlog ? () => delivery.backlog!() > 0 : undefined);
     this.reportSecret = o.reportSecret ?? randomBytes(32).toString('hex');
     this.claims = typeof o.store.claimFires === 'function' && typeof o.store.uncommitHeld === 'function';
     this.aheadMs = o.store.uncommitFire || this.claims ? (o.commitAheadMs ?? 0) : 0;

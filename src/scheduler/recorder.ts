@@ -1,12 +1,25 @@
 /**
  * RunRecorder: run-state writes (RUNNING, attempts, final outcome) are coalesced per run and
  * written in one batch off the hot path. A lost write is safe: an unfinished run is redelivered.
+ *
+ * With a `backlogged` probe (standalone mode), the writes also wait while callbacks are queued
+ * for a connection (a burst being sent): the history yields its CPU to the callbacks still due,
+ * for at most MAX_DEFER_MS and MAX_DEFERRED runs, and is written when the queue empties. What the
+ * wait risks is only a crash inside it: those runs are unfinished in the store and are delivered
+ * again after the restart, with the same fire id (at-least-once). Not in cluster mode: there a
+ * node acquiring a slot must find the RUNNING and final states of runs a live node delivered.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/index.js';
 import type { RunUpdate, TaskStore } from '../store/types.js';
 
 const FLUSH_DELAY_MS = 25;
+/** The longest a run's write waits for a delivery backlog to clear. */
+export const MAX_DEFER_MS = 3000;
+/** Runs queued at most before they are written, backlog or not. */
+const MAX_DEFERRED = 100_000;
+/** Runs per store call when a large deferred batch is written (one message each way). */
+const WRITE_CHUNK = 5000;
 
 export class RunRecorder {
   private pending = new Map<string, RunUpdate>();
@@ -14,12 +27,18 @@ export class RunRecorder {
   private urgentScheduled = false;
   private flushing: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** When the oldest update queued now was queued. */
+  private oldestAt = 0;
+  /** Flushes put off because callbacks were queued. */
+  deferrals = 0;
 
   constructor(
     private readonly store: TaskStore,
     private readonly log: Logger,
     private readonly clock: Clock,
     private readonly onFlushed?: (updates: readonly RunUpdate[]) => void,
+    /** True while callbacks wait for a connection (the writes wait too, within the bounds above). */
+    private readonly backlogged?: () => boolean,
   ) {}
 
   /**
@@ -31,7 +50,10 @@ export class RunRecorder {
     const prev = this.pending.get(u.run_id);
     if (prev && prev.status !== 'RUNNING' && u.status === 'RUNNING') return; // a final state wins
     if (prev) mergeDefined(prev, u);
-    else this.pending.set(u.run_id, u);
+    else {
+      if (this.pending.size === 0) this.oldestAt = this.clock.now();
+      this.pending.set(u.run_id, u);
+    }
     if (urgent && !this.urgentScheduled) {
       this.urgentScheduled = true;
       setImmediate(() => {
@@ -42,11 +64,18 @@ export class RunRecorder {
     if (!this.scheduled) {
       // A short delay lets a fast run's RUNNING and final state coalesce into one write.
       this.scheduled = true;
-      this.clock.setTimer(() => {
-        this.scheduled = false;
-        void this.flush();
-      }, FLUSH_DELAY_MS);
+      this.clock.setTimer(() => this.onTimer(), FLUSH_DELAY_MS);
     }
+  }
+
+  private onTimer(): void {
+    if (this.backlogged && this.pending.size > 0 && this.pending.size < MAX_DEFERRED && this.clock.now() - this.oldestAt < MAX_DEFER_MS && this.backlogged()) {
+      this.deferrals++;
+      this.clock.setTimer(() => this.onTimer(), FLUSH_DELAY_MS);
+      return;
+    }
+    this.scheduled = false;
+    void this.flush();
   }
 
   get size(): number {
@@ -60,12 +89,15 @@ export class RunRecorder {
     const batch = [...this.pending.values()];
     this.pending = new Map();
     this.flushing = (async () => {
+      let done = 0;
       try {
-        await this.store.updateRuns(batch);
+        for (; done < batch.length; done += WRITE_CHUNK) await this.store.updateRuns(batch.length <= WRITE_CHUNK ? batch : batch.slice(done, done + WRITE_CHUNK));
         this.onFlushed?.(batch);
       } catch (e) {
-        this.log.warn({ err: e, count: batch.length }, 'run history write failed; will retry');
-        for (const u of batch) if (!this.pending.has(u.run_id)) this.pending.set(u.run_id, u);
+        this.log.warn({ err: e, count: batch.length - done }, 'run history write failed; will retry');
+        if (this.pending.size === 0) this.oldestAt = this.clock.now();
+        // The chunks written already stay written; the rest goes again (a newer update of a run wins).
+        for (let i = done; i < batch.length; i++) if (!this.pending.has(batch[i]!.run_id)) this.pending.set(batch[i]!.run_id, batch[i]!);
         if (!this.retryTimer) {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = null;

@@ -132,10 +132,14 @@ describe('ThreadedDelivery', () => {
     const results = jobs.map((j) => d.deliver(j));
     // the first 16 were handed to the worker at once (the lane's window); the rest wait here
     const odd = (j: DeliveryJob): boolean => Number(j.task_id.slice(4)) % 2 === 1;
+    // backlog(): the 24 waiting on this thread for room in the worker
+    expect(d.backlog()).toBe(24);
     const given = d.cancelWaiting(odd);
     // jobs 16..39 were waiting: their 12 odd ones are given back
     expect(given).toBe(12);
+    expect(d.backlog()).toBe(12);
     const out = await Promise.all(results);
+    expect(d.backlog()).toBe(0);
     for (let i = 0; i < 40; i++) {
       const x = out[i]!;
       if (i < 16) expect(x, `job ${i}`).toMatchObject({ ok: false, aborted: false, attempts: 1 }); // timed out in the worker

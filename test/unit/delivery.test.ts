@@ -406,6 +406,8 @@ describe('Delivery against real receivers', () => {
     // and the cap held: the other two slow requests are still waiting for their origin's slot
     expect(hung.received).toHaveLength(2);
     expect(d.inFlight()).toBe(4);
+    // backlog(): the two slow ones waiting for their origin's slot
+    expect(d.backlog()).toBe(2);
   });
 
   it('drain cuts a retry sleep short and reports the run as aborted (left for redelivery)', async () => {
