@@ -377,6 +377,8 @@ interface WorkloadResult {
   arrivals_per_250ms?: number[];
   cpu_s: number;
   redis_cpu_s: number | null;
+  /** CPU s of the shared receiver over the same fire phase. */
+  receiver_cpu_s: number;
   create_cpu_s: number;
   create_redis_cpu_s: number | null;
   peak_rss_mb: number;
@@ -473,6 +475,7 @@ async function measure(
   const la = loadavg().map(round2);
   const meter = new GroupMeter(sys.key, () => sys.pids());
   const rmeter = new GroupMeter('redis', () => [ctx.redis.pid]);
+  const recvMeter = new GroupMeter('receiver', () => [ctx.receiver.pid]);
   await ctx.receiver.reset();
   meter.start();
   rmeter.start();
@@ -488,9 +491,11 @@ async function measure(
   const fire0 = Date.now();
   const cpu0 = meter.cpuNow();
   const rcpu0 = rmeter.cpuNow();
+  const recv0 = recvMeter.cpuNow();
   await ctx.receiver.waitFor(c.expected.size, deadline, 2000);
   const cpu1 = meter.cpuNow();
   const rcpu1 = rmeter.cpuNow();
+  const recv1 = recvMeter.cpuNow();
   const fireWindow = (Date.now() - fire0) / 1000;
   const m = meter.stop();
   const rm = rmeter.stop();
@@ -522,6 +527,7 @@ async function measure(
     lateness_ms: late,
     cpu_s: round2(cpu1 - cpu0),
     redis_cpu_s: sys.usesRedis ? round2(rcpu1 - rcpu0) : null,
+    receiver_cpu_s: round2(recv1 - recv0),
     create_cpu_s: round2(createCpu),
     create_redis_cpu_s: sys.usesRedis ? round2(createRcpu) : null,
     peak_rss_mb: m.peak_rss_mb,
@@ -629,7 +635,7 @@ function printWorkload(sysKey: string, r: WorkloadResult): void {
   line('    callbacks/s', `${fmt(r.callbacks_per_s)}${r.cps_first_to_last !== undefined ? ` (first->last ${fmt(r.cps_first_to_last)})` : ''} over ${fmt(r.span_ms)} ms`);
   line('    lateness p50 / p99 / max', `${fmt(l.p50)} / ${fmt(l.p99)} / ${fmt(l.max)} ms`);
   if (r.arrivals_per_250ms) line('    arrivals per 250 ms from due', r.arrivals_per_250ms.join(' '));
-  line('    CPU (fire phase, system procs)', `${fmt(r.cpu_s, 2)} s${redis} in ${fmt(r.fire_window_s, 1)} s; creation ${fmt(r.create_cpu_s, 2)} s`);
+  line('    CPU (fire phase, system procs)', `${fmt(r.cpu_s, 2)} s${redis} in ${fmt(r.fire_window_s, 1)} s (receiver ${fmt(r.receiver_cpu_s, 2)} s); creation ${fmt(r.create_cpu_s, 2)} s`);
   line('    peak RSS (system procs)', `${fmt(r.peak_rss_mb, 1)} MB${rss}`);
   const lateDup = r.late_duplicates > 0 ? ` + ${fmt(r.late_duplicates)} late duplicates of ${Object.entries(r.late_duplicates_by_phase).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}` : '';
   const unknown = r.outside_window - r.late_duplicates - r.late_arrivals;
