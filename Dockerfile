@@ -40,4 +40,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.XCRON_HTTP_PORT||8000)+'/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
 # The process handles SIGTERM itself (drains deliveries); exec form keeps it PID 1's direct child.
 STOPSIGNAL SIGTERM
-CMD ["node", "--enable-source-maps", "dist/src/main.js"]
+# The same node flags as ./xcron_server (build.sh).
+CMD ["node", "--enable-source-maps", "--max-semi-space-size=32", "dist/src/main.js"]

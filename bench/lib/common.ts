@@ -13,6 +13,18 @@ import { Pool, request } from 'undici';
 /** Repository root (this file is dist/bench/lib/common.js once compiled). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const SERVER_MAIN = join(ROOT, 'dist', 'src', 'main.js');
+export const LAUNCHER = join(ROOT, 'xcron_server');
+
+/**
+ * The node options the ./xcron_server launcher (written by build.sh) runs the server with, so that
+ * every bench measures the server as it ships (its V8 young-generation size, say).
+ */
+export function launcherNodeFlags(): string[] {
+  if (!existsSync(LAUNCHER)) throw new Error(`${LAUNCHER} not found: run \`bash build.sh\` first`);
+  const m = /^exec node (.*?) "\$here\/dist\/src\/main\.js"/m.exec(readFileSync(LAUNCHER, 'utf8'));
+  if (!m) throw new Error(`${LAUNCHER}: no "exec node ... main.js" line`);
+  return m[1]!.split(/\s+/).filter(Boolean);
+}
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
 export const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
 
@@ -162,7 +174,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   const port = await freePort();
   const logFile = join(o.dataDir, 'server.log');
   // BENCH_SERVER_NODE_ARGS: extra node options for the servers only (not the bench, nor the receiver).
-  const nodeArgs: string[] = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs: string[] = serverNodeFlags();
   if (envFlag('BENCH_PROFILE')) {
     mkdirSync(PROFILE_DIR, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${o.name}.cpuprofile`);
@@ -421,6 +433,12 @@ export function header(name: string, what: string): void {
   const la = loadAtHeader.map((x) => x.toFixed(2)).join(' ');
   console.log(`\n=== bench ${name}: ${what}`);
   console.log(`  machine: ${cpus().length} cpus, node ${process.version}, loadavg ${la}`);
+  console.log(`  server node flags: ${serverNodeFlags().join(' ')}`);
+}
+
+/** The server's node flags: the launcher's, then BENCH_SERVER_NODE_ARGS (a later V8 flag wins). */
+function serverNodeFlags(): string[] {
+  return [...launcherNodeFlags(), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 }
 
 export function machine(): Record<string, unknown> {
@@ -431,7 +449,7 @@ export function machine(): Record<string, unknown> {
       .map(([k, v]) => [k, /TOKEN|SECRET|PASSWORD/i.test(k) ? '***' : v]),
   );
   const now = loadavg().map(round2);
-  return { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, loadavg_at_start: (loadAtHeader ?? now).map(round2), loadavg_now: now, git: gitInfo(), xcron_env: xcronEnv };
+  return { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version, loadavg_at_start: (loadAtHeader ?? now).map(round2), loadavg_now: now, git: gitInfo(), xcron_env: xcronEnv, server_node_flags: serverNodeFlags() };
 }
 
 /** The commit benchmarked and whether src/ had uncommitted changes (the build is of the working tree). */

@@ -7,7 +7,10 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Receiver, header } from '../helpers/receiver.js';
 import { XcronServer, cleanupTempDirs, stopAllServers } from '../helpers/server.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { workerExecArgv } from '../../src/worker-args.js';
+import { LAUNCHER, REPO_ROOT } from '../helpers/server.js';
 
 afterEach(async () => {
   await stopAllServers();
@@ -31,6 +34,21 @@ describe('node options on the command line', () => {
     } finally {
       await recv.close();
     }
+  });
+});
+
+describe('the node flags the server ships with', () => {
+  it('./xcron_server and the Dockerfile run node with the same flags, including the young-generation size', () => {
+    const launcher = /^exec node (.*?) "\$here\/dist\/src\/main\.js"/m.exec(readFileSync(LAUNCHER, 'utf8'));
+    expect(launcher, 'the launcher has an exec node line').not.toBeNull();
+    const launcherFlags = launcher![1]!.split(/\s+/);
+    expect(launcherFlags).toContain('--max-semi-space-size=32');
+    const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'));
+    expect(cmd, 'the Dockerfile has an exec-form CMD').not.toBeNull();
+    const argv = JSON.parse(cmd![1]!) as string[];
+    expect(argv[0]).toBe('node');
+    expect(argv[argv.length - 1]).toBe('dist/src/main.js');
+    expect(argv.slice(1, -1)).toEqual(launcherFlags);
   });
 });
 
