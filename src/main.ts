@@ -150,8 +150,10 @@ export async function main(): Promise<void> {
         logLevel: cfg.log_level,
         nodeId: cfg.node_id,
         // A cluster node marks a run RUNNING as soon as its attempt starts: a node that acquires the
-        // slot meanwhile leaves runs that a live node is delivering alone.
-        startDelayMs: cluster ? 0 : 20,
+        // slot meanwhile leaves runs that a live node is delivering alone. Standalone, a callback
+        // still unanswered after up to a second shows as RUNNING; faster ones go from PENDING to
+        // their outcome (with 20 ms, about half of a 20,000-callback burst sent a start event each).
+        startDelayMs: cluster ? 0 : 1000,
         log: log.child({ module: 'delivery' }),
         onAttempt: (e) => metrics?.onAttempt(e),
       })

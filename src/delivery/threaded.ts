@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { workerExecArgv } from '../worker-args.js';
 import type { AttemptEvent, DeliveryHooks, DeliveryJob, DeliveryResult } from './index.js';
-import type { FromWorker, JobItem, ToWorker, WorkerConfig } from './protocol.js';
+import { OK_STRIDE, packJob, type FromWorker, type JobItem, type ToWorker, type WorkerConfig } from './protocol.js';
 
 export interface DeliveryService {
   deliver(job: DeliveryJob, hooks?: DeliveryHooks): Promise<DeliveryResult>;
@@ -96,7 +96,7 @@ export class ThreadedDelivery implements DeliveryService {
       this.start();
       const again: JobItem[] = [];
       for (const [id, p] of this.pending) if (p.posted) again.push([id, p.job, p.hooks.onAttempt !== undefined]);
-      if (again.length > 0) this.post({ t: 'jobs', jobs: again });
+      if (again.length > 0) this.post({ t: 'jobs', jobs: again.map(packJob) });
       if (this.drainWaiter) this.post({ t: 'drain', timeoutMs: 0 });
     });
   }
@@ -180,8 +180,10 @@ export class ThreadedDelivery implements DeliveryService {
   private flush(): void {
     this.flushQueued = false;
     if (this.outbox.length === 0) return;
-    const jobs = this.outbox;
+    const items = this.outbox;
     this.outbox = [];
+    const jobs = new Array<ReturnType<typeof packJob>>(items.length);
+    for (let i = 0; i < items.length; i++) jobs[i] = packJob(items[i]!);
     this.post({ t: 'jobs', jobs });
   }
 
@@ -216,6 +218,7 @@ export class ThreadedDelivery implements DeliveryService {
             p.resolve(e[2]);
           }
         }
+        if (m.ok !== null) this.onSuccesses(m.ok, m.bodies);
         break;
       case 'drained': {
         const w = this.drainWaiter;
@@ -226,6 +229,29 @@ export class ThreadedDelivery implements DeliveryService {
       case 'closed':
         void this.worker.terminate();
         break;
+    }
+  }
+
+  /** The successful results of one message (see FromWorker): each result and its last attempt's outcome, rebuilt. */
+  private onSuccesses(ok: Float64Array, bodies: (string | null)[]): void {
+    for (let i = 0, j = 0; i < ok.length; i += OK_STRIDE, j++) {
+      const id = ok[i]!;
+      const p = this.pending.get(id);
+      if (!p) continue;
+      const status = ok[i + 1]!;
+      const attempts = ok[i + 2]!;
+      const start_time = ok[i + 3]!;
+      const end_time = ok[i + 4]!;
+      if (this.o.onAttempt) {
+        try {
+          this.o.onAttempt({ job: p.job, attempt: attempts, outcome: { ok: true, retryable: false, status, error: null, body: null, retry_after_ms: null, duration_ms: ok[i + 5]! } });
+        } catch (err) {
+          this.o.log.error({ err }, 'delivery attempt observer failed');
+        }
+      }
+      this.pending.delete(id);
+      this.release(p.lane);
+      p.resolve({ ok: true, status, error: null, body: bodies[j] ?? null, attempts, start_time, end_time, duration_ms: end_time - start_time, aborted: false });
     }
   }
 
