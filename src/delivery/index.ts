@@ -90,8 +90,12 @@ export interface DeliveryResult {
 export interface DeliveryHooks {
   /** Called before each attempt (1-based attempt number). */
   onAttempt?(attempt: number): void;
+  /** Called after each attempt with its outcome (before the options' onAttempt observer). */
+  onOutcome?(attempt: number, outcome: AttemptOutcome): void;
 }
 
+/** The headers xcron sets on every attempt (see Delivery.headers). */
+const OWN_HEADERS = new Set(['content-type', 'user-agent', 'x-xcron-task-id', 'x-xcron-fire-id', 'x-xcron-scheduled-time', 'x-xcron-attempt', 'x-xcron-signature']);
 const RETRYABLE_STATUS = (s: number): boolean => s === 408 || s === 429 || s >= 500;
 const MAX_RETRY_AFTER_MS = 3_600_000;
 
@@ -176,6 +180,7 @@ export class Delivery {
         // Reported when the request actually starts (after the concurrency caps), not while queued.
         const onStart = hooks.onAttempt ? (): void => hooks.onAttempt!(n) : undefined;
         last = job.failover_urls && job.failover_urls.length > 1 ? await this.attemptFailover(job, attempt, onStart) : await this.attempt(job, attempt, onStart);
+        hooks.onOutcome?.(attempt, last);
         this.o.onAttempt?.({ job, attempt, outcome: last });
         const done = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
         if (done || this.stopping.signal.aborted) break;
@@ -200,6 +205,30 @@ export class Delivery {
       this.active--;
       if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
+  }
+
+  /**
+   * The request headers as undici's flat [name, value, ...] list: the task's, the extra ones, then
+   * xcron's own, a later header replacing an earlier one of the same name (as an object spread
+   * would; validation already keeps tasks from setting xcron's or the transport's headers).
+   */
+  private headers(job: DeliveryJob, attemptNo: number): string[] {
+    const h: string[] = [];
+    const extra = job.extra_headers;
+    if (job.headers) {
+      for (const k in job.headers) if (!OWN_HEADERS.has(k) && !(extra && k in extra)) h.push(k, job.headers[k]!);
+    }
+    if (extra) for (const k in extra) if (!OWN_HEADERS.has(k)) h.push(k, extra[k]!);
+    h.push(
+      'content-type', 'application/json',
+      'user-agent', this.o.userAgent,
+      'x-xcron-task-id', job.task_id,
+      'x-xcron-fire-id', job.run_id,
+      'x-xcron-scheduled-time', String(job.scheduled_time),
+      'x-xcron-attempt', String(attemptNo),
+    );
+    if (this.o.signingSecrets.length > 0) h.push('x-xcron-signature', signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body));
+    return h;
   }
 
   /** A callback URL's origin and path, parsed once per URL (null: not a valid URL). */
@@ -251,19 +280,7 @@ export class Delivery {
     const t0 = performance.now();
     onStart?.();
     try {
-      const headers: Record<string, string> = {
-        ...job.headers,
-        ...job.extra_headers,
-        'content-type': 'application/json',
-        'user-agent': this.o.userAgent,
-        'x-xcron-task-id': job.task_id,
-        'x-xcron-fire-id': job.run_id,
-        'x-xcron-scheduled-time': String(job.scheduled_time),
-        'x-xcron-attempt': String(attemptNo),
-      };
-      if (this.o.signingSecrets.length > 0) {
-        headers['x-xcron-signature'] = signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body);
-      }
+      const headers = this.headers(job, attemptNo);
       const sendBody = job.method !== 'GET';
       const res = await this.exchange(url, job, headers, sendBody);
       const { status, body } = res;
@@ -312,7 +329,7 @@ export class Delivery {
    * timeout_ms bounds the wait for the response headers and every gap in the body (undici's own
    * timers: no AbortSignal per request).
    */
-  private exchange(url: Target, job: DeliveryJob, headers: Record<string, string>, sendBody: boolean): Promise<{ status: number; body: string | null; retryAfter: string | string[] | undefined }> {
+  private exchange(url: Target, job: DeliveryJob, headers: string[], sendBody: boolean): Promise<{ status: number; body: string | null; retryAfter: string | string[] | undefined }> {
     const keepBytes = this.keepBytes;
     const maxBytes = this.o.maxResponseBytes;
     return new Promise((resolve, reject) => {

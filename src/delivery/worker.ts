@@ -12,8 +12,6 @@ import { unpackJob, type FromWorker, type ToWorker, type WorkerConfig, type Work
 import { DestinationPolicy } from './ssrf.js';
 
 const port = parentPort;
-/** The job objects handed to delivery → their id on the main thread. */
-const ids = new WeakMap<object, number>();
 if (!port) throw new Error('src/delivery/worker.ts runs only as a worker thread');
 const cfg = workerData as WorkerConfig;
 const log = createLogger(cfg.logLevel, cfg.nodeId).child({ module: 'delivery', thread: 'worker' });
@@ -65,8 +63,6 @@ const flushStarts = (): void => {
   for (const [id, n] of starts) emit([0, id, n]);
   starts.clear();
 };
-/** The last attempt outcome of each job not sent yet: it rides with the result. */
-const lastAttempt = new Map<number, [number, AttemptOutcome]>();
 
 const delivery = new Delivery({
   clock: new SystemClock(),
@@ -78,39 +74,34 @@ const delivery = new Delivery({
   keepResponseBytes: cfg.keepResponseBytes,
   signingSecrets: cfg.signingSecrets,
   destinations: cfg.destinations ? new DestinationPolicy(cfg.destinations) : undefined,
-  // Attempt outcomes go to the main thread's metrics, without the response body (the body travels
-  // once, in the result).
-  onAttempt: (e) => {
-    const id = ids.get(e.job);
-    if (id === undefined) return;
-    // A retry follows this attempt: the previous outcome goes now, in order.
-    const prev = lastAttempt.get(id);
-    if (prev) emit([1, id, prev[0], prev[1]]);
-    lastAttempt.set(id, [e.attempt, { ...e.outcome, body: null }]);
-  },
 });
 
 function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: boolean): void {
-  const hooks: DeliveryHooks = reportStarts
-    ? {
-        onAttempt: (n) => {
-          if (START_DELAY_MS === 0) {
-            emit([0, id, n]);
-            return;
-          }
-          if (starts.has(id)) emit([0, id, starts.get(id)!]); // a retry: the previous start goes now
-          starts.set(id, n);
-          startTimer ??= setTimeout(flushStarts, START_DELAY_MS);
-        },
+  // Attempt outcomes go to the main thread's metrics, without the response body (the body travels
+  // once, in the result). The last one rides with the result.
+  let last: [number, AttemptOutcome] | null = null;
+  const hooks: DeliveryHooks = {
+    onOutcome: (n, outcome) => {
+      // A retry follows the previous attempt: its outcome goes now, in order.
+      if (last) emit([1, id, last[0], last[1]]);
+      last = [n, outcome.body === null ? outcome : { ...outcome, body: null }];
+    },
+  };
+  if (reportStarts) {
+    hooks.onAttempt = (n) => {
+      if (START_DELAY_MS === 0) {
+        emit([0, id, n]);
+        return;
       }
-    : {};
-  ids.set(job, id);
+      if (starts.has(id)) emit([0, id, starts.get(id)!]); // a retry: the previous start goes now
+      starts.set(id, n);
+      startTimer ??= setTimeout(flushStarts, START_DELAY_MS);
+    };
+  }
   delivery
     .deliver(job, hooks)
     .then((result) => {
-      starts.delete(id);
-      const last = lastAttempt.get(id);
-      lastAttempt.delete(id);
+      if (reportStarts) starts.delete(id);
       // The common case in a few numbers: success at the last attempt, whose outcome follows from the result.
       if (result.ok && !result.aborted && result.status !== null && result.error === null && last && last[0] === result.attempts && last[1].ok && last[1].status === result.status) {
         emitOk(id, result, last[1].duration_ms);
@@ -122,7 +113,6 @@ function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: 
       // deliver() never throws by contract; a bug must still answer the main thread.
       log.error({ err, fire_id: job.run_id }, 'delivery failed unexpectedly in the worker thread');
       starts.delete(id);
-      lastAttempt.delete(id);
       const now = Date.now();
       emit([2, id, { ok: false, status: null, error: `internal error: ${(err as Error).message}`, body: null, attempts: job.first_attempt, start_time: now, end_time: now, duration_ms: 0, aborted: true }]);
     });

@@ -242,6 +242,30 @@ describe('Delivery against real receivers', () => {
     expect(v1).toEqual(secrets.map((s) => `v1=${createHmac('sha256', s).update(payload).digest('hex')}`));
   });
 
+  it('sends each header once: extra headers replace a task header of the same name, and xcron`s own replace both', async () => {
+    let raw: string[] = [];
+    const r = await receiver((req, res) => {
+      raw = req.rawHeaders;
+      res.end();
+    });
+    const d = makeDelivery();
+    // Validation keeps tasks from setting these names; the sender must still not send them twice.
+    const result = await d.deliver(
+      job(r.url, {
+        headers: { 'x-a': 'task', 'x-xcron-run-id': 'from-task', 'content-type': 'text/plain' },
+        extra_headers: { 'x-xcron-run-id': 'extra', 'x-xcron-attempt': '99', 'x-b': 'extra' },
+      }),
+    );
+    expect(result.ok).toBe(true);
+    const names = raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    const value = (n: string): string[] => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === n);
+    for (const n of ['x-a', 'x-b', 'x-xcron-run-id', 'x-xcron-attempt', 'content-type', 'user-agent', 'x-xcron-fire-id']) expect(names.filter((x) => x === n), n).toHaveLength(1);
+    expect(value('x-a')).toEqual(['task']);
+    expect(value('x-xcron-run-id')).toEqual(['extra']);
+    expect(value('x-xcron-attempt')).toEqual(['1']);
+    expect(value('content-type')).toEqual(['application/json']);
+  });
+
   it('no signature header without signing secrets', async () => {
     const r = await receiver((_req, res) => res.end());
     await makeDelivery().deliver(job(r.url));
