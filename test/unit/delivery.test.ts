@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock, SystemClock, type Clock } from '../../src/clock/index.js';
-import { Delivery, backoffDelay, parseRetryAfter, signature, type DeliveryJob, type DeliveryOptions } from '../../src/delivery/index.js';
+import { Delivery, backoffDelay, parseRetryAfter, rawHeader, signature, type DeliveryJob, type DeliveryOptions } from '../../src/delivery/index.js';
 
 const log = pino({ level: 'silent' });
 
@@ -47,6 +47,17 @@ describe('backoffDelay (full jitter)', () => {
 
   it('zero backoff means immediate retries', () => {
     expect(backoffDelay({ max_attempts: 3, backoff_ms: 0, max_backoff_ms: 0 }, 3, () => 0.9)).toBe(0);
+  });
+});
+
+describe('rawHeader', () => {
+  it('finds the first value of a header in undici\'s raw list, whatever its case', () => {
+    const raw = [Buffer.from('Content-Type'), Buffer.from('text/plain'), Buffer.from('Retry-After'), Buffer.from('7'), Buffer.from('retry-after'), Buffer.from('9')];
+    expect(rawHeader(raw, 'retry-after')).toBe('7');
+    expect(rawHeader(raw, 'content-type')).toBe('text/plain');
+    expect(rawHeader(raw, 'x-missing')).toBeUndefined();
+    expect(rawHeader(null, 'retry-after')).toBeUndefined();
+    expect(rawHeader(['RETRY-AFTER', '3'], 'retry-after')).toBe('3');
   });
 });
 
