@@ -68,6 +68,7 @@ import {
   removeTempDir,
   round1,
   round2,
+  round4,
   runStandalone,
   serverLogSummary,
   serverPool,
@@ -760,8 +761,9 @@ export async function runPeer(): Promise<BenchResult> {
         const xr = x[w];
         const br = bq[w];
         if (!xr || !br) continue;
-        const cpsR = round2(xr.callbacks_per_s / Math.max(1, br.callbacks_per_s));
-        const p99R = round2(xr.lateness_ms.p99 / Math.max(1, br.lateness_ms.p99));
+        // Targets are checked on the unrounded ratios (0.504 is not <= 0.5); printed with 3 decimals.
+        const cpsR = round4(xr.callbacks_per_s / Math.max(1, br.callbacks_per_s));
+        const p99R = round4(xr.lateness_ms.p99 / Math.max(1, br.lateness_ms.p99));
         const cpuX = xr.cpu_s + (xr.redis_cpu_s ?? 0);
         const cpuB = br.cpu_s + (br.redis_cpu_s ?? 0);
         const rssX = xr.peak_rss_mb + (xr.redis_peak_rss_mb ?? 0);
@@ -775,11 +777,11 @@ export async function runPeer(): Promise<BenchResult> {
         if (w === 'a') {
           const tc = atLeast(`${key}/bullmq a callbacks/s`, cpsR, TARGET_CPS_RATIO, 'x');
           targets.push(tc);
-          line(`  ${key}/bullmq ${WL_NAMES[w]} callbacks/s`, `${fmt(cpsR, 2)}x (${fmt(xr.callbacks_per_s)} vs ${fmt(br.callbacks_per_s)})`, tc);
+          line(`  ${key}/bullmq ${WL_NAMES[w]} callbacks/s`, `${fmt(cpsR, 3)}x (${fmt(xr.callbacks_per_s)} vs ${fmt(br.callbacks_per_s)})`, tc);
         } else {
-          line(`  ${key}/bullmq ${WL_NAMES[w]} callbacks/s`, `${fmt(cpsR, 2)}x (${fmt(xr.callbacks_per_s)} vs ${fmt(br.callbacks_per_s)}; offered load)`);
+          line(`  ${key}/bullmq ${WL_NAMES[w]} callbacks/s`, `${fmt(cpsR, 3)}x (${fmt(xr.callbacks_per_s)} vs ${fmt(br.callbacks_per_s)}; offered load)`);
         }
-        line(`  ${key}/bullmq ${WL_NAMES[w]} p99 lateness`, `${fmt(p99R, 2)}x (${fmt(xr.lateness_ms.p99)} vs ${fmt(br.lateness_ms.p99)} ms)`, tp);
+        line(`  ${key}/bullmq ${WL_NAMES[w]} p99 lateness`, `${fmt(p99R, 3)}x (${fmt(xr.lateness_ms.p99)} vs ${fmt(br.lateness_ms.p99)} ms)`, tp);
         line(`  ${key}/bullmq ${WL_NAMES[w]} CPU / peak RSS incl. redis`, `${fmt(rr[`${w}_cpu_incl_redis`] ?? NaN, 2)}x / ${fmt(rr[`${w}_rss_incl_redis`] ?? NaN, 2)}x`);
       }
       ratios[key] = rr;
@@ -793,20 +795,20 @@ export async function runPeer(): Promise<BenchResult> {
       };
       const xr = of('xcron');
       const br = of('bullmq');
-      const cpsR = round2(med(xr.map((r) => r.callbacks_per_s)) / Math.max(1, med(br.map((r) => r.callbacks_per_s))));
-      const p99R = round2(med(xr.map((r) => r.p99_ms)) / Math.max(1, med(br.map((r) => r.p99_ms))));
+      const cpsR = round4(med(xr.map((r) => r.callbacks_per_s)) / Math.max(1, med(br.map((r) => r.callbacks_per_s))));
+      const p99R = round4(med(xr.map((r) => r.p99_ms)) / Math.max(1, med(br.map((r) => r.p99_ms))));
       const perRound = xr.map((x) => {
         const b = br.find((r) => r.round === x.round)!;
-        return { round: x.round, cps: round2(x.callbacks_per_s / Math.max(1, b.callbacks_per_s)), p99: round2(x.p99_ms / Math.max(1, b.p99_ms)) };
+        return { round: x.round, cps: round4(x.callbacks_per_s / Math.max(1, b.callbacks_per_s)), p99: round4(x.p99_ms / Math.max(1, b.p99_ms)) };
       });
       console.log(`\n  interleaved (a), medians of ${xr.length} rounds`);
       const tc = atLeast('xcron/bullmq a callbacks/s, interleaved median', cpsR, TARGET_CPS_RATIO, 'x');
       const tp = atMost('xcron/bullmq a p99 lateness, interleaved median', p99R, TARGET_P99_RATIO, 'x');
       const td = atMost('xcron interleaved a duplicates+missing', xr.reduce((t, r) => t + r.duplicates + r.missing, 0), 0, 'fires');
       targets.push(tc, tp, td);
-      line('    xcron/bullmq (a) callbacks/s', `${fmt(cpsR, 2)}x (median ${fmt(med(xr.map((r) => r.callbacks_per_s)))} vs ${fmt(med(br.map((r) => r.callbacks_per_s)))})`, tc);
-      line('    xcron/bullmq (a) p99 lateness', `${fmt(p99R, 2)}x (median ${fmt(med(xr.map((r) => r.p99_ms)))} vs ${fmt(med(br.map((r) => r.p99_ms)))} ms)`, tp);
-      line('    per round (callbacks/s, p99)', perRound.map((r) => `${r.round}: ${fmt(r.cps, 2)}x, ${fmt(r.p99, 2)}x`).join('; '));
+      line('    xcron/bullmq (a) callbacks/s', `${fmt(cpsR, 3)}x (median ${fmt(med(xr.map((r) => r.callbacks_per_s)))} vs ${fmt(med(br.map((r) => r.callbacks_per_s)))})`, tc);
+      line('    xcron/bullmq (a) p99 lateness', `${fmt(p99R, 3)}x (median ${fmt(med(xr.map((r) => r.p99_ms)))} vs ${fmt(med(br.map((r) => r.p99_ms)))} ms)`, tp);
+      line('    per round (callbacks/s, p99)', perRound.map((r) => `${r.round}: ${fmt(r.cps, 3)}x, ${fmt(r.p99, 3)}x`).join('; '));
       interleaved = { rounds, ratio_of_medians: { a_cps: cpsR, a_p99: p99R }, per_round_ratios: perRound };
       if (rounds.some((r) => !r.valid)) notes.push('an interleaved round was INVALID (creation overran the due time or failed)');
     }
@@ -818,7 +820,7 @@ export async function runPeer(): Promise<BenchResult> {
       }
     }
     console.log('\n  targets');
-    for (const t of targets) console.log(`    ${t.metric.padEnd(40)} ${fmt(t.value, 2).padStart(8)}   target ${t.target.padEnd(12)} ${t.pass ? 'PASS' : 'MISS'}`);
+    for (const t of targets) console.log(`    ${t.metric.padEnd(40)} ${fmt(t.value, t.target.endsWith(' x') ? 3 : 2).padStart(8)}   target ${t.target.padEnd(12)} ${t.pass ? 'PASS' : 'MISS'}`);
 
     // Chart
     const keys = Object.keys(results);

@@ -362,6 +362,7 @@ export async function createMany(pool: Pool, bodies: readonly string[], concurre
 
 export const round1 = (x: number): number => Math.round(x * 10) / 10;
 export const round2 = (x: number): number => Math.round(x * 100) / 100;
+export const round4 = (x: number): number => Math.round(x * 10000) / 10000;
 
 /** Nearest-rank percentile of an ascending-sorted array (p in 0..100). */
 export function pct(sorted: ArrayLike<number>, p: number): number {
