@@ -41,4 +41,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 # The process handles SIGTERM itself (drains deliveries); exec form keeps it PID 1's direct child.
 STOPSIGNAL SIGTERM
 # The same node flags as ./xcron_server (build.sh).
-CMD ["node", "--enable-source-maps", "--max-semi-space-size=32", "dist/src/main.js"]
+CMD ["node", "--enable-source-maps", "dist/src/main.js"]

@@ -49,11 +49,7 @@ cat > xcron_server <<'LAUNCH'
 #!/usr/bin/env bash
 # xcron launcher (written by build.sh). Usage: ./xcron_server [--config PATH]
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# --max-semi-space-size=32: a young generation of up to 32 MB per semi-space (V8's default is 16),
-# for every thread of the process. A burst of 20,000 callbacks keeps tens of thousands of short-lived
-# objects alive at once; with the default size most of them were copied by several scavenges and
-# the main thread spent about a quarter of its burst time collecting garbage (README, Performance).
-exec node --enable-source-maps --max-semi-space-size=32 "$here/dist/src/main.js" "$@"
+exec node --enable-source-maps "$here/dist/src/main.js" "$@"
 LAUNCH
 chmod +x xcron_server
 echo "build.sh: done. Run ./xcron_server (config: ./xcron.toml)"

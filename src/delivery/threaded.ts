@@ -80,7 +80,12 @@ export class ThreadedDelivery implements DeliveryService {
 
   private start(): void {
     const execArgv = workerExecArgv('delivery-worker');
-    const w = new Worker(this.o.workerUrl ?? new URL('./worker.js', import.meta.url), { workerData: this.config, name: 'xcron-delivery', execArgv });
+    // A young generation of 96 MB (32 MB semi-spaces, twice V8's default): a burst keeps thousands
+    // of requests' short-lived objects alive at once, and with the default most were copied by
+    // several scavenges. Only this thread: on the main thread the larger size doubled the scavenge
+    // pauses under sustained load (event-loop lag; README, Performance). A --max-semi-space-size
+    // given to node applies to every thread and takes precedence.
+    const w = new Worker(this.o.workerUrl ?? new URL('./worker.js', import.meta.url), { workerData: this.config, name: 'xcron-delivery', execArgv, resourceLimits: { maxYoungGenerationSizeMb: 96 } });
     this.worker = w;
     w.on('message', (m: FromWorker) => this.onMessage(m));
     w.on('error', (err) => this.o.log.error({ err }, 'delivery worker thread failed'));
