@@ -4,8 +4,9 @@
  *
  * prom-client hashes the label object and validates it on every inc()/observe(), also through
  * labels(): in a profile of a 20,000-callback burst that was about 80 ms of the main thread's
- * ~480 ms. Here a label combination is resolved once to a child (`at(...)`), and a bump is a few
- * additions. Only what xcron needs: fixed label names, non-negative counter increments.
+ * ~480 ms. Here `at(...)` finds a label combination's child with one Map lookup (a single label's
+ * value is the key itself), and a bump is a few additions. Only what xcron needs: fixed label
+ * names, non-negative counter increments.
  */
 import type { Registry } from 'prom-client';
 

@@ -40,16 +40,6 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 
-/** A record of one child per key, each resolved (and so printed) on first use. */
-function lazyChildren<K extends string, C>(keys: readonly K[], resolve: (k: K) => C): Record<K, C> {
-  const out = {} as Record<K, C>;
-  for (const k of keys) {
-    let c: C | undefined;
-    Object.defineProperty(out, k, { enumerable: true, get: () => (c ??= resolve(k)) });
-  }
-  return out;
-}
-
 /** The `result` label of one callback attempt. */
 export function attemptResult(o: AttemptEvent['outcome']): 'success' | 'http_4xx' | 'http_5xx' | 'http_other' | 'timeout' | 'connect_error' | 'refused' {
   if (o.ok) return 'success';
@@ -59,22 +49,17 @@ export function attemptResult(o: AttemptEvent['outcome']): 'success' | 'http_4xx
   return 'connect_error';
 }
 
-type AttemptResult = ReturnType<typeof attemptResult>;
-const ATTEMPT_RESULTS: readonly AttemptResult[] = ['success', 'http_4xx', 'http_5xx', 'http_other', 'timeout', 'connect_error', 'refused'];
-
 export class Metrics {
   readonly registry = new Registry();
-  // The metrics bumped once or more per callback are FastCounter/FastHistogram (src/fast-metrics.ts),
-  // their children resolved here once.
+  // The metrics bumped once or more per callback are FastCounter/FastHistogram (src/fast-metrics.ts).
   private readonly fires: FastCounter;
-  private readonly firesBy: Record<'success' | 'fail' | 'skipped' | 'missed', CounterChild>;
   private readonly committed: CounterChild;
   private readonly misfires: Counter<'policy'>;
   private readonly overlapSkips: Counter;
   private readonly lateness: HistogramChild;
-  private readonly callbackDurationBy: Record<AttemptResult, HistogramChild>;
-  private readonly deliveryDurationBy: Record<'success' | 'fail', HistogramChild>;
-  private readonly attemptsBy: Record<AttemptResult, CounterChild>;
+  private readonly callbackDuration: FastHistogram;
+  private readonly deliveryDuration: FastHistogram;
+  private readonly attempts: FastCounter;
   private readonly retries: CounterChild;
   private readonly alertAttempts: Counter<'result'>;
   private readonly alerts: Counter<'event'>;
@@ -96,19 +81,16 @@ export class Metrics {
     new Gauge({ name: 'xcron_build_info', help: 'Always 1; labels carry the version and node id.', labelNames: ['version', 'node'], registers }).set({ version: o.version, node: o.nodeId }, 1);
 
     this.fires = new FastCounter({ name: 'xcron_fires_total', help: 'Fires by final outcome: success, fail (delivery gave up), skipped (overlap policy), missed (misfire policy skip).', labelNames: ['outcome'], registers });
-    this.firesBy = { success: this.fires.at('success'), fail: this.fires.at('fail'), skipped: this.fires.at('skipped'), missed: this.fires.at('missed') };
+    for (const outcome of ['success', 'fail', 'skipped', 'missed']) this.fires.at(outcome); // printed from the start, as 0
     this.committed = new FastCounter({ name: 'xcron_fires_committed_total', help: 'Fires committed for delivery (scheduled ticks and manual triggers).', registers }).at();
     this.misfires = new Counter({ name: 'xcron_misfires_total', help: 'Periodic ticks later than the misfire threshold, by policy (fire_once: fired late; skip: recorded MISSED).', labelNames: ['policy'], registers });
     for (const policy of ['fire_once', 'skip']) this.misfires.inc({ policy }, 0);
     this.overlapSkips = new Counter({ name: 'xcron_overlap_skips_total', help: 'Ticks recorded SKIPPED because the previous run was still in flight (overlap policy skip).', registers });
     this.lateness = new FastHistogram({ name: 'xcron_fire_lateness_seconds', help: 'Delay from a tick\'s scheduled time to its hand-over to delivery (its commit, unless committed ahead).', buckets: LATENESS_BUCKETS, registers }).at();
-    // Children of labelled metrics are printed once used (as prom-client does): resolved lazily.
-    const callbackDuration = new FastHistogram({ name: 'xcron_callback_duration_seconds', help: 'Duration of one callback HTTP attempt, by result.', labelNames: ['result'], buckets: DURATION_BUCKETS, registers });
-    const deliveryDuration = new FastHistogram({ name: 'xcron_delivery_duration_seconds', help: 'Duration of a whole delivery (all attempts and backoff), by final outcome.', labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers });
-    const attempts = new FastCounter({ name: 'xcron_callback_attempts_total', help: 'Callback attempts by result (success, http_4xx, http_5xx, http_other, timeout, connect_error, refused by the SSRF guard).', labelNames: ['result'], registers });
-    this.callbackDurationBy = lazyChildren(ATTEMPT_RESULTS, (r) => callbackDuration.at(r));
-    this.deliveryDurationBy = lazyChildren(['success', 'fail'] as const, (o) => deliveryDuration.at(o));
-    this.attemptsBy = lazyChildren(ATTEMPT_RESULTS, (r) => attempts.at(r));
+    // A label value of these is printed once used, as prom-client does.
+    this.callbackDuration = new FastHistogram({ name: 'xcron_callback_duration_seconds', help: 'Duration of one callback HTTP attempt, by result.', labelNames: ['result'], buckets: DURATION_BUCKETS, registers });
+    this.deliveryDuration = new FastHistogram({ name: 'xcron_delivery_duration_seconds', help: 'Duration of a whole delivery (all attempts and backoff), by final outcome.', labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers });
+    this.attempts = new FastCounter({ name: 'xcron_callback_attempts_total', help: 'Callback attempts by result (success, http_4xx, http_5xx, http_other, timeout, connect_error, refused by the SSRF guard).', labelNames: ['result'], registers });
     this.retries = new FastCounter({ name: 'xcron_callback_retries_total', help: 'Callback attempts after the first one of a fire (retries).', registers }).at();
     this.alertAttempts = new Counter({ name: 'xcron_alert_webhook_attempts_total', help: 'Alert webhook attempts by result.', labelNames: ['result'], registers });
     this.alerts = new Counter({ name: 'xcron_alerts_total', help: 'Alert events raised (run_failed, task_paused).', labelNames: ['event'], registers });
@@ -187,17 +169,17 @@ export class Metrics {
         this.committed.inc();
         if (e.committed_at - e.scheduled_time > o.misfireThresholdMs) this.misfires.inc({ policy: 'fire_once' });
       } else if (e.status === 'SKIPPED') {
-        this.firesBy.skipped.inc();
+        this.fires.at('skipped').inc();
         this.overlapSkips.inc();
       } else {
-        this.firesBy.missed.inc();
+        this.fires.at('missed').inc();
         this.misfires.inc({ policy: 'skip' });
       }
     });
     this.listen(o.scheduler, 'finished', (e) => {
       const outcome = e.result.ok ? 'success' : 'fail';
-      this.firesBy[outcome].inc();
-      this.deliveryDurationBy[outcome].observe(Math.max(0, e.result.duration_ms) / 1000);
+      this.fires.at(outcome).inc();
+      this.deliveryDuration.at(outcome).observe(Math.max(0, e.result.duration_ms) / 1000);
     });
     this.listen(o.scheduler, 'fenced', () => this.fenced.inc());
     this.listen(o.scheduler, 'storeError', () => this.storeErrors.inc({ source: 'scheduler' }));
@@ -223,8 +205,8 @@ export class Metrics {
       this.alertAttempts.inc({ result });
       return;
     }
-    this.attemptsBy[result].inc();
-    this.callbackDurationBy[result].observe(Math.max(0, e.outcome.duration_ms) / 1000);
+    this.attempts.at(result).inc();
+    this.callbackDuration.at(result).observe(Math.max(0, e.outcome.duration_ms) / 1000);
     if (e.attempt > 1) this.retries.inc();
   };
 

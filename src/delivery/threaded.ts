@@ -185,10 +185,8 @@ export class ThreadedDelivery implements DeliveryService {
   private flush(): void {
     this.flushQueued = false;
     if (this.outbox.length === 0) return;
-    const items = this.outbox;
+    const jobs = this.outbox.map(packJob);
     this.outbox = [];
-    const jobs = new Array<ReturnType<typeof packJob>>(items.length);
-    for (let i = 0; i < items.length; i++) jobs[i] = packJob(items[i]!);
     this.post({ t: 'jobs', jobs });
   }
 
