@@ -75,6 +75,8 @@ interface BurstResult {
   cpu_s: number;
   redis_cpu_s: number;
   first_after_due_ms: number;
+  /** Redis commands from the end of creation to the last callback, per callback (cluster only). */
+  redis_calls_per_callback: Record<string, number> | null;
 }
 
 /**
@@ -103,7 +105,7 @@ async function warmUp(pools: Pool[], receiver: Receiver, n: number): Promise<{ e
 }
 
 /** N one-shots due at one second, created round-robin over the pools. */
-async function burst(pools: Pool[], pids: () => number[], redisPid: number | null, receiver: Receiver, n: number): Promise<BurstResult> {
+async function burst(pools: Pool[], pids: () => number[], redis: BenchRedis | null, receiver: Receiver, n: number): Promise<BurstResult> {
   const per = Math.max(16, Math.ceil(64 / pools.length));
   const rates = await Promise.all(pools.map((p) => calibrateCreateRate(p, receiver.url, Math.ceil(1000 / pools.length), per)));
   const rate = rates.reduce((a, b) => a + b, 0);
@@ -127,15 +129,18 @@ async function burst(pools: Pool[], pids: () => number[], redisPid: number | nul
     }
   }
   const valid = createdAt <= dueMs - 500 && errors === 0;
+  // Fires are committed up to commit_ahead_ms before their due time: count Redis's commands from here.
+  if (redis) await redis.client.config('RESETSTAT');
   while (Date.now() < dueMs - 500) await sleep(Math.min(200, dueMs - 500 - Date.now()));
   const meter = new GroupMeter('sys', pids);
-  const rmeter = new GroupMeter('redis', () => (redisPid ? [redisPid] : []));
+  const rmeter = new GroupMeter('redis', () => (redis ? [redis.pid] : []));
   meter.start();
   rmeter.start();
   await receiver.waitFor(expected.size, dueMs + 120_000, 2000);
   const m = meter.stop();
   const rm = rmeter.stop();
   const a = analyse(await receiver.collect(), expected);
+  const calls = redis ? commandCalls(await redis.client.info('commandstats')) : null;
   return {
     valid,
     created: expected.size,
@@ -151,7 +156,15 @@ async function burst(pools: Pool[], pids: () => number[], redisPid: number | nul
     cpu_s: m.cpu_s,
     redis_cpu_s: rm.cpu_s,
     first_after_due_ms: a.firstArrival - dueMs,
+    redis_calls_per_callback: calls ? Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, Math.round((v / Math.max(1, a.unique)) * 100) / 100])) : null,
   };
+}
+
+/** `INFO commandstats` → calls per command (those made inside scripts included), most first. */
+function commandCalls(info: string): Record<string, number> {
+  const out: [string, number][] = [];
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.push([m[1]!, Number(m[2])]);
+  return Object.fromEntries(out.filter(([k]) => k !== 'info' && k !== 'config|resetstat').sort((x, y) => y[1] - x[1]));
 }
 
 function printBurst(label: string, b: BurstResult): void {
@@ -161,6 +174,11 @@ function printBurst(label: string, b: BurstResult): void {
   line(`${label}: lateness p50 / p99 / max`, `${fmt(b.lateness_ms.p50)} / ${fmt(b.lateness_ms.p99)} / ${fmt(b.lateness_ms.max)} ms`);
   line(`${label}: duplicates / missing`, `${fmt(b.duplicates)} / ${fmt(b.missing)}`);
   line(`${label}: CPU nodes / redis`, `${fmt(b.cpu_s, 2)} s / ${fmt(b.redis_cpu_s, 2)} s`);
+  if (b.redis_calls_per_callback) {
+    const c = Object.entries(b.redis_calls_per_callback);
+    const total = c.reduce((x, [, v]) => x + v, 0);
+    line(`${label}: redis commands per callback`, `${fmt(total, 1)}: ${c.slice(0, 8).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
+  }
 }
 
 /** createTask req/s with `clients` loops; client i talks to pool i % pools.length. */
@@ -252,7 +270,7 @@ export async function runCluster(): Promise<BenchResult> {
     line('cluster: createTask req/s (all nodes)', `${fmt(cCreate.rps)} (per node ${cCreate.per_node.map((x) => fmt(x)).join(' / ')}; p99 ${fmt(cCreate.lat.p99, 1)} ms, ${cCreate.errors} errors)`);
     const cWarm = W > 0 ? await warmUp(cpools, receiver, W) : null;
     if (cWarm) line('cluster: warm-up', `${fmt(cWarm.unique)} / ${fmt(cWarm.expected)} one-shots delivered (not measured); duplicates ${cWarm.duplicates}, missing ${cWarm.missing}`);
-    const cBurst = await burst(cpools, () => nodes.map((n) => n.pid), redis.pid, receiver, N);
+    const cBurst = await burst(cpools, () => nodes.map((n) => n.pid), redis, receiver, N);
     printBurst('cluster', cBurst);
 
     // 3. failover

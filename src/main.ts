@@ -24,6 +24,9 @@ import { SchedulerStats } from './scheduler/stats.js';
 import { SqliteTaskStore } from './store/sqlite.js';
 import type { TaskStore } from './store/types.js';
 
+/** Cluster: fires per owned slot in one commit batch (see SchedulerOptions.batchPerSlot). */
+const CLUSTER_FIRES_PER_SLOT = 16;
+
 interface Args {
   configPath: string;
   explicit: boolean;
@@ -176,6 +179,8 @@ export async function main(): Promise<void> {
     maxSleepMs: cfg.scheduler.max_sleep_ms,
     misfireThresholdMs: cfg.scheduler.misfire_threshold_ms,
     batchSize: cfg.scheduler.batch_size,
+    // Cluster: a commit is one script per slot; about 16 fires per script at a burst.
+    batchPerSlot: cluster ? CLUSTER_FIRES_PER_SLOT : 0,
     commitCoalesceMs: cfg.scheduler.commit_coalesce_ms,
     // Standalone: the run history yields to a burst's queued callbacks (RunRecorder).
     deferRunWrites: !cluster,

@@ -22,6 +22,7 @@ export const STORE_METHODS = [
   'get',
   'delete',
   'dueTasks',
+  'dueKeys',
   'commitFires',
   'uncommitFire',
   'updateRuns',

@@ -546,23 +546,30 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   dueTasks(q: DueQuery): Promise<Task[]> {
-    return this.guard(() => {
-      const params: unknown[] = [];
-      let sql = "SELECT * FROM tasks WHERE state = 'active' AND next_fire_time <= ?";
-      params.push(q.upTo);
-      if (q.after) {
-        sql += ' AND (next_fire_time > ? OR (next_fire_time = ? AND id > ?))';
-        params.push(q.after.time, q.after.time, q.after.id);
-      }
-      if (q.slots !== null) {
-        if (q.slots.length === 0) return [];
-        sql += ` AND slot IN (${q.slots.map(() => '?').join(',')})`;
-        params.push(...q.slots);
-      }
-      sql += ' ORDER BY next_fire_time, id LIMIT ?';
-      params.push(q.limit);
-      return (this.db.prepare(sql).all(...params) as TaskRow[]).map(rowToTask);
-    });
+    return this.guard(() => this.dueQuery('*', q).map((r) => rowToTask(r as unknown as TaskRow)));
+  }
+
+  dueKeys(q: DueQuery): Promise<DueKey[]> {
+    return this.guard(() => this.dueQuery('id, next_fire_time', q).map((r) => ({ time: r.next_fire_time as number, id: r.id as string })));
+  }
+
+  /** The due-tasks query, with the columns asked for (every column, or just the keys). */
+  private dueQuery(columns: string, q: DueQuery): Record<string, unknown>[] {
+    const params: unknown[] = [];
+    let sql = `SELECT ${columns} FROM tasks WHERE state = 'active' AND next_fire_time <= ?`;
+    params.push(q.upTo);
+    if (q.after) {
+      sql += ' AND (next_fire_time > ? OR (next_fire_time = ? AND id > ?))';
+      params.push(q.after.time, q.after.time, q.after.id);
+    }
+    if (q.slots !== null) {
+      if (q.slots.length === 0) return [];
+      sql += ` AND slot IN (${q.slots.map(() => '?').join(',')})`;
+      params.push(...q.slots);
+    }
+    sql += ' ORDER BY next_fire_time, id LIMIT ?';
+    params.push(q.limit);
+    return this.db.prepare(sql).all(...params) as Record<string, unknown>[];
   }
 
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]> {

@@ -265,6 +265,88 @@ describe('RedisTaskStore answers like SqliteTaskStore: async completion and run 
   });
 });
 
+/**
+ * commitFires, claimFires and updateRuns send a batch as one JSON argument that the script decodes
+ * (cjson): free text must come back exactly as SQLite keeps it, whatever it holds.
+ */
+describe('RedisTaskStore answers like SqliteTaskStore: free text in batched run writes (differential)', () => {
+  it('errors, response bodies and shards with quotes, backslashes, control characters, NUL, non-BMP characters and lone surrogates', async () => {
+    const tmp = tempDir('xcron-diff3-');
+    const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
+    const sqliteToken = sqlite.claimEpoch();
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('diff3');
+    const redis = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+    const tokens = await acquireAll(client, prefix, SLOTS, 'diff-node');
+    const stores: [TaskStore, (slot: number) => number][] = [
+      [sqlite, () => sqliteToken],
+      [redis, (s) => tokens.get(s)!],
+    ];
+    const both = async <T>(what: string, op: (s: TaskStore, token: (slot: number) => number) => Promise<T>): Promise<T> => {
+      const [a, b] = await Promise.all(stores.map(([s, tok]) => op(s, tok)));
+      expect(b, what).toEqual(a);
+      return a as T;
+    };
+    const texts = ['say "hi"\\n \\ back\\slash', 'tab\tnew\nline\r\u0000nul\u0001\u001f', 'ünïcödé 中文 😀 \u2028\u2029', 'pair \ud83d\ude00 and <\u00e9>', '[1,"a",{"b":null}]', '', '=starts with the marker', 'x'.repeat(70_000)];
+    try {
+      const tasks = texts.map((_, i) => makeTask({ id: `Text-${i}`, next_fire_time: T0 + 1000 }));
+      for (const t of tasks) await both(`create ${t.id}`, (s) => s.create(t));
+      const rid = (i: number): string => fireId(tasks[i]!.id, T0 + 1000);
+      // A policy's error text through commitFires (SKIPPED runs carry one).
+      await both('commit with error texts', (s, tok) =>
+        s.commitFires(tasks.map((t, i) => ({ slot: t.slot, token: tok(t.slot), task_id: t.id, expected: T0 + 1000, next: T0 + 61_000, now: T0 + 1001, run: { run_id: rid(i), node: 'n"\\1', status: 'SKIPPED', error: texts[i]! } }))),
+      );
+      await both('runs after commit', (s) => Promise.all(tasks.map((_, i) => s.getRun(rid(i)))));
+      await both('commit the next tick', (s, tok) =>
+        s.commitFires(tasks.map((t, i) => ({ slot: t.slot, token: tok(t.slot), task_id: t.id, expected: T0 + 61_000, next: T0 + 121_000, now: T0 + 61_001, run: { run_id: fireId(tasks[i]!.id, T0 + 61_000), node: 'n', status: 'PENDING', error: null } }))),
+      );
+      const rid2 = (i: number): string => fireId(tasks[i]!.id, T0 + 61_000);
+      await both('final outcomes with free text', async (s) => {
+        await s.updateRuns(
+          tasks.map((t, i) => ({
+            run_id: rid2(i),
+            task_id: t.id,
+            status: i % 2 === 0 ? ('SUCCESS' as const) : ('FAIL' as const),
+            attempts: 1,
+            node: 'n',
+            start_time: T0 + 61_002,
+            end_time: T0 + 61_010,
+            http_status: i % 2 === 0 ? 200 : 500,
+            error: i % 2 === 0 ? null : texts[i]!,
+            duration_ms: 8,
+            response_body: texts[(i + 3) % texts.length]!,
+            shards: i === 1 ? [{ index: 0, url: texts[i]!, ok: false, http_status: 500, error: texts[3]!, attempts: 1 }] : null,
+          })),
+        );
+        return Promise.all(tasks.map((_, i) => s.getRun(rid2(i))));
+      });
+      const runs = await both('runs again', (s) => Promise.all(tasks.map((_, i) => s.getRun(rid2(i)))));
+      // The differential check above is the point; this pins that text really went through.
+      expect(runs[0]!.response_body).toBe(texts[3]);
+      expect(runs[1]!.error).toBe(texts[1]);
+      await both('stats', (s) => s.stats());
+
+      // A lone UTF-16 surrogate (JSON.stringify writes it as an escape cjson rejects) is stored as
+      // U+FFFD, as Node's UTF-8 encoder sent it before batches were JSON: the batch is not lost.
+      // (SQLite differs here: better-sqlite3 reads it back as three U+FFFD.)
+      const lone = 'lone \ud800 high, lone \udc00 low';
+      const t = makeTask({ id: 'Text-lone', next_fire_time: T0 + 1000 });
+      await redis.create(t);
+      const loneRid = fireId(t.id, T0 + 1000);
+      expect(await redis.commitFires([{ slot: t.slot, token: tokens.get(t.slot)!, task_id: t.id, expected: T0 + 1000, next: T0 + 61_000, now: T0 + 1001, run: { run_id: loneRid, node: 'n', status: 'PENDING', error: null } }])).toEqual(['committed']);
+      await redis.updateRuns([{ run_id: loneRid, task_id: t.id, status: 'FAIL', attempts: 1, end_time: T0 + 1002, error: lone, response_body: lone }]);
+      const loneRun = await redis.getRun(loneRid);
+      expect(loneRun!.status).toBe('FAIL');
+      expect(loneRun!.error).toBe('lone \ufffd high, lone \ufffd low');
+      expect(loneRun!.response_body).toBe('lone \ufffd high, lone \ufffd low');
+    } finally {
+      await redis.close();
+      await sqlite.close();
+      tmp.remove();
+    }
+  });
+});
+
 describe('RedisTaskStore specifics', () => {
   it('orders ids bytewise (as JS compares them) in ties, with a cursor that is not in the set', async () => {
     const client = await connect(single.url);

@@ -7,7 +7,7 @@
  * slots are derived from task ids (slotOf, 256 slots) as the API derives them.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CLAIMED_BY, HELD, type FireRequest, type TaskStore, type WithClaim, type WithHeld } from '../../src/store/types.js';
+import { CLAIMED_BY, HELD, type DueKey, type DueQuery, type FireRequest, type TaskStore, type WithClaim, type WithHeld } from '../../src/store/types.js';
 import { fireId, type Run, type Task } from '../../src/task/index.js';
 import { T0, idsInDistinctSlots, makeTask, oneShot } from './fixtures.js';
 
@@ -223,6 +223,48 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
           makeTask({ id: 'done', next_fire_time: null, state: 'completed' }),
         ]);
         expect((await store.dueTasks({ slots: null, after: null, upTo: T0 + 10, limit: 10 })).map((t) => t.id)).toEqual(['active']);
+      });
+    });
+
+    // ------------------------------------------------------------ dueKeys
+
+    describe('dueKeys', () => {
+      it('answers the keys of what dueTasks answers, for every query shape (order, ties, paging, upTo, slots, limit, states)', async () => {
+        const ids = idsInDistinctSlots(4);
+        await createAll([
+          ...['d', 'a', 'c', 'b', 'e', 'f'].map((id, i) => makeTask({ id, next_fire_time: T0 + 1000 * [3, 2, 1, 1, 2, 4][i]! })),
+          ...ids.map((id, i) => makeTask({ id, next_fire_time: T0 + 2000 + (i % 2) })),
+          makeTask({ id: 'old', next_fire_time: T0 - 86_400_000 }),
+          makeTask({ id: 'paused', next_fire_time: T0 + 1, state: 'paused' }),
+          makeTask({ id: 'done', next_fire_time: null, state: 'completed' }),
+        ]);
+        const slotsOf = async (xs: string[]): Promise<number[]> => (await Promise.all(xs.map((id) => store.get(id)))).map((t) => t!.slot);
+        const queries: DueQuery[] = [
+          { slots: null, after: null, upTo: T0 + 10_000, limit: 100 },
+          { slots: null, after: null, upTo: T0 + 1999, limit: 100 },
+          { slots: null, after: null, upTo: T0 + 10_000, limit: 3 },
+          { slots: null, after: { time: T0 + 2000, id: 'a' }, upTo: T0 + 10_000, limit: 100 },
+          { slots: null, after: { time: T0 + 1000, id: 'zz' }, upTo: T0 + 10_000, limit: 4 },
+          { slots: await slotsOf([ids[1]!, ids[3]!]), after: null, upTo: T0 + 10_000, limit: 100 },
+          { slots: [], after: null, upTo: T0 + 10_000, limit: 100 },
+          { slots: null, after: null, upTo: T0 - 1, limit: 10 },
+        ];
+        expect(typeof store.dueKeys).toBe('function');
+        for (const q of queries) {
+          const tasks = await store.dueTasks(q);
+          expect(await store.dueKeys!(q), JSON.stringify(q)).toEqual(tasks.map((t) => ({ time: t.next_fire_time!, id: t.id })));
+        }
+        // paging with the last key as the cursor walks every due task once, in order
+        const seen: string[] = [];
+        let after: DueKey | null = null;
+        for (let i = 0; i < 20; i++) {
+          const page: DueKey[] = await store.dueKeys!({ slots: null, after, upTo: T0 + 10_000, limit: 2 });
+          seen.push(...page.map((k) => k.id));
+          if (page.length < 2) break;
+          after = page[page.length - 1]!;
+        }
+        expect(seen).toEqual((await store.dueTasks({ slots: null, after: null, upTo: T0 + 10_000, limit: 100 })).map((t) => t.id));
+        expect(seen).toHaveLength(11);
       });
     });
 

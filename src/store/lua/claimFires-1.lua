@@ -9,18 +9,19 @@
 -- A claimed run records its claimer (claimed_by): while that node is live, another node taking the
 -- slot over leaves the run to it (it is delivering it), as it does a run marked RUNNING.
 -- KEYS[1]: the slot's key base.
--- ARGV: token, node, then task_id, run_id per fire.
+-- ARGV[1]: a JSON array of strings: token, node, then task_id, run_id per fire (see commitFires).
 -- Returns one of 'claimed' | 'undone' | 'fenced' per fire, in order.
 local base = KEYS[1]
-local token, node = ARGV[1], ARGV[2]
+local A = cjson.decode(ARGV[1])
+local token, node = A[1], A[2]
 local lease = redis.call('GET', base .. ':lease')
 local lease_epoch = nil
 if lease then lease_epoch = string.match(lease, '^(%d+)|') end
 local epoch = redis.call('GET', base .. ':epoch')
 local fenced = lease_epoch == nil or lease_epoch ~= token or epoch ~= token
 local out = {}
-for i = 3, #ARGV, 2 do
-  local id, run_id = ARGV[i], ARGV[i + 1]
+for i = 3, #A, 2 do
+  local id, run_id = A[i], A[i + 1]
   if fenced then
     out[#out + 1] = 'fenced'
   elseif redis.call('EXISTS', base .. ':r:' .. run_id) == 0 then

@@ -8,56 +8,75 @@
 -- it at its due time (claimFires): the task hash keeps h_run (the run), h_tick (the tick) and
 -- h_last (last_fire_time before the commit, '' = null) for uncommitHeld. Any other commit clears
 -- them (an older held fire is then no longer undoable; it still goes out).
--- ARGV: 10 values per fire: token, task_id, expected, next ('' = none: complete), now, run_id,
---       node, status (PENDING|SKIPPED|MISSED), error ('' = null, else marker + text), ahead ('1'|'')
+-- ARGV[1]: a JSON array of strings, 10 per fire: token, task_id, expected, next ('' = none:
+--       complete), now, run_id, node, status (PENDING|SKIPPED|MISSED), error ('' = null, else
+--       marker + text), ahead ('1'|''). One argument instead of 10 per fire: the client encodes a
+--       batch with one JSON.stringify, and Redis decodes it in C (cjson).
 -- Returns one of 'committed' | 'fenced' | 'conflict' per fire, in order.
+-- Writes are merged (one HSET per hash) and the slot's status counters are bumped once per batch.
 --@include _lib.lua
 local base = KEYS[1]
+local A = cjson.decode(ARGV[1])
 local slot = string.match(base, ':(%d+)}$')
 local lease = redis.call('GET', base .. ':lease')
 local lease_epoch = nil
 if lease then lease_epoch = string.match(lease, '^(%d+)|') end
 local epoch = redis.call('GET', base .. ':epoch')
 local out = {}
-for i = 1, #ARGV, 10 do
-  local token = ARGV[i]
+local counts = {}
+for i = 1, #A, 10 do
+  local token = A[i]
   if lease_epoch == nil or lease_epoch ~= token or epoch ~= token then
     out[#out + 1] = 'fenced'
   else
-    local id, expected, nxt, now = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    local run_id, node, status, err = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], opt(ARGV[i + 8])
+    local id, expected, nxt, now = A[i + 1], A[i + 2], A[i + 3], A[i + 4]
+    local run_id, node, status, err = A[i + 5], A[i + 6], A[i + 7], opt(A[i + 8])
     local tk = base .. ':t:' .. id
-    local cur = redis.call('HMGET', tk, 'state', 'next_fire_time', 'last_fire_time')
+    local cur = redis.call('HMGET', tk, 'state', 'next_fire_time', 'last_fire_time', 'run_count', 'h_run')
     if cur[1] ~= 'active' or cur[2] ~= expected then
       out[#out + 1] = 'conflict'
     else
+      local set = {'last_fire_time', expected, 'update_time', now}
       if nxt == '' then
         redis.call('HDEL', tk, 'next_fire_time')
-        redis.call('HSET', tk, 'state', 'completed')
+        set[#set + 1] = 'state'
+        set[#set + 1] = 'completed'
         redis.call('ZREM', base .. ':due', id)
         redis.call('ZREM', base .. ':st:active', id)
         redis.call('ZADD', base .. ':st:completed', 0, id)
         redis.call('ZADD', base .. ':completed', now, id)
       else
-        redis.call('HSET', tk, 'next_fire_time', nxt)
+        set[#set + 1] = 'next_fire_time'
+        set[#set + 1] = nxt
         redis.call('ZADD', base .. ':due', nxt, id)
       end
-      redis.call('HSET', tk, 'last_fire_time', expected, 'update_time', now)
-      if status == 'PENDING' and ARGV[i + 9] == '1' then
-        redis.call('HSET', tk, 'h_run', run_id, 'h_tick', expected, 'h_last', cur[3] or '')
-      else
+      if status == 'PENDING' and A[i + 9] == '1' then
+        set[#set + 1] = 'h_run'
+        set[#set + 1] = run_id
+        set[#set + 1] = 'h_tick'
+        set[#set + 1] = expected
+        set[#set + 1] = 'h_last'
+        set[#set + 1] = cur[3] or ''
+      elseif cur[5] then
         redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last')
       end
       if status == 'PENDING' then
-        redis.call('HINCRBY', tk, 'run_count', 1)
+        set[#set + 1] = 'run_count'
+        set[#set + 1] = string.format('%d', (tonumber(cur[4]) or 0) + 1)
       else
-        redis.call('HSET', tk, 'last_status', status)
+        set[#set + 1] = 'last_status'
+        set[#set + 1] = status
       end
+      redis.call('HSET', tk, unpack(set))
       local rk = base .. ':r:' .. run_id
       if redis.call('EXISTS', rk) == 0 then
-        redis.call('HSET', rk, 'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node,
-          'scheduled_time', expected, 'attempts', 0, 'status', status, 'created', now, 'tok', token)
-        if err then redis.call('HSET', rk, 'error', err) end
+        if err then
+          redis.call('HSET', rk, 'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node,
+            'scheduled_time', expected, 'attempts', 0, 'status', status, 'created', now, 'tok', token, 'error', err)
+        else
+          redis.call('HSET', rk, 'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node,
+            'scheduled_time', expected, 'attempts', 0, 'status', status, 'created', now, 'tok', token)
+        end
         redis.call('ZADD', base .. ':runs:' .. id, expected, run_id)
         if status == 'PENDING' then
           redis.call('ZADD', base .. ':open', expected, run_id)
@@ -65,10 +84,11 @@ for i = 1, #ARGV, 10 do
           redis.call('HSET', rk, 'start_time', now, 'end_time', now)
           redis.call('ZADD', base .. ':done', now, run_id)
         end
-        count_status(base, nil, status)
+        counts[status] = (counts[status] or 0) + 1
       end
       out[#out + 1] = 'committed'
     end
   end
 end
+for status, n in pairs(counts) do redis.call('HINCRBY', base .. ':runstat', status, n) end
 return out

@@ -3,41 +3,77 @@
 -- Only runs still PENDING or RUNNING change (a final state is final); a RUNNING update of a run
 -- already closed only fills in attempts, node, start_time and http_status where they are missing.
 -- KEYS[1]: the slot's key base.
--- ARGV: 13 values per update: run_id, task_id, status, attempts, then nullable (marker + value,
---       '' = null): node, start_time, end_time, http_status, error, duration_ms, response_body,
---       shards (JSON), and deadline (RUNNING only: '' = keep, '!' = clear, marker + value = set)
+-- ARGV[1]: a JSON array of strings, 13 per update: run_id, task_id, status, attempts, then
+--       nullable (marker + value, '' = null): node, start_time, end_time, http_status, error,
+--       duration_ms, response_body, shards (JSON), and deadline (RUNNING only: '' = keep,
+--       '!' = clear, marker + value = set). One argument for the batch (see commitFires).
 -- Returns the number of runs changed.
+-- Writes are merged: one HSET (and at most one HDEL) per run; status counters once per batch.
 --@include _lib.lua
 local base = KEYS[1]
+local A = cjson.decode(ARGV[1])
 local changed = 0
-for i = 1, #ARGV, 13 do
-  local run_id, task_id, status, attempts = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+local delta = {}
+local function move(from, to)
+  delta[from] = (delta[from] or 0) - 1
+  delta[to] = (delta[to] or 0) + 1
+end
+-- The fields a final outcome sets, or clears when null (in ARGV order from offset 6).
+local FINAL = {'end_time', 'http_status', 'error', 'duration_ms', 'response_body', 'j:shards'}
+for i = 1, #A, 13 do
+  local run_id, task_id, status, attempts = A[i], A[i + 1], A[i + 2], tonumber(A[i + 3])
   local rk = base .. ':r:' .. run_id
-  local cur = redis.call('HMGET', rk, 'status', 'attempts', 'start_time', 'created')
+  local cur = redis.call('HMGET', rk, 'status', 'attempts', 'start_time', 'created',
+    'end_time', 'http_status', 'error', 'duration_ms', 'response_body', 'j:shards', 'deadline')
   if cur[1] == 'PENDING' or cur[1] == 'RUNNING' then
     changed = changed + 1
-    if attempts > tonumber(cur[2] or '0') then redis.call('HSET', rk, 'attempts', attempts) end
-    local node = opt(ARGV[i + 4])
-    if node then redis.call('HSET', rk, 'node', node) end
-    local start = opt(ARGV[i + 5])
-    if start and not cur[3] then redis.call('HSET', rk, 'start_time', start) end
+    local set, del = {}, {}
+    if attempts > tonumber(cur[2] or '0') then
+      set[#set + 1] = 'attempts'
+      set[#set + 1] = A[i + 3]
+    end
+    local node = opt(A[i + 4])
+    if node then
+      set[#set + 1] = 'node'
+      set[#set + 1] = node
+    end
+    local start = opt(A[i + 5])
+    if start and not cur[3] then
+      set[#set + 1] = 'start_time'
+      set[#set + 1] = start
+    end
     if status ~= cur[1] then
-      redis.call('HSET', rk, 'status', status)
-      count_status(base, cur[1], status)
+      set[#set + 1] = 'status'
+      set[#set + 1] = status
+      move(cur[1], status)
     end
     if status == 'RUNNING' then
-      local hs = opt(ARGV[i + 7])
-      if hs then redis.call('HSET', rk, 'http_status', hs) end
-      local dl = ARGV[i + 12]
-      if dl == '!' then redis.call('HDEL', rk, 'deadline')
-      elseif dl ~= '' then redis.call('HSET', rk, 'deadline', string.sub(dl, 2)) end
+      local hs = opt(A[i + 7])
+      if hs then
+        set[#set + 1] = 'http_status'
+        set[#set + 1] = hs
+      end
+      local dl = A[i + 12]
+      if dl == '!' then
+        if cur[11] then del[#del + 1] = 'deadline' end
+      elseif dl ~= '' then
+        set[#set + 1] = 'deadline'
+        set[#set + 1] = string.sub(dl, 2)
+      end
     else
-      hset_or_del(rk, 'end_time', opt(ARGV[i + 6]))
-      hset_or_del(rk, 'http_status', opt(ARGV[i + 7]))
-      hset_or_del(rk, 'error', opt(ARGV[i + 8]))
-      hset_or_del(rk, 'duration_ms', opt(ARGV[i + 9]))
-      hset_or_del(rk, 'response_body', opt(ARGV[i + 10]))
-      hset_or_del(rk, 'j:shards', opt(ARGV[i + 11]))
+      for f = 1, 6 do
+        local v = opt(A[i + 5 + f])
+        if v ~= nil then
+          set[#set + 1] = FINAL[f]
+          set[#set + 1] = v
+        elseif cur[4 + f] then
+          del[#del + 1] = FINAL[f]
+        end
+      end
+    end
+    if #set > 0 then redis.call('HSET', rk, unpack(set)) end
+    if #del > 0 then redis.call('HDEL', rk, unpack(del)) end
+    if status ~= 'RUNNING' then
       redis.call('ZREM', base .. ':open', run_id)
       redis.call('ZADD', base .. ':done', cur[4] or '0', run_id)
       local tk = base .. ':t:' .. task_id
@@ -46,13 +82,27 @@ for i = 1, #ARGV, 13 do
   elseif cur[1] and status == 'RUNNING' then
     -- Closed already (an async worker reported before this update): the outcome stays, and the
     -- callback's own facts that are still missing are filled in.
-    if attempts > tonumber(cur[2] or '0') then redis.call('HSET', rk, 'attempts', attempts) end
-    local node = opt(ARGV[i + 4])
+    local set = {}
+    if attempts > tonumber(cur[2] or '0') then
+      set[#set + 1] = 'attempts'
+      set[#set + 1] = A[i + 3]
+    end
+    local node = opt(A[i + 4])
     if node then redis.call('HSETNX', rk, 'node', node) end
-    local start = opt(ARGV[i + 5])
-    if start then redis.call('HSETNX', rk, 'start_time', start) end
-    local hs = opt(ARGV[i + 7])
-    if hs then redis.call('HSETNX', rk, 'http_status', hs) end
+    local start = opt(A[i + 5])
+    if start and not cur[3] then
+      set[#set + 1] = 'start_time'
+      set[#set + 1] = start
+    end
+    local hs = opt(A[i + 7])
+    if hs and not cur[6] then
+      set[#set + 1] = 'http_status'
+      set[#set + 1] = hs
+    end
+    if #set > 0 then redis.call('HSET', rk, unpack(set)) end
   end
+end
+for s, n in pairs(delta) do
+  if n ~= 0 then redis.call('HINCRBY', base .. ':runstat', s, n) end
 end
 return changed
