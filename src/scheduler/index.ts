@@ -175,6 +175,8 @@ interface Dispatch {
 const MAX_KEY_ID = '\uffff';
 /** Rows read per store query when loading the window: small, so that loading never delays a fire. */
 const SCAN_PAGE = 500;
+/** Slots the safety rescan reads at once (each on its own) when a node owns a subset of them. */
+const RESCAN_PARALLEL = 16;
 /** Batches at least this large mean fires are streaming in: the next commit may wait a little. */
 const COALESCE_MIN_BATCH = 4;
 /**
@@ -698,35 +700,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   async safetyRescan(): Promise<void> {
     if (this.stopped || this.horizon.time === -Infinity) return;
     const upTo = this.horizon.time;
-    let cursor: DueKey | null = null;
     let found = 0;
     try {
-      for (;;) {
-        const slots = this.slotFilter();
-        if (slots !== null && slots.length === 0) return;
-        const q = { slots, after: cursor, upTo, limit: SCAN_PAGE };
-        let rows: Task[];
-        let n: number;
-        if (this.o.store.dueKeys) {
-          // Keys only: the tasks already loaded (nearly all) are not read again.
-          const keys = await this.o.store.dueKeys(q);
-          n = keys.length;
-          if (n > 0) cursor = keys[n - 1]!;
-          const missing = keys.filter((k) => !this.entries.has(k.id) && !this.committingIds.has(k.id));
-          rows = (await Promise.all(missing.map((k) => this.o.store.get(k.id)))).filter((t): t is Task => t !== null && t.state === 'active' && t.next_fire_time !== null);
-        } else {
-          rows = await this.o.store.dueTasks(q);
-          n = rows.length;
-          if (n > 0) cursor = { time: rows[n - 1]!.next_fire_time!, id: rows[n - 1]!.id };
-        }
-        for (const t of rows) {
-          if (this.entries.has(t.id) || this.committingIds.has(t.id) || this.o.ownership.tokenFor(t.slot) === null) continue;
-          if (!keyLE(t.next_fire_time!, t.id, this.horizon)) continue;
-          this.insert(t);
-          found++;
-        }
-        if (n < SCAN_PAGE || this.stopped) break;
-        await yieldToTimers(); // small pages with the timers in between: a rescan never delays a fire
+      const slots = this.slotFilter();
+      if (slots !== null && slots.length === 0) return;
+      // The rescan needs no order across slots: with a subset of the slots (a cluster node), each
+      // slot is read on its own, RESCAN_PARALLEL at a time (a read over many slots merges them in
+      // order, which costs a per-slot cursor lookup on every page).
+      const groups: (readonly number[] | null)[] = slots === null ? [null] : slots.map((s) => [s]);
+      for (let g = 0; g < groups.length && !this.stopped; g += RESCAN_PARALLEL) {
+        const counts = await Promise.all(groups.slice(g, g + RESCAN_PARALLEL).map((group) => this.rescanGroup(group, upTo)));
+        for (const c of counts) found += c;
       }
     } catch (e) {
       this.reportStoreError(e);
@@ -734,6 +718,37 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (found > 0) {
       this.o.log.info({ found }, 'safety rescan loaded tasks that were missing from the timer heap');
       this.armTimer();
+    }
+  }
+
+  /** Rescans the due tasks of some slots (null: all) page by page; returns how many it loaded. */
+  private async rescanGroup(slots: readonly number[] | null, upTo: number): Promise<number> {
+    let cursor: DueKey | null = null;
+    let found = 0;
+    for (;;) {
+      const q = { slots, after: cursor, upTo, limit: SCAN_PAGE };
+      let rows: Task[];
+      let n: number;
+      if (this.o.store.dueKeys) {
+        // Keys only: the tasks already loaded (nearly all) are not read again.
+        const keys = await this.o.store.dueKeys(q);
+        n = keys.length;
+        if (n > 0) cursor = keys[n - 1]!;
+        const missing = keys.filter((k) => !this.entries.has(k.id) && !this.committingIds.has(k.id));
+        rows = (await Promise.all(missing.map((k) => this.o.store.get(k.id)))).filter((t): t is Task => t !== null && t.state === 'active' && t.next_fire_time !== null);
+      } else {
+        rows = await this.o.store.dueTasks(q);
+        n = rows.length;
+        if (n > 0) cursor = { time: rows[n - 1]!.next_fire_time!, id: rows[n - 1]!.id };
+      }
+      for (const t of rows) {
+        if (this.entries.has(t.id) || this.committingIds.has(t.id) || this.o.ownership.tokenFor(t.slot) === null) continue;
+        if (!keyLE(t.next_fire_time!, t.id, this.horizon)) continue;
+        this.insert(t);
+        found++;
+      }
+      if (n < SCAN_PAGE || this.stopped) return found;
+      await yieldToTimers(); // small pages with the timers in between: a rescan never delays a fire
     }
   }
 

@@ -153,6 +153,8 @@ interface SetupOptions {
   /** Reuse a file (a restart). */
   file?: string;
   clock?: SteppingClock;
+  /** Another ownership than every slot (e.g. a cluster node's share). */
+  ownership?: (epoch: number) => LocalOwnership;
 }
 
 async function setup(o: SetupOptions = {}): Promise<Harness> {
@@ -165,7 +167,7 @@ async function setup(o: SetupOptions = {}): Promise<Harness> {
   const clock = o.clock ?? new SteppingClock(o.start ?? T0);
   const store = new SqliteTaskStore({ file, synchronous: 'normal' });
   const epoch = store.claimEpoch();
-  const ownership = new LocalOwnership('node-a', SLOTS, epoch);
+  const ownership = o.ownership ? o.ownership(epoch) : new LocalOwnership('node-a', SLOTS, epoch);
   const deliverer = new RecordingDeliverer();
   for (const t of o.tasks ?? []) await store.create(t);
   const sched = new Scheduler({ ...schedulerOptions(store, ownership, deliverer, clock), ...o.opts });
@@ -355,6 +357,39 @@ describe('Scheduler', () => {
     await h.runUntil(T0 + 10 * MIN);
     expect(h.fired.map((f) => f.task_id)).toEqual(['silent']);
     expect(h.fired[0]).toMatchObject({ scheduled_time: at, status: 'PENDING' });
+  });
+
+  // A cluster node owns a share of the slots: its rescan reads slot by slot, and loads only its own.
+  it('a node owning some slots: the rescan finds the silent tasks of its own slots only, and commits batchPerSlot fires per owned slot at a time', async () => {
+    /** Owns the even slots (a cluster node's share). */
+    class EvenSlots extends LocalOwnership {
+      override tokenFor(slot: number): number | null {
+        return slot % 2 === 0 ? super.tokenFor(slot) : null;
+      }
+      override ownedSlots(): number[] {
+        return super.ownedSlots().filter((s) => s % 2 === 0);
+      }
+    }
+    const h = await setup({ ownership: (epoch) => new EvenSlots('node-a', SLOTS, epoch), opts: { scanIntervalMs: 1000, batchSize: 1, batchPerSlot: 1 } });
+    const sizes: number[] = [];
+    const commit = h.store.commitFires.bind(h.store);
+    h.store.commitFires = (reqs) => {
+      sizes.push(reqs.length);
+      return commit(reqs);
+    };
+    const at = T0 + 5 * SEC;
+    const tasks = Array.from({ length: 400 }, (_, i) => oneShot(`silent-${i}`, at, T0));
+    for (const t of tasks) expect((await h.store.create(t)).created).toBe(true); // no taskChanged
+    const mine = tasks.filter((t) => t.slot % 2 === 0).map((t) => t.id);
+    expect(mine.length).toBeGreaterThan(100);
+    expect(mine.length).toBeLessThan(300);
+    await h.runUntil(T0 + 10 * MIN);
+    expect(h.fired.map((f) => f.task_id).sort()).toEqual([...mine].sort());
+    // every commit but the last of the burst is full: one fire per owned slot (batchSize is 1)
+    const full = h.ownership.ownedSlots().length;
+    expect(sizes.length).toBeGreaterThan(1);
+    expect(sizes.slice(0, -1).every((n) => n === full)).toBe(true);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(mine.length);
   });
 
   it('taskChanged for a task beyond the lookahead window does not load it early', async () => {

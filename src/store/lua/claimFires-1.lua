@@ -22,13 +22,17 @@ local fenced = lease_epoch == nil or lease_epoch ~= token or epoch ~= token
 local out = {}
 for i = 3, #A, 2 do
   local id, run_id = A[i], A[i + 1]
+  local tk = base .. ':t:' .. id
   if fenced then
     out[#out + 1] = 'fenced'
+  elseif redis.call('HGET', tk, 'h_run') == run_id then
+    -- The task's held marker points at this run, so the run exists (an undo removes both at once).
+    redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last')
+    redis.call('HSET', base .. ':r:' .. run_id, 'claimed_by', node)
+    out[#out + 1] = 'claimed'
   elseif redis.call('EXISTS', base .. ':r:' .. run_id) == 0 then
     out[#out + 1] = 'undone'
   else
-    local tk = base .. ':t:' .. id
-    if redis.call('HGET', tk, 'h_run') == run_id then redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last') end
     redis.call('HSET', base .. ':r:' .. run_id, 'claimed_by', node)
     out[#out + 1] = 'claimed'
   end
