@@ -275,10 +275,14 @@ export async function main(): Promise<void> {
   const prune = async (): Promise<void> => {
     const olderThan = cfg.history.retention_days > 0 ? clock.now() - cfg.history.retention_days * 86_400_000 : 0;
     try {
-      const n = await store.pruneRuns(olderThan, cfg.history.max_runs_per_task);
+      // A cluster node prunes its own slots (each slot once per round across the cluster, not
+      // once per node); a slot between owners waits for the next round.
+      const slots = cluster ? ownership.ownedSlots() : null;
+      if (slots !== null && slots.length === 0) return;
+      const n = await store.pruneRuns(olderThan, cfg.history.max_runs_per_task, slots);
       if (n > 0) log.info({ pruned: n }, 'pruned run history');
       if (cfg.history.completed_retention_days > 0) {
-        const purged = await store.purgeCompleted(clock.now() - cfg.history.completed_retention_days * 86_400_000);
+        const purged = await store.purgeCompleted(clock.now() - cfg.history.completed_retention_days * 86_400_000, slots);
         if (purged > 0) log.info({ purged }, 'purged completed tasks');
       }
     } catch (err) {

@@ -839,10 +839,10 @@ export class RedisTaskStore implements TaskStore {
     });
   }
 
-  pruneRuns(olderThan: number, maxPerTask: number): Promise<number> {
+  pruneRuns(olderThan: number, maxPerTask: number, only?: readonly number[] | null): Promise<number> {
     return this.guard(async () => {
       let total = 0;
-      const slots = this.allSlots();
+      const slots = only ? [...only] : this.allSlots();
       const worker = async (): Promise<void> => {
         for (let s = slots.shift(); s !== undefined; s = slots.shift()) {
           let cursor = 'age';
@@ -858,10 +858,10 @@ export class RedisTaskStore implements TaskStore {
     });
   }
 
-  purgeCompleted(olderThan: number): Promise<number> {
+  purgeCompleted(olderThan: number, only?: readonly number[] | null): Promise<number> {
     return this.guard(async () => {
       let total = 0;
-      const slots = this.allSlots();
+      const slots = only ? [...only] : this.allSlots();
       const worker = async (): Promise<void> => {
         for (let s = slots.shift(); s !== undefined; s = slots.shift()) {
           for (let more = true; more; ) {

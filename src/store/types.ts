@@ -260,11 +260,12 @@ export interface TaskStore {
   /**
    * Deletes finished runs older than `olderThan` and beyond the newest `maxPerTask` of each task
    * (never PENDING/RUNNING). Works in bounded batches and yields between them, so it never stalls
-   * firing. Returns how many runs were deleted.
+   * firing. Returns how many runs were deleted. `slots` (a store split by slot): only those
+   * slots, e.g. a cluster node's own (default: all).
    */
-  pruneRuns(olderThan: number, maxPerTask: number): Promise<number>;
-  /** Deletes completed tasks (and their runs) last changed before `olderThan`, in bounded batches. */
-  purgeCompleted(olderThan: number): Promise<number>;
+  pruneRuns(olderThan: number, maxPerTask: number, slots?: readonly number[] | null): Promise<number>;
+  /** Deletes completed tasks (and their runs) last changed before `olderThan`, in bounded batches. `slots` as for pruneRuns. */
+  purgeCompleted(olderThan: number, slots?: readonly number[] | null): Promise<number>;
   /** Closes a run with a reported outcome, atomically (see ReportResult). Sets the task's last_status. */
   reportRun(req: ReportRequest): Promise<ReportResult>;
   /** Appends log lines to a run, up to the caps; returns how many were kept (null: unknown run). */

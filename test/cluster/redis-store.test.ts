@@ -411,6 +411,35 @@ describe('RedisTaskStore specifics', () => {
     }
   });
 
+  it('pruneRuns and purgeCompleted with slots touch only those slots (a cluster node prunes its own)', async () => {
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('prune-slots');
+    const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+    try {
+      const tokens = await acquireAll(client, prefix, SLOTS, 'n1');
+      const tasks = Array.from({ length: 12 }, (_, i) => oneShot(`PruneSlot-${i}`, T0 + 1000, T0));
+      for (const t of tasks) await store.create(t);
+      const commit = await store.commitFires(tasks.map((t) => ({ slot: t.slot, token: tokens.get(t.slot)!, task_id: t.id, expected: T0 + 1000, next: null, now: T0 + 1000, run: { run_id: fireId(t.id, T0 + 1000), node: 'n1', status: 'PENDING', error: null } })));
+      expect(commit.every((r) => r === 'committed')).toBe(true);
+      await store.updateRuns(tasks.map((t) => ({ run_id: fireId(t.id, T0 + 1000), task_id: t.id, status: 'SUCCESS' as const, attempts: 1, end_time: T0 + 1001 })));
+      const mine = [...new Set(tasks.slice(0, 6).map((t) => t.slot))];
+      const inMine = tasks.filter((t) => mine.includes(t.slot));
+      const others = tasks.filter((t) => !mine.includes(t.slot));
+      expect(others.length).toBeGreaterThan(0);
+      // every run is older than the cutoff; only the given slots lose theirs
+      expect(await store.pruneRuns(T0 + 10 * MIN, 0, mine)).toBe(inMine.length);
+      for (const t of inMine) expect(await store.getRun(fireId(t.id, T0 + 1000))).toBeNull();
+      for (const t of others) expect((await store.getRun(fireId(t.id, T0 + 1000)))!.status).toBe('SUCCESS');
+      expect(await store.purgeCompleted(T0 + 10 * MIN, mine)).toBe(inMine.length);
+      for (const t of inMine) expect(await store.get(t.id)).toBeNull();
+      for (const t of others) expect((await store.get(t.id))!.state).toBe('completed');
+      // no slots given: all of them
+      expect(await store.purgeCompleted(T0 + 10 * MIN)).toBe(others.length);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('concurrent creates with one idempotency key make one task', async () => {
     const client = await connect(single.url);
     const store = new RedisTaskStore({ client, prefix: uniquePrefix('idem'), slots: SLOTS, log: silentLog });
