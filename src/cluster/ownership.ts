@@ -54,8 +54,11 @@ export interface SlotInfo {
 }
 
 export interface OwnershipEvents {
-  /** Slots this node now owns (with their tokens). The scheduler loads them. */
-  acquired: [slots: number[]];
+  /**
+   * Slots this node now owns (with their tokens). The scheduler loads them. `periodic`: slots it
+   * owned already, announced again as a safety net (see RedisOwnership's periodic refresh).
+   */
+  acquired: [slots: number[], periodic?: boolean];
   /** Slots this node no longer owns. The scheduler drops them at once. */
   lost: [slots: number[]];
 }

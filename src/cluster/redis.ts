@@ -141,7 +141,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     this.schedule();
     const refresh = this.o.refreshMs ?? 30_000;
     if (refresh > 0) {
-      this.refreshTimer = setInterval(() => this.reannounce('periodic refresh'), refresh);
+      this.refreshTimer = setInterval(() => this.reannounce('periodic refresh', true), refresh);
       this.refreshTimer.unref();
     }
   }
@@ -214,10 +214,10 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
    * the outbox of those slots (runs of nodes that are gone). Used after a member left, after the
    * change feed reconnected (notifications may have been lost), and periodically.
    */
-  reannounce(reason: string): void {
+  reannounce(reason: string, periodic = false): void {
     if (this.stopped || this.owned.size === 0) return;
     this.log.debug({ reason, slots: this.owned.size }, 'reloading owned slots');
-    this.emit('acquired', this.ownedSlots());
+    this.emit('acquired', this.ownedSlots(), periodic);
   }
 
   async describe(): Promise<{ node: string; members: string[]; slots: SlotInfo[] }> {

@@ -175,6 +175,8 @@ interface Dispatch {
 const MAX_KEY_ID = '\uffff';
 /** Rows read per store query when loading the window: small, so that loading never delays a fire. */
 const SCAN_PAGE = 500;
+/** The periodic outbox refresh reads runs scheduled at least this long ago (see onAcquired). */
+const PERIODIC_OUTBOX_LAG_MS = 10_000;
 /** Slots the safety rescan reads at once (each on its own) when a node owns a subset of them. */
 const RESCAN_PARALLEL = 16;
 /** Batches at least this large mean fires are streaming in: the next commit may wait a little. */
@@ -250,7 +252,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.reportSecret = o.reportSecret ?? randomBytes(32).toString('hex');
     this.claims = typeof o.store.claimFires === 'function' && typeof o.store.uncommitHeld === 'function';
     this.aheadMs = o.store.uncommitFire || this.claims ? (o.commitAheadMs ?? 0) : 0;
-    o.ownership.on('acquired', (slots) => void this.onAcquired(slots));
+    o.ownership.on('acquired', (slots, periodic) => void this.onAcquired(slots, periodic === true));
     o.ownership.on('lost', (slots) => this.onLost(slots));
   }
 
@@ -618,8 +620,18 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   // ---- ownership ----
 
-  private async onAcquired(slots: number[]): Promise<void> {
+  private async onAcquired(slots: number[], periodic = false): Promise<void> {
     if (this.stopped || slots.length === 0) return; // before start(): start() recovers and scans
+    if (periodic) {
+      // A safety net for runs left by a node that went unnoticed, on slots loaded already (the
+      // safety rescan re-checks their window). Runs scheduled in the last PERIODIC_OUTBOX_LAG_MS
+      // are in flight on the nodes that fired them: reading them all (a burst's whole outbox, and
+      // each run's task) found nothing to send, and cost a node as much as the burst's commits.
+      // A run left among them is found by the next refresh.
+      await this.recover(slots, this.o.clock.now() - PERIODIC_OUTBOX_LAG_MS);
+      this.armTimer();
+      return;
+    }
     // Load the new slots up to the current horizon, then redeliver their outbox.
     if (this.horizon.time !== -Infinity) await this.loadRange(slots, null, this.horizon.time);
     await this.recover(slots);
@@ -809,13 +821,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /** Redelivers committed but unfinished runs (the outbox) of the given slots, same fire id. */
-  private async recover(slots: number[]): Promise<void> {
+  private async recover(slots: number[], upTo?: number): Promise<void> {
     const filter = slots.length === this.o.ownership.slotCount ? null : slots;
     let after: DueKey | null = null;
     let count = 0;
     try {
       for (;;) {
-        const rows = await this.o.store.unfinishedRuns({ slots: filter, after, limit: 1000 });
+        const rows = await this.o.store.unfinishedRuns({ slots: filter, after, limit: 1000, ...(upTo === undefined ? {} : { upTo }) });
         for (const { run, task } of rows) {
           if (this.inflightRuns.has(run.run_id) || this.awaiting.has(run.run_id) || this.heldByRun.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
           if (run.status === 'RUNNING' && run.deadline !== null) {

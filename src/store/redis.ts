@@ -51,6 +51,7 @@ import type {
   ListRunsQuery,
   ListTasksQuery,
   LogCaps,
+  OutboxQuery,
   PendingDelivery,
   ReportRequest,
   ReportResult,
@@ -741,7 +742,7 @@ export class RedisTaskStore implements TaskStore {
     });
   }
 
-  unfinishedRuns(q: { slots: readonly number[] | null; after: DueKey | null; limit: number }): Promise<PendingDelivery[]> {
+  unfinishedRuns(q: OutboxQuery): Promise<PendingDelivery[]> {
     return this.guard(() =>
       mergeSlots<PendingDelivery>(
         q.slots ?? this.allSlots(),
@@ -749,7 +750,7 @@ export class RedisTaskStore implements TaskStore {
         q.limit,
         (p) => ({ time: p.run.scheduled_time, id: p.run.run_id }),
         async (slot, after, n) => {
-          const r = (await this.run('unfinishedRuns', slot, [after ? after.time : '', after ? after.id : '', n])) as unknown[];
+          const r = (await this.run('unfinishedRuns', slot, [after ? after.time : '', after ? after.id : '', n, q.upTo ?? ''])) as unknown[];
           return {
             exhausted: r[0] === 1,
             last: r[1] === '' ? null : { time: Number(r[1]), id: r[2] as string },

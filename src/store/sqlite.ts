@@ -16,6 +16,7 @@ import type { Run, RunStatus, Task } from '../task/index.js';
 import type {
   CreateResult,
   DueKey,
+  OutboxQuery,
   DueQuery,
   FireRequest,
   FireResult,
@@ -593,7 +594,7 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() => this.updateTx(updates));
   }
 
-  unfinishedRuns(q: { slots: readonly number[] | null; after: DueKey | null; limit: number }): Promise<PendingDelivery[]> {
+  unfinishedRuns(q: OutboxQuery): Promise<PendingDelivery[]> {
     const { slots, after, limit } = q;
     return this.guard(() => {
       const params: unknown[] = [];
@@ -607,6 +608,10 @@ export class SqliteTaskStore implements TaskStore {
       if (after) {
         sql += ' AND (r.scheduled_time > ? OR (r.scheduled_time = ? AND r.run_id > ?))';
         params.push(after.time, after.time, after.id);
+      }
+      if (q.upTo !== undefined) {
+        sql += ' AND r.scheduled_time <= ?';
+        params.push(q.upTo);
       }
       sql += ' ORDER BY r.scheduled_time, r.run_id LIMIT ?';
       params.push(limit);

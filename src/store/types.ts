@@ -10,6 +10,13 @@ export interface DueKey {
   id: string;
 }
 
+export interface OutboxQuery {
+  slots: readonly number[] | null;
+  after: DueKey | null;
+  limit: number;
+  upTo?: number;
+}
+
 export interface DueQuery {
   /** Slots to read; null means every slot. */
   slots: readonly number[] | null;
@@ -233,9 +240,10 @@ export interface TaskStore {
   updateRuns(updates: readonly RunUpdate[]): Promise<void>;
   /**
    * Runs still PENDING or RUNNING (the outbox) in the given slots (null: all), ordered by
-   * (scheduled_time, run_id), after the exclusive key `after`.
+   * (scheduled_time, run_id), after the exclusive key `after`, scheduled at or before `upTo`
+   * (default: no bound).
    */
-  unfinishedRuns(q: { slots: readonly number[] | null; after: DueKey | null; limit: number }): Promise<PendingDelivery[]>;
+  unfinishedRuns(q: OutboxQuery): Promise<PendingDelivery[]>;
   getRun(runId: string): Promise<Run | null>;
   /** A task's runs, newest first. */
   listRuns(taskId: string, limit: number): Promise<Run[]>;

@@ -392,6 +392,28 @@ describe('Scheduler', () => {
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(mine.length);
   });
 
+  // The periodic re-announce (cluster: every 30 s) is a safety net for runs left by a node that went
+  // unnoticed: it reads only runs scheduled PERIODIC_OUTBOX_LAG_MS (10 s) ago or earlier; a real
+  // acquisition reads the whole outbox.
+  it('a periodic re-announce redelivers only outbox runs older than 10 s; an acquisition redelivers all', async () => {
+    const h = await setup({ opts: { scanIntervalMs: 1000 } });
+    const old = oneShot('outbox-old', T0 - 60 * SEC, T0 - MIN);
+    const recent = oneShot('outbox-recent', T0 - 2 * SEC, T0 - MIN);
+    for (const t of [old, recent]) expect((await h.store.create(t)).created).toBe(true);
+    // committed by another process (not in flight here), as a node that left would leave them
+    const res = await h.store.commitFires(
+      [old, recent].map((t) => ({ slot: t.slot, token: h.ownership.tokenFor(t.slot)!, task_id: t.id, expected: t.next_fire_time!, next: null, now: t.next_fire_time!, run: { run_id: fireId(t.id, t.next_fire_time!), node: 'gone', status: 'PENDING' as const, error: null } })),
+    );
+    expect(res).toEqual(['committed', 'committed']);
+    h.ownership.emit('acquired', h.ownership.ownedSlots(), true);
+    await settle();
+    expect(h.deliverer.jobs.map((j) => j.run_id)).toEqual([fireId(old.id, old.next_fire_time!)]);
+    await h.runUntil(T0 + SEC); // its outcome is written (the run leaves the outbox)
+    h.ownership.emit('acquired', h.ownership.ownedSlots());
+    await settle();
+    expect(h.deliverer.jobs.map((j) => j.run_id).sort()).toEqual([fireId(old.id, old.next_fire_time!), fireId(recent.id, recent.next_fire_time!)].sort());
+  });
+
   it('taskChanged for a task beyond the lookahead window does not load it early', async () => {
     const h = await setup({ opts: { lookaheadMs: 60_000, scanIntervalMs: 1000 } });
     const at = T0 + 10 * MIN;

@@ -755,6 +755,22 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect(filtered.every((r) => r.run.slot === r.task.slot)).toBe(true);
         expect(await store.unfinishedRuns({ slots: [], after: null, limit: 10 })).toEqual([]);
       });
+
+      it('`upTo` bounds the scheduled time (inclusive), also with `after`, slots and paging', async () => {
+        const ids = idsInDistinctSlots(5, 'ob-upto');
+        const tasks = ids.map((id, i) => makeTask({ id, next_fire_time: T0 + 1000 * (i + 1) }));
+        await createAll(tasks);
+        expect(await store.commitFires(tasks.map((t) => fire(t)))).toEqual(Array<string>(5).fill('committed'));
+        const idsOf = async (q: Parameters<TaskStore['unfinishedRuns']>[0]): Promise<string[]> => (await store.unfinishedRuns(q)).map((r) => r.run.task_id);
+        expect(await idsOf({ slots: null, after: null, limit: 10, upTo: T0 + 3000 })).toEqual(ids.slice(0, 3));
+        expect(await idsOf({ slots: null, after: null, limit: 10, upTo: T0 + 2999 })).toEqual(ids.slice(0, 2));
+        expect(await idsOf({ slots: null, after: null, limit: 10, upTo: T0 })).toEqual([]);
+        expect(await idsOf({ slots: null, after: { time: T0 + 1000, id: fireId(ids[0]!, T0 + 1000) }, limit: 10, upTo: T0 + 4000 })).toEqual(ids.slice(1, 4));
+        const [t0, , t2, , t4] = tasks as [Task, Task, Task, Task, Task];
+        expect(await idsOf({ slots: [t4.slot, t2.slot, t0.slot], after: null, limit: 10, upTo: T0 + 3000 })).toEqual([t0.id, t2.id]);
+        expect(await idsOf({ slots: null, after: null, limit: 2, upTo: T0 + 4000 })).toEqual(ids.slice(0, 2));
+        expect(await idsOf({ slots: null, after: null, limit: 10 })).toEqual(ids);
+      });
     });
 
     describe('listRuns, getRun, ping', () => {
