@@ -397,6 +397,8 @@ interface InterleavedRound {
   callbacks_per_s: number;
   p99_ms: number;
   cpu_s: number;
+  /** CPU the other system's processes (and Redis, when it uses it) used meanwhile (creation to last callback): both are up. */
+  other_cpu_s: number;
   duplicates: number;
   missing: number;
   valid: boolean;
@@ -717,6 +719,9 @@ export async function runPeer(): Promise<BenchResult> {
         }
         for (let k = 0; k < nRounds; k++) {
           for (const s of k % 2 === 0 ? pair : [...pair].reverse()) {
+            const other = pair.find((x) => x !== s)!;
+            const om = new GroupMeter(other.key, () => (other.usesRedis ? [...other.pids(), ctx.redis.pid] : other.pids()));
+            const o0 = om.cpuNow();
             const res = await workloadBurst(s, ctx, nBurst, `r${k}a`);
             const round: InterleavedRound = {
               round: k + 1,
@@ -724,6 +729,7 @@ export async function runPeer(): Promise<BenchResult> {
               callbacks_per_s: res.callbacks_per_s,
               p99_ms: res.lateness_ms.p99,
               cpu_s: round2(res.cpu_s + (res.redis_cpu_s ?? 0)),
+              other_cpu_s: round2(om.cpuNow() - o0),
               duplicates: res.duplicates + res.late_duplicates,
               missing: res.missing,
               valid: res.valid,
@@ -731,7 +737,7 @@ export async function runPeer(): Promise<BenchResult> {
             rounds.push(round);
             line(
               `  round ${k + 1} ${s.key} (a)`,
-              `${fmt(round.callbacks_per_s)} callbacks/s, p99 ${fmt(round.p99_ms)} ms, CPU incl. redis ${fmt(round.cpu_s, 2)} s, duplicates / missing ${round.duplicates} / ${round.missing}${res.valid ? '' : '  !! INVALID'}`,
+              `${fmt(round.callbacks_per_s)} callbacks/s, p99 ${fmt(round.p99_ms)} ms, CPU incl. redis ${fmt(round.cpu_s, 2)} s, duplicates / missing ${round.duplicates} / ${round.missing}; ${other.key}${other.usesRedis ? ' + redis' : ''} meanwhile ${fmt(round.other_cpu_s, 2)} s CPU${res.valid ? '' : '  !! INVALID'}`,
             );
             await sleep(1000);
           }
