@@ -43,26 +43,40 @@ import { acquireAll, connect, silentLog, uniquePrefix } from './harness.js';
 
 const MIN = 60_000;
 
+/**
+ * A SQLite store and a Redis store side by side (every Redis slot leased to one node): `both` runs
+ * an operation on each, with that store's token, and checks that the answers agree.
+ */
+async function differential(name: string) {
+  const tmp = tempDir(`xcron-${name}-`);
+  const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
+  const sqliteToken = sqlite.claimEpoch();
+  const client = await connect(single.url);
+  const prefix = uniquePrefix(name);
+  const redis = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+  const tokens = await acquireAll(client, prefix, SLOTS, 'diff-node');
+  const stores: [TaskStore, (slot: number) => number][] = [
+    [sqlite, () => sqliteToken],
+    [redis, (s) => tokens.get(s)!],
+  ];
+  /** Runs `op` on both stores and checks the answers agree; returns the answer. */
+  const both = async <T>(what: string, op: (s: TaskStore, token: (slot: number) => number) => Promise<T>): Promise<T> => {
+    const [a, b] = await Promise.all(stores.map(([s, tok]) => op(s, tok)));
+    expect(b, what).toEqual(a);
+    return a as T;
+  };
+  const close = async (): Promise<void> => {
+    await redis.close();
+    await sqlite.close();
+    tmp.remove();
+  };
+  return { sqlite, redis, tokens, prefix, stores: stores.map(([st]) => st), both, close };
+}
+
 /** The same scripted history on both stores; every answer must be the same. */
 describe('RedisTaskStore answers like SqliteTaskStore (differential)', () => {
   it('updateTask, commitTrigger, listTasks, pageRuns, stats, pruneRuns, purgeCompleted, dueTasks after changes', async () => {
-    const tmp = tempDir('xcron-diff-');
-    const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
-    const sqliteToken = sqlite.claimEpoch();
-    const client = await connect(single.url);
-    const prefix = uniquePrefix('diff');
-    const redis = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
-    const tokens = await acquireAll(client, prefix, SLOTS, 'diff-node');
-    const stores: [TaskStore, (slot: number) => number][] = [
-      [sqlite, () => sqliteToken],
-      [redis, (s) => tokens.get(s)!],
-    ];
-    /** Runs `op` on both stores and checks the answers agree; returns the answer. */
-    const both = async <T>(what: string, op: (s: TaskStore, token: (slot: number) => number) => Promise<T>): Promise<T> => {
-      const [a, b] = await Promise.all(stores.map(([s, tok]) => op(s, tok)));
-      expect(b, what).toEqual(a);
-      return a as T;
-    };
+    const { sqlite, redis, tokens, both, close } = await differential('diff');
     const fire = (t: Task, token: (slot: number) => number, over: Partial<FireRequest> = {}, status: FireRequest['run']['status'] = 'PENDING'): FireRequest => {
       const expected = over.expected ?? t.next_fire_time!;
       return { slot: t.slot, token: token(t.slot), task_id: t.id, expected, next: expected + MIN, now: expected + 3, ...over, run: { run_id: fireId(t.id, expected), node: 'n1', status, error: status === 'PENDING' ? null : `by policy ${status}` } };
@@ -183,31 +197,14 @@ describe('RedisTaskStore answers like SqliteTaskStore (differential)', () => {
       await both('delete', (s) => s.delete(h.id));
       await both('stats after delete', (s) => s.stats());
     } finally {
-      await redis.close();
-      await sqlite.close();
-      tmp.remove();
+      await close();
     }
   });
 });
 
 describe('RedisTaskStore answers like SqliteTaskStore: async completion and run logs (differential)', () => {
   it('RUNNING with a deadline, reportRun (closed, same, conflict, not_open, not_found, expire), appendRunLog caps, readRunLog, sharedSecret', async () => {
-    const tmp = tempDir('xcron-diff2-');
-    const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
-    const sqliteToken = sqlite.claimEpoch();
-    const client = await connect(single.url);
-    const prefix = uniquePrefix('diff2');
-    const redis = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
-    const tokens = await acquireAll(client, prefix, SLOTS, 'diff-node');
-    const stores: [TaskStore, (slot: number) => number][] = [
-      [sqlite, () => sqliteToken],
-      [redis, (s) => tokens.get(s)!],
-    ];
-    const both = async <T>(what: string, op: (s: TaskStore, token: (slot: number) => number) => Promise<T>): Promise<T> => {
-      const [a, b] = await Promise.all(stores.map(([s, tok]) => op(s, tok)));
-      expect(b, what).toEqual(a);
-      return a as T;
-    };
+    const { redis, prefix, stores, both, close } = await differential('diff2');
     try {
       const tasks = Array.from({ length: 5 }, (_, i) => makeTask({ id: `Async-${i}`, next_fire_time: T0 + 1000 }));
       for (const t of tasks) await both(`create ${t.id}`, (s) => s.create(t));
@@ -247,7 +244,7 @@ describe('RedisTaskStore answers like SqliteTaskStore: async completion and run 
         await s.delete(tasks[4]!.id);
         return s.readRunLog(rid(4), 0, 100);
       });
-      for (const [s] of stores) {
+      for (const s of stores) {
         const a = await s.sharedSecret('signing');
         expect(a).toMatch(/^[0-9a-f]{64}$/);
         expect(await s.sharedSecret('signing')).toBe(a);
@@ -258,9 +255,7 @@ describe('RedisTaskStore answers like SqliteTaskStore: async completion and run 
       expect(await other.sharedSecret('signing')).toBe(await redis.sharedSecret('signing'));
       await other.close();
     } finally {
-      await redis.close();
-      await sqlite.close();
-      tmp.remove();
+      await close();
     }
   });
 });
@@ -271,22 +266,7 @@ describe('RedisTaskStore answers like SqliteTaskStore: async completion and run 
  */
 describe('RedisTaskStore answers like SqliteTaskStore: free text in batched run writes (differential)', () => {
   it('errors, response bodies and shards with quotes, backslashes, control characters, NUL, non-BMP characters and lone surrogates', async () => {
-    const tmp = tempDir('xcron-diff3-');
-    const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
-    const sqliteToken = sqlite.claimEpoch();
-    const client = await connect(single.url);
-    const prefix = uniquePrefix('diff3');
-    const redis = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
-    const tokens = await acquireAll(client, prefix, SLOTS, 'diff-node');
-    const stores: [TaskStore, (slot: number) => number][] = [
-      [sqlite, () => sqliteToken],
-      [redis, (s) => tokens.get(s)!],
-    ];
-    const both = async <T>(what: string, op: (s: TaskStore, token: (slot: number) => number) => Promise<T>): Promise<T> => {
-      const [a, b] = await Promise.all(stores.map(([s, tok]) => op(s, tok)));
-      expect(b, what).toEqual(a);
-      return a as T;
-    };
+    const { sqlite, redis, tokens, both, close } = await differential('diff3');
     const texts = ['say "hi"\\n \\ back\\slash', 'tab\tnew\nline\r\u0000nul\u0001\u001f', 'ünïcödé 中文 😀 \u2028\u2029', 'pair \ud83d\ude00 and <\u00e9>', '[1,"a",{"b":null}]', '', '=starts with the marker', 'x'.repeat(70_000)];
     try {
       const tasks = texts.map((_, i) => makeTask({ id: `Text-${i}`, next_fire_time: T0 + 1000 }));
@@ -340,9 +320,7 @@ describe('RedisTaskStore answers like SqliteTaskStore: free text in batched run 
       expect(loneRun!.error).toBe('lone \ufffd high, lone \ufffd low');
       expect(loneRun!.response_body).toBe('lone \ufffd high, lone \ufffd low');
     } finally {
-      await redis.close();
-      await sqlite.close();
-      tmp.remove();
+      await close();
     }
   });
 });

@@ -39,6 +39,20 @@ local function count_before(key, score, member)
   return count_upto(key, score, member)
 end
 
+-- Appends a field and its value to a flat HSET argument list, unless the value is nil.
+local function put(list, field, value)
+  if value == nil then return end
+  list[#list + 1] = field
+  list[#list + 1] = value
+end
+
+-- The index in the ZSET `key` to read from after the cursor (ARGV-style: after_time ('' = from
+-- the start), after_id), for the ordered per-slot reads (dueTasks, dueKeys, unfinishedRuns).
+local function start_after(key, after_time, after_id)
+  if after_time == '' then return 0 end
+  return count_upto(key, after_time, after_id)
+end
+
 -- Nullable string arguments: '' is null, otherwise the value follows a one-character marker.
 local function opt(v)
   if v == '' then return nil end

@@ -39,44 +39,34 @@ for i = 1, #A, 10 do
       local set = {'last_fire_time', expected, 'update_time', now}
       if nxt == '' then
         redis.call('HDEL', tk, 'next_fire_time')
-        set[#set + 1] = 'state'
-        set[#set + 1] = 'completed'
+        put(set, 'state', 'completed')
         redis.call('ZREM', base .. ':due', id)
         redis.call('ZREM', base .. ':st:active', id)
         redis.call('ZADD', base .. ':st:completed', 0, id)
         redis.call('ZADD', base .. ':completed', now, id)
       else
-        set[#set + 1] = 'next_fire_time'
-        set[#set + 1] = nxt
+        put(set, 'next_fire_time', nxt)
         redis.call('ZADD', base .. ':due', nxt, id)
       end
       if status == 'PENDING' and A[i + 9] == '1' then
-        set[#set + 1] = 'h_run'
-        set[#set + 1] = run_id
-        set[#set + 1] = 'h_tick'
-        set[#set + 1] = expected
-        set[#set + 1] = 'h_last'
-        set[#set + 1] = cur[3] or ''
+        put(set, 'h_run', run_id)
+        put(set, 'h_tick', expected)
+        put(set, 'h_last', cur[3] or '')
       elseif cur[5] then
         redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last')
       end
       if status == 'PENDING' then
-        set[#set + 1] = 'run_count'
-        set[#set + 1] = string.format('%d', (tonumber(cur[4]) or 0) + 1)
+        put(set, 'run_count', string.format('%d', (tonumber(cur[4]) or 0) + 1))
       else
-        set[#set + 1] = 'last_status'
-        set[#set + 1] = status
+        put(set, 'last_status', status)
       end
       redis.call('HSET', tk, unpack(set))
       local rk = base .. ':r:' .. run_id
       if redis.call('EXISTS', rk) == 0 then
-        if err then
-          redis.call('HSET', rk, 'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node,
-            'scheduled_time', expected, 'attempts', 0, 'status', status, 'created', now, 'tok', token, 'error', err)
-        else
-          redis.call('HSET', rk, 'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node,
-            'scheduled_time', expected, 'attempts', 0, 'status', status, 'created', now, 'tok', token)
-        end
+        local run = {'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node, 'scheduled_time', expected,
+          'attempts', 0, 'status', status, 'created', now, 'tok', token}
+        put(run, 'error', err)
+        redis.call('HSET', rk, unpack(run))
         redis.call('ZADD', base .. ':runs:' .. id, expected, run_id)
         if status == 'PENDING' then
           redis.call('ZADD', base .. ':open', expected, run_id)

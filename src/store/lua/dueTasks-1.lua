@@ -8,8 +8,7 @@ local base = KEYS[1]
 local due = base .. ':due'
 local limit = tonumber(ARGV[4])
 local up_to = tonumber(ARGV[3])
-local start = 0
-if ARGV[1] ~= '' then start = count_upto(due, ARGV[1], ARGV[2]) end
+local start = start_after(due, ARGV[1], ARGV[2])
 local rows = redis.call('ZRANGE', due, start, start + limit - 1, 'WITHSCORES')
 local out = {0, '', ''}
 for i = 1, #rows, 2 do

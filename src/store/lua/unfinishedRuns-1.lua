@@ -8,8 +8,7 @@
 local base = KEYS[1]
 local open = base .. ':open'
 local limit = tonumber(ARGV[3])
-local start = 0
-if ARGV[1] ~= '' then start = count_upto(open, ARGV[1], ARGV[2]) end
+local start = start_after(open, ARGV[1], ARGV[2])
 local up_to = nil
 if ARGV[4] and ARGV[4] ~= '' then up_to = tonumber(ARGV[4]) end
 local rows = redis.call('ZRANGE', open, start, start + limit - 1, 'WITHSCORES')

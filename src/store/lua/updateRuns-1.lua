@@ -28,44 +28,26 @@ for i = 1, #A, 13 do
   if cur[1] == 'PENDING' or cur[1] == 'RUNNING' then
     changed = changed + 1
     local set, del = {}, {}
-    if attempts > tonumber(cur[2] or '0') then
-      set[#set + 1] = 'attempts'
-      set[#set + 1] = A[i + 3]
-    end
-    local node = opt(A[i + 4])
-    if node then
-      set[#set + 1] = 'node'
-      set[#set + 1] = node
-    end
-    local start = opt(A[i + 5])
-    if start and not cur[3] then
-      set[#set + 1] = 'start_time'
-      set[#set + 1] = start
-    end
+    if attempts > tonumber(cur[2] or '0') then put(set, 'attempts', A[i + 3]) end
+    put(set, 'node', opt(A[i + 4]))
+    if not cur[3] then put(set, 'start_time', opt(A[i + 5])) end
     if status ~= cur[1] then
-      set[#set + 1] = 'status'
-      set[#set + 1] = status
+      put(set, 'status', status)
       move(cur[1], status)
     end
     if status == 'RUNNING' then
-      local hs = opt(A[i + 7])
-      if hs then
-        set[#set + 1] = 'http_status'
-        set[#set + 1] = hs
-      end
+      put(set, 'http_status', opt(A[i + 7]))
       local dl = A[i + 12]
       if dl == '!' then
         if cur[11] then del[#del + 1] = 'deadline' end
       elseif dl ~= '' then
-        set[#set + 1] = 'deadline'
-        set[#set + 1] = string.sub(dl, 2)
+        put(set, 'deadline', string.sub(dl, 2))
       end
     else
       for f = 1, 6 do
         local v = opt(A[i + 5 + f])
         if v ~= nil then
-          set[#set + 1] = FINAL[f]
-          set[#set + 1] = v
+          put(set, FINAL[f], v)
         elseif cur[4 + f] then
           del[#del + 1] = FINAL[f]
         end
@@ -83,22 +65,11 @@ for i = 1, #A, 13 do
     -- Closed already (an async worker reported before this update): the outcome stays, and the
     -- callback's own facts that are still missing are filled in.
     local set = {}
-    if attempts > tonumber(cur[2] or '0') then
-      set[#set + 1] = 'attempts'
-      set[#set + 1] = A[i + 3]
-    end
+    if attempts > tonumber(cur[2] or '0') then put(set, 'attempts', A[i + 3]) end
     local node = opt(A[i + 4])
     if node then redis.call('HSETNX', rk, 'node', node) end
-    local start = opt(A[i + 5])
-    if start and not cur[3] then
-      set[#set + 1] = 'start_time'
-      set[#set + 1] = start
-    end
-    local hs = opt(A[i + 7])
-    if hs and not cur[6] then
-      set[#set + 1] = 'http_status'
-      set[#set + 1] = hs
-    end
+    if not cur[3] then put(set, 'start_time', opt(A[i + 5])) end
+    if not cur[6] then put(set, 'http_status', opt(A[i + 7])) end
     if #set > 0 then redis.call('HSET', rk, unpack(set)) end
   end
 end
