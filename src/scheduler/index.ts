@@ -738,21 +738,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     let cursor: DueKey | null = null;
     let found = 0;
     for (;;) {
-      const q = { slots, after: cursor, upTo, limit: SCAN_PAGE };
-      let rows: Task[];
-      let n: number;
-      if (this.o.store.dueKeys) {
-        // Keys only: the tasks already loaded (nearly all) are not read again.
-        const keys = await this.o.store.dueKeys(q);
-        n = keys.length;
-        if (n > 0) cursor = keys[n - 1]!;
-        const missing = keys.filter((k) => !this.entries.has(k.id) && !this.committingIds.has(k.id));
-        rows = (await Promise.all(missing.map((k) => this.o.store.get(k.id)))).filter((t): t is Task => t !== null && t.state === 'active' && t.next_fire_time !== null);
-      } else {
-        rows = await this.o.store.dueTasks(q);
-        n = rows.length;
-        if (n > 0) cursor = { time: rows[n - 1]!.next_fire_time!, id: rows[n - 1]!.id };
-      }
+      // Keys only: the tasks already loaded (nearly all) are not read again.
+      const keys = await this.o.store.dueKeys({ slots, after: cursor, upTo, limit: SCAN_PAGE });
+      const n = keys.length;
+      if (n > 0) cursor = keys[n - 1]!;
+      const missing = keys.filter((k) => !this.entries.has(k.id) && !this.committingIds.has(k.id));
+      const rows = (await Promise.all(missing.map((k) => this.o.store.get(k.id)))).filter((t): t is Task => t !== null && t.state === 'active' && t.next_fire_time !== null);
       for (const t of rows) {
         if (this.entries.has(t.id) || this.committingIds.has(t.id) || this.o.ownership.tokenFor(t.slot) === null) continue;
         if (!keyLE(t.next_fire_time!, t.id, this.horizon)) continue;

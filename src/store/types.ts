@@ -202,10 +202,10 @@ export interface TaskStore {
   /** Active tasks due up to `upTo`, ordered by (next_fire_time, id). */
   dueTasks(q: DueQuery): Promise<Task[]>;
   /**
-   * The keys of what dueTasks would return, without the tasks (optional): the scheduler's safety
-   * rescan only needs to know which are loaded already, and reads the few missing ones with get.
+   * The keys of what dueTasks would return, without the tasks: the scheduler's safety rescan only
+   * needs to know which are loaded already, and reads the few missing ones with get.
    */
-  dueKeys?(q: DueQuery): Promise<DueKey[]>;
+  dueKeys(q: DueQuery): Promise<DueKey[]>;
   /** Commits each fire atomically; results in request order. Batches run in one transaction. */
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]>;
   /**
