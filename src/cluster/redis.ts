@@ -10,7 +10,7 @@
  *      leases (renewed one tick ago) can expire. A renewal answered "not yours" loses that slot;
  *   3. ranks the live members per slot by rendezvous hashing. It hands back the slots whose
  *      preferred owner is another member seen for two ticks (emit 'lost', then compare-and-delete),
- *      takes the free slots it prefers (SET PX + INCR of the slot's epoch = the fencing token), and
+ *      takes the free slots it prefers (SET PX + a raise of the slot's epoch = the fencing token), and
  *      takes any slot left free for two ticks (an orphan: liveness beats balance).
  * Besides, `tokenFor` answers only while the lease is surely still valid (local monotonic clock,
  * measured from before the renewal was sent, minus a margin), and a watchdog emits 'lost' when that

@@ -6,7 +6,8 @@
  * Key layout (B = `{<prefix>:<slot>}`, the script's only declared key; the others are derived
  * from it inside the script and share its hash tag):
  *   B:lease            "<epoch>|<node>" with PX = the slot lease (RedisOwnership)
- *   B:epoch            INCR counter; the current epoch is the fencing token
+ *   B:epoch            the fencing token: raised by each take of the lease (to Redis's clock in ms,
+ *                      or by one; acquire-1.lua)
  *   B:t:<id>           task hash (scalars as text, other fields as `j:<name>` JSON; null = absent)
  *   B:ids, B:st:<s>    every id / ids by state (score 0, lexicographic) for listTasks and stats
  *   B:due              active tasks by next_fire_time

@@ -381,9 +381,54 @@ describe('RedisTaskStore specifics', () => {
       // the same node takes it again: a new epoch; the old token stays fenced, the new one commits
       const [ok, epoch] = (await evalScript(client, script('acquire'), [slotBase(prefix, t.slot)], ['n1', 60_000])) as [number, number];
       expect(ok).toBe(1);
-      expect(epoch).toBe(req.token + 1);
+      expect(epoch).toBeGreaterThan(req.token);
       expect(await store.commitFires([req])).toEqual(['fenced']);
       expect(await store.commitFires([{ ...req, token: epoch }])).toEqual(['committed']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('epochs only grow, from the server clock: a take after an epoch rollback (replica failover) does not reissue the old token', async () => {
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('rollback');
+    const store = new RedisTaskStore({ client, prefix, slots: 4, log: silentLog });
+    try {
+      const t = makeTask({ id: 'rollback-task', slots: 4 });
+      await store.create(t);
+      const base = slotBase(prefix, t.slot);
+      const take = async (node: string): Promise<number> => {
+        const [ok, epoch] = (await evalScript(client, script('acquire'), [base], [node, 60_000])) as [number, number];
+        expect(ok).toBe(1);
+        return epoch;
+      };
+      const [sec] = (await client.time()) as [string, string];
+      const first = await take('n1');
+      // Floored at Redis's clock (ms), and strictly increasing on back-to-back takes in the same ms.
+      expect(first).toBeGreaterThanOrEqual(Number(sec) * 1000);
+      await client.del(`${base}:lease`);
+      const second = await take('n1');
+      expect(second).toBeGreaterThan(first);
+      await client.del(`${base}:lease`);
+      await client.set(`${base}:epoch`, String(second + 1_000_000_000));
+      expect(await take('n1')).toBe(second + 1_000_000_001);
+
+      // n1 holds token A. A failover to a replica that never saw n1's take: the epoch is back to
+      // what it was before, and the lease is gone. n2 takes the slot on the new primary.
+      await client.del(`${base}:lease`);
+      await client.set(`${base}:epoch`, '7');
+      const a = await take('n1');
+      await new Promise((r) => setTimeout(r, 5));
+      await client.set(`${base}:epoch`, '7');
+      await client.del(`${base}:lease`);
+      const b = await take('n2');
+      // With INCR both takes would have got 8: n1's commit would pass the fence as n2's owner.
+      expect(b).not.toBe(a);
+      expect(b).toBeGreaterThan(a);
+      const req = (token: number, node: string): FireRequest => ({ slot: t.slot, token, task_id: t.id, expected: t.next_fire_time!, next: t.next_fire_time! + MIN, now: T0, run: { run_id: fireId(t.id, t.next_fire_time!), node, status: 'PENDING', error: null } });
+      expect(await store.commitFires([req(a, 'n1')])).toEqual(['fenced']);
+      expect(await store.commitFires([req(b, 'n2')])).toEqual(['committed']);
+      expect((await store.get(t.id))!.run_count).toBe(1);
     } finally {
       await store.close();
     }
