@@ -402,7 +402,7 @@ describe('RedisTaskStore specifics', () => {
         expect(ok).toBe(1);
         return epoch;
       };
-      const [sec] = (await client.time()) as [string, string];
+      const [sec] = await client.time();
       const first = await take('n1');
       // Floored at Redis's clock (ms), and strictly increasing on back-to-back takes in the same ms.
       expect(first).toBeGreaterThanOrEqual(Number(sec) * 1000);
