@@ -396,7 +396,13 @@ interface InterleavedRound {
   system: string;
   callbacks_per_s: number;
   p99_ms: number;
+  /** Lateness of the first callback (ms): how long before the burst started going out. */
+  min_ms: number;
   cpu_s: number;
+  /** The shared receiver's CPU over the same window (it competes for the same cores). */
+  receiver_cpu_s: number;
+  /** Callbacks received per 250 ms from the due time. */
+  arrivals_per_250ms: number[];
   /** CPU the other system's processes (and Redis, when it uses it) used meanwhile (creation to last callback): both are up. */
   other_cpu_s: number;
   duplicates: number;
@@ -728,16 +734,20 @@ export async function runPeer(): Promise<BenchResult> {
               system: s.key,
               callbacks_per_s: res.callbacks_per_s,
               p99_ms: res.lateness_ms.p99,
+              min_ms: res.lateness_ms.min,
               cpu_s: round2(res.cpu_s + (res.redis_cpu_s ?? 0)),
+              receiver_cpu_s: res.receiver_cpu_s,
+              arrivals_per_250ms: res.arrivals_per_250ms ?? [],
               other_cpu_s: round2(om.cpuNow() - o0),
               duplicates: res.duplicates + res.late_duplicates,
               missing: res.missing,
               valid: res.valid,
             };
             rounds.push(round);
+            line('    arrivals per 250 ms from due', round.arrivals_per_250ms.join(' '));
             line(
               `  round ${k + 1} ${s.key} (a)`,
-              `${fmt(round.callbacks_per_s)} callbacks/s, p99 ${fmt(round.p99_ms)} ms, CPU incl. redis ${fmt(round.cpu_s, 2)} s, duplicates / missing ${round.duplicates} / ${round.missing}; ${other.key}${other.usesRedis ? ' + redis' : ''} meanwhile ${fmt(round.other_cpu_s, 2)} s CPU${res.valid ? '' : '  !! INVALID'}`,
+              `${fmt(round.callbacks_per_s)} callbacks/s, first / p99 ${fmt(round.min_ms)} / ${fmt(round.p99_ms)} ms, CPU incl. redis ${fmt(round.cpu_s, 2)} s (receiver ${fmt(round.receiver_cpu_s, 2)} s), duplicates / missing ${round.duplicates} / ${round.missing}; ${other.key}${other.usesRedis ? ' + redis' : ''} meanwhile ${fmt(round.other_cpu_s, 2)} s CPU${res.valid ? '' : '  !! INVALID'}`,
             );
             await sleep(1000);
           }
