@@ -64,10 +64,15 @@ async function ownedStore(name: string, owner: string): Promise<{ client: RedisC
 
 async function rig(): Promise<Rig> {
   const { store, tokens } = await ownedStore('claims', 'node-a');
-  // This process owns every slot with the same epoch (a fresh prefix: each slot's first take).
-  const epochs = new Set(tokens.values());
-  expect(epochs.size).toBe(1);
-  const ownership = new LocalOwnership('node-a', SLOTS, [...epochs][0]!);
+  // This process owns every slot, each with the epoch its take got (they differ: an epoch is
+  // floored at Redis's clock in ms).
+  expect(tokens.size).toBe(SLOTS);
+  class TakenSlots extends LocalOwnership {
+    override tokenFor(slot: number): number | null {
+      return super.tokenFor(slot) === null ? null : (tokens.get(slot) ?? null);
+    }
+  }
+  const ownership = new TakenSlots('node-a', SLOTS, 0);
   const delivery = new Recorder();
   const sched = new Scheduler({
     store,
