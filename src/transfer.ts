@@ -32,12 +32,13 @@ export async function openStore(cfg: Config, log: Logger): Promise<TaskStore> {
     password: cfg.cluster.redis_password,
     tls: cfg.cluster.redis_tls,
     cluster: cfg.cluster.redis_cluster,
-    commandTimeoutMs: 10_000,
+    sentinelPassword: cfg.cluster.redis_sentinel_password,
+    commandTimeoutMs: Math.max(10_000, cfg.cluster.replica_ack_timeout_ms + 1000),
     name: `xcron:${cfg.node_id}:transfer`,
     log,
   });
   await connectRedis(client, 30_000, log);
-  return new RedisTaskStore({ client, prefix: cfg.cluster.key_prefix, slots: cfg.cluster.slots, log });
+  return new RedisTaskStore({ client, prefix: cfg.cluster.key_prefix, slots: cfg.cluster.slots, log, replicaAcks: { count: cfg.cluster.min_replica_acks, timeoutMs: cfg.cluster.replica_ack_timeout_ms } });
 }
 
 /** Writes every task as one JSON line. Returns the count. */

@@ -517,6 +517,9 @@ export interface ClusterSettings {
   redis_cluster: boolean;
   redis_password: string;
   redis_tls: boolean;
+  redis_sentinel_password?: string;
+  min_replica_acks?: number;
+  replica_ack_timeout_ms?: number;
   slots: number;
   lease_ms: number;
   key_prefix: string;
@@ -529,7 +532,7 @@ export interface ClusterMode {
   schedulerStore: TaskStore;
   ownership: RedisOwnership;
   notifier: ClusterNotifier;
-  /** Readiness: a heartbeating member and a connected change feed. */
+  /** Readiness: a heartbeating member, a connected change feed and a connected store. */
   ready(): Promise<boolean>;
   /** Closes the change feed and the ownership connection (the store closes its own). */
   close(): Promise<void>;
@@ -543,8 +546,10 @@ export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: str
   const c = o.cluster;
   const log = o.log.child({ module: 'cluster' });
   const conn = (name: string, commandTimeoutMs: number): RedisClient =>
-    createRedisClient({ url: c.redis_url, password: c.redis_password, tls: c.redis_tls, cluster: c.redis_cluster, commandTimeoutMs, name: `xcron:${o.nodeId}:${name}`, log });
-  const storeClient = conn('store', 2000);
+    createRedisClient({ url: c.redis_url, password: c.redis_password, tls: c.redis_tls, cluster: c.redis_cluster, sentinelPassword: c.redis_sentinel_password, commandTimeoutMs, name: `xcron:${o.nodeId}:${name}`, log });
+  const replicaAcks = { count: c.min_replica_acks ?? 0, timeoutMs: c.replica_ack_timeout_ms ?? 1000 };
+  // A WAIT must be able to use its whole timeout before the command times out.
+  const storeClient = conn('store', replicaAcks.count > 0 ? Math.max(2000, replicaAcks.timeoutMs + 1000) : 2000);
   const ownClient = conn('ownership', Math.max(100, Math.floor(c.lease_ms / 3)));
   const subClient = conn('feed', 2000);
   const clients = [storeClient, ownClient, subClient];
@@ -555,7 +560,7 @@ export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: str
     for (const cl of clients) cl.disconnect();
     throw new StoreUnavailableError((e as Error).message);
   }
-  const store = new RedisTaskStore({ client: storeClient, prefix: c.key_prefix, slots: c.slots, log: o.log.child({ module: 'store' }) });
+  const store = new RedisTaskStore({ client: storeClient, prefix: c.key_prefix, slots: c.slots, log: o.log.child({ module: 'store' }), replicaAcks });
   const ownership = new RedisOwnership({ client: ownClient, nodeId: o.nodeId, slots: c.slots, leaseMs: c.lease_ms, prefix: c.key_prefix, log });
   try {
     await ownership.checkSlots();
@@ -570,7 +575,9 @@ export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: str
     schedulerStore: recoveryStore(store, ownership),
     ownership,
     notifier,
-    ready: () => Promise.resolve(ownership.isMember() && notifier.connected()),
+    // The store's own connection too: after a failover each connection finds the new primary on
+    // its own, and a node whose store connection is still reconnecting would answer 503.
+    ready: () => Promise.resolve(ownership.isMember() && notifier.connected() && storeClient.status === 'ready'),
     close: async () => {
       await notifier.close();
       await ownClient.quit().catch(() => ownClient.disconnect());

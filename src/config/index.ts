@@ -107,6 +107,15 @@ const clusterSchema = z.strictObject({
   key_prefix: z.string().min(1).max(100).default('xcron'),
   redis_password: z.string().default(''),
   redis_tls: z.boolean().default(false),
+  /** The Sentinels' own password (redis+sentinel:// URLs); empty: none. */
+  redis_sentinel_password: z.string().default(''),
+  /**
+   * Replicas that must confirm a task write or a fire commit (Redis WAIT) before it counts: with
+   * asynchronous replication, a failover can otherwise lose the last acknowledged writes. 0: off.
+   */
+  min_replica_acks: int(0, 100).default(0),
+  /** How long a write waits for those confirmations before it fails as unavailable (503/1004). */
+  replica_ack_timeout_ms: int(10, 60_000).default(1000),
 });
 
 export const configSchema = z.strictObject({
@@ -222,6 +231,9 @@ export function validateConfig(raw: Raw): Config {
   }
   if (cfg.alert.webhook_url !== '' && !/^https?:\/\/[^\s]+$/.test(cfg.alert.webhook_url)) {
     throw new ConfigError(`'alert.webhook_url' must be an absolute http(s) URL, got ${JSON.stringify(cfg.alert.webhook_url)}`);
+  }
+  if (cfg.cluster.min_replica_acks > 0 && cfg.cluster.redis_cluster) {
+    throw new ConfigError(`'cluster.min_replica_acks' is not supported with 'cluster.redis_cluster = true' (a WAIT must reach the primary of each written slot); use a single primary with replicas, or Sentinel`);
   }
   if (cfg.node_id === '') cfg.node_id = `${hostname()}-${cfg.http_port}`;
   if (cfg.delivery.user_agent === '') cfg.delivery.user_agent = `xcron/${VERSION}`;

@@ -30,7 +30,9 @@
  * and `appendfsync always` (each write is fsynced before Redis replies; the tests use this): then
  * neither a Redis crash nor a power loss loses an acknowledged task. With `appendfsync everysec`
  * a crash of the Redis process loses nothing either (the AOF is written before the reply), but an
- * OS crash or power loss can lose up to about one second of acknowledged writes.
+ * OS crash or power loss can lose up to about one second of acknowledged writes. With replicas,
+ * `replicaAcks` makes task writes and fire commits and claims wait for replicas' confirmations
+ * (WAIT) as well, so a failover to a replica does not lose them.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -70,21 +72,39 @@ export type RedisClient = Redis | Cluster;
 // Connections
 
 export interface RedisEndpoint {
+  /** The Redis nodes, or with `sentinel` the Sentinels to ask for the current primary. */
   nodes: { host: string; port: number }[];
   username: string | undefined;
   password: string | undefined;
   db: number;
   tls: boolean;
+  /** Sentinel mode: the monitored primary's name (`redis+sentinel://…/<name>`). */
+  sentinel: { name: string } | null;
 }
+
+const URL_FORMS = 'redis://[user:password@]host:port[,host:port…][/db] (rediss:// for TLS), or redis+sentinel://[user:password@]sentinel:port[,sentinel:port…]/<primary name>[/db] (rediss+sentinel:// for TLS)';
 
 /**
  * Parses `redis://[user:pass@]host:port[,host:port…][/db]` (`rediss://` = TLS). Several hosts are
- * the seed nodes of a Redis Cluster.
+ * the seed nodes of a Redis Cluster. `redis+sentinel://[user:pass@]host:port[,…]/<name>[/db]`
+ * names Sentinels (default port 26379) and the primary they monitor; the user and password are
+ * the data nodes' (the Sentinels' own password is `cluster.redis_sentinel_password`).
  */
 export function parseRedisUrl(url: string): RedisEndpoint {
-  const m = /^(rediss?):\/\/(?:([^@/]*)@)?([^/]+)(?:\/(\d*))?$/.exec(url.trim());
-  if (!m) throw new ConfigError(`'cluster.redis_url': invalid Redis URL ${JSON.stringify(url)}: expected redis://[user:password@]host:port[,host:port…][/db] (rediss:// for TLS)`);
-  const [, scheme, auth, hosts, db] = m;
+  const m = /^(rediss?)(\+sentinel)?:\/\/(?:([^@/]*)@)?([^/]+)(?:\/([^/]*))?(?:\/([^/]*))?$/.exec(url.trim());
+  if (!m) throw new ConfigError(`'cluster.redis_url': invalid Redis URL ${JSON.stringify(url)}: expected ${URL_FORMS}`);
+  const [, scheme, sentinelMode, auth, hosts, first, second] = m;
+  let name: string | null = null;
+  let dbText: string | undefined;
+  if (sentinelMode) {
+    name = first ? decodeURIComponent(first) : '';
+    if (name === '') throw new ConfigError(`'cluster.redis_url': ${JSON.stringify(url)} names no primary: expected redis+sentinel://sentinel:port[,sentinel:port…]/<primary name>[/db]`);
+    dbText = second;
+  } else {
+    if (second !== undefined) throw new ConfigError(`'cluster.redis_url': invalid Redis URL ${JSON.stringify(url)}: expected ${URL_FORMS}`);
+    dbText = first;
+  }
+  if (dbText !== undefined && dbText !== '' && !/^\d+$/.test(dbText)) throw new ConfigError(`'cluster.redis_url': invalid database number ${JSON.stringify(dbText)} in ${JSON.stringify(url)}`);
   let username: string | undefined;
   let password: string | undefined;
   if (auth) {
@@ -94,12 +114,13 @@ export function parseRedisUrl(url: string): RedisEndpoint {
     username = u === '' ? undefined : u;
     password = p === '' ? undefined : p;
   }
+  const defaultPort = sentinelMode ? 26379 : 6379;
   const nodes = hosts!.split(',').map((h) => {
     const hm = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
     if (!hm) throw new ConfigError(`'cluster.redis_url': invalid host ${JSON.stringify(h)} in ${JSON.stringify(url)}`);
-    return { host: hm[1]!.replace(/^\[|\]$/g, ''), port: hm[2] ? Number(hm[2]) : 6379 };
+    return { host: hm[1]!.replace(/^\[|\]$/g, ''), port: hm[2] ? Number(hm[2]) : defaultPort };
   });
-  return { nodes, username, password, db: db ? Number(db) : 0, tls: scheme === 'rediss' };
+  return { nodes, username, password, db: dbText ? Number(dbText) : 0, tls: scheme === 'rediss', sentinel: name === null ? null : { name } };
 }
 
 export interface RedisConnectOptions {
@@ -110,6 +131,8 @@ export interface RedisConnectOptions {
   tls?: boolean | undefined;
   /** Use the Redis Cluster client (ioredis Cluster) with the URL's hosts as seed nodes. */
   cluster?: boolean | undefined;
+  /** The Sentinels' own password (sentinel URLs only; none when empty). */
+  sentinelPassword?: string | undefined;
   /** Per-command timeout: a slower reply fails as unavailable. */
   commandTimeoutMs: number;
   /** CLIENT SETNAME, for `CLIENT LIST`. */
@@ -124,6 +147,7 @@ export interface RedisConnectOptions {
  */
 export function createRedisClient(o: RedisConnectOptions): RedisClient {
   const ep = parseRedisUrl(o.url);
+  if (ep.sentinel && o.cluster) throw new ConfigError(`'cluster.redis_url': a redis+sentinel:// URL cannot be used with 'cluster.redis_cluster = true' (Redis Cluster fails over by itself; give its nodes as redis://host:port,host:port)`);
   const password = o.password ? o.password : ep.password;
   const tls = o.tls || ep.tls ? {} : undefined;
   const common = {
@@ -153,6 +177,30 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
       redisOptions: { ...common },
     };
     client = new Cluster(ep.nodes, opts);
+  } else if (ep.sentinel) {
+    // Sentinel: the client asks the Sentinels for the current primary on every (re)connect,
+    // checks that the node it reached is a primary, and drops the connection when a Sentinel
+    // announces a failover (failoverDetector), so commands go to the new primary within moments.
+    const opts: RedisOptions = {
+      ...common,
+      sentinels: ep.nodes,
+      name: ep.sentinel.name,
+      role: 'master',
+      sentinelPassword: o.sentinelPassword ? o.sentinelPassword : undefined,
+      enableTLSForSentinelMode: tls !== undefined,
+      sentinelCommandTimeout: Math.max(1000, o.commandTimeoutMs),
+      sentinelRetryStrategy: retry,
+      failoverDetector: true,
+      db: ep.db,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      retryStrategy: retry,
+      // A primary demoted by a failover answers writes with READONLY: reconnect (through the
+      // Sentinels) instead of failing every write until the connection happens to drop.
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    };
+    client = new Redis(opts);
   } else {
     const first = ep.nodes[0]!;
     const opts: RedisOptions = {
@@ -164,6 +212,7 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
       enableOfflineQueue: false,
       enableAutoPipelining: true,
       retryStrategy: retry,
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
     };
     client = new Redis(opts);
   }
@@ -479,6 +528,11 @@ export interface RedisStoreOptions {
   log: Logger;
   /** Whether close() quits the client (default true). */
   ownsClient?: boolean;
+  /**
+   * Replicas that must confirm a task write or a fire commit (WAIT) before it is acknowledged or
+   * acted on; fewer within `timeoutMs` fail the operation as unavailable. Count 0: no WAIT.
+   */
+  replicaAcks?: { count: number; timeoutMs: number };
 }
 
 export class RedisTaskStore implements TaskStore {
@@ -518,6 +572,25 @@ export class RedisTaskStore implements TaskStore {
     return evalScript(this.client, script(name), [this.base(slot)], args);
   }
 
+  /**
+   * Runs the write `fn` under guard(), then, with replicaAcks set, waits until that many replicas
+   * confirm every write sent on this connection so far (WAIT; it covers `fn`'s writes, which went
+   * first on the same connection). Too few confirmations: StoreUnavailableError. The write stands
+   * on the primary; what it means for each caller is in the README ("When Redis fails").
+   */
+  private replicated<T>(fn: () => Promise<T>): Promise<T> {
+    const acks = this.o.replicaAcks;
+    if (!acks || acks.count === 0) return this.guard(fn);
+    return this.guard(async () => {
+      const r = await fn();
+      const n = await (this.client as Redis).wait(acks.count, acks.timeoutMs);
+      if (n < acks.count) {
+        throw new StoreUnavailableError(`the write reached the Redis primary, but ${n} of the ${acks.count} replicas required ('cluster.min_replica_acks') confirmed it within ${acks.timeoutMs} ms`);
+      }
+      return r;
+    });
+  }
+
   /** Runs `fn`, mapping Redis trouble to StoreUnavailableError. */
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closing) throw new StoreUnavailableError('store is closed');
@@ -529,7 +602,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   create(task: Task): Promise<CreateResult> {
-    return this.guard(async () => {
+    return this.replicated(async () => {
       if (task.idempotency_key !== null) {
         const existing = await this.claimIdempotencyKey(task.idempotency_key, task.id);
         if (existing) return { task: existing, created: false };
@@ -577,7 +650,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   delete(id: string): Promise<Task | null> {
-    return this.guard(async () => {
+    return this.replicated(async () => {
       const flat = (await this.run('delete', this.slotOfTask(id), [id])) as string[];
       if (flat.length === 0) return null;
       const task = decodeTask(flat);
@@ -622,7 +695,7 @@ export class RedisTaskStore implements TaskStore {
 
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]> {
     if (reqs.length === 0) return Promise.resolve([]);
-    return this.guard(async () => {
+    return this.replicated(async () => {
       const bySlot = new Map<number, number[]>();
       reqs.forEach((r, i) => {
         const g = bySlot.get(r.slot);
@@ -674,7 +747,7 @@ export class RedisTaskStore implements TaskStore {
 
   claimFires(reqs: readonly ClaimRequest[], node: string): Promise<ClaimResult[]> {
     if (reqs.length === 0) return Promise.resolve([]);
-    return this.guard(async () => {
+    return this.replicated(async () => {
       const results: ClaimResult[] = new Array<ClaimResult>(reqs.length).fill('fenced');
       const groups = new Map<string, number[]>();
       reqs.forEach((r, i) => {
@@ -712,7 +785,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   uncommitHeld(taskId: string): Promise<boolean> {
-    return this.guard(async () => (await this.run('uncommitHeld', this.slotOfTask(taskId), [taskId])) === 1);
+    return this.replicated(async () => (await this.run('uncommitHeld', this.slotOfTask(taskId), [taskId])) === 1);
   }
 
   updateRuns(updates: readonly RunUpdate[]): Promise<void> {
@@ -781,7 +854,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null> {
-    return this.guard(async () => {
+    return this.replicated(async () => {
       const set: string[] = [];
       const del: string[] = [];
       for (const [k, v] of Object.entries(changes)) {
@@ -801,7 +874,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   commitTrigger(req: Parameters<TaskStore['commitTrigger']>[0]): Promise<FireResult> {
-    return this.guard(async () => (await this.run('commitTrigger', req.slot, [req.task_id, req.run_id, req.scheduled_time, req.node, req.now])) as FireResult);
+    return this.replicated(async () => (await this.run('commitTrigger', req.slot, [req.task_id, req.run_id, req.scheduled_time, req.node, req.now])) as FireResult);
   }
 
   listTasks(q: ListTasksQuery): Promise<Task[]> {

@@ -1,12 +1,13 @@
 /**
  * Real redis-server processes for tests: each on a free port, in a temp dir of its own, never the
  * machine's shared Redis (6379). A single server (optionally with AOF) that can be stopped, killed,
- * frozen and restarted on the same port and data, and a 3-master Redis Cluster on localhost.
+ * frozen and restarted on the same port and data, a replica, Sentinels, and a 3-master Redis
+ * Cluster on localhost.
  * Every process is killed by `stopAllRedis()` (call it in afterAll) and, as a last resort, when
  * the test worker exits.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,8 @@ export interface RedisServerOptions {
   dir?: string;
   /** requirepass. */
   password?: string;
+  /** Start as a replica of the Redis on this port (127.0.0.1). */
+  replicaOf?: number;
 }
 
 /** Sends one inline command over a fresh TCP connection; resolves with the first reply line. */
@@ -100,6 +103,15 @@ export class RedisServer {
     readonly opts: RedisServerOptions,
   ) {}
 
+  /** Starts redis-server with exactly these arguments (a Sentinel: a config file and --sentinel). */
+  static async launchWith(port: number, dir: string, args: string[]): Promise<RedisServer> {
+    const s = new RedisServer(port, dir, { port, dir });
+    s.fixedArgs = args;
+    await s.launch();
+    return s;
+  }
+  private fixedArgs: string[] | null = null;
+
   /** Starts redis-server on a free port (or opts.port) in a new temp dir (or opts.dir). */
   static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
     const port = opts.port ?? (await freePort());
@@ -119,10 +131,12 @@ export class RedisServer {
   }
 
   private args(): string[] {
+    if (this.fixedArgs) return this.fixedArgs;
     const a = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--daemonize', 'no', '--protected-mode', 'no', '--logfile', join(this.dir, 'redis.log')];
     if (this.opts.password) a.push('--requirepass', this.opts.password);
     if (this.opts.appendonly) a.push('--appendonly', 'yes', '--appendfsync', this.opts.appendfsync ?? 'always');
     else a.push('--appendonly', 'no');
+    if (this.opts.replicaOf !== undefined) a.push('--replicaof', '127.0.0.1', String(this.opts.replicaOf));
     if (this.opts.clusterBusPort !== undefined) {
       a.push('--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf'), '--cluster-node-timeout', '5000', '--cluster-port', String(this.opts.clusterBusPort));
     }
@@ -186,6 +200,61 @@ export class RedisServer {
     await this.stop('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
     dirs.delete(this.dir);
+  }
+}
+
+/**
+ * A Redis Sentinel (redis-server --sentinel) monitoring the primary on `primaryPort` as `name`,
+ * with short timeouts for tests: a primary is down after `downAfterMs` without an answer.
+ */
+export class RedisSentinel {
+  private constructor(
+    readonly port: number,
+    readonly server: RedisServer,
+  ) {}
+
+  static async start(o: { primaryPort: number; name?: string; quorum?: number; downAfterMs?: number }): Promise<RedisSentinel> {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'xcron-sentinel-'));
+    dirs.add(dir);
+    const name = o.name ?? 'mymaster';
+    const conf = join(dir, 'sentinel.conf');
+    // Sentinel rewrites its config file (what it learns about replicas, other Sentinels and failovers).
+    writeFileSync(
+      conf,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        'protected-mode no',
+        'daemonize no',
+        `dir ${dir}`,
+        `logfile ${join(dir, 'sentinel.log')}`,
+        `sentinel monitor ${name} 127.0.0.1 ${o.primaryPort} ${o.quorum ?? 2}`,
+        `sentinel down-after-milliseconds ${name} ${o.downAfterMs ?? 1000}`,
+        `sentinel failover-timeout ${name} 10000`,
+        `sentinel parallel-syncs ${name} 1`,
+        '',
+      ].join('\n'),
+    );
+    const server = await RedisServer.launchWith(port, dir, [conf, '--sentinel']);
+    return new RedisSentinel(port, server);
+  }
+
+  /** The address (port) Sentinel gives for the primary now. */
+  async primaryPort(name = 'mymaster'): Promise<number> {
+    const out = (await this.server.cli('sentinel', 'get-master-addr-by-name', name)).trim().split('\n');
+    return Number(out[1]);
+  }
+
+  /** How many replicas and other Sentinels this Sentinel knows for `name`. */
+  async known(name = 'mymaster'): Promise<{ replicas: number; sentinels: number }> {
+    const master = (await this.server.cli('sentinel', 'master', name)).trim().split('\n');
+    const field = (k: string): number => Number(master[master.indexOf(k) + 1]);
+    return { replicas: field('num-slaves'), sentinels: field('num-other-sentinels') };
+  }
+
+  stop(): Promise<void> {
+    return this.server.destroy();
   }
 }
 
