@@ -21,6 +21,7 @@ import { runTransfer } from './transfer.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
+import { retentionRound } from './store/retention.js';
 import { SqliteTaskStore } from './store/sqlite.js';
 import type { TaskStore } from './store/types.js';
 
@@ -271,22 +272,34 @@ export async function main(): Promise<void> {
   const port = typeof addr === 'object' && addr ? addr.port : cfg.http_port;
   log.info({ port, host: cfg.http_host, ...where, loaded: scheduler.loadedCount(), ready_ms: Math.round(performance.now() - t0), version: VERSION }, `xcron listening on ${cfg.http_host}:${port}`);
 
-  // History retention: prune finished runs in the background.
+  // History retention: prune finished runs in the background, never in the middle of a burst
+  // (src/store/retention.ts). A cluster node prunes its own slots (each slot once per round across
+  // the cluster, not once per node); a slot between owners waits for the next round.
+  const retentionStop = new AbortController();
+  let pruning = false;
   const prune = async (): Promise<void> => {
-    const olderThan = cfg.history.retention_days > 0 ? clock.now() - cfg.history.retention_days * 86_400_000 : 0;
+    if (pruning) return;
+    const slots = cluster ? ownership.ownedSlots() : null;
+    if (slots !== null && slots.length === 0) return;
+    pruning = true;
     try {
-      // A cluster node prunes its own slots (each slot once per round across the cluster, not
-      // once per node); a slot between owners waits for the next round.
-      const slots = cluster ? ownership.ownedSlots() : null;
-      if (slots !== null && slots.length === 0) return;
-      const n = await store.pruneRuns(olderThan, cfg.history.max_runs_per_task, slots);
-      if (n > 0) log.info({ pruned: n }, 'pruned run history');
-      if (cfg.history.completed_retention_days > 0) {
-        const purged = await store.purgeCompleted(clock.now() - cfg.history.completed_retention_days * 86_400_000, slots);
-        if (purged > 0) log.info({ purged }, 'purged completed tasks');
-      }
+      const r = await retentionRound({
+        store,
+        clock,
+        log,
+        retentionDays: cfg.history.retention_days,
+        maxRunsPerTask: cfg.history.max_runs_per_task,
+        completedRetentionDays: cfg.history.completed_retention_days,
+        slots,
+        busy: () => (delivery.backlog?.() ?? 0) > 0,
+        signal: retentionStop.signal,
+      });
+      if (r.pruned > 0) log.info({ pruned: r.pruned, waited_ms: r.waitedMs }, 'pruned run history');
+      if (r.purged > 0) log.info({ purged: r.purged, waited_ms: r.waitedMs }, 'purged completed tasks');
     } catch (err) {
       log.warn({ err }, 'run history pruning failed; will retry');
+    } finally {
+      pruning = false;
     }
   };
   const pruneTimer = setInterval(() => void prune(), 10 * 60_000);
@@ -300,6 +313,7 @@ export async function main(): Promise<void> {
       process.exit(130);
     }
     log.info({ signal }, 'shutting down');
+    retentionStop.abort();
     shuttingDown = (async () => {
       await new Promise<void>((r) => {
         server.close(() => r());

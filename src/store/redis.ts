@@ -177,36 +177,12 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
       redisOptions: { ...common },
     };
     client = new Cluster(ep.nodes, opts);
-  } else if (ep.sentinel) {
-    // Sentinel: the client asks the Sentinels for the current primary on every (re)connect,
-    // checks that the node it reached is a primary, and drops the connection when a Sentinel
-    // announces a failover (failoverDetector), so commands go to the new primary within moments.
-    const opts: RedisOptions = {
-      ...common,
-      sentinels: ep.nodes,
-      name: ep.sentinel.name,
-      role: 'master',
-      sentinelPassword: o.sentinelPassword ? o.sentinelPassword : undefined,
-      enableTLSForSentinelMode: tls !== undefined,
-      sentinelCommandTimeout: Math.max(1000, o.commandTimeoutMs),
-      sentinelRetryStrategy: retry,
-      failoverDetector: true,
-      db: ep.db,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      enableAutoPipelining: true,
-      retryStrategy: retry,
-      // A primary demoted by a failover answers writes with READONLY: reconnect (through the
-      // Sentinels) instead of failing every write until the connection happens to drop.
-      reconnectOnError: (err) => err.message.startsWith('READONLY'),
-    };
-    client = new Redis(opts);
   } else {
-    const first = ep.nodes[0]!;
-    const opts: RedisOptions = {
+    // One primary, found directly or through the Sentinels. A primary demoted by a failover
+    // answers writes with READONLY: reconnect (through the Sentinels, or to whatever the host name
+    // points at now) instead of failing every write until the connection happens to drop.
+    const single: RedisOptions = {
       ...common,
-      host: first.host,
-      port: first.port,
       db: ep.db,
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -214,7 +190,25 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
       retryStrategy: retry,
       reconnectOnError: (err) => err.message.startsWith('READONLY'),
     };
-    client = new Redis(opts);
+    const first = ep.nodes[0]!;
+    client = new Redis(
+      ep.sentinel
+        ? {
+            ...single,
+            // The client asks the Sentinels for the current primary on every (re)connect, checks
+            // that the node it reached is a primary, and drops the connection when a Sentinel
+            // announces a failover (failoverDetector), so commands go to the new primary at once.
+            sentinels: ep.nodes,
+            name: ep.sentinel.name,
+            role: 'master',
+            sentinelPassword: o.sentinelPassword ? o.sentinelPassword : undefined,
+            enableTLSForSentinelMode: tls !== undefined,
+            sentinelCommandTimeout: Math.max(1000, o.commandTimeoutMs),
+            sentinelRetryStrategy: retry,
+            failoverDetector: true,
+          }
+        : { ...single, host: first.host, port: first.port },
+    );
   }
   let lastLog = 0;
   client.on('error', (err: Error) => {
