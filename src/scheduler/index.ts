@@ -136,6 +136,11 @@ interface Entry {
   tick: number;
   id: string;
   task: Task;
+  /**
+   * The tick of a commit that failed without a usable answer (it may stand in the store: a lost
+   * reply, or replicas that did not confirm it): the next commit of that tick is a retry.
+   */
+  uncertain?: number;
 }
 
 /** A fire committed ahead of its due time, held here until then. */
@@ -961,6 +966,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       now,
       run: { run_id: fireId(task.id, e.tick), node: this.o.nodeId, status, error },
       ahead: this.claims && status === 'PENDING' && e.tick > now,
+      retry: e.uncertain === e.tick,
     };
   }
 
@@ -984,8 +990,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     try {
       results = await this.o.store.commitFires(reqs);
     } catch (err) {
-      // Nothing was committed: put the entries back and retry after a pause.
+      // Nothing known committed: put the entries back and retry after a pause. The commit may
+      // still stand in the store (its reply was lost, or the replicas did not confirm it in time):
+      // the retry says so, and the store then answers 'committed' for it instead of 'conflict',
+      // so the fire goes out once the store answers again, not after an outbox re-read.
       for (const e of planned) {
+        e.uncertain = e.tick;
         this.committingIds.delete(e.id);
         if (!this.entries.has(e.id)) {
           this.entries.set(e.id, e);
@@ -1033,6 +1043,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
       this.emit('fired', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, committed_at: now, status: r.run.status });
       if (!counted) continue;
+      // A retried commit whose fire is on its way here already (an outbox re-read found it in the
+      // meantime): not sent twice.
+      if (r.retry === true && (this.inflightRuns.has(r.run.run_id) || this.heldByRun.has(r.run.run_id) || this.claiming.has(r.run.run_id))) continue;
       // The same fire held here from an earlier commit: that commit was undone (a run is committed
       // again only after its undo), so the earlier one must not go out as well.
       const earlier = this.heldByRun.get(r.run.run_id) ?? this.claiming.get(r.run.run_id);

@@ -704,7 +704,7 @@ export class RedisTaskStore implements TaskStore {
           const args: string[] = [];
           for (const i of idx) {
             const r = reqs[i]!;
-            args.push(String(r.token), r.task_id, String(r.expected), r.next === null ? '' : String(r.next), String(r.now), r.run.run_id, r.run.node, r.run.status, optText(r.run.error), r.ahead === true ? '1' : '');
+            args.push(String(r.token), r.task_id, String(r.expected), r.next === null ? '' : String(r.next), String(r.now), r.run.run_id, r.run.node, r.run.status, optText(r.run.error), r.ahead === true ? '1' : '', r.retry === true ? '1' : '');
           }
           try {
             const res = (await this.run('commitFires', slot, [packed(args)])) as FireResult[];

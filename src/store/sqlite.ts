@@ -317,7 +317,7 @@ export class SqliteTaskStore implements TaskStore {
         const lastStatus = r.run.status === 'PENDING' ? null : r.run.status;
         const res = this.st.advance.run(r.next, r.next, counted, r.expected, lastStatus, r.now, r.task_id, r.expected);
         if (res.changes !== 1) {
-          out.push('conflict');
+          out.push(r.retry === true && this.applied(r) ? 'committed' : 'conflict');
           continue;
         }
         const final = r.run.status !== 'PENDING';
@@ -576,6 +576,17 @@ export class SqliteTaskStore implements TaskStore {
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]> {
     if (reqs.length === 0) return Promise.resolve([]);
     return this.guard(() => this.commitTx(reqs));
+  }
+
+  /** A retried fire that an earlier call committed already, exactly (FireRequest.retry). */
+  private applied(r: FireRequest): boolean {
+    const row = this.st.get.get(r.task_id) as TaskRow | undefined;
+    if (!row) return false;
+    const t = rowToTask(row);
+    if (t.last_fire_time !== r.expected) return false;
+    if (r.next === null ? t.state !== 'completed' : t.state !== 'active' || t.next_fire_time !== r.next) return false;
+    const run = this.st.getRun.get(r.run.run_id) as RunRow | undefined;
+    return run !== undefined && run.task_id === r.task_id && run.node === r.run.node && run.status === r.run.status && run.scheduled_time === r.expected;
   }
 
   uncommitFire(req: UncommitRequest): Promise<boolean> {

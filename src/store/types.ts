@@ -51,6 +51,15 @@ export interface FireRequest {
    * keeps such a fire undoable (uncommitHeld) until it is claimed at its due time.
    */
   ahead?: boolean;
+  /**
+   * An earlier commitFires call with this same fire failed without an answer the caller could act
+   * on (a lost reply, or a commit the replicas did not confirm in time: it may stand in the store).
+   * If the store holds exactly this commit already (the same run id, node, status, tick and next
+   * tick, and, in a shared store, the same fencing token), it answers 'committed' again instead of
+   * 'conflict', so the fire goes out now instead of waiting for an outbox re-read. The caller must
+   * not have acted on the earlier call.
+   */
+  retry?: boolean;
 }
 
 /** A fire committed ahead of its due time and not yet claimed (stores with claimFires). */

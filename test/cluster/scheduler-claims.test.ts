@@ -3,7 +3,7 @@
  * process, against a real redis-server and the real clock: a held fire is claimed at its due time
  * and delivered once, also when a task snapshot read before the commit arrives afterwards (a scan
  * page, a notification), and when another node undid the commit and the owner commits the same
- * fire again.
+ * fire again; and a commit its replica did not confirm goes out once it does (a retried commit).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SystemClock } from '../../src/clock/index.js';
@@ -46,6 +46,8 @@ interface Rig {
   sched: Scheduler;
   delivery: Recorder;
   fired: FiredEvent[];
+  /** The scheduler's store errors (its 'storeError' events). */
+  storeErrors: Error[];
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -54,16 +56,16 @@ afterEach(async () => {
 });
 
 /** A Redis store on a fresh key prefix whose slots `owner` holds; closed after the test. */
-async function ownedStore(name: string, owner: string): Promise<{ client: RedisClient; store: RedisTaskStore; tokens: Map<number, number> }> {
-  const client: RedisClient = await connect(redis.url);
+async function ownedStore(name: string, owner: string, on: { url?: string; replicaAcks?: { count: number; timeoutMs: number } } = {}): Promise<{ client: RedisClient; store: RedisTaskStore; tokens: Map<number, number> }> {
+  const client: RedisClient = await connect(on.url ?? redis.url);
   const prefix = uniquePrefix(name);
-  const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog });
+  const store = new RedisTaskStore({ client, prefix, slots: SLOTS, log: silentLog, replicaAcks: on.replicaAcks });
   cleanups.push(() => store.close());
   return { client, store, tokens: await acquireAll(client, prefix, SLOTS, owner) };
 }
 
-async function rig(): Promise<Rig> {
-  const { store, tokens } = await ownedStore('claims', 'node-a');
+async function rig(on: Parameters<typeof ownedStore>[2] = {}): Promise<Rig> {
+  const { store, tokens } = await ownedStore('claims', 'node-a', on);
   // This process owns every slot, each with the epoch its take got (they differ: an epoch is
   // floored at Redis's clock in ms).
   expect(tokens.size).toBe(SLOTS);
@@ -93,13 +95,15 @@ async function rig(): Promise<Rig> {
   });
   const fired: FiredEvent[] = [];
   sched.on('fired', (e) => fired.push(e));
+  const storeErrors: Error[] = [];
+  sched.on('storeError', (e) => storeErrors.push(e));
   await ownership.start();
   await sched.start();
   cleanups.push(async () => {
     await sched.stop();
     await sched.flush().catch(() => undefined);
   });
-  return { store, sched, delivery, fired };
+  return { store, sched, delivery, fired, storeErrors };
 }
 
 async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
@@ -162,6 +166,47 @@ describe('Scheduler on Redis: fires committed ahead are claimed at their time', 
     expect(JSON.parse(r.delivery.jobs[0]!.body)).toEqual({ v: 'new' });
     expect(r.delivery.at[0]!).toBeGreaterThanOrEqual(at);
     expect(r.fired.filter((e) => e.run_id === runId)).toHaveLength(2); // committed twice: the first was undone
+  });
+
+  it('a commit the replicas did not confirm (WAIT fell short) goes out once they do, once, without an outbox re-read', async () => {
+    // A primary and one replica; every commit and claim waits for the replica (min_replica_acks 1).
+    // This rig has no periodic outbox re-read: before commits were retried as such, the fire
+    // stayed in the outbox (committed on the primary, its retry a 'conflict') and this test
+    // timed out.
+    const primary = await RedisServer.start();
+    const replica = await RedisServer.start({ replicaOf: primary.port });
+    try {
+      await until('the replica online', async () => /^slave0:.*state=online/m.test(await primary.cli('info', 'replication')));
+      const r = await rig({ url: primary.url, replicaAcks: { count: 1, timeoutMs: 300 } });
+      const at = Date.now() + 3000;
+      const t = task('unconfirmed', at);
+      expect((await r.store.create(t)).created).toBe(true);
+      r.sched.taskChanged(structuredClone(t));
+      const runId = `${t.id}:${at}`;
+      replica.pause();
+      // The commit ahead of the due time runs on the primary, but the replica never confirms it:
+      // the scheduler acts on nothing, and retries.
+      await until('the commit standing on the primary', async () => (await r.store.get(t.id))?.last_fire_time === at);
+      const errorsThen = r.storeErrors.length;
+      await until('two more failed commits (retries) and the due time passed', () => r.storeErrors.length >= errorsThen + 2 && Date.now() > at + 200);
+      expect(r.storeErrors.some((e) => /replicas required \('cluster.min_replica_acks'\) confirmed it within 300 ms/.test(e.message))).toBe(true);
+      expect(r.delivery.jobs).toEqual([]);
+      expect(r.fired.filter((e) => e.run_id === runId)).toEqual([]);
+      replica.resume();
+      await until('the run recorded SUCCESS', async () => (await runOf(r.store, runId))?.status === 'SUCCESS');
+      // give a second delivery every chance to show up before counting
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(r.delivery.jobs.map((j) => j.run_id)).toEqual([runId]);
+      expect(r.delivery.at[0]!).toBeGreaterThanOrEqual(at);
+      expect(r.fired.filter((e) => e.run_id === runId)).toHaveLength(1);
+      expect(await r.store.get(t.id)).toMatchObject({ state: 'completed', run_count: 1, last_fire_time: at });
+      expect((await r.store.listRuns(t.id, 10)).map((x) => x.run_id)).toEqual([runId]);
+    } finally {
+      replica.resume();
+      for (const c of cleanups.splice(0).reverse()) await c(); // before their Redis goes
+      await replica.stop();
+      await primary.stop();
+    }
   });
 
   it('a node taking a slot over leaves runs claimed by a live node to it; given back, or once that node is gone, it recovers them', async () => {

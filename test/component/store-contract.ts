@@ -296,6 +296,44 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect(await store.listRuns('twice', 10)).toHaveLength(1);
       });
 
+      it('a retry of a commit that stands already answers committed again, once, and changes nothing', async () => {
+        const t = makeTask({ id: 'retried' });
+        const o = oneShot('retried-once', T0 + 40_000);
+        await createAll([t, o]);
+        const tick = t.next_fire_time!;
+        // The first call went through, but its caller got no usable answer (a lost reply, or too
+        // few replica confirmations): it asks again with the same fire, marked as a retry.
+        expect(await store.commitFires([fire(t), fire(o, { next: null })])).toEqual(['committed', 'committed']);
+        const task1 = await store.get('retried');
+        const run1 = await store.getRun(fireId('retried', tick));
+        expect(await store.commitFires([fire(t, { retry: true }), fire(o, { next: null, retry: true })])).toEqual(['committed', 'committed']);
+        expect(await store.get('retried')).toEqual(task1);
+        expect(await store.getRun(fireId('retried', tick))).toEqual(run1);
+        expect(await store.listRuns('retried', 10)).toHaveLength(1);
+        expect((await store.get('retried-once'))!).toMatchObject({ state: 'completed', run_count: 1 });
+        expect(await store.listRuns('retried-once', 10)).toHaveLength(1);
+        // Without the retry mark it is the plain conflict of a tick fired twice.
+        expect(await store.commitFires([fire(t)])).toEqual(['conflict']);
+      });
+
+      it('a retry that does not match the standing commit exactly is a conflict', async () => {
+        const t = makeTask({ id: 'other' });
+        await createAll([t]);
+        const tick = t.next_fire_time!;
+        expect(await store.commitFires([fire(t)])).toEqual(['committed']);
+        const after = await store.get('other');
+        // another node's commit, another next tick, another status: not this caller's commit
+        expect(await store.commitFires([fire(t, { retry: true }, { node: 'node-b' })])).toEqual(['conflict']);
+        expect(await store.commitFires([fire(t, { retry: true, next: tick + 2 * MIN })])).toEqual(['conflict']);
+        expect(await store.commitFires([fire(t, { retry: true }, { status: 'MISSED', error: 'late' })])).toEqual(['conflict']);
+        // a retry of a tick never committed is a plain commit
+        expect(await store.commitFires([fire(after!, { retry: true })])).toEqual(['committed']);
+        expect((await store.get('other'))!.run_count).toBe(2);
+        // a later tick committed since: the earlier one's retry is a conflict
+        expect(await store.commitFires([fire(t, { retry: true })])).toEqual(['conflict']);
+        expect(await store.listRuns('other', 10)).toHaveLength(2);
+      });
+
       it('a wrong expected tick is a conflict and changes nothing', async () => {
         const t = makeTask({ id: 'wrong' });
         await createAll([t]);
@@ -542,6 +580,29 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect(await store.commitFires([fire(t, { next: null, now: tick - 100, ahead: true })])).toEqual(['conflict']);
         expect(await claim(t, tick)).toEqual(['claimed']);
         expect(await store.getRun(fireId('held-os', tick))).toMatchObject({ status: 'PENDING', attempts: 0 });
+      });
+
+      it('a retried commit ahead stays held; retried after its due time it is a plain commit, no longer undoable', async () => {
+        const a = oneShot('retry-held', T0 + 5000);
+        const b = oneShot('retry-late', T0 + 6000);
+        await createAll([a, b]);
+        const ta = a.next_fire_time!;
+        const tb = b.next_fire_time!;
+        expect(await store.commitFires([fire(a, { next: null, now: ta - 800, ahead: true }), fire(b, { next: null, now: tb - 800, ahead: true })])).toEqual(['committed', 'committed']);
+        // still ahead: held as before (undoable, claimable)
+        expect(await store.commitFires([fire(a, { next: null, now: ta - 700, ahead: true, retry: true })])).toEqual(['committed']);
+        expect(heldOf(await store.get('retry-held'))).toEqual({ run_id: fireId('retry-held', ta), tick: ta, last_fire_time: null });
+        expect(await claim(a, ta)).toEqual(['claimed']);
+        // retried after its due time (not ahead): sent at once, so no longer undoable by another node
+        expect(await store.commitFires([fire(b, { next: null, now: tb + 50, retry: true })])).toEqual(['committed']);
+        expect(heldOf(await store.get('retry-late'))).toBeUndefined();
+        expect(await store.uncommitHeld!('retry-late')).toBe(false);
+        expect(await store.getRun(fireId('retry-late', tb))).toMatchObject({ status: 'PENDING', attempts: 0 });
+        // another token (the slot moved and came back): not this caller's commit
+        const stale = h.token(a.slot);
+        await h.invalidate();
+        expect(h.token(a.slot)).not.toBe(stale);
+        expect(await store.commitFires([fire(b, { next: null, now: tb + 60, retry: true, token: h.token(b.slot) })])).toEqual(['conflict']);
       });
 
       it('a claim wins against a later undo, and claiming again answers the same', async () => {

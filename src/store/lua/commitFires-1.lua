@@ -8,10 +8,16 @@
 -- it at its due time (claimFires): the task hash keeps h_run (the run), h_tick (the tick) and
 -- h_last (last_fire_time before the commit, '' = null) for uncommitHeld. Any other commit clears
 -- them (an older held fire is then no longer undoable; it still goes out).
--- ARGV[1]: a JSON array of strings, 10 per fire: token, task_id, expected, next ('' = none:
+-- ARGV[1]: a JSON array of strings, 11 per fire: token, task_id, expected, next ('' = none:
 --       complete), now, run_id, node, status (PENDING|SKIPPED|MISSED), error ('' = null, else
---       marker + text), ahead ('1'|''). One argument instead of 10 per fire: the client encodes a
---       batch with one JSON.stringify, and Redis decodes it in C (cjson).
+--       marker + text), ahead ('1'|''), retry ('1'|''). One argument instead of 11 per fire: the
+--       client encodes a batch with one JSON.stringify, and Redis decodes it in C (cjson).
+-- A retry ('1': an earlier call with this fire got no usable answer, e.g. its WAIT fell short)
+-- that finds exactly this commit already applied (the task at last_fire_time = expected and next
+-- = next, the run with the same token, node, status and tick) answers 'committed' again: the
+-- caller had not acted on it. The run's token is written again, so a WAIT after this call covers
+-- the earlier commit even on a new connection. A held fire (h_run) that is no longer ahead is
+-- made a plain commit, as a first commit at this time would be.
 -- Returns one of 'committed' | 'fenced' | 'conflict' per fire, in order.
 -- Writes are merged (one HSET per hash) and the slot's status counters are bumped once per batch.
 --@include _lib.lua
@@ -24,7 +30,18 @@ if lease then lease_epoch = string.match(lease, '^(%d+)|') end
 local epoch = redis.call('GET', base .. ':epoch')
 local out = {}
 local counts = {}
-for i = 1, #A, 10 do
+-- This exact commit applied already (see retry above)?
+local function applied(cur, rk, token, expected, nxt, node, status)
+  if cur[3] ~= expected then return false end
+  if nxt == '' then
+    if cur[1] ~= 'completed' then return false end
+  elseif cur[1] ~= 'active' or cur[2] ~= nxt then
+    return false
+  end
+  local run = redis.call('HMGET', rk, 'tok', 'node', 'status', 'scheduled_time')
+  return run[1] == token and run[2] == node and run[3] == status and run[4] == expected
+end
+for i = 1, #A, 11 do
   local token = A[i]
   if lease_epoch == nil or lease_epoch ~= token or epoch ~= token then
     out[#out + 1] = 'fenced'
@@ -34,7 +51,14 @@ for i = 1, #A, 10 do
     local tk = base .. ':t:' .. id
     local cur = redis.call('HMGET', tk, 'state', 'next_fire_time', 'last_fire_time', 'run_count', 'h_run')
     if cur[1] ~= 'active' or cur[2] ~= expected then
-      out[#out + 1] = 'conflict'
+      local rk = base .. ':r:' .. run_id
+      if A[i + 10] == '1' and applied(cur, rk, token, expected, nxt, node, status) then
+        redis.call('HSET', rk, 'tok', token)
+        if cur[5] == run_id and A[i + 9] ~= '1' then redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last') end
+        out[#out + 1] = 'committed'
+      else
+        out[#out + 1] = 'conflict'
+      end
     else
       local set = {'last_fire_time', expected, 'update_time', now}
       if nxt == '' then
