@@ -18,6 +18,7 @@ COPY src ./src
 COPY test ./test
 COPY bench ./bench
 RUN npx tsc -p tsconfig.json \
+ && npx tsc -p src/ui/client/tsconfig.json \
  && if [ -d src/store/lua ]; then mkdir -p dist/src/store && cp -r src/store/lua dist/src/store/; fi \
  && npm prune --omit=dev
 

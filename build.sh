@@ -41,6 +41,8 @@ fi
 echo "build.sh: compiling"
 rm -rf dist
 npx tsc -p tsconfig.json
+# The dashboard's browser code: its own tsconfig (DOM lib), into dist/src/ui/client/.
+npx tsc -p src/ui/client/tsconfig.json
 # The Redis store's Lua scripts are read at run time from next to the compiled store.
 mkdir -p dist/src/store/lua
 cp src/store/lua/*.lua dist/src/store/lua/

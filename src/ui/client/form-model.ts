@@ -1,0 +1,156 @@
+/**
+ * The create/edit form's data, without the DOM: the createTask request built from the fields, and
+ * for an edit the updateTask body of only what changed. Bad input throws an Error whose message
+ * names the field.
+ */
+import { json } from './format.js';
+import type { CallbackView, TaskView } from './types.js';
+
+/** The raw values of the form's fields. */
+export interface FormValues {
+  type: string;
+  format: string;
+  name: string;
+  timezone: string;
+  url: string;
+  method: string;
+  headers: string;
+  body: string;
+  advanced: string;
+  timeout: string;
+  attempts: string;
+  backoff: string;
+  maxBackoff: string;
+  misfire: string;
+  overlap: string;
+}
+
+export type Json = Record<string, unknown>;
+
+export interface CallbackRequest extends Json {
+  url?: string;
+  urls?: string[];
+  route?: string;
+  method?: string;
+  headers?: Json;
+  body: unknown;
+}
+
+export interface TaskRequest extends Json {
+  type: number;
+  format: string;
+  callback: CallbackRequest;
+  name?: string;
+  timezone?: string;
+  timeout_ms?: number;
+  retry?: Record<string, number>;
+  misfire: string;
+  overlap: string;
+  paused?: boolean;
+}
+
+export interface Built {
+  req: TaskRequest;
+  /** The "Advanced options" JSON as given ({} when empty). */
+  advanced: Json;
+}
+
+/** The task fields edited as JSON in "Advanced options". */
+export const ADV_KEYS = ['start_time', 'end_time', 'on_success', 'alert_url', 'max_consecutive_failures', 'idempotency_key'] as const;
+
+/** Equal as JSON, with undefined as null. */
+export const same = (a: unknown, b: unknown): boolean => JSON.stringify(a === undefined ? null : a) === JSON.stringify(b === undefined ? null : b);
+
+/** A JSON object field; null when empty. */
+export function parseJsonObject(text: string, what: string): Json | null {
+  if (text.trim() === '') return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${what} must be a JSON object`);
+  return v as Json;
+}
+
+/** A whole-number field; null when empty. */
+export function intField(v: string, what: string): number | null {
+  if (v.trim() === '') return null;
+  if (!/^\d+$/.test(v.trim())) throw new Error(`${what} must be a whole number`);
+  return Number(v.trim());
+}
+
+/** The "Advanced options" text for an existing task (empty for a new one). */
+export function advancedText(t: TaskView | null, edit: boolean): string {
+  const adv: Json = {};
+  if (t) {
+    for (const k of ADV_KEYS) if (t[k] !== undefined && !(edit && k === 'idempotency_key')) adv[k] = t[k];
+    if (t.callback.urls) adv.callback = { urls: t.callback.urls, route: t.callback.route };
+  }
+  return Object.keys(adv).length ? json(adv) : '';
+}
+
+export function buildRequest(f: FormValues): Built {
+  const headers = parseJsonObject(f.headers, 'Headers');
+  const body = parseJsonObject(f.body, 'Body') || {};
+  const advanced = parseJsonObject(f.advanced, 'Advanced options') || {};
+  const callback: CallbackRequest = { url: f.url.trim(), body };
+  if (f.method !== 'POST') callback.method = f.method;
+  if (headers && Object.keys(headers).length) callback.headers = headers;
+  if (advanced.callback && typeof advanced.callback === 'object') Object.assign(callback, advanced.callback);
+  const req: TaskRequest = { type: Number(f.type), format: f.format.trim(), callback, misfire: f.misfire, overlap: f.overlap };
+  if (f.name.trim()) req.name = f.name.trim();
+  if (f.timezone.trim()) req.timezone = f.timezone.trim();
+  const timeout = intField(f.timeout, 'Timeout');
+  if (timeout !== null) req.timeout_ms = timeout;
+  const retry: Record<string, number> = {};
+  const ma = intField(f.attempts, 'Max attempts');
+  const bo = intField(f.backoff, 'Backoff');
+  const mb = intField(f.maxBackoff, 'Max backoff');
+  if (ma !== null) retry.max_attempts = ma;
+  if (bo !== null) retry.backoff_ms = bo;
+  if (mb !== null) retry.max_backoff_ms = mb;
+  if (Object.keys(retry).length) req.retry = retry;
+  for (const [k, v] of Object.entries(advanced)) if (k !== 'callback') req[k] = v;
+  if (callback.urls && callback.url === '') delete callback.url;
+  return { req, advanced };
+}
+
+/** The callback as compared for "changed": defaults filled in. */
+const normCallback = (c: CallbackRequest | CallbackView): Json => ({
+  url: c.urls ? c.urls[0] : c.url,
+  urls: c.urls || null,
+  route: c.urls ? c.route || 'failover' : null,
+  method: c.method || 'POST',
+  headers: c.headers || null,
+  body: c.body || {},
+});
+
+/** The updateTask body: only what changed (a callback that changed is sent whole). */
+export function buildUpdate(built: Built, t: TaskView): Json {
+  const req = built.req;
+  const out: Json = { task_id: t.task_id };
+  if (req.format !== t.format) out.format = req.format;
+  if ((req.timezone || t.timezone) !== t.timezone) out.timezone = req.timezone;
+  if ((req.name || null) !== (t.name || null)) out.name = req.name || null;
+  if (!same(normCallback(req.callback), normCallback(t.callback))) {
+    const c2: CallbackRequest = { ...req.callback };
+    if (c2.urls) delete c2.url;
+    out.callback = c2;
+  }
+  if (!same(req.timeout_ms ?? null, t.timeout_ms ?? null)) out.timeout_ms = req.timeout_ms ?? null;
+  const r0 = t.retry || null;
+  let r1: Json | null = req.retry || null;
+  if (r1 && r0) r1 = { ...r0, ...r1 };
+  if (!same(r1, r0)) out.retry = r1;
+  if (req.misfire !== t.misfire) out.misfire = req.misfire;
+  if (req.overlap !== t.overlap) out.overlap = req.overlap;
+  for (const k of ADV_KEYS) {
+    if (k === 'idempotency_key') continue;
+    const v = built.advanced[k];
+    if (!same(v, t[k])) out[k] = v === undefined ? null : v;
+  }
+  if (built.advanced.idempotency_key !== undefined) throw new Error('idempotency_key cannot be changed on an existing task');
+  return out;
+}

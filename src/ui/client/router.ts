@@ -1,0 +1,78 @@
+/** Hash routing: #/ overview, #/tasks, #/task/<id>, #/new, #/edit/<id>, #/cluster, #/login. */
+import { viewLogin } from './auth.js';
+import { viewCluster } from './cluster.js';
+import { h } from './dom.js';
+import { errText } from './api.js';
+import { flash } from './flash.js';
+import { viewForm } from './form.js';
+import { viewOverview } from './overview.js';
+import { S } from './state.js';
+import { viewTask } from './task.js';
+import { viewTasks } from './tasks.js';
+import { markNav, resetView, setView } from './view.js';
+
+export interface HashRoute {
+  /** The path's segments, decoded. */
+  parts: string[];
+  /** The query after '?', decoded ('+' is a space). */
+  params: Record<string, string>;
+}
+
+export function parseHash(hash: string): HashRoute {
+  const raw = hash.replace(/^#/, '') || '/';
+  const q = raw.indexOf('?');
+  const path = q >= 0 ? raw.slice(0, q) : raw;
+  const params: Record<string, string> = {};
+  if (q >= 0) {
+    for (const p of raw.slice(q + 1).split('&')) {
+      if (!p) continue;
+      const i = p.indexOf('=');
+      const k = decodeURIComponent(i >= 0 ? p.slice(0, i) : p);
+      params[k] = i >= 0 ? decodeURIComponent(p.slice(i + 1).replace(/\+/g, ' ')) : '';
+    }
+  }
+  return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), params };
+}
+
+function notFound(): void {
+  markNav('');
+  setView(h('h1', { text: 'Not found' }), h('p', {}, 'No dashboard page ', h('code', { text: location.hash }), '. ', h('a', { href: '#/', text: 'Back to the overview' })));
+}
+
+/** Draws the page for the current hash (the previous view's timers stop). */
+export function route(): void {
+  const seq = resetView();
+  const { parts, params } = parseHash(location.hash);
+  const [p0 = '', p1] = parts;
+  if (p0 !== 'login' && S.auth === 'needed' && !S.token) {
+    S.afterLogin = location.hash || '#/';
+    location.hash = '#/login';
+    return;
+  }
+  try {
+    if (p0 === '') {
+      markNav('overview');
+      viewOverview(seq);
+    } else if (p0 === 'tasks') {
+      markNav('tasks');
+      viewTasks(seq, params);
+    } else if (p0 === 'task' && p1) {
+      markNav('tasks');
+      viewTask(seq, p1, params);
+    } else if (p0 === 'new') {
+      markNav('new');
+      viewForm(seq, null);
+    } else if (p0 === 'edit' && p1) {
+      markNav('tasks');
+      viewForm(seq, p1);
+    } else if (p0 === 'cluster') {
+      markNav('cluster');
+      viewCluster(seq);
+    } else if (p0 === 'login') {
+      markNav('');
+      viewLogin(seq);
+    } else notFound();
+  } catch (e) {
+    flash('error', errText(e));
+  }
+}

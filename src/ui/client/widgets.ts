@@ -1,0 +1,75 @@
+/** Small pieces shared by the views: badges, time cells, stat cards and the task action buttons. */
+import { api, errText, statusOf } from './api.js';
+import { h, type Props } from './dom.js';
+import { flash } from './flash.js';
+import { fmtTime, rel } from './format.js';
+import type { TaskView } from './types.js';
+
+export const badge = (text: string): HTMLSpanElement => h('span', { class: `badge ${text}`, text });
+
+/** A local time with "in 5s" under it; the ISO time and ms epoch on hover. */
+export function timeCell(ms: number | null | undefined): HTMLSpanElement {
+  if (ms === null || ms === undefined) return h('span', { class: 'muted', text: '—' });
+  return h('span', { title: `${new Date(ms).toISOString()} (${ms})` }, fmtTime(ms), h('div', { class: 'sub', text: rel(ms) }));
+}
+
+export function card(label: string, value: string, cls = '', testid?: string): HTMLDivElement {
+  return h('div', { class: 'card' }, h('div', { class: 'label', text: label }), h('div', { class: `value${cls ? ` ${cls}` : ''}`, 'data-testid': testid, text: value }));
+}
+
+export type TaskAction = 'pause' | 'resume' | 'trigger' | 'delete';
+
+const ACTION_PATH: Record<TaskAction, string> = { pause: 'pauseTask', resume: 'resumeTask', trigger: 'triggerTask', delete: 'deleteTask' };
+const ACTION_DONE: Record<TaskAction, string> = { pause: 'Paused ', resume: 'Resumed ', trigger: 'Triggered a run of ', delete: 'Deleted ' };
+
+/** Runs a task operation and says how it went; `after` runs on success. */
+export async function act(kind: TaskAction, id: string, after?: () => void): Promise<void> {
+  try {
+    await api('POST', `/xcron/${ACTION_PATH[kind]}`, { task_id: id });
+    flash('ok', ACTION_DONE[kind] + id);
+    after?.();
+  } catch (e) {
+    flash('error', (statusOf(e) === 403 ? 'Not allowed with this token: ' : `Could not ${kind} ${id}: `) + errText(e));
+  }
+}
+
+/** A button that needs a second click within 4 s (no native dialogs). */
+export function confirmButton(label: string, armedLabel: string, onConfirm: () => Promise<void>, attrs: Props = {}): HTMLButtonElement {
+  let armed = false;
+  let timer: number | undefined;
+  const b = h('button', { type: 'button', class: 'danger', text: label, ...attrs });
+  const disarm = (): void => {
+    armed = false;
+    b.classList.remove('armed');
+    b.textContent = label;
+  };
+  b.addEventListener('click', () => {
+    if (!armed) {
+      armed = true;
+      b.classList.add('armed');
+      b.textContent = armedLabel;
+      timer = window.setTimeout(disarm, 4000);
+      return;
+    }
+    clearTimeout(timer);
+    armed = false;
+    b.disabled = true;
+    void onConfirm().finally(() => {
+      b.disabled = false;
+      disarm();
+    });
+  });
+  return b;
+}
+
+/** Pause or resume (by state) and "Trigger now"; `refresh` runs after a success. */
+export function actionButtons(t: TaskView, refresh: () => void, small: boolean): HTMLButtonElement[] {
+  const cls = small ? 'small' : '';
+  const button = (action: TaskAction, text: string, title?: string): HTMLButtonElement =>
+    h('button', { type: 'button', class: cls, 'data-action': action, text, title, onclick: () => act(action, t.task_id, refresh) });
+  const out: HTMLButtonElement[] = [];
+  if (t.state === 'active') out.push(button('pause', 'Pause'));
+  if (t.state === 'paused') out.push(button('resume', 'Resume'));
+  out.push(button('trigger', 'Trigger now', 'fire once now, outside the schedule'));
+  return out;
+}
