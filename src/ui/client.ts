@@ -67,11 +67,11 @@ export function readClientModules(dir: string): ClientModule[] {
  * Next to this file once compiled (dist/src/ui/client/); when this file runs from source (tests),
  * the build's output in the repository's dist/.
  */
-function compiledDir(): string {
+export function compiledClientDir(): string {
   const candidates = [new URL('./client/', import.meta.url), new URL('../../dist/src/ui/client/', import.meta.url)].map((u) => fileURLToPath(u));
   const found = candidates.find((d) => existsSync(`${d}/main.js`));
   if (found === undefined) throw new Error(`the dashboard client is not compiled (no main.js in ${candidates.join(' or ')}): run bash build.sh`);
   return found;
 }
 
-export const CLIENT_JS = bundleClient(readClientModules(compiledDir()), 'main');
+export const CLIENT_JS = bundleClient(readClientModules(compiledClientDir()), 'main');
