@@ -1,5 +1,5 @@
 /**
- * The web dashboard at /ui, served by the API process itself (no separate server, no build step):
+ * The web dashboard at /ui, served by the API process itself (no separate server; see ./client.ts):
  * a server-rendered page (hono/jsx), one stylesheet and one script. The page and its assets need no
  * token (the login screen must load); all data comes from the /xcron/* JSON API, called by the
  * browser with `Authorization: Bearer <token>` when auth is on. /ui/api/next-fires is a pure schedule
