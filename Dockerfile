@@ -17,6 +17,7 @@ COPY tsconfig.json vitest.config.ts ./
 COPY src ./src
 COPY test ./test
 COPY bench ./bench
+COPY scripts ./scripts
 RUN npx tsc -p tsconfig.json \
  && npx tsc -p src/ui/client/tsconfig.json \
  && if [ -d src/store/lua ]; then mkdir -p dist/src/store && cp -r src/store/lua dist/src/store/; fi \

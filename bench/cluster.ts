@@ -261,7 +261,7 @@ export async function runCluster(): Promise<BenchResult> {
     console.log(`  --- ${nodesN}-node cluster (loadavg ${phaseLoad.cluster.join(' ')})`);
     await redis.flushAll();
     nodes = await startCluster({ redisUrl: redis.url, prefix: 'bc', name: 'cluster', leaseMs, env: nodeEnv }, nodesN);
-    line('cluster node settings', Object.keys(nodeEnv).length === 0 ? 'defaults (BENCH_CLUSTER_COLOCATED=0)' : `${Object.entries(nodeEnv).map(([k, v]) => `${k}=${v}`).join(' ')} (nodes sharing the cores; see README "Sizing")`);
+    line('cluster node settings', Object.keys(nodeEnv).length === 0 ? 'defaults (BENCH_CLUSTER_COLOCATED=0)' : `${Object.entries(nodeEnv).map(([k, v]) => `${k}=${v}`).join(' ')} (nodes sharing the cores; see docs/cluster.md, "Sizing")`);
     const view0 = await clusterView(nodes[0]!.baseUrl);
     line('cluster settled', `members ${view0.members.join(', ')}; slots per owner ${JSON.stringify(Object.fromEntries(ownersOf(view0)))}`);
     const cpools = nodes.map((n) => serverPool(n.baseUrl, Math.ceil(clients / nodesN) + 4));

@@ -40,7 +40,7 @@ export function clusterEnv(o: ClusterOptions, nodeId: string): Record<string, st
 
 /**
  * Settings for cluster nodes that share one machine's cores, as every node does in these benches
- * (3 nodes, Redis and the receiver on 2 cores), and as README's cluster sizing advises:
+ * (3 nodes, Redis and the receiver on 2 cores), and as docs/cluster.md ("Sizing") advises:
  * - delivery on the main thread (`[delivery] worker_thread = false`): the nodes are the parallelism,
  *   and a delivery thread per node only adds thread hand-offs on cores that are already shared;
  * - the per-origin cap split over the nodes (ceil(cap / nodes)), so the receiver sees the same

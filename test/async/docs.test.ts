@@ -1,5 +1,5 @@
 /**
- * The two example workers of the README, run as they are printed: the Node one with
+ * The two example workers of docs/async.md, run as they are printed: the Node one with
  * `node`, the Python one with `python3`, each as a real process on a free port, against the real
  * built server. Each must answer 202, append its log lines and report SUCCESS.
  */
@@ -13,14 +13,15 @@ import { REPO_ROOT, XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, t
 import { waitUntil } from '../helpers/wait.js';
 import { WAIT, create, runLog, trigger, waitRun } from './common.js';
 
-const DOC = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+const DOC_FILE = 'docs/async.md';
+const DOC = readFileSync(join(REPO_ROOT, DOC_FILE), 'utf8');
 
-/** The first fenced block of `lang` after the heading that starts with `heading`. */
+/** The first fenced block of `lang` after the Markdown heading (any level) whose text starts with `heading`. */
 function codeBlock(heading: string, lang: string): string {
-  const at = DOC.indexOf(heading);
-  if (at < 0) throw new Error(`README.md: no heading ${heading}`);
-  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(DOC.slice(at));
-  if (!m) throw new Error(`README.md: no \`\`\`${lang} block after ${heading}`);
+  const h = new RegExp('^#+ ' + heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'm').exec(DOC);
+  if (!h) throw new Error(`${DOC_FILE}: no heading ${heading}`);
+  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(DOC.slice(h.index));
+  if (!m) throw new Error(`${DOC_FILE}: no \`\`\`${lang} block after ${heading}`);
   return m[1]!;
 }
 
@@ -94,12 +95,12 @@ async function runExample(cmd: string, file: string, code: string): Promise<void
   expect(log.lines[1]!.line).toBe('42 rows settled');
 }
 
-describe('the example workers of the README', () => {
+describe('the example workers of docs/async.md', () => {
   it('the Node worker (node:http + fetch) answers 202, appends its log lines and reports SUCCESS', async () => {
-    await runExample(process.execPath, 'worker.mjs', codeBlock('### A worker in Node', 'js'));
+    await runExample(process.execPath, 'worker.mjs', codeBlock('A worker in Node', 'js'));
   });
 
   it('the Python worker (http.server + urllib) answers 202, appends its log lines and reports SUCCESS', async () => {
-    await runExample('python3', 'worker.py', codeBlock('### A worker in Python', 'python'));
+    await runExample('python3', 'worker.py', codeBlock('A worker in Python', 'python'));
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Operations and security against the real built server (./xcron_server) with real receivers:
- * signed callbacks verified by the README's Node and Python snippets, structured logs (access
+ * signed callbacks verified by the Node and Python snippets of docs/callbacks.md, structured logs (access
  * lines, run lines, nothing secret), /metrics after real fires, auth from a tokens file, and the
  * SSRF guard refusing a delivery at connect time after the policy was tightened.
  */
@@ -37,7 +37,7 @@ const metricsOf = async (s: XcronServer, headers: Record<string, string> = {}) =
   return parseProm(r.text).samples;
 };
 
-describe('signed callbacks, verified by the README snippets', () => {
+describe('signed callbacks, verified by the snippets of docs/callbacks.md', () => {
   const CURRENT = 'whsec-current-0123456789abcdef';
   const NEXT = 'whsec-next-0123456789abcdef012';
 

@@ -1,7 +1,7 @@
 /**
  * Helpers of the operations & security suites: the real app (createApp) over a real SQLite file with
  * the optional parts switched on (auth, rate limit, SSRF guard, metrics), a log capture, a small
- * Prometheus text parser, and the verifier snippets of README.md.
+ * Prometheus text parser, and the verifier snippets of docs/callbacks.md.
  */
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -166,13 +166,14 @@ export function exposedNames(types: Map<string, string>): Set<string> {
   return out;
 }
 
-export const OPS_DOC = join(REPO_ROOT, 'README.md');
+/** The doc page holding the signature verifiers (`<!-- snippet:NAME -->` markers). */
+export const OPS_DOC = join(REPO_ROOT, 'docs', 'callbacks.md');
 
-/** The code block that follows `<!-- snippet:NAME -->` in README.md. */
+/** The code block that follows `<!-- snippet:NAME -->` in docs/callbacks.md. */
 export function docSnippet(name: string): string {
   const md = readFileSync(OPS_DOC, 'utf8');
   const at = md.indexOf(`<!-- snippet:${name} -->`);
-  if (at < 0) throw new Error(`README.md has no <!-- snippet:${name} --> marker`);
+  if (at < 0) throw new Error(`${OPS_DOC} has no <!-- snippet:${name} --> marker`);
   const m = /```[a-z]*\n([\s\S]*?)```/.exec(md.slice(at));
   if (!m) throw new Error(`no code block after snippet:${name}`);
   return m[1]!;
