@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REFERENCE_PATH, envName, renderConfigReference } from '../../scripts/config-reference.js';
-import { applyEnv, configSchema } from '../../src/config/index.js';
+import { parse as parseToml } from 'smol-toml';
+import { applyEnv, configSchema, validateConfig } from '../../src/config/index.js';
 import { REPO_ROOT } from '../helpers/server.js';
 
 describe('the configuration reference', () => {
@@ -33,5 +34,21 @@ describe('the configuration reference', () => {
     }
     expect(keys).toBeGreaterThan(50);
     expect(() => applyEnv({}, { XCRON_SCHEDULER_NO_SUCH_KEY: '1' })).toThrow(/unknown setting/);
+  });
+
+  it('config/xcron.example.toml is valid and sets every key of the schema', () => {
+    const example = parseToml(readFileSync(join(REPO_ROOT, 'config', 'xcron.example.toml'), 'utf8')) as Record<string, unknown>;
+    expect(() => validateConfig(example)).not.toThrow();
+    const defaults = configSchema.parse({}) as unknown as Record<string, unknown>;
+    const missing: string[] = [];
+    for (const [key, value] of Object.entries(defaults)) {
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+        const sec = example[key] as Record<string, unknown> | undefined;
+        for (const sub of Object.keys(value)) if (!sec || !(sub in sec)) missing.push(`${key}.${sub}`);
+      } else if (!(key in example)) {
+        missing.push(key);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });
