@@ -1,0 +1,167 @@
+/**
+ * The SQLite store's writes that take more than one statement, one function each, run as one
+ * transaction (`transactions()` wraps each in `db.transaction`). Each takes the prepared
+ * statements first; SqliteTaskStore calls them through `transactions()` only.
+ */
+import type Database from 'better-sqlite3';
+import type { Task } from '../task/index.js';
+import { rowToRun, rowToTask, runRange, specOf, type RunRow, type TaskRow } from './sqlite-rows.js';
+import { PRUNE_BATCH, type Statements } from './sqlite-statements.js';
+import type { CreateResult, FireRequest, FireResult, LogCaps, ReportRequest, ReportResult, RunUpdate, TaskChanges, TaskExpectation, TaskStore, UncommitRequest } from './types.js';
+
+/** Rolls back an uncommitFire whose task no longer shows the commit. */
+export class NotUndone extends Error {}
+
+export type TriggerRequest = Parameters<TaskStore['commitTrigger']>[0];
+
+function create(st: Statements, t: Task): CreateResult {
+  if (t.idempotency_key !== null) {
+    const existing = st.byKey.get(t.idempotency_key) as TaskRow | undefined;
+    if (existing) return { task: rowToTask(existing), created: false };
+  }
+  st.insert.run(t.id, t.slot, t.type, t.format, t.state, t.next_fire_time, specOf(t), t.idempotency_key, t.create_time, t.update_time, t.last_fire_time, t.last_status, t.run_count);
+  return { task: t, created: true };
+}
+
+function deleteTask(st: Statements, id: string): Task | null {
+  const row = st.deleteTask.get(id) as TaskRow | undefined;
+  if (!row) return null;
+  st.deleteRuns.run(...runRange(id), id);
+  return rowToTask(row);
+}
+
+function commitFires(st: Statements, reqs: readonly FireRequest[]): FireResult[] {
+  const epoch = Number((st.epoch.get() as { v: string }).v);
+  const out: FireResult[] = [];
+  for (const r of reqs) {
+    if (r.token !== epoch) {
+      out.push('fenced');
+      continue;
+    }
+    const counted = r.run.status === 'PENDING' ? 1 : 0;
+    const lastStatus = r.run.status === 'PENDING' ? null : r.run.status;
+    const res = st.advance.run(r.next, r.next, counted, r.expected, lastStatus, r.now, r.task_id, r.expected);
+    if (res.changes !== 1) {
+      out.push(r.retry === true && applied(st, r) ? 'committed' : 'conflict');
+      continue;
+    }
+    const final = r.run.status !== 'PENDING';
+    st.insertRun.run(r.run.run_id, r.task_id, r.slot, r.run.node, r.expected, final ? r.now : null, final ? r.now : null, r.run.status, r.run.error, r.now);
+    out.push('committed');
+  }
+  return out;
+}
+
+/** A retried fire that an earlier call committed already, exactly (FireRequest.retry). */
+function applied(st: Statements, r: FireRequest): boolean {
+  const row = st.get.get(r.task_id) as TaskRow | undefined;
+  if (!row) return false;
+  const t = rowToTask(row);
+  if (t.last_fire_time !== r.expected) return false;
+  if (r.next === null ? t.state !== 'completed' : t.state !== 'active' || t.next_fire_time !== r.next) return false;
+  const run = st.getRun.get(r.run.run_id) as RunRow | undefined;
+  return run !== undefined && run.task_id === r.task_id && run.node === r.run.node && run.status === r.run.status && run.scheduled_time === r.expected;
+}
+
+function uncommitFire(st: Statements, u: UncommitRequest): boolean {
+  if (st.uncommitRun.run(u.run_id, u.task_id, u.tick).changes !== 1) return false;
+  // The task must still show the commit; otherwise the run's removal is rolled back.
+  if (st.uncommitTask.run(u.tick, u.last_fire_time, u.task_id, u.tick, u.next, u.next).changes !== 1) throw new NotUndone();
+  return true;
+}
+
+function updateTask(st: Statements, id: string, ch: TaskChanges, ex: TaskExpectation): Task | 'conflict' | null {
+  const row = st.get.get(id) as TaskRow | undefined;
+  if (!row) return null;
+  const cur = rowToTask(row);
+  if (cur.state !== ex.state || cur.next_fire_time !== ex.next_fire_time) return 'conflict';
+  const next: Task = { ...cur, ...ch };
+  st.replaceSpec.run(next.format, next.state, next.next_fire_time, specOf(next), next.update_time, id);
+  return next;
+}
+
+function commitTrigger(st: Statements, r: TriggerRequest): FireResult {
+  if (st.getRun.get(r.run_id)) return 'conflict';
+  const res = st.countTrigger.run(r.scheduled_time, r.now, r.task_id);
+  if (res.changes !== 1) return 'conflict';
+  st.insertRun.run(r.run_id, r.task_id, r.slot, r.node, r.scheduled_time, null, null, 'PENDING', null, r.now);
+  return 'committed';
+}
+
+function updateRuns(st: Statements, ups: readonly RunUpdate[]): void {
+  for (const u of ups) {
+    if (u.status === 'RUNNING') {
+      const res = st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.deadline === undefined ? 0 : 1, u.deadline ?? null, u.http_status ?? null, u.run_id);
+      // Closed already (an async worker reported first): keep the outcome, fill in the callback's facts.
+      if (res.changes === 0) st.runLateFacts.run(u.attempts, u.node ?? null, u.start_time ?? null, u.http_status ?? null, u.run_id);
+    } else {
+      const res = st.runFinish.run(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.shards ? JSON.stringify(u.shards) : null, u.run_id);
+      if (res.changes === 1) st.taskLastStatus.run(u.status, u.task_id);
+    }
+  }
+}
+
+function pruneExcess(st: Statements, taskIds: readonly string[], maxPerTask: number): number {
+  let n = 0;
+  for (const id of taskIds) n += st.pruneExcessOfTask.run(...runRange(id), id, ...runRange(id), id, maxPerTask - 1).changes;
+  return n;
+}
+
+function purgeCompleted(st: Statements, olderThan: number): number {
+  const ids = st.purgeCompletedTasks.all(olderThan, PRUNE_BATCH) as { id: string }[];
+  for (const { id } of ids) st.deleteRuns.run(...runRange(id), id);
+  return ids.length;
+}
+
+function reportRun(st: Statements, q: ReportRequest): ReportResult {
+  const row = st.getRun.get(q.run_id) as RunRow | undefined;
+  if (!row) return { result: 'not_found', run: null };
+  const open = row.status === 'PENDING' || row.status === 'RUNNING';
+  if (!open) {
+    if (q.expire) return { result: 'not_open', run: rowToRun(row) };
+    return { result: row.status === q.status ? 'same' : 'conflict', run: rowToRun(row) };
+  }
+  if (q.expire && (row.deadline === null || row.deadline > q.now)) return { result: 'not_open', run: rowToRun(row) };
+  const error = q.status === 'FAIL' ? (q.expire ? 'timeout' : (q.message ?? 'reported FAIL')) : null;
+  st.reportClose.run(q.status, q.now, q.message, q.output, error, q.now, q.now, q.run_id);
+  st.taskLastStatus.run(q.status, row.task_id);
+  return { result: 'closed', run: rowToRun(st.getRun.get(q.run_id) as RunRow) };
+}
+
+function appendRunLog(st: Statements, runId: string, lines: readonly string[], now: number, caps: LogCaps): { accepted: number; dropped: number } | null {
+  if (!st.getRun.get(runId)) return null;
+  const stats = st.logStats.get(runId) as { n: number; bytes: number; last: number };
+  let { n, bytes, last } = stats;
+  let accepted = 0;
+  for (const line of lines) {
+    const size = Buffer.byteLength(line);
+    if (n >= caps.maxLines || bytes + size > caps.maxBytes) break;
+    st.logInsert.run(runId, ++last, now, line);
+    n++;
+    bytes += size;
+    accepted++;
+  }
+  return { accepted, dropped: lines.length - accepted };
+}
+
+/** Each write above as one transaction on `db`. */
+export function transactions(db: Database.Database, st: Statements) {
+  const createTx = db.transaction((t: Task) => create(st, t));
+  return {
+    create: createTx,
+    /** Creates of one event-loop turn in one transaction (group commit). */
+    createBatch: db.transaction((ts: readonly Task[]) => ts.map((t) => createTx(t))),
+    delete: db.transaction((id: string) => deleteTask(st, id)),
+    commitFires: db.transaction((reqs: readonly FireRequest[]) => commitFires(st, reqs)),
+    uncommitFire: db.transaction((u: UncommitRequest) => uncommitFire(st, u)),
+    updateTask: db.transaction((id: string, ch: TaskChanges, ex: TaskExpectation) => updateTask(st, id, ch, ex)),
+    commitTrigger: db.transaction((r: TriggerRequest) => commitTrigger(st, r)),
+    updateRuns: db.transaction((ups: readonly RunUpdate[]) => updateRuns(st, ups)),
+    pruneExcess: db.transaction((taskIds: readonly string[], maxPerTask: number) => pruneExcess(st, taskIds, maxPerTask)),
+    purgeCompleted: db.transaction((olderThan: number) => purgeCompleted(st, olderThan)),
+    reportRun: db.transaction((q: ReportRequest) => reportRun(st, q)),
+    appendRunLog: db.transaction((runId: string, lines: readonly string[], now: number, caps: LogCaps) => appendRunLog(st, runId, lines, now, caps)),
+  };
+}
+
+export type Transactions = ReturnType<typeof transactions>;
