@@ -20,7 +20,7 @@ COPY bench ./bench
 COPY scripts ./scripts
 RUN npx tsc -p tsconfig.json \
  && npx tsc -p src/ui/client/tsconfig.json \
- && if [ -d src/store/lua ]; then mkdir -p dist/src/store && cp -r src/store/lua dist/src/store/; fi \
+ && if [ -d src/redis/lua ]; then mkdir -p dist/src/redis && cp -r src/redis/lua dist/src/redis/; fi \
  && npm prune --omit=dev
 
 # ---- runtime: only production dependencies and the compiled code ----

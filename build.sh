@@ -43,9 +43,9 @@ rm -rf dist
 npx tsc -p tsconfig.json
 # The dashboard's browser code: its own tsconfig (DOM lib), into dist/src/ui/client/.
 npx tsc -p src/ui/client/tsconfig.json
-# The Redis store's Lua scripts are read at run time from next to the compiled store.
-mkdir -p dist/src/store/lua
-cp src/store/lua/*.lua dist/src/store/lua/
+# The Lua scripts (src/redis/lua) are read at run time from next to the compiled loader.
+mkdir -p dist/src/redis/lua
+cp src/redis/lua/*.lua dist/src/redis/lua/
 
 cat > xcron_server <<'LAUNCH'
 #!/usr/bin/env bash

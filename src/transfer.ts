@@ -14,13 +14,13 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { slotOf } from './cluster/index.js';
 import type { Config } from './config/index.js';
 import { ConfigError } from './errors.js';
-import { RedisTaskStore, connectRedis, createRedisClient } from './store/redis.js';
+import { connectRedis, createRedisClient } from './redis/connection.js';
+import { RedisTaskStore } from './store/redis.js';
 import { SqliteTaskStore } from './store/sqlite.js';
 import type { TaskStore } from './store/types.js';
-import { isObject, type Task } from './task/index.js';
+import { isObject, slotOf, type Task } from './task/index.js';
 
 /** Opens the store the config selects (no ownership, no scheduler): for export and import only. */
 export async function openStore(cfg: Config, log: Logger): Promise<TaskStore> {

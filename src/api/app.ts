@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/index.js';
-import type { Ownership } from '../cluster/index.js';
+import type { Notifier, Ownership } from '../cluster/index.js';
 import { Codes, StoreUnavailableError, XcronError } from '../errors.js';
 import type { TaskStore } from '../store/types.js';
 import type { Task } from '../task/index.js';
@@ -19,20 +19,8 @@ import { clientIp, rateLimit } from './ratelimit.js';
 import { destinationsOf } from '../delivery/ssrf.js';
 import { readJson, taskRoutes } from './tasks.js';
 
-/** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes. */
-export interface Notifier {
-  /**
-   * Before the API updates, pauses or deletes a task: undo a fire of it that was committed ahead
-   * of its due time and is still held (standalone; see Scheduler.cancelAhead).
-   */
-  beforeChange?(id: string): Promise<void>;
-  taskChanged(task: Task): void;
-  taskRemoved(id: string, slot: number): void;
-  /** A manual run was recorded in the outbox; the slot owner should deliver it now. */
-  runQueued(runId: string, slot: number): void;
-  /** An async run was closed by a report; the slot owner stops its deadline (cluster: pub/sub). */
-  runReported?(runId: string, slot: number): void;
-}
+/** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes (defined below the API, in cluster). */
+export type { Notifier } from '../cluster/index.js';
 
 export interface ApiLimits {
   requestBodyLimit: number;

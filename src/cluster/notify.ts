@@ -10,10 +10,25 @@
  * and the scheduler's rescans are the safety net.
  */
 import type { Logger } from 'pino';
-import type { Notifier } from '../api/app.js';
-import { changesChannel, type RedisClient } from '../store/redis.js';
+import type { RedisClient } from '../redis/connection.js';
+import { RedisKeys } from '../redis/keys.js';
 import type { TaskStore } from '../store/types.js';
 import type { Task } from '../task/index.js';
+
+/** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes. */
+export interface Notifier {
+  /**
+   * Before the API updates, pauses or deletes a task: undo a fire of it that was committed ahead
+   * of its due time and is still held (standalone; see Scheduler.cancelAhead).
+   */
+  beforeChange?(id: string): Promise<void>;
+  taskChanged(task: Task): void;
+  taskRemoved(id: string, slot: number): void;
+  /** A manual run was recorded in the outbox; the slot owner should deliver it now. */
+  runQueued(runId: string, slot: number): void;
+  /** An async run was closed by a report; the slot owner stops its deadline (cluster: pub/sub). */
+  runReported?(runId: string, slot: number): void;
+}
 
 /** What the notifier drives on the owning node (the Scheduler). */
 export interface ChangeTarget {
@@ -67,7 +82,7 @@ export class ClusterNotifier implements Notifier {
   };
 
   constructor(private readonly o: ClusterNotifierOptions) {
-    this.channel = changesChannel(o.prefix);
+    this.channel = new RedisKeys(o.prefix).changes();
   }
 
   /** Sets the local scheduler (built after the notifier). */

@@ -5,16 +5,6 @@
  */
 import { EventEmitter } from 'node:events';
 
-/** FNV-1a 32-bit hash of a task id, mod the slot count. Stable across nodes and versions. */
-export function slotOf(taskId: string, slots: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < taskId.length; i++) {
-    h ^= taskId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % slots;
-}
-
 /** 32-bit hash: FNV-1a plus a murmur3 finalizer (well mixed in every bit). Stable across versions. */
 export function hash32(s: string): number {
   let h = 0x811c9dc5;

@@ -24,17 +24,10 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { ConfigError, StoreUnavailableError } from '../errors.js';
-import {
-  connectRedis,
-  createRedisClient,
-  evalScript,
-  globalKey,
-  RedisTaskStore,
-  script,
-  slotBase,
-  toStoreError,
-  type RedisClient,
-} from '../store/redis.js';
+import { connectRedis, createRedisClient, toStoreError, type RedisClient } from '../redis/connection.js';
+import { RedisKeys } from '../redis/keys.js';
+import { evalScript, script } from '../redis/scripts.js';
+import { RedisTaskStore } from '../store/redis.js';
 import { CLAIMED_BY, type TaskStore, type WithClaim } from '../store/types.js';
 import type { Run } from '../task/index.js';
 import { ClusterNotifier } from './notify.js';
@@ -90,6 +83,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private readonly tickMs: number;
   private readonly marginMs: number;
   private readonly prefix: string;
+  private readonly keys: RedisKeys;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly owned = new Map<number, Lease>();
@@ -114,17 +108,18 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     this.tickMs = Math.max(50, Math.floor(o.leaseMs / 5));
     this.marginMs = Math.max(50, Math.floor(o.leaseMs / 5));
     this.prefix = o.prefix;
+    this.keys = new RedisKeys(o.prefix);
     this.log = o.log;
     this.now = o.now ?? (() => performance.now());
   }
 
   private base(slot: number): string {
-    return slotBase(this.prefix, slot);
+    return this.keys.slot(slot);
   }
 
   /** Fixes the slot count in Redis on first use; throws ConfigError when the cluster uses another. */
   async checkSlots(): Promise<void> {
-    const stored = Number(await evalScript(this.client, script('claimSlots'), [globalKey(this.prefix, 'slots')], [this.slotCount]));
+    const stored = Number(await evalScript(this.client, script('claimSlots'), [this.keys.slotCount()], [this.slotCount]));
     if (stored !== this.slotCount) {
       throw new ConfigError(
         `'cluster.slots' is ${this.slotCount}, but the cluster in this Redis (key prefix "${this.prefix}") uses ${stored} slots; ` +
@@ -169,7 +164,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       this.dropAll(null);
       this.disarmWatchdog();
       await Promise.all(held.map(([slot, l]) => evalScript(this.client, script('release'), [this.base(slot)], [l.token, this.nodeId]).catch(() => 0)));
-      await evalScript(this.client, script('heartbeat'), [globalKey(this.prefix, 'members')], [this.nodeId, this.leaseMs, 1]).catch(() => null);
+      await evalScript(this.client, script('heartbeat'), [this.keys.members()], [this.nodeId, this.leaseMs, 1]).catch(() => null);
       this.healthyUntil = -Infinity;
       if (held.length > 0) this.log.info({ slots: held.length }, 'slots handed back');
     })();
@@ -222,7 +217,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
 
   async describe(): Promise<{ node: string; members: string[]; slots: SlotInfo[] }> {
     try {
-      const values = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => this.client.get(`${this.base(s)}:lease`)));
+      const values = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => this.client.get(this.keys.lease(s))));
       return {
         node: this.nodeId,
         members: [...this.members],
@@ -242,7 +237,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private async tick(): Promise<void> {
     if (this.stopped) return;
     const t0 = this.now();
-    const membersKey = globalKey(this.prefix, 'members');
+    const membersKey = this.keys.members();
     // Heartbeat and renewals go out together: under load, every round trip saved is time the
     // leases stay valid (they count from t0).
     const held = [...this.owned];
@@ -295,7 +290,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     // Rebalance.
     let leases: (string | null)[];
     try {
-      leases = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => (this.owned.has(s) ? Promise.resolve(null) : this.client.get(`${this.base(s)}:lease`))));
+      leases = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => (this.owned.has(s) ? Promise.resolve(null) : this.client.get(this.keys.lease(s)))));
     } catch (e) {
       // The leases this node holds were renewed above: a failed read of the others (a slow Redis, a
       // timeout under load) only postpones the rebalancing to the next round.

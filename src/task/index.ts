@@ -32,3 +32,4 @@ export function manualFireTime(task: Parameters<typeof nextFire>[0], from: numbe
   return t;
 }
 export { reportToken, checkReportToken } from './token.js';
+export { slotOf } from './slot.js';

@@ -7,7 +7,7 @@
  * while the owner is down is enforced by the new owner.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { slotBase } from '../../src/store/redis.js';
+import { RedisKeys } from '../../src/redis/index.js';
 import { RedisServer, stopAllRedis } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
 import { uniquePrefix } from '../cluster/harness.js';
@@ -106,12 +106,12 @@ describe('async completion in a cluster', () => {
     expect(await runOf(owner.base, id, runId)).toMatchObject({ status: 'SUCCESS', attempts: 1 });
 
     // Deleting the task (through any node) deletes the run and its log in Redis.
-    const logKey = `${slotBase(prefix, slotOfTask(id, SLOTS))}:log:${runId}`;
+    const logKey = new RedisKeys(prefix).runLog(slotOfTask(id, SLOTS), runId);
     expect((await redis.cli('llen', logKey)).trim()).toBe('3');
     expect((await third.call('POST', '/xcron/deleteTask', { task_id: id })).body.code).toBe(0);
     expect((await runLog(other.base, runId)).body.code).toBe(1007);
     expect((await redis.cli('exists', logKey)).trim()).toBe('0');
-    expect((await redis.cli('exists', `${slotBase(prefix, slotOfTask(id, SLOTS))}:logm:${runId}`)).trim()).toBe('0');
+    expect((await redis.cli('exists', new RedisKeys(prefix).runLogTotals(slotOfTask(id, SLOTS), runId))).trim()).toBe('0');
   });
 
   it('a FAIL report through a non-owner: FAIL with the message, and the alert', async () => {

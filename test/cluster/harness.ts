@@ -4,7 +4,8 @@
  * owner would, and can hand the slots to "another node" to make the old tokens stale.
  */
 import { pino } from 'pino';
-import { connectRedis, createRedisClient, evalScript, RedisTaskStore, script, slotBase, type RedisClient } from '../../src/store/redis.js';
+import { connectRedis, createRedisClient, evalScript, RedisKeys, script, type RedisClient } from '../../src/redis/index.js';
+import { RedisTaskStore } from '../../src/store/redis.js';
 import type { StoreHarness } from '../component/store-contract.js';
 
 export const silentLog = pino({ level: 'silent' });
@@ -24,7 +25,7 @@ export async function acquireAll(client: RedisClient, prefix: string, slots: num
   const out = new Map<number, number>();
   await Promise.all(
     Array.from({ length: slots }, async (_, s) => {
-      const [ok, epoch] = (await evalScript(client, script('acquire'), [slotBase(prefix, s)], [node, leaseMs])) as [number, number | string];
+      const [ok, epoch] = (await evalScript(client, script('acquire'), [new RedisKeys(prefix).slot(s)], [node, leaseMs])) as [number, number | string];
       if (ok !== 1) throw new Error(`slot ${s} is held: ${String(epoch)}`);
       out.set(s, Number(epoch));
     }),
@@ -34,7 +35,7 @@ export async function acquireAll(client: RedisClient, prefix: string, slots: num
 
 /** Drops every slot's lease (as if it expired). */
 export async function dropLeases(client: RedisClient, prefix: string, slots: number): Promise<void> {
-  await Promise.all(Array.from({ length: slots }, (_, s) => client.del(`${slotBase(prefix, s)}:lease`)));
+  await Promise.all(Array.from({ length: slots }, (_, s) => client.del(new RedisKeys(prefix).lease(s))));
 }
 
 /** The store-contract harness over a Redis (single server or cluster). */

@@ -6,7 +6,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterNotifier, type ChangeTarget, type OwnerView } from '../../src/cluster/notify.js';
-import { RedisTaskStore, type RedisClient } from '../../src/store/redis.js';
+import type { RedisClient } from '../../src/redis/index.js';
+import { RedisTaskStore } from '../../src/store/redis.js';
 import type { Task } from '../../src/task/index.js';
 import { makeTask } from '../component/fixtures.js';
 import { RedisServer, stopAllRedis } from '../helpers/redis.js';

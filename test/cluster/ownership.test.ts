@@ -6,7 +6,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { preferredOwner, RedisOwnership } from '../../src/cluster/redis.js';
 import { ConfigError } from '../../src/errors.js';
-import { evalScript, RedisTaskStore, script, slotBase, type RedisClient } from '../../src/store/redis.js';
+import { evalScript, RedisKeys, script, type RedisClient } from '../../src/redis/index.js';
+import { RedisTaskStore } from '../../src/store/redis.js';
 import { fireId } from '../../src/task/index.js';
 import { T0, makeTask } from '../component/fixtures.js';
 import { RedisServer, stopAllRedis } from '../helpers/redis.js';
@@ -170,8 +171,8 @@ describe('RedisOwnership', () => {
       await store.create(t);
       const stale = a.o.tokenFor(t.slot)!;
       // another node takes the slot behind a's back (a's lease "expired"; a long lease keeps a from noticing by itself)
-      await storeClient.del(`{${prefix}:${t.slot}}:lease`);
-      const [ok, fresh] = (await evalScript(storeClient, script('acquire'), [slotBase(prefix, t.slot)], ['b', 60_000])) as [number, number];
+      await storeClient.del(new RedisKeys(prefix).lease(t.slot));
+      const [ok, fresh] = (await evalScript(storeClient, script('acquire'), [new RedisKeys(prefix).slot(t.slot)], ['b', 60_000])) as [number, number];
       expect(ok).toBe(1);
       expect(fresh).toBeGreaterThan(stale);
       const req = { slot: t.slot, token: stale, task_id: t.id, expected: t.next_fire_time!, next: t.next_fire_time! + 60_000, now: T0, run: { run_id: fireId(t.id, t.next_fire_time!), node: 'a', status: 'PENDING' as const, error: null } };

@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { slotOf } from '../../src/cluster/ownership.js';
+import { slotOf } from '../../src/task/index.js';
 import { freePort } from '../helpers/redis.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -24,7 +24,7 @@ const LAUNCHER = join(REPO_ROOT, 'xcron_server');
 
 export function ensureBuilt(): void {
   if (process.env.XCRON_TEST_MAIN) return;
-  if (existsSync(join(REPO_ROOT, 'dist/src/main.js')) && existsSync(join(REPO_ROOT, 'dist/src/store/lua/commitFires-1.lua')) && existsSync(LAUNCHER)) return;
+  if (existsSync(join(REPO_ROOT, 'dist/src/main.js')) && existsSync(join(REPO_ROOT, 'dist/src/redis/lua/commitFires-1.lua')) && existsSync(LAUNCHER)) return;
   execFileSync('bash', ['build.sh'], { cwd: REPO_ROOT, stdio: 'inherit', timeout: 600_000 });
 }
 

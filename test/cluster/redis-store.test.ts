@@ -34,7 +34,8 @@ describe('Redis Cluster (3 masters)', () => {
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/errors.js';
-import { RedisTaskStore, evalScript, script, slotBase } from '../../src/store/redis.js';
+import { evalScript, RedisKeys, script } from '../../src/redis/index.js';
+import { RedisTaskStore } from '../../src/store/redis.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import type { FireRequest, TaskStore } from '../../src/store/types.js';
 import { fireId, type Task } from '../../src/task/index.js';
@@ -357,7 +358,7 @@ describe('RedisTaskStore specifics', () => {
       for (const t of tasks) {
         const own = keys.filter((k) => new RegExp(`:${t.id}(:|$)`).test(k));
         expect(own.length).toBeGreaterThanOrEqual(3); // task hash, run hash, history
-        for (const k of own) expect(k.startsWith(slotBase(prefix, t.slot)), k).toBe(true);
+        for (const k of own) expect(k.startsWith(new RedisKeys(prefix).slot(t.slot)), k).toBe(true);
       }
     } finally {
       await store.close();
@@ -374,12 +375,12 @@ describe('RedisTaskStore specifics', () => {
       const tokens = await acquireAll(client, prefix, 4, 'n1', 200);
       const req: FireRequest = { slot: t.slot, token: tokens.get(t.slot)!, task_id: t.id, expected: t.next_fire_time!, next: t.next_fire_time! + MIN, now: T0, run: { run_id: fireId(t.id, t.next_fire_time!), node: 'n1', status: 'PENDING', error: null } };
       // the lease runs out (PX 200): wait until Redis has dropped it
-      for (let i = 0; i < 100 && (await client.exists(`${slotBase(prefix, t.slot)}:lease`)) === 1; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(await client.get(`${slotBase(prefix, t.slot)}:epoch`)).toBe(String(req.token));
+      for (let i = 0; i < 100 && (await client.exists(new RedisKeys(prefix).lease(t.slot))) === 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await client.get(new RedisKeys(prefix).epoch(t.slot))).toBe(String(req.token));
       expect(await store.commitFires([req])).toEqual(['fenced']);
       expect((await store.get(t.id))!.run_count).toBe(0);
       // the same node takes it again: a new epoch; the old token stays fenced, the new one commits
-      const [ok, epoch] = (await evalScript(client, script('acquire'), [slotBase(prefix, t.slot)], ['n1', 60_000])) as [number, number];
+      const [ok, epoch] = (await evalScript(client, script('acquire'), [new RedisKeys(prefix).slot(t.slot)], ['n1', 60_000])) as [number, number];
       expect(ok).toBe(1);
       expect(epoch).toBeGreaterThan(req.token);
       expect(await store.commitFires([req])).toEqual(['fenced']);
@@ -396,7 +397,8 @@ describe('RedisTaskStore specifics', () => {
     try {
       const t = makeTask({ id: 'rollback-task', slots: 4 });
       await store.create(t);
-      const base = slotBase(prefix, t.slot);
+      const keys = new RedisKeys(prefix);
+      const base = keys.slot(t.slot);
       const take = async (node: string): Promise<number> => {
         const [ok, epoch] = (await evalScript(client, script('acquire'), [base], [node, 60_000])) as [number, number];
         expect(ok).toBe(1);
@@ -406,21 +408,21 @@ describe('RedisTaskStore specifics', () => {
       const first = await take('n1');
       // Floored at Redis's clock (ms), and strictly increasing on back-to-back takes in the same ms.
       expect(first).toBeGreaterThanOrEqual(Number(sec) * 1000);
-      await client.del(`${base}:lease`);
+      await client.del(keys.lease(t.slot));
       const second = await take('n1');
       expect(second).toBeGreaterThan(first);
-      await client.del(`${base}:lease`);
-      await client.set(`${base}:epoch`, String(second + 1_000_000_000));
+      await client.del(keys.lease(t.slot));
+      await client.set(keys.epoch(t.slot), String(second + 1_000_000_000));
       expect(await take('n1')).toBe(second + 1_000_000_001);
 
       // n1 holds token A. A failover to a replica that never saw n1's take: the epoch is back to
       // what it was before, and the lease is gone. n2 takes the slot on the new primary.
-      await client.del(`${base}:lease`);
-      await client.set(`${base}:epoch`, '7');
+      await client.del(keys.lease(t.slot));
+      await client.set(keys.epoch(t.slot), '7');
       const a = await take('n1');
       await new Promise((r) => setTimeout(r, 5));
-      await client.set(`${base}:epoch`, '7');
-      await client.del(`${base}:lease`);
+      await client.set(keys.epoch(t.slot), '7');
+      await client.del(keys.lease(t.slot));
       const b = await take('n2');
       // With INCR both takes would have got 8: n1's commit would pass the fence as n2's owner.
       expect(b).not.toBe(a);

@@ -1,8 +1,8 @@
-/** The [cluster] redis_url forms: one Redis, Redis Cluster seeds, Sentinel (src/store/redis.ts parseRedisUrl). */
+/** The [cluster] redis_url forms: one Redis, Redis Cluster seeds, Sentinel (src/redis/url.ts parseRedisUrl). */
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { validateConfig } from '../../src/config/index.js';
-import { createRedisClient, parseRedisUrl } from '../../src/store/redis.js';
+import { createRedisClient, parseRedisUrl } from '../../src/redis/index.js';
 import { createLogger } from '../../src/log.js';
 
 function refused(fn: () => unknown): string {
