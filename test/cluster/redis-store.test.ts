@@ -365,6 +365,32 @@ describe('RedisTaskStore specifics', () => {
     }
   });
 
+  it('RedisKeys names the keys the scripts and the store write (task, run, run log, lease, epoch, idempotency claim, shared secret)', async () => {
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('keys');
+    const keys = new RedisKeys(prefix);
+    const store = new RedisTaskStore({ client, prefix, slots: 8, log: silentLog });
+    try {
+      const tokens = await acquireAll(client, prefix, 8, 'keys-node');
+      const t = makeTask({ id: 'keyed', slots: 8, body: { idempotency_key: 'keyed-1' } });
+      await store.create(t);
+      const runId = fireId(t.id, t.next_fire_time!);
+      await store.commitFires([{ slot: t.slot, token: tokens.get(t.slot)!, task_id: t.id, expected: t.next_fire_time!, next: t.next_fire_time! + MIN, now: T0, run: { run_id: runId, node: 'n', status: 'PENDING', error: null } }]);
+      await store.appendRunLog(runId, ['one'], T0, { maxLines: 10, maxBytes: 1000 });
+      const secret = await store.sharedSecret('keys-test');
+      expect(await client.hget(keys.task(t.slot, t.id), 'id')).toBe(t.id);
+      expect(await client.hget(keys.run(t.slot, runId), 'task_id')).toBe(t.id);
+      expect(await client.lrange(keys.runLog(t.slot, runId), 0, -1)).toEqual([`${T0}|one`]);
+      expect(await client.exists(keys.runLogTotals(t.slot, runId))).toBe(1);
+      expect(await client.get(keys.lease(t.slot))).toBe(`${tokens.get(t.slot)}|keys-node`);
+      expect(await client.get(keys.epoch(t.slot))).toBe(String(tokens.get(t.slot)));
+      expect(await client.get(keys.idempotency('keyed-1'))).toBe(t.id);
+      expect(await client.get(keys.secret('keys-test'))).toBe(secret);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('fences a commit whose lease expired even though no other node took the slot (epoch unchanged)', async () => {
     const client = await connect(single.url);
     const prefix = uniquePrefix('lease');
