@@ -4,7 +4,7 @@
  * (src/redis/lua/<name>-<key count>.lua) on one slot, so the same code runs on a single Redis and
  * on Redis Cluster. Operations over many slots group their batch by slot or merge per-slot reads
  * (redis-slots.ts); tasks and runs are hashes (redis-codec.ts); the connection's use (unavailable
- * errors, WAIT for replicas, closing) is in redis-conn.ts.
+ * errors, WAIT for replicas, closing) is in redis-conn.ts; idempotency keys in redis-idempotency.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -13,6 +13,7 @@ import { isUnavailable, toStoreError, type RedisClient } from '../redis/connecti
 import { slotOf, type Run, type RunStatus, type Task } from '../task/index.js';
 import { changeFields, cursorArgs, decodeRun, decodeTask, opt, optText, packed, runUpdateArgs, taskFields, timedPage } from './redis-codec.js';
 import { StoreConnection, type StoreConnectionOptions } from './redis-conn.js';
+import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
 import { eachSlot, groupBy, mergeSlots } from './redis-slots.js';
 import type {
   ClaimRequest,
@@ -78,15 +79,10 @@ export class RedisTaskStore implements TaskStore {
   private replicated<T>(fn: () => Promise<T>): Promise<T> {
     return this.conn.replicated(fn);
   }
-  /** Releases an idempotency key if `id` still holds it. */
-  private releaseIdempotencyKey(key: string, id: string): Promise<unknown> {
-    return this.conn.runOn('delIfEq', this.keys.idempotency(key), [id]);
-  }
-
   create(task: Task): Promise<CreateResult> {
     return this.replicated(async () => {
       if (task.idempotency_key !== null) {
-        const existing = await this.claimIdempotencyKey(task.idempotency_key, task.id);
+        const existing = await claimIdempotencyKey(this.conn, task.idempotency_key, task.id, (holder) => this.get(holder));
         if (existing) return { task: existing, created: false };
       }
       try {
@@ -94,34 +90,12 @@ export class RedisTaskStore implements TaskStore {
         if (res !== 1) throw new Error(`task id ${task.id} already exists`);
       } catch (e) {
         if (task.idempotency_key !== null) {
-          await this.releaseIdempotencyKey(task.idempotency_key, task.id).catch(() => undefined);
+          await releaseIdempotencyKey(this.conn, task.idempotency_key, task.id).catch(() => undefined);
         }
         throw e;
       }
       return { task, created: true };
     });
-  }
-
-  /**
-   * Claims an idempotency key for `id` (SET NX, its own key: it lives outside the task's slot).
-   * Returns the task already holding it, or null when the claim is ours. A claim pointing at no
-   * task is a create in progress (waited for briefly) or one that failed half-way (taken over).
-   */
-  private async claimIdempotencyKey(key: string, id: string): Promise<Task | null> {
-    const k = this.keys.idempotency(key);
-    for (let attempt = 0; attempt < 20; attempt++) {
-      if ((await this.client.set(k, id, 'NX')) === 'OK') return null;
-      const holder = await this.client.get(k);
-      if (holder === null) continue;
-      const t = await this.get(holder);
-      if (t) return t;
-      if (attempt < 3) {
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      if ((await this.conn.runOn('setIfEq', k, [holder, id])) === 1) return null;
-    }
-    throw new StoreUnavailableError(`could not claim idempotency key ${JSON.stringify(key)}`);
   }
 
   get(id: string): Promise<Task | null> {
@@ -137,7 +111,7 @@ export class RedisTaskStore implements TaskStore {
       if (flat.length === 0) return null;
       const task = decodeTask(flat);
       if (task.idempotency_key !== null) {
-        await this.releaseIdempotencyKey(task.idempotency_key, id).catch((err: unknown) =>
+        await releaseIdempotencyKey(this.conn, task.idempotency_key, id).catch((err: unknown) =>
           this.log.warn({ err, task_id: id }, 'could not release the idempotency key of a deleted task'),
         );
       }
@@ -365,7 +339,7 @@ export class RedisTaskStore implements TaskStore {
             total++;
             const id = r[i] as string;
             const key = r[i + 1] as string;
-            if (key !== '') await this.releaseIdempotencyKey(key, id);
+            if (key !== '') await releaseIdempotencyKey(this.conn, key, id);
           }
         }
       });
