@@ -272,14 +272,8 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async pruneRuns(olderThan: number, maxPerTask: number): Promise<number> {
-    let total = 0;
     // 1. Finished runs older than the cutoff, a bounded batch per transaction.
-    for (;;) {
-      const n = await this.guard(() => this.st.pruneOld.run(olderThan).changes);
-      total += n;
-      if (n < PRUNE_BATCH) break;
-      await yieldToLoop();
-    }
+    let total = await this.inBatches(() => this.st.pruneOld.run(olderThan).changes);
     if (maxPerTask <= 0) return total;
     // 2. Beyond the newest maxPerTask of each task: 200 tasks per transaction, via the task index.
     let after = '';
@@ -293,15 +287,19 @@ export class SqliteTaskStore implements TaskStore {
     return total;
   }
 
-  async purgeCompleted(olderThan: number): Promise<number> {
+  purgeCompleted(olderThan: number): Promise<number> {
+    return this.inBatches(() => this.tx.purgeCompleted(olderThan));
+  }
+
+  /** Runs `batch` (one transaction deleting at most PRUNE_BATCH rows) until a batch falls short, yielding between batches. */
+  private async inBatches(batch: () => number): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.guard(() => this.tx.purgeCompleted(olderThan));
+      const n = await this.guard(batch);
       total += n;
-      if (n < PRUNE_BATCH) break;
+      if (n < PRUNE_BATCH) return total;
       await yieldToLoop();
     }
-    return total;
   }
 
   reportRun(req: ReportRequest): Promise<ReportResult> {
