@@ -79,6 +79,7 @@ export class RedisTaskStore implements TaskStore {
   private replicated<T>(fn: () => Promise<T>): Promise<T> {
     return this.conn.replicated(fn);
   }
+
   create(task: Task): Promise<CreateResult> {
     return this.replicated(async () => {
       if (task.idempotency_key !== null) {
