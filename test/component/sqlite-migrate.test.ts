@@ -6,6 +6,7 @@
  */
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrate, MIGRATIONS, SCHEMA_VERSION, schemaVersion, type Migration } from '../../src/store/sqlite-schema.js';
@@ -14,7 +15,7 @@ import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import { fireId } from '../../src/task/index.js';
 import { makeTask, tempDir } from './fixtures.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'sqlite-schema-v1.db');
+const FIXTURE = fileURLToPath(new URL('../fixtures/sqlite-schema-v1.db', import.meta.url));
 
 /** Tables, indexes and triggers by name, and each table's columns: the shape, not the SQL text. */
 function shapeOf(file: string): Record<string, string[]> {
