@@ -43,6 +43,9 @@ rm -rf dist
 npx tsc -p tsconfig.json
 # The dashboard's browser code: its own tsconfig (DOM lib), into dist/src/ui/client/.
 npx tsc -p src/ui/client/tsconfig.json
+# The client package (@xcron/client, publishable on its own): into clients/typescript/dist/.
+rm -rf clients/typescript/dist
+npx tsc -p clients/typescript/tsconfig.json
 # The Lua scripts (src/redis/lua) are read at run time from next to the compiled loader.
 mkdir -p dist/src/redis/lua
 cp src/redis/lua/*.lua dist/src/redis/lua/

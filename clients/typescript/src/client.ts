@@ -1,0 +1,402 @@
+/**
+ * The xcron HTTP API client: one method per endpoint, typed requests and answers, typed errors,
+ * retries on 503 with backoff (honouring Retry-After), and async iterators over paged listings.
+ * Uses the global `fetch` of Node 20 (control-plane traffic only; callbacks go the other way).
+ */
+import { XcronApiError, XcronTransportError, apiErrorOf } from './errors.js';
+import type {
+  AppendRunLogRequest,
+  AppendRunLogResult,
+  ClusterInfo,
+  CreateTaskRequest,
+  CreateTaskResult,
+  Envelope,
+  Health,
+  ListTasksQuery,
+  PauseTaskResult,
+  Readiness,
+  ReportRunRequest,
+  ReportRunResult,
+  ResumeTaskResult,
+  RunLogLine,
+  RunLogPage,
+  RunLogQuery,
+  RunPage,
+  RunView,
+  Stats,
+  TaskDetail,
+  TaskPage,
+  TaskRunsQuery,
+  TaskView,
+  TriggerTaskResult,
+  UpdateTaskRequest,
+  UpdateTaskResult,
+} from './types.js';
+
+/** How failed requests are retried. */
+export interface RetryOptions {
+  /** Retries after the first request (default 3; 0 = never retry). */
+  retries?: number;
+  /** First backoff delay (default 200 ms); doubles with each retry, with full jitter. */
+  baseDelayMs?: number;
+  /** Cap of one backoff delay (default 5000 ms). */
+  maxDelayMs?: number;
+  /**
+   * A Retry-After longer than this is not waited for: the error is thrown at once (default 60000).
+   * A shorter one is the least delay before the retry.
+   */
+  maxRetryAfterMs?: number;
+  /** HTTP statuses that are retried (default [503]; add 429 to wait out rate limits). */
+  statuses?: readonly number[];
+  /**
+   * Also retry connection errors and timeouts of GET requests, which change nothing (default
+   * true). POSTs are never retried on those: the server may have applied them.
+   */
+  networkErrorsOnGet?: boolean;
+  /** Called before each retry's wait, with what failed and how long the wait is. */
+  onRetry?: (info: RetryInfo) => void;
+}
+
+export interface RetryInfo {
+  method: string;
+  path: string;
+  /** The attempt that failed (1-based). */
+  attempt: number;
+  delayMs: number;
+  /** The Retry-After of the answer, in ms, when it had one. */
+  retryAfterMs: number | null;
+  error: XcronApiError | XcronTransportError;
+}
+
+export interface ClientOptions {
+  /** Base URL of any node (or the load balancer), e.g. `http://127.0.0.1:8000`. */
+  baseUrl: string;
+  /** An API token, sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Extra headers on every request. */
+  headers?: Record<string, string>;
+  /** Timeout of one request (default 30000 ms). */
+  timeoutMs?: number;
+  retry?: RetryOptions;
+  /** A fetch implementation (default: the global fetch). */
+  fetch?: typeof fetch;
+  /** Jitter source in [0, 1) (default Math.random). */
+  random?: () => number;
+}
+
+/** Per-call options, the last argument of every method. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Sent as X-Request-Id (1-128 of `A-Za-z0-9._:@/+=-`); the server echoes it and logs it. */
+  requestId?: string;
+  /** Overrides the client's request timeout. */
+  timeoutMs?: number;
+  /** Overrides the client's retry count for this call. */
+  retries?: number;
+}
+
+export type HttpMethod = 'GET' | 'POST';
+
+export interface RequestSpec {
+  /** Query parameters; undefined and null values are left out. */
+  query?: Record<string, string | number | boolean | null | undefined>;
+  /** Sent as JSON. */
+  body?: unknown;
+}
+
+/** What a successful call answered: the envelope's data plus its request id and message. */
+export interface ApiResult<T> {
+  data: T;
+  message: string;
+  requestId: string;
+  httpStatus: number;
+}
+
+const sleep = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** Retry-After in ms (delta seconds or an HTTP date), or null. */
+export function parseRetryAfter(v: string | null, now = Date.now()): number | null {
+  if (v === null || v.trim() === '') return null;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+function isEnvelope(v: unknown): v is Envelope<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { code?: unknown }).code === 'number' && typeof (v as { message?: unknown }).message === 'string';
+}
+
+export class XcronClient {
+  readonly baseUrl: string;
+  private readonly o: ClientOptions;
+  private readonly fetchFn: typeof fetch;
+  private readonly retry: Required<Omit<RetryOptions, 'onRetry'>> & Pick<RetryOptions, 'onRetry'>;
+
+  constructor(options: ClientOptions) {
+    if (!/^https?:\/\//i.test(options.baseUrl)) throw new TypeError(`baseUrl must be an absolute http(s) URL, got ${JSON.stringify(options.baseUrl)}`);
+    this.o = options;
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetchFn = options.fetch ?? globalThis.fetch;
+    const { retries = 3, baseDelayMs = 200, maxDelayMs = 5000, maxRetryAfterMs = 60_000, statuses = [503], networkErrorsOnGet = true, onRetry } = options.retry ?? {};
+    this.retry = { retries, baseDelayMs, maxDelayMs, maxRetryAfterMs, statuses, networkErrorsOnGet, onRetry };
+  }
+
+  // ---- tasks -------------------------------------------------------------------------------
+
+  /** POST /xcron/createTask. Give `idempotency_key` to make a retried create safe. */
+  async createTask(req: CreateTaskRequest, opts?: CallOptions): Promise<CreateTaskResult> {
+    return (await this.call<CreateTaskResult>('POST', '/xcron/createTask', { body: req }, opts)).data;
+  }
+
+  /** POST /xcron/deleteTask. Unknown id: XcronNotFoundError (1007). */
+  async deleteTask(taskId: string, opts?: CallOptions): Promise<void> {
+    await this.call<null>('POST', '/xcron/deleteTask', { body: { task_id: taskId } }, opts);
+  }
+
+  /** GET /xcron/queryTask: the task with its run figures. Unknown id: XcronNotFoundError (1007). */
+  async queryTask(taskId: string, opts?: CallOptions): Promise<TaskDetail> {
+    return (await this.call<TaskDetail>('GET', '/xcron/queryTask', { query: { task_id: taskId } }, opts)).data;
+  }
+
+  /** POST /xcron/updateTask: changes only the fields given; the next fire is recomputed when the schedule changes. */
+  async updateTask(req: UpdateTaskRequest, opts?: CallOptions): Promise<UpdateTaskResult> {
+    return (await this.call<UpdateTaskResult>('POST', '/xcron/updateTask', { body: req }, opts)).data;
+  }
+
+  /** POST /xcron/pauseTask (idempotent). */
+  async pauseTask(taskId: string, opts?: CallOptions): Promise<PauseTaskResult> {
+    return (await this.call<PauseTaskResult>('POST', '/xcron/pauseTask', { body: { task_id: taskId } }, opts)).data;
+  }
+
+  /** POST /xcron/resumeTask: periodic tasks continue from now; a one-shot keeps its time. */
+  async resumeTask(taskId: string, opts?: CallOptions): Promise<ResumeTaskResult> {
+    return (await this.call<ResumeTaskResult>('POST', '/xcron/resumeTask', { body: { task_id: taskId } }, opts)).data;
+  }
+
+  /** POST /xcron/triggerTask: one run now, outside the schedule (also when paused). */
+  async triggerTask(taskId: string, opts?: CallOptions): Promise<TriggerTaskResult> {
+    return (await this.call<TriggerTaskResult>('POST', '/xcron/triggerTask', { body: { task_id: taskId } }, opts)).data;
+  }
+
+  /** GET /xcron/listTasks: one page, ordered by task id. */
+  async listTasks(query: ListTasksQuery = {}, opts?: CallOptions): Promise<TaskPage> {
+    return (await this.call<TaskPage>('GET', '/xcron/listTasks', { query: { state: query.state, name: query.name, limit: query.limit, cursor: query.cursor } }, opts)).data;
+  }
+
+  /** Every task matching `query`, page after page (`limit` is the page size). */
+  async *iterateTasks(query: Omit<ListTasksQuery, 'cursor'> = {}, opts?: CallOptions): AsyncGenerator<TaskView, void, undefined> {
+    for await (const page of this.taskPages(query, opts)) yield* page.tasks;
+  }
+
+  /** The pages of listTasks, following `next_cursor` until it is null. */
+  async *taskPages(query: ListTasksQuery = {}, opts?: CallOptions): AsyncGenerator<TaskPage, void, undefined> {
+    let cursor = query.cursor ?? null;
+    for (;;) {
+      const page = await this.listTasks({ ...query, cursor }, opts);
+      yield page;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** GET /xcron/taskRuns: one page of a task's run records, newest first. */
+  async taskRuns(taskId: string, query: TaskRunsQuery = {}, opts?: CallOptions): Promise<RunPage> {
+    return (await this.call<RunPage>('GET', '/xcron/taskRuns', { query: { task_id: taskId, limit: query.limit, cursor: query.cursor } }, opts)).data;
+  }
+
+  /** Every retained run of a task, newest first, page after page. */
+  async *iterateTaskRuns(taskId: string, query: Omit<TaskRunsQuery, 'cursor'> = {}, opts?: CallOptions): AsyncGenerator<RunView, void, undefined> {
+    for await (const page of this.runPages(taskId, query, opts)) yield* page.runs;
+  }
+
+  /** The pages of taskRuns, following `next_cursor` until it is null. */
+  async *runPages(taskId: string, query: TaskRunsQuery = {}, opts?: CallOptions): AsyncGenerator<RunPage, void, undefined> {
+    let cursor = query.cursor ?? null;
+    for (;;) {
+      const page = await this.taskRuns(taskId, { ...query, cursor }, opts);
+      yield page;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  // ---- service -----------------------------------------------------------------------------
+
+  /** GET /xcron/stats. */
+  async stats(opts?: CallOptions): Promise<Stats> {
+    return (await this.call<Stats>('GET', '/xcron/stats', {}, opts)).data;
+  }
+
+  /** GET /xcron/cluster: this node, live members, slot ownership. */
+  async cluster(opts?: CallOptions): Promise<ClusterInfo> {
+    return (await this.call<ClusterInfo>('GET', '/xcron/cluster', {}, opts)).data;
+  }
+
+  /** GET /healthz: liveness. */
+  async healthz(opts?: CallOptions): Promise<Health> {
+    return (await this.call<Health>('GET', '/healthz', {}, opts)).data;
+  }
+
+  /**
+   * GET /readyz: readiness. A node that is not ready answers 503, thrown as XcronUnavailableError
+   * (not retried unless `opts.retries` says so).
+   */
+  async readyz(opts?: CallOptions): Promise<Readiness> {
+    return (await this.call<Readiness>('GET', '/readyz', {}, { retries: 0, ...opts })).data;
+  }
+
+  /** GET /metrics: the Prometheus text. */
+  async metrics(opts?: CallOptions): Promise<string> {
+    const res = await this.send('GET', '/metrics', {}, opts ?? {});
+    if (res.response.status === 200) return res.text;
+    throw this.failure('GET', '/metrics', res.response, res.text, res.attempts);
+  }
+
+  // ---- async jobs (the worker side; authenticated by the run's report token) ------------------
+
+  /** POST /xcron/reportRun: closes an async run. Repeating the same outcome is safe (code 0). */
+  async reportRun(req: ReportRunRequest, opts?: CallOptions): Promise<ReportRunResult> {
+    return (await this.call<ReportRunResult>('POST', '/xcron/reportRun', { body: req }, opts)).data;
+  }
+
+  /** POST /xcron/appendRunLog: appends lines to a run's execution log. */
+  async appendRunLog(req: AppendRunLogRequest, opts?: CallOptions): Promise<AppendRunLogResult> {
+    return (await this.call<AppendRunLogResult>('POST', '/xcron/appendRunLog', { body: req }, opts)).data;
+  }
+
+  /** GET /xcron/runLog: lines after `since`, with the run's status. */
+  async runLog(runId: string, query: RunLogQuery = {}, opts?: CallOptions): Promise<RunLogPage> {
+    return (await this.call<RunLogPage>('GET', '/xcron/runLog', { query: { run_id: runId, since: query.since, limit: query.limit } }, opts)).data;
+  }
+
+  /**
+   * Tails a run's log: yields every line from `since` on, polling every `intervalMs` (default 1000)
+   * while the run is unfinished, and ends once the run is finished and every line is read.
+   */
+  async *followRunLog(runId: string, o: { since?: number; intervalMs?: number; limit?: number } = {}, opts: CallOptions = {}): AsyncGenerator<RunLogLine, void, undefined> {
+    let since = o.since ?? 0;
+    for (;;) {
+      const page = await this.runLog(runId, { since, ...(o.limit !== undefined ? { limit: o.limit } : {}) }, opts);
+      yield* page.lines;
+      since = page.next_since;
+      if (page.lines.length > 0) continue; // more may be waiting
+      if (page.finished) return;
+      await sleep(o.intervalMs ?? 1000, opts.signal);
+    }
+  }
+
+  // ---- the transport -------------------------------------------------------------------------
+
+  /**
+   * Calls any endpoint that answers the envelope and returns its data (with the request id). The
+   * typed methods above are built on it; it also reaches endpoints newer than this client.
+   */
+  async call<T>(method: HttpMethod, path: string, spec: RequestSpec = {}, opts: CallOptions = {}): Promise<ApiResult<T>> {
+    const { response, text, attempts } = await this.send(method, path, spec, opts);
+    const env = this.parseEnvelope(method, path, response, text, attempts);
+    if (env.code !== 0 || !response.ok) throw this.apiError(method, path, response, env, attempts);
+    return { data: env.data as T, message: env.message, requestId: env.uuid, httpStatus: response.status };
+  }
+
+  private async send(method: HttpMethod, path: string, spec: RequestSpec, opts: CallOptions): Promise<{ response: Response; text: string; attempts: number }> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: 'application/json', ...this.o.headers };
+    if (this.o.token) headers.authorization = `Bearer ${this.o.token}`;
+    if (opts.requestId) headers['x-request-id'] = opts.requestId;
+    let body: string | undefined;
+    if (spec.body !== undefined) {
+      body = JSON.stringify(spec.body);
+      headers['content-type'] = 'application/json';
+    }
+    const retries = opts.retries ?? this.retry.retries;
+    const timeoutMs = opts.timeoutMs ?? this.o.timeoutMs ?? 30_000;
+    for (let attempt = 1; ; attempt++) {
+      const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
+      let response: Response;
+      let text: string;
+      try {
+        response = await this.fetchFn(url, { method, headers, ...(body !== undefined ? { body } : {}), signal, redirect: 'manual' });
+        text = await response.text();
+      } catch (e) {
+        if (opts.signal?.aborted) throw new XcronTransportError(`${method} ${path}: aborted`, method, path, null, attempt, { cause: e });
+        const timedOut = (e as Error).name === 'TimeoutError';
+        const err = new XcronTransportError(
+          `${method} ${path}: ${timedOut ? `no answer within ${timeoutMs} ms` : `request failed: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`}`,
+          method,
+          path,
+          null,
+          attempt,
+          { cause: e },
+        );
+        if (attempt > retries || method !== 'GET' || !this.retry.networkErrorsOnGet) throw err;
+        await this.backoff(method, path, attempt, null, err, opts.signal);
+        continue;
+      }
+      if (attempt <= retries && this.retry.statuses.includes(response.status)) {
+        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+        if (retryAfterMs === null || retryAfterMs <= this.retry.maxRetryAfterMs) {
+          const err = this.failure(method, path, response, text, attempt);
+          await this.backoff(method, path, attempt, retryAfterMs, err, opts.signal);
+          continue;
+        }
+      }
+      return { response, text, attempts: attempt };
+    }
+  }
+
+  private async backoff(method: string, path: string, attempt: number, retryAfterMs: number | null, error: XcronApiError | XcronTransportError, signal: AbortSignal | undefined): Promise<void> {
+    const cap = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    const jittered = Math.floor((this.o.random ?? Math.random)() * cap);
+    const delayMs = Math.max(jittered, retryAfterMs ?? 0);
+    this.retry.onRetry?.({ method, path, attempt, delayMs, retryAfterMs, error });
+    await sleep(delayMs, signal);
+  }
+
+  private parseEnvelope(method: string, path: string, response: Response, text: string, attempts: number): Envelope<unknown> {
+    let v: unknown;
+    try {
+      v = JSON.parse(text) as unknown;
+    } catch {
+      v = undefined;
+    }
+    if (!isEnvelope(v)) {
+      throw new XcronTransportError(`${method} ${path}: HTTP ${response.status} without the xcron envelope: ${JSON.stringify(text.slice(0, 200))}`, method, path, response.status, attempts);
+    }
+    return v;
+  }
+
+  private apiError(method: string, path: string, response: Response, env: Envelope<unknown>, attempts: number): XcronApiError {
+    return apiErrorOf({
+      code: env.code,
+      httpStatus: response.status,
+      message: env.message,
+      requestId: env.uuid || response.headers.get('x-request-id'),
+      method,
+      path,
+      attempts,
+      retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+    });
+  }
+
+  /** The error of a failed answer: typed when it is the envelope, a transport error otherwise. */
+  private failure(method: string, path: string, response: Response, text: string, attempts: number): XcronApiError | XcronTransportError {
+    try {
+      return this.apiError(method, path, response, this.parseEnvelope(method, path, response, text, attempts), attempts);
+    } catch (e) {
+      return e as XcronTransportError;
+    }
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * @xcron/client: a typed client for the xcron HTTP API, and the receiver side (signature
+ * verification, fire-id dedupe, a node:http handler). The hono middleware is `@xcron/client/hono`.
+ */
+export * from './client.js';
+export * from './errors.js';
+export type * from './types.js';
+export * from './receiver.js';
