@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryDedupeStore, XcronClient, signPayload, verifySignature, xcronNodeHandler, type ReceiverOptions, type XcronDelivery } from '../../clients/typescript/src/index.js';
+import { MemoryDedupeStore, XcronClient, signPayload, verifySignature, xcronNodeHandler, xcronNodeMiddleware, type ReceiverOptions, type XcronDelivery } from '../../clients/typescript/src/index.js';
 import { xcronDelivery, xcronHono } from '../../clients/typescript/src/hono.js';
 import { XcronServer, cleanupTempDirs, stopAllServers, takeStarted } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -154,6 +154,38 @@ describe('node:http receiver (xcronNodeHandler) with real signed callbacks', () 
     expect(third.status).toBe(200);
     expect(await third.json()).toMatchObject({ duplicate: true });
     expect(calls).toEqual(['t1:1000']);
+  });
+
+  it('xcronNodeMiddleware (connect style): next() sees req.xcron; a 500 answer lets the same fire through again, a 200 answer dedupes it', async () => {
+    const mw = xcronNodeMiddleware({ secrets: [S1] });
+    const handled: { fireId: string; attempt: number }[] = [];
+    let failNext = true;
+    const srv = createServer((req, res) =>
+      mw(req, res, (err?: unknown) => {
+        if (err) return void res.writeHead(500).end();
+        const d = (req as typeof req & { xcron?: XcronDelivery }).xcron!;
+        handled.push({ fireId: d.fireId, attempt: d.attempt });
+        const status = failNext ? 500 : 200;
+        failNext = false;
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ handled: d.fireId }));
+      }),
+    );
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise<void>((r) => { srv.close(() => r()); srv.closeAllConnections(); }));
+    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/`;
+    const body = '{"y":2}';
+    const send = (attempt: number, signature = signPayload([S1], body)) =>
+      fetch(url, { method: 'POST', body, headers: { 'x-xcron-task-id': 't2', 'x-xcron-fire-id': 't2:2000', 'x-xcron-attempt': String(attempt), 'x-xcron-signature': signature } });
+    expect((await send(1)).status).toBe(500);
+    expect((await send(2)).status).toBe(200);
+    const again = await send(3);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ duplicate: true });
+    expect((await send(4, signPayload([WRONG], body))).status).toBe(401);
+    expect(handled).toEqual([
+      { fireId: 't2:2000', attempt: 1 },
+      { fireId: 't2:2000', attempt: 2 },
+    ]);
   });
 
   it('MemoryDedupeStore forgets a done fire id after its TTL', () => {

@@ -334,7 +334,12 @@ export function xcronNodeMiddleware(options: ReceiverOptions): (req: IncomingMes
       const checked = await checkDelivery(r, (n) => headerOf(req, n), raw);
       if (!checked.ok) return send(res, checked.reject.status, checked.reject.body, checked.reject.headers);
       req.xcron = checked.delivery;
-      res.once('close', () => void settle(r, checked.delivery.fireId, res.writableFinished ? res.statusCode : 500));
+      // 'finish' comes before the client can see the answer, so a retry never meets a stale claim
+      const fireId = checked.delivery.fireId;
+      res.once('finish', () => void settle(r, fireId, res.statusCode));
+      res.once('close', () => {
+        if (!res.writableFinished) void settle(r, fireId, 500); // the connection died before the answer
+      });
       next();
     })().catch(next);
   };
