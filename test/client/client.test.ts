@@ -17,6 +17,7 @@ import {
   XcronTransportError,
   XcronUnavailableError,
   XcronValidationError,
+  parseRetryAfter,
   type RetryInfo,
   type TaskView,
 } from '../../clients/typescript/src/index.js';
@@ -290,6 +291,16 @@ describe('retries on 503', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1000); // the Retry-After was waited out
     expect((await client.queryTask(task_id)).task_id).toBe(task_id);
     await client.deleteTask(task_id);
+  });
+
+  it('parseRetryAfter reads delta seconds and HTTP dates', () => {
+    const now = Date.UTC(2030, 0, 1, 0, 0, 0);
+    expect(parseRetryAfter('3', now)).toBe(3000);
+    expect(parseRetryAfter(' 0 ', now)).toBe(0);
+    expect(parseRetryAfter(new Date(now + 7000).toUTCString(), now)).toBe(7000);
+    expect(parseRetryAfter(new Date(now - 7000).toUTCString(), now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeNull();
+    expect(parseRetryAfter(null, now)).toBeNull();
   });
 
   it('retries exhausted: XcronUnavailableError with code 1016 and the number of attempts', async () => {
