@@ -20,6 +20,7 @@ import { createLogger } from './log.js';
 import { runTransfer } from './transfer.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler/index.js';
+import { TaskService, type Notifier } from './service/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
 import { retentionRound } from './store/retention.js';
 import { SqliteTaskStore } from './store/sqlite.js';
@@ -165,11 +166,29 @@ export async function main(): Promise<void> {
   // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
   // every node of a cluster), so any node can verify a worker's report.
   const reportSecret = cfg.callback.report_secret !== '' ? cfg.callback.report_secret : await store.sharedSecret('report');
+  // Task changes reach the slot's owner: in a cluster through the notifier, standalone straight to
+  // the scheduler (built next; these run only once requests or runs arrive).
+  const notifier: Notifier = cluster
+    ? cluster.notifier
+    : {
+        beforeChange: (id) => scheduler.cancelAhead(id),
+        taskChanged: (t) => scheduler.taskChanged(t),
+        taskRemoved: (id) => scheduler.taskRemoved(id),
+        runQueued: (runId) => void scheduler.deliverRun(runId),
+      };
+  const limits = {
+    requestBodyLimit: cfg.request_body_limit,
+    callbackBodyLimit: cfg.callback.body_limit,
+    defaultTimezone: cfg.default_timezone,
+    pastGraceMs: 1000,
+  };
+  // The task operations, shared by the API and the scheduler's follow-ups (children, auto-pause).
+  const service = new TaskService({ store, notifier, clock, slots: cfg.cluster.slots, limits, nodeId: cfg.node_id });
   const scheduler = new Scheduler({
     reportSecret,
     defaultAsyncTimeoutMs: cfg.delivery.async_timeout_ms,
     store: cluster ? cluster.schedulerStore : store,
-    onRunQueued: cluster ? (runId, slot) => cluster.notifier.runQueued(runId, slot) : undefined,
+    taskOps: service,
     ownership,
     delivery,
     clock,
@@ -209,14 +228,8 @@ export async function main(): Promise<void> {
   });
   const app = createApp({
     store,
-    notifier: cluster
-      ? cluster.notifier
-      : {
-          beforeChange: (id) => scheduler.cancelAhead(id),
-          taskChanged: (t) => scheduler.taskChanged(t),
-          taskRemoved: (id) => scheduler.taskRemoved(id),
-          runQueued: (runId) => void scheduler.deliverRun(runId),
-        },
+    notifier,
+    service,
     viewTask: (t) => scheduler.viewOf(t),
     isReady: cluster ? () => cluster.ready() : undefined,
     nodeId: cfg.node_id,
@@ -231,12 +244,7 @@ export async function main(): Promise<void> {
     clock,
     log: log.child({ module: 'api' }),
     slots: cfg.cluster.slots,
-    limits: {
-      requestBodyLimit: cfg.request_body_limit,
-      callbackBodyLimit: cfg.callback.body_limit,
-      defaultTimezone: cfg.default_timezone,
-      pastGraceMs: 1000,
-    },
+    limits,
     version: VERSION,
     metrics,
     auth,

@@ -14,13 +14,15 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import { SystemClock } from './clock/index.js';
 import type { Config } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { connectRedis, createRedisClient } from './redis/connection.js';
 import { RedisTaskStore } from './store/redis.js';
+import { TaskService, type Notifier } from './service/index.js';
 import { SqliteTaskStore } from './store/sqlite.js';
 import type { TaskStore } from './store/types.js';
-import { isObject, slotOf, type Task } from './task/index.js';
+import { isObject, type Task } from './task/index.js';
 
 /** Opens the store the config selects (no ownership, no scheduler): for export and import only. */
 export async function openStore(cfg: Config, log: Logger): Promise<TaskStore> {
@@ -59,8 +61,8 @@ export async function exportTasks(store: TaskStore, out: Writable): Promise<numb
 
 const REQUIRED: readonly (keyof Task)[] = ['id', 'type', 'format', 'timezone', 'callback', 'state', 'create_time'];
 
-/** Reads JSON lines and creates the tasks missing from the store. */
-export async function importTasks(store: TaskStore, file: string, slots: number): Promise<{ imported: number; skipped: number }> {
+/** Reads JSON lines and creates the tasks missing from the store (TaskService.importTask). */
+export async function importTasks(service: TaskService, file: string): Promise<{ imported: number; skipped: number }> {
   const rl = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   let imported = 0;
   let skipped = 0;
@@ -75,14 +77,9 @@ export async function importTasks(store: TaskStore, file: string, slots: number)
       throw new ConfigError(`${file}:${line}: not valid JSON (${(e as Error).message})`);
     }
     if (!isObject(raw) || REQUIRED.some((k) => !(k in raw))) throw new ConfigError(`${file}:${line}: not an exported task (needs ${REQUIRED.join(', ')})`);
-    const task = { ...(raw as unknown as Task), slot: slotOf(String(raw.id), slots) };
-    if (await store.get(task.id)) {
-      skipped++;
-      continue;
-    }
-    const res = await store.create(task);
-    if (res.created) imported++;
-    else skipped++; // its idempotency key already belongs to another task in the target
+    // Skipped: the id is there already, or its idempotency key belongs to another task in the target.
+    if ((await service.importTask(raw as unknown as Task)) === 'imported') imported++;
+    else skipped++;
   }
   return { imported, skipped };
 }
@@ -98,7 +95,11 @@ export async function runTransfer(cmd: 'export' | 'import', file: string | undef
       process.stderr.write(`xcron: exported ${n} tasks from the ${store.kind} store${file ? ` to ${file}` : ''}\n`);
     } else {
       if (!file) throw new ConfigError('import needs a file: xcron_server import FILE [--config PATH]');
-      const r = await importTasks(store, file, cfg.cluster.slots);
+      // No scheduler runs here: nobody to notify (the nodes load imported tasks when they start).
+      const notifier: Notifier = { taskChanged: () => undefined, taskRemoved: () => undefined, runQueued: () => undefined };
+      const limits = { callbackBodyLimit: cfg.callback.body_limit, defaultTimezone: cfg.default_timezone, pastGraceMs: 1000 };
+      const service = new TaskService({ store, notifier, clock: new SystemClock(), slots: cfg.cluster.slots, limits, nodeId: cfg.node_id });
+      const r = await importTasks(service, file);
       process.stderr.write(`xcron: imported ${r.imported} tasks into the ${store.kind} store, skipped ${r.skipped} already there\n`);
     }
     return 0;

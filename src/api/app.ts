@@ -5,69 +5,20 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
-import type { Clock } from '../clock/index.js';
-import type { Notifier, Ownership } from '../cluster/index.js';
+import { destinationsOf } from '../delivery/ssrf.js';
 import { Codes, StoreUnavailableError, XcronError } from '../errors.js';
-import type { TaskStore } from '../store/types.js';
-import type { Task } from '../task/index.js';
+import { TaskService } from '../service/index.js';
 import { uiRoutes } from '../ui/index.js';
-import { authMiddleware, principalOf, type TokenAuth } from './auth.js';
+import { authMiddleware, principalOf } from './auth.js';
+import type { ApiDeps } from './deps.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
-import { runRoutes, type RunsDeps } from './runs.js';
 import { clientIp, rateLimit } from './ratelimit.js';
-import { destinationsOf } from '../delivery/ssrf.js';
-import { readJson, taskRoutes } from './tasks.js';
+import { readJson } from './request.js';
+import { runRoutes } from './runs.js';
+import { taskRoutes } from './tasks.js';
 
-/** Where the API tells the scheduler (or, in a cluster, the slot owner) about changes (defined below the API, in cluster). */
-export type { Notifier } from '../cluster/index.js';
-
-export interface ApiLimits {
-  requestBodyLimit: number;
-  callbackBodyLimit: number;
-  defaultTimezone: string;
-  pastGraceMs: number;
-}
-
-export interface ApiDeps {
-  store: TaskStore;
-  notifier: Notifier;
-  /**
-   * The task as queryTask and listTasks show it: a fire committed ahead of its due time and still
-   * held is shown as not made yet (standalone; see Scheduler.viewOf). Default: as stored.
-   */
-  viewTask?: (t: Task) => Task;
-  ownership: Ownership;
-  clock: Clock;
-  log: Logger;
-  slots: number;
-  limits: ApiLimits;
-  version: string;
-  /** Readiness beyond the store ping (e.g. cluster membership). */
-  isReady?: () => Promise<boolean>;
-  newId?: () => string;
-  nodeId: string;
-  /** Async completion (reportRun, appendRunLog, runLog). Absent: those endpoints are not served. */
-  runs?: RunsDeps;
-  /** In-memory figures merged into /xcron/stats (lateness, latency, rates). */
-  liveStats?: () => Record<string, unknown>;
-  /** GET /metrics (Prometheus text) and the per-request observer. Absent: no /metrics. */
-  metrics?: ApiMetrics;
-  /** API tokens. Absent or empty: the API is open. */
-  auth?: TokenAuth;
-  /** Serve /metrics without a token even when auth is on. */
-  publicMetrics?: boolean;
-  /** Per-client rate limit on /xcron/* (requests per second; 0 = off). */
-  rateLimit?: { perSec: number; burst: number };
-  /** The SSRF guard's create-time check: why a callback URL is refused, or null. */
-  destinations?: { urlRefusal(url: string): Promise<string | null> };
-}
-
-export interface ApiMetrics {
-  readonly contentType: string;
-  render(): Promise<string>;
-  observeRequest(route: string, method: string, status: number, seconds: number): void;
-}
+export type { ApiDeps, ApiLimits, ApiMetrics, Notifier, RunsDeps } from './deps.js';
 
 /** Requests logged at debug instead of info (probes and scrapes). */
 const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
@@ -203,8 +154,11 @@ export function createApp(deps: ApiDeps): Hono {
     app.post('/xcron/updateTask', checkDestinations);
   }
 
-  taskRoutes(app, deps);
-  manageRoutes(app, deps);
+  const service =
+    deps.service ??
+    new TaskService({ store: deps.store, notifier: deps.notifier, clock: deps.clock, slots: deps.slots, limits: deps.limits, nodeId: deps.nodeId, newId: deps.newId });
+  taskRoutes(app, { ...deps, service });
+  manageRoutes(app, { ...deps, service });
   if (deps.runs) runRoutes(app, { ...deps, runs: deps.runs });
   uiRoutes(app, deps); // the web dashboard at /ui (page and assets need no token; its data calls do)
 

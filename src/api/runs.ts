@@ -5,34 +5,17 @@
  */
 import type { Hono } from 'hono';
 import { Codes, XcronError, describe } from '../errors.js';
-import type { LogCaps } from '../store/types.js';
-import { checkReportToken, isObject, type Run, type Task } from '../task/index.js';
-import type { ApiDeps } from './app.js';
+import { checkReportToken, isObject } from '../task/index.js';
+import type { ApiDeps, RunsDeps } from './deps.js';
 import { ok } from './envelope.js';
-import { runView } from './manage.js';
-import { readJson } from './tasks.js';
+import { readJson } from './request.js';
+import { runView } from './views.js';
 
 const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}$/;
 const MAX_MESSAGE = 4096;
 const MAX_OUTPUT_BYTES = 65_536;
 const MAX_LINE = 4096;
 const MAX_LINES_PER_CALL = 1000;
-
-/** What the async-completion routes need beyond the common ApiDeps. */
-export interface RunsDeps {
-  /** The cluster-wide secret behind X-Xcron-Report-Token. */
-  reportSecret: string;
-  /** This node closed a run by report: children, alerts and stats act on it (scheduler.reported). */
-  onRunClosed(run: Run, task: Task | null): void;
-  /**
-   * Called before a report is applied: resolves once this node has recorded the run's callback
-   * answer, when that exchange is still in progress here (a fast worker can report before its own
-   * 202 reaches the scheduler). Optional.
-   */
-  beforeReport?(runId: string): Promise<void>;
-  /** Per-run log caps. */
-  logCaps: LogCaps;
-}
 
 function runIdOf(v: unknown, field = 'run_id'): string {
   if (v === undefined || v === null || v === '') throw new XcronError(Codes.BAD_JSON, 400, `'${field}' is required`);

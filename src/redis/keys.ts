@@ -19,7 +19,8 @@
  *   B:log:<run_id>     a run's log lines ("<time>|<line>", seq = position + 1), B:logm:<run_id> totals
  * Global keys, each written by a one-key command of its own (never in a slot script):
  *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id),
- *   {<prefix>}:secret:<name> (sharedSecret).
+ *   {<prefix>}:secret:<name> (sharedSecret), {<prefix>}:graph (the child graph: task id -> its
+ *   on_success edges; graphReserve-1.lua / graphSettle-1.lua take it as their one key).
  * The pub/sub channel of task changes: `<prefix>:changes`.
  */
 export class RedisKeys {
@@ -73,6 +74,11 @@ export class RedisKeys {
   /** An idempotency key's claim: the id of the task holding it. */
   idempotency(key: string): string {
     return this.global(`idem:${key}`);
+  }
+
+  /** The child graph (on_success) of every task: one hash, so one script can check and change it (RedisChildGraph). */
+  childGraph(): string {
+    return this.global('graph');
   }
 
   /** A secret shared by every node (sharedSecret). */

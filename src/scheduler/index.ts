@@ -15,7 +15,7 @@ import { rendezvous, slotOf, type Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
 import { HELD, type ClaimResult, type DueKey, type FireRequest, type FireResult, type TaskStore, type WithHeld } from '../store/types.js';
-import { PERIODIC, fireId, manualFireTime, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
+import { PERIODIC, fireId, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
 import { MinHeap, TimeBuckets } from './heap.js';
 import { RunRecorder } from './recorder.js';
 
@@ -25,6 +25,14 @@ export interface Deliverer {
   cancelWaiting?(match: (job: DeliveryJob) => boolean): number;
   /** Optional: callbacks waiting for a connection (over the concurrency caps) right now. */
   backlog?(): number;
+}
+
+/** What the follow-ups of a finished run ask of the task operations (src/service implements it). */
+export interface TaskOperations {
+  /** Records a manual run of the task now and gets it delivered; null when the task does not exist. */
+  trigger(taskId: string): Promise<{ run_id: string } | null>;
+  /** Pauses the task when its newest `limit` finished runs all failed; the paused task, or null. */
+  pauseAfterFailures(taskId: string, limit: number): Promise<Task | null>;
 }
 
 export interface SchedulerOptions {
@@ -69,8 +77,11 @@ export interface SchedulerOptions {
   safetyRescanEvery?: number;
   defaultTimeoutMs: number;
   defaultRetry: RetryPolicy;
-  /** A manual run (a child task) was recorded: get it delivered by its slot's owner. Default: deliver here. */
-  onRunQueued?: (runId: string, slot: number) => void;
+  /**
+   * The task operations of the follow-ups (the service layer, given by the composition root):
+   * triggering child tasks and the pause after consecutive failures. Absent: neither happens.
+   */
+  taskOps?: TaskOperations;
   /** Global alert webhook for final failures ('' or undefined: none, unless the task has alert_url). */
   alertUrl?: string;
   /** Default for tasks without max_consecutive_failures (0: never auto-pause). */
@@ -1228,28 +1239,18 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     else void this.onFinalFailure(task, run.run_id, run.scheduled_time, result);
   }
 
-  /** XXL-JOB child tasks: a successful run triggers each on_success task once. */
+  /** XXL-JOB child tasks: a successful run triggers each on_success task once (a manual run, through the service). */
   private async triggerChildren(parent: Task, parentRunId: string): Promise<void> {
+    const ops = this.o.taskOps;
+    if (!ops) return;
     for (const childId of parent.on_success ?? []) {
       try {
-        const child = await this.o.store.get(childId);
-        if (!child) {
+        const run = await ops.trigger(childId);
+        if (!run) {
           this.o.log.warn({ task_id: parent.id, child_id: childId }, 'child task not found; skipped');
           continue;
         }
-        const now = this.o.clock.now();
-        let at = now;
-        for (let i = 0; i < 10; i++, at++) {
-          at = manualFireTime(child, at);
-          const run_id = fireId(childId, at);
-          const res = await this.o.store.commitTrigger({ slot: child.slot, task_id: childId, run_id, scheduled_time: at, node: this.o.nodeId, now });
-          if (res === 'committed') {
-            this.emit('childTriggered', { parent_id: parent.id, child_id: childId, run_id });
-            if (this.o.onRunQueued) this.o.onRunQueued(run_id, child.slot);
-            else await this.deliverRun(run_id);
-            break;
-          }
-        }
+        this.emit('childTriggered', { parent_id: parent.id, child_id: childId, run_id: run.run_id });
       } catch (e) {
         this.o.log.warn({ err: e, task_id: parent.id, child_id: childId, fire_id: parentRunId }, 'could not trigger child task');
       }
@@ -1272,36 +1273,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     };
     this.sendAlert(task, base);
     const limit = task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0;
-    if (limit <= 0) return;
+    const ops = this.o.taskOps;
+    if (limit <= 0 || !ops) return;
     try {
-      await this.recorder.flush();
-      // The newest `limit` finished runs (SUCCESS/FAIL), skipping runs in flight, SKIPPED and MISSED.
-      const finished: Run[] = [];
-      let before: DueKey | null = null;
-      for (let page = 0; page < 20 && finished.length < limit; page++) {
-        const rows: Run[] = await this.o.store.pageRuns({ task_id: task.id, before, limit: Math.max(limit, 50) });
-        for (const r of rows) if (r.status === 'SUCCESS' || r.status === 'FAIL') finished.push(r);
-        if (rows.length < Math.max(limit, 50)) break;
-        const last = rows[rows.length - 1]!;
-        before = { time: last.scheduled_time, id: last.run_id };
-      }
-      const newest = finished.slice(0, limit);
-      if (newest.length < limit || newest.some((r) => r.status !== 'FAIL')) return;
-      await this.cancelAhead(task.id); // a fire already committed ahead is not sent either
-      for (let i = 0; i < 5; i++) {
-        const cur = await this.o.store.get(task.id);
-        if (!cur || cur.state !== 'active') return;
-        const res = await this.o.store.updateTask(task.id, { state: 'paused', update_time: this.o.clock.now() }, { state: cur.state, next_fire_time: cur.next_fire_time });
-        if (res === null) return;
-        if (res !== 'conflict') {
-          this.taskChanged(res);
-          this.o.log.warn({ task_id: task.id, consecutive_failures: limit }, 'task paused after consecutive failures');
-          this.sendAlert(task, { ...base, event: 'task_paused', consecutive_failures: limit, time: this.o.clock.now() });
-          return;
-        }
-      }
+      await this.recorder.flush(); // the run just finished counts
+      const paused = await ops.pauseAfterFailures(task.id, limit);
+      if (!paused) return;
+      this.o.log.warn({ task_id: task.id, consecutive_failures: limit }, 'task paused after consecutive failures');
+      this.sendAlert(task, { ...base, event: 'task_paused', consecutive_failures: limit, time: this.o.clock.now() });
     } catch (e) {
-      this.reportStoreError(e);
+      if (e instanceof StoreUnavailableError) this.reportStoreError(e);
+      else this.o.log.warn({ err: e, task_id: task.id }, 'could not pause the task after consecutive failures');
     }
   }
 

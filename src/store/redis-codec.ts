@@ -85,6 +85,7 @@ export function decodeTask(flat: unknown): Task {
   delete o.h_run;
   delete o.h_tick;
   delete o.h_last;
+  delete o.g_rev; // the child-graph write counter (RedisChildGraph), not a Task field
   return o as unknown as Task;
 }
 

@@ -13,6 +13,7 @@ import { isUnavailable, toStoreError, type RedisClient } from '../redis/connecti
 import { slotOf, type Run, type RunStatus, type Task } from '../task/index.js';
 import { changeFields, cursorArgs, decodeRun, decodeTask, opt, optText, packed, runUpdateArgs, taskFields, timedPage } from './redis-codec.js';
 import { StoreConnection, type StoreConnectionOptions } from './redis-conn.js';
+import { RedisChildGraph } from './redis-graph.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
 import { eachSlot, groupBy, mergeSlots } from './redis-slots.js';
 import type {
@@ -23,6 +24,7 @@ import type {
   DueQuery,
   FireRequest,
   FireResult,
+  GraphRefusal,
   ListRunsQuery,
   ListTasksQuery,
   LogCaps,
@@ -51,12 +53,35 @@ export class RedisTaskStore implements TaskStore {
   private readonly slots: number;
   private readonly log: Logger;
 
+  private readonly graph: RedisChildGraph;
+
   constructor(o: RedisStoreOptions) {
     this.conn = new StoreConnection(o);
     this.client = o.client;
     this.keys = this.conn.keys;
     this.slots = o.slots;
     this.log = o.log;
+    const graphKey = this.keys.childGraph();
+    this.graph = new RedisChildGraph({
+      run: (name, args) => this.conn.runOn(name, graphKey, args),
+      remove: (id) => this.client.hdel(graphKey, id),
+      isBuilt: async () => (await this.client.hget(graphKey, '#built')) !== null,
+      markBuilt: () => this.client.hset(graphKey, '#built', '1'),
+      storedEdges: async () => {
+        const out: [string, string[]][] = [];
+        for (const slot of this.allSlots()) {
+          let after = '';
+          for (;;) {
+            const r = (await this.run('graphEdges', slot, [after, 1000])) as string[];
+            for (let i = 2; i + 1 < r.length; i += 2) out.push([r[i]!, JSON.parse(r[i + 1]!) as string[]]);
+            if (Number(r[0]) === 1) break;
+            after = r[1]!;
+          }
+        }
+        return out;
+      },
+      log: o.log,
+    });
   }
 
   private slotOfTask(id: string): number {
@@ -86,14 +111,22 @@ export class RedisTaskStore implements TaskStore {
         const existing = await claimIdempotencyKey(this.conn, task.idempotency_key, task.id, (holder) => this.get(holder));
         if (existing) return { task: existing, created: false };
       }
+      // A new task's children go into the child graph around the write (see RedisChildGraph).
+      const children = task.on_success ?? [];
+      const reserved = children.length > 0 ? await this.graph.reserve(task.id, children, false) : null;
+      if (reserved && 'refused' in reserved) throw new Error('graphReserve refused a record-only reservation');
+      let created = false;
       try {
-        const res = await this.run('create', task.slot, [task.id, task.state, task.next_fire_time ?? '', ...taskFields(task)]);
+        const res = await this.run('create', task.slot, [task.id, task.state, task.next_fire_time ?? '', ...taskFields(task), ...(reserved ? ['g_rev', '1'] : [])]);
         if (res !== 1) throw new Error(`task id ${task.id} already exists`);
+        created = true;
       } catch (e) {
         if (task.idempotency_key !== null) {
           await releaseIdempotencyKey(this.conn, task.idempotency_key, task.id).catch(() => undefined);
         }
         throw e;
+      } finally {
+        if (reserved) await this.graph.settle(task.id, reserved.token, created ? 'new' : null, children);
       }
       return { task, created: true };
     });
@@ -111,6 +144,7 @@ export class RedisTaskStore implements TaskStore {
       const flat = (await this.run('delete', this.slotOfTask(id), [id])) as string[];
       if (flat.length === 0) return null;
       const task = decodeTask(flat);
+      if (task.on_success) await this.graph.drop(id);
       if (task.idempotency_key !== null) {
         await releaseIdempotencyKey(this.conn, task.idempotency_key, id).catch((err: unknown) =>
           this.log.warn({ err, task_id: id }, 'could not release the idempotency key of a deleted task'),
@@ -263,10 +297,28 @@ export class RedisTaskStore implements TaskStore {
     });
   }
 
-  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null> {
+  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null | GraphRefusal> {
     return this.replicated(async () => {
       const { set, del } = changeFields(changes);
-      const res = await this.run('updateTask', this.slotOfTask(id), [id, expect.state, expect.next_fire_time ?? '', set.length / 2, ...set, ...del]);
+      const write = (deadline: number | ''): Promise<unknown> => this.run('updateTask', this.slotOfTask(id), [id, expect.state, expect.next_fire_time ?? '', deadline, set.length / 2, ...set, ...del]);
+      let res: unknown;
+      if (changes.on_success === undefined) {
+        res = await write('');
+      } else {
+        // A change of the children: reserve, write, settle (RedisChildGraph).
+        const children = changes.on_success ?? [];
+        const reserved = await this.graph.reserve(id, children, true);
+        if ('refused' in reserved) return reserved;
+        let rev: number | null = null;
+        try {
+          res = await write(reserved.deadline);
+          if (Array.isArray(res)) {
+            for (let i = 0; i + 1 < res.length; i += 2) if (res[i] === 'g_rev') rev = Number(res[i + 1]);
+          }
+        } finally {
+          await this.graph.settle(id, reserved.token, rev === null ? null : { rev }, children);
+        }
+      }
       if (res === 0) return null;
       if (res === 1) return 'conflict';
       return decodeTask(res);

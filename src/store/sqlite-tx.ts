@@ -7,7 +7,8 @@ import type Database from 'better-sqlite3';
 import type { Task } from '../task/index.js';
 import { rowToRun, rowToTask, runRange, specOf, type RunRow, type TaskRow } from './sqlite-rows.js';
 import { PRUNE_BATCH, type Statements } from './sqlite-statements.js';
-import type { CreateResult, FireRequest, FireResult, LogCaps, ReportRequest, ReportResult, RunUpdate, TaskChanges, TaskExpectation, TaskStore, UncommitRequest } from './types.js';
+import { findCycle } from './child-graph.js';
+import type { CreateResult, FireRequest, FireResult, GraphRefusal, LogCaps, ReportRequest, ReportResult, RunUpdate, TaskChanges, TaskExpectation, TaskStore, UncommitRequest } from './types.js';
 
 /** Rolls back an uncommitFire whose task no longer shows the commit. */
 export class NotUndone extends Error {}
@@ -70,11 +71,20 @@ function uncommitFire(st: Statements, u: UncommitRequest): boolean {
   return true;
 }
 
-function updateTask(st: Statements, id: string, ch: TaskChanges, ex: TaskExpectation): Task | 'conflict' | null {
+function updateTask(st: Statements, id: string, ch: TaskChanges, ex: TaskExpectation): Task | 'conflict' | null | GraphRefusal {
   const row = st.get.get(id) as TaskRow | undefined;
   if (!row) return null;
   const cur = rowToTask(row);
   if (cur.state !== ex.state || cur.next_fire_time !== ex.next_fire_time) return 'conflict';
+  // The child graph is checked inside the write transaction: one writer at a time, so no other
+  // graph change can land between the check and this write.
+  if (ch.on_success) {
+    const refusal = findCycle(id, ch.on_success, (c) => {
+      const r = st.get.get(c) as TaskRow | undefined;
+      return r ? rowToTask(r).on_success : null;
+    });
+    if (refusal) return refusal;
+  }
   const next: Task = { ...cur, ...ch };
   st.replaceSpec.run(next.format, next.state, next.next_fire_time, specOf(next), next.update_time, id);
   return next;

@@ -24,6 +24,7 @@ import type {
   DueQuery,
   FireRequest,
   FireResult,
+  GraphRefusal,
   ListRunsQuery,
   LogCaps,
   ReportRequest,
@@ -231,7 +232,7 @@ export class SqliteTaskStore implements TaskStore {
     });
   }
 
-  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null> {
+  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null | GraphRefusal> {
     return this.guard(() => this.tx.updateTask(id, changes, expect));
   }
 

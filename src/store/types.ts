@@ -173,6 +173,16 @@ export type TaskChanges = Partial<Omit<Task, 'id' | 'slot' | 'type' | 'create_ti
   update_time: number;
 };
 
+/**
+ * updateTask refused a change of `on_success`: following the new children leads back to the task
+ * (`path`: the task, the chain of children, the task again), or the graph to search is larger than
+ * the store checks (`too_large`).
+ */
+export interface GraphRefusal {
+  refused: 'cycle' | 'too_large';
+  path: string[];
+}
+
 /** The optimistic-concurrency guard of an update: the state the caller read. */
 export interface TaskExpectation {
   state: Task['state'];
@@ -261,8 +271,13 @@ export interface TaskStore {
   /**
    * Changes a task if it is still as the caller read it (state and next_fire_time), so an update
    * never overwrites a fire committed in between. Returns the new task, 'conflict', or null (gone).
+   *
+   * The child graph: when `changes.on_success` is given (an array or null), the change is refused
+   * (GraphRefusal) when the new children, followed through every task's on_success, lead back to
+   * `id`. The check and the write are one atomic step against every other graph write, from any
+   * node: two concurrent updates that would close a cycle between them cannot both succeed.
    */
-  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null>;
+  updateTask(id: string, changes: TaskChanges, expect: TaskExpectation): Promise<Task | 'conflict' | null | GraphRefusal>;
   /**
    * Records a manual fire (triggerTask): a PENDING run with its own run_id, run_count + 1, the
    * schedule untouched. A manual fire is an explicit request, not a tick, so it is not fenced (any

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Context, Hono } from 'hono';
-import type { ApiDeps } from '../api/app.js';
+import type { ApiDeps } from '../api/deps.js';
 import { fail, ok } from '../api/envelope.js';
 import { Codes, XcronError } from '../errors.js';
 import { CLIENT_JS } from './client.js';

@@ -535,4 +535,22 @@ describe('RedisTaskStore specifics', () => {
     await expect(store.get('x')).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(await store.ping()).toBe(false);
   });
+
+  it('child graph of a store written before the graph existed: the first check adds every stored task`s children', async () => {
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('graphbuild');
+    const keys = new RedisKeys(prefix);
+    const store = new RedisTaskStore({ client, prefix, slots: 16, log: silentLog });
+    try {
+      await store.create(makeTask({ id: 'old-b', slots: 16 }));
+      await store.create(makeTask({ id: 'old-a', slots: 16, body: { on_success: ['old-b'] } }));
+      await client.del(keys.childGraph()); // as a version without the graph left it
+      const cur = (await store.get('old-b'))!;
+      const guard = { state: cur.state, next_fire_time: cur.next_fire_time };
+      expect(await store.updateTask('old-b', { on_success: ['old-a'], update_time: T0 + 1 }, guard)).toEqual({ refused: 'cycle', path: ['old-b', 'old-a', 'old-b'] });
+      expect(await client.hget(keys.childGraph(), '#built')).toBe('1');
+    } finally {
+      await store.close();
+    }
+  });
 });

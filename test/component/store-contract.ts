@@ -833,6 +833,69 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
       });
     });
 
+    describe('updateTask: the child graph (on_success)', () => {
+      /** Sets a task's children with updateTask, guarded by the state read just before. */
+      const setChildren = async (id: string, children: string[] | null): Promise<Awaited<ReturnType<TaskStore['updateTask']>>> => {
+        const cur = (await store.get(id))!;
+        return store.updateTask(id, { on_success: children, update_time: T0 + 1 }, { state: cur.state, next_fire_time: cur.next_fire_time });
+      };
+      const chain = async (...ids: string[]): Promise<void> => createAll(ids.map((id) => makeTask({ id })));
+
+      it('a change that closes a cycle is refused with its path, and the task is left as it was', async () => {
+        await chain('g-a', 'g-b', 'g-c');
+        expect(await setChildren('g-a', ['g-b'])).toMatchObject({ id: 'g-a', on_success: ['g-b'] });
+        expect(await setChildren('g-b', ['g-c'])).toMatchObject({ id: 'g-b', on_success: ['g-c'] });
+        expect(await setChildren('g-c', ['g-a'])).toEqual({ refused: 'cycle', path: ['g-c', 'g-a', 'g-b', 'g-c'] });
+        expect((await store.get('g-c'))!.on_success).toBeNull();
+        // a task as its own child is a cycle too
+        expect(await setChildren('g-a', ['g-a'])).toEqual({ refused: 'cycle', path: ['g-a', 'g-a'] });
+        expect((await store.get('g-a'))!.on_success).toEqual(['g-b']);
+      });
+
+      it('an edge removed (children set to null or changed) no longer counts', async () => {
+        await chain('r-a', 'r-b', 'r-c');
+        expect(await setChildren('r-a', ['r-b'])).toMatchObject({ on_success: ['r-b'] });
+        expect(await setChildren('r-a', null)).toMatchObject({ on_success: null });
+        expect(await setChildren('r-b', ['r-a'])).toMatchObject({ on_success: ['r-a'] });
+        expect(await setChildren('r-b', ['r-c'])).toMatchObject({ on_success: ['r-c'] });
+        expect(await setChildren('r-a', ['r-b'])).toMatchObject({ on_success: ['r-b'] });
+        expect(await setChildren('r-c', ['r-a'])).toEqual({ refused: 'cycle', path: ['r-c', 'r-a', 'r-b', 'r-c'] });
+      });
+
+      it('the children a task was created with count', async () => {
+        await chain('k-child');
+        await createAll([makeTask({ id: 'k-parent', body: { on_success: ['k-child'] } })]);
+        expect(await setChildren('k-child', ['k-parent'])).toEqual({ refused: 'cycle', path: ['k-child', 'k-parent', 'k-child'] });
+      });
+
+      it('a change that lost its optimistic check (conflict) leaves no edge behind', async () => {
+        await chain('c-a', 'c-b');
+        expect(await store.updateTask('c-a', { on_success: ['c-b'], update_time: T0 + 1 }, { state: 'paused', next_fire_time: null })).toBe('conflict');
+        expect(await setChildren('c-b', ['c-a'])).toMatchObject({ on_success: ['c-a'] });
+      });
+
+      it('a deleted task leaves the graph', async () => {
+        await chain('d-a', 'd-b');
+        expect(await setChildren('d-a', ['d-b'])).toMatchObject({ on_success: ['d-b'] });
+        expect(await store.delete('d-a')).not.toBeNull();
+        await chain('d-a');
+        expect(await setChildren('d-b', ['d-a'])).toMatchObject({ on_success: ['d-a'] });
+      });
+
+      it('two concurrent changes that would close a cycle between them: exactly one wins (10 rounds)', async () => {
+        for (let i = 0; i < 10; i++) {
+          const [x, y] = [`x${i}`, `y${i}`];
+          await chain(x, y);
+          const results = await Promise.all([setChildren(x, [y]), setChildren(y, [x])]);
+          const won = results.filter((r) => r !== null && typeof r === 'object' && 'id' in r);
+          const refused = results.filter((r) => r !== null && typeof r === 'object' && 'refused' in r);
+          expect({ round: i, won: won.length, refused: refused.length }).toEqual({ round: i, won: 1, refused: 1 });
+          const stored = [(await store.get(x))!.on_success, (await store.get(y))!.on_success];
+          expect(stored.filter((c) => c !== null)).toHaveLength(1);
+        }
+      });
+    });
+
     describe('listRuns, getRun, ping', () => {
       it('lists a task`s runs newest first, up to the limit', async () => {
         const t = makeTask({ id: 'hist' });

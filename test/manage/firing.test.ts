@@ -431,7 +431,7 @@ describe('stats after real fires', () => {
     await finalRun(id, (await h.trigger(id)).run_id);
     const q = await h.query(id);
     // Expected: fires, successes, failures, success rate, lateness and duration percentiles of this
-    // task. queryTask (taskView in src/api/tasks.ts) has no such field.
+    // task. queryTask (taskView in src/api/views.ts) has no such field.
     expect(q.stats, `queryTask data has no per-task stats: ${JSON.stringify(q)}`).toBeTypeOf('object');
     expect(q.stats).not.toBeNull();
   });

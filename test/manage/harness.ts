@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import type { Hono } from 'hono';
 import { pino } from 'pino';
 import { createApp } from '../../src/api/app.js';
+import { TaskService, type Notifier } from '../../src/service/index.js';
 import { SystemClock } from '../../src/clock/index.js';
 import { LocalOwnership } from '../../src/cluster/index.js';
 import { Delivery } from '../../src/delivery/index.js';
@@ -103,7 +104,16 @@ export class Harness {
       maxResponseBytes: 65_536,
       signingSecrets: [],
     });
+    const limits = { requestBodyLimit: 1_048_576, callbackBodyLimit: 65_536, defaultTimezone: 'UTC', pastGraceMs: 1000 };
+    const notifier: Notifier = {
+      taskChanged: (t) => scheduler.taskChanged(t),
+      taskRemoved: (id) => scheduler.taskRemoved(id),
+      runQueued: (runId) => void scheduler.deliverRun(runId),
+    };
+    // One TaskService for the API and the scheduler's follow-ups (child tasks, auto-pause), as in main.
+    const service = new TaskService({ store, notifier, clock, slots: 16, limits, nodeId: NODE_ID });
     const scheduler = new Scheduler({
+      taskOps: service,
       store,
       ownership,
       delivery,
@@ -124,18 +134,15 @@ export class Harness {
     const stats = new SchedulerStats(scheduler);
     const app = createApp({
       store,
-      notifier: {
-        taskChanged: (t) => scheduler.taskChanged(t),
-        taskRemoved: (id) => scheduler.taskRemoved(id),
-        runQueued: (runId) => void scheduler.deliverRun(runId),
-      },
+      notifier,
+      service,
       nodeId: NODE_ID,
       liveStats: () => stats.snapshot(),
       ownership,
       clock,
       log,
       slots: 16,
-      limits: { requestBodyLimit: 1_048_576, callbackBodyLimit: 65_536, defaultTimezone: 'UTC', pastGraceMs: 1000 },
+      limits,
       version: '0.0.0-test',
     });
     await ownership.start();

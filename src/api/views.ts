@@ -1,0 +1,100 @@
+/** How tasks and runs are shown in responses. */
+import type { Run, Task } from '../task/index.js';
+
+/** Runs behind queryTask's `stats`. */
+export const TASK_STATS_RUNS = 200;
+
+function pct(sorted: number[], p: number): number | null {
+  return sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** Per-task figures over its newest retained runs (at most 200): queryTask's `stats`. */
+export function taskRunStats(runs: readonly Run[]): Record<string, unknown> {
+  let successes = 0;
+  let failures = 0;
+  let skipped = 0;
+  let missed = 0;
+  const lateness: number[] = [];
+  const duration: number[] = [];
+  for (const r of runs) {
+    if (r.status === 'SUCCESS') successes++;
+    else if (r.status === 'FAIL') failures++;
+    else if (r.status === 'SKIPPED') skipped++;
+    else if (r.status === 'MISSED') missed++;
+    if (r.start_time !== null && (r.status === 'SUCCESS' || r.status === 'FAIL')) lateness.push(Math.max(0, r.start_time - r.scheduled_time));
+    if (r.duration_ms !== null) duration.push(r.duration_ms);
+  }
+  lateness.sort((a, b) => a - b);
+  duration.sort((a, b) => a - b);
+  const done = successes + failures;
+  return {
+    window_runs: runs.length,
+    fires: runs.length - skipped - missed,
+    successes,
+    failures,
+    skipped,
+    missed,
+    success_rate: done === 0 ? null : successes / done,
+    lateness_ms: { p50: pct(lateness, 0.5), p99: pct(lateness, 0.99) },
+    duration_ms: { p50: pct(duration, 0.5), p99: pct(duration, 0.99) },
+  };
+}
+
+/** The public view of a task (queryTask's data). */
+export function taskView(t: Task): Record<string, unknown> {
+  const callback: Record<string, unknown> = { url: t.callback.url, body: t.callback.body };
+  if (t.callback.method !== 'POST') callback.method = t.callback.method;
+  if (t.callback.headers) callback.headers = t.callback.headers;
+  if (t.callback.urls) {
+    callback.urls = t.callback.urls;
+    callback.route = t.callback.route;
+  }
+  const v: Record<string, unknown> = {
+    task_id: t.id,
+    create_time: String(Math.floor(t.create_time / 1000)),
+    type: t.type,
+    format: t.format,
+    run_count: t.run_count,
+    callback,
+    state: t.state,
+    next_fire_time: t.state === 'completed' ? null : t.next_fire_time,
+    last_fire_time: t.last_fire_time,
+    last_status: t.last_status,
+    timezone: t.timezone,
+    misfire: t.misfire,
+    overlap: t.overlap,
+  };
+  if (t.name !== null) v.name = t.name;
+  if (t.timeout_ms !== null) v.timeout_ms = t.timeout_ms;
+  if (t.retry !== null) v.retry = t.retry;
+  if (t.idempotency_key !== null) v.idempotency_key = t.idempotency_key;
+  if (t.start_time !== null) v.start_time = t.start_time;
+  if (t.end_time !== null) v.end_time = t.end_time;
+  if (t.on_success !== null) v.on_success = t.on_success;
+  if (t.alert_url !== null) v.alert_url = t.alert_url;
+  if (t.max_consecutive_failures !== null) v.max_consecutive_failures = t.max_consecutive_failures;
+  if (t.completion !== 'sync') v.completion = t.completion;
+  if (t.async_timeout_ms !== null) v.async_timeout_ms = t.async_timeout_ms;
+  return v;
+}
+
+export function runView(r: Run): Record<string, unknown> {
+  return {
+    run_id: r.run_id,
+    task_id: r.task_id,
+    node: r.node,
+    scheduled_time: r.scheduled_time,
+    start_time: r.start_time,
+    end_time: r.end_time,
+    attempts: r.attempts,
+    status: r.status,
+    http_status: r.http_status,
+    error: r.error,
+    duration_ms: r.duration_ms,
+    response_body: r.response_body,
+    ...(r.shards ? { shards: r.shards } : {}),
+    ...(r.deadline !== null ? { deadline: r.deadline } : {}),
+    ...(r.message !== null ? { message: r.message } : {}),
+    ...(r.output !== null ? { output: JSON.parse(r.output) as unknown } : {}),
+  };
+}

@@ -1,0 +1,3 @@
+/** The service layer: every task operation the API, the dashboard, export/import and the scheduler's follow-ups share. */
+export type { Notifier } from '../cluster/index.js';
+export { TaskService, taskNotFound, type ManualRun, type TaskServiceOptions } from './tasks.js';
