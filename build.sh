@@ -14,28 +14,57 @@ if [ "$major" -lt 20 ]; then
   exit 1
 fi
 
-# Dependencies: exactly the lockfile. Skip when node_modules already matches it.
-stamp=node_modules/.xcron-lock-stamp
-want=$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
-  echo "build.sh: installing dependencies (npm ci; better-sqlite3 compiles from source, about a minute)"
-  # npm ci refuses a lockfile that lacks the optional platform packages of other systems (the
-  # registry reachable here does not serve msgpackr-extract's darwin/win builds, pulled in by the
-  # bench-only bullmq); npm install then installs the same locked versions.
-  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/xcron-npm-ci.log; then
-    if grep -q "in sync" /tmp/xcron-npm-ci.log; then
-      echo "build.sh: npm ci refused the lockfile (optional packages of other platforms); installing with npm install"
-      npm install --no-audit --no-fund --loglevel=error
-    else
-      cat /tmp/xcron-npm-ci.log >&2
-      exit 1
-    fi
+# Dependencies: exactly the lockfile, installed with npm ci and nothing else. build.sh never runs
+# npm install, which would rewrite package-lock.json: a lockfile npm ci refuses is a clear failure.
+# Skipped when node_modules already holds what the lockfile lists (npm's own record of the install,
+# node_modules/.package-lock.json, is compared entry by entry with package-lock.json).
+deps_match() {
+  [ -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || return 1
+  node - <<'CHECK'
+const fs = require('fs');
+const read = (f) => JSON.parse(fs.readFileSync(f, 'utf8'));
+let lock, installed, pkg;
+try {
+  lock = read('package-lock.json');
+  installed = read('node_modules/.package-lock.json').packages;
+  pkg = read('package.json');
+} catch {
+  process.exit(1);
+}
+const root = lock.packages[''] ?? {};
+for (const f of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies']) {
+  if (JSON.stringify(pkg[f] ?? {}) !== JSON.stringify(root[f] ?? {})) process.exit(1); // package.json and lockfile differ: npm ci says so
+}
+for (const [k, v] of Object.entries(installed)) {
+  const want = lock.packages[k];
+  if (!want || want.version !== v.version || want.integrity !== v.integrity) process.exit(1);
+}
+for (const [k, v] of Object.entries(lock.packages)) if (k !== '' && !v.optional && !installed[k]) process.exit(1);
+CHECK
+}
+
+if ! deps_match; then
+  if [ -L node_modules ]; then
+    echo "build.sh: node_modules is a link to $(readlink node_modules), which does not hold what package-lock.json lists." >&2
+    echo "build.sh: npm ci would empty the linked directory (shared with other checkouts) and replace the link, so build.sh stops here." >&2
+    echo "build.sh: install in the directory it links to, or remove the link (rm node_modules) and run build.sh again." >&2
+    exit 1
   fi
+  echo "build.sh: installing dependencies (npm ci; better-sqlite3 compiles from source, about a minute)"
+  npm_log=$(mktemp)
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>"$npm_log"; then
+    cat "$npm_log" >&2
+    rm -f "$npm_log"
+    echo "build.sh: npm ci failed, and build.sh does not fall back to npm install (it would rewrite package-lock.json)." >&2
+    echo "build.sh: if npm ci says package.json and package-lock.json are not in sync, the lockfile in this checkout is out of date:" >&2
+    echo "build.sh: update it deliberately (npm install --package-lock-only) and commit it, then run build.sh again." >&2
+    exit 1
+  fi
+  rm -f "$npm_log"
   # better-sqlite3's native addon must exist; build it if the install scripts did not.
   if [ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
     npm rebuild better-sqlite3 --loglevel=error
   fi
-  echo "$want" > "$stamp"
 fi
 
 echo "build.sh: compiling"
