@@ -23,7 +23,8 @@ import { Scheduler } from './scheduler/index.js';
 import { TaskService, type Notifier } from './service/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
 import { retentionRound } from './store/retention.js';
-import { SqliteTaskStore } from './store/sqlite.js';
+import { checkLogLine, openSqliteStore } from './store/sqlite-open.js';
+import { startupFailureText } from './store/startup-errors.js';
 import type { TaskStore } from './store/types.js';
 
 /** Cluster: fires per owned slot in one commit batch (see SchedulerOptions.batchPerSlot). */
@@ -126,13 +127,14 @@ export async function main(): Promise<void> {
     // checkpoints never stall the timers or the API on the main thread.
     let epoch: number;
     if (cfg.store.worker_thread) {
-      const threaded = await ThreadedSqliteStore.open({ file: dbFile, synchronous: cfg.store.synchronous }, log.child({ module: 'store' }));
+      const threaded = await ThreadedSqliteStore.open({ file: dbFile, synchronous: cfg.store.synchronous, startupCheck: cfg.store.startup_check }, log.child({ module: 'store' }));
       epoch = threaded.epoch;
       store = threaded;
     } else {
-      const sqlite = new SqliteTaskStore({ file: dbFile, synchronous: cfg.store.synchronous });
-      epoch = sqlite.claimEpoch();
-      store = sqlite;
+      const opened = openSqliteStore({ file: dbFile, synchronous: cfg.store.synchronous, startupCheck: cfg.store.startup_check }, true);
+      if (opened.check) log.child({ module: 'store' }).info(...checkLogLine(opened.check));
+      epoch = opened.epoch ?? 0;
+      store = opened.store;
     }
     ownership = new LocalOwnership(cfg.node_id, cfg.cluster.slots, epoch);
     where = { data: dbFile, epoch };
@@ -365,6 +367,8 @@ async function startCluster(cfg: Config, log: ReturnType<typeof createLogger>): 
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`xcron: failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  // A store error explained by src/store/startup-errors.ts prints without its stack.
+  const verbose = ['debug', 'trace'].includes(process.env.XCRON_LOG_LEVEL ?? '');
+  process.stderr.write(`xcron: failed to start: ${startupFailureText(e, verbose)}\n`);
   process.exit(1);
 });

@@ -20,14 +20,15 @@ import { ConfigError } from './errors.js';
 import { connectRedis, createRedisClient } from './redis/connection.js';
 import { RedisTaskStore } from './store/redis.js';
 import { TaskService, type Notifier } from './service/index.js';
-import { SqliteTaskStore } from './store/sqlite.js';
+import { openSqliteStore } from './store/sqlite-open.js';
 import type { TaskStore } from './store/types.js';
 import { isObject, type Task } from './task/index.js';
 
 /** Opens the store the config selects (no ownership, no scheduler): for export and import only. */
 export async function openStore(cfg: Config, log: Logger): Promise<TaskStore> {
   if (cfg.cluster.redis_url === '') {
-    return new SqliteTaskStore({ file: resolve(cfg.data_dir, cfg.store.sqlite_file), synchronous: cfg.store.synchronous });
+    // The same start-up check as the server (XCRON_STORE_STARTUP_CHECK=off exports what a damaged file still holds).
+    return openSqliteStore({ file: resolve(cfg.data_dir, cfg.store.sqlite_file), synchronous: cfg.store.synchronous, startupCheck: cfg.store.startup_check }, false).store;
   }
   const client = createRedisClient({
     url: cfg.cluster.redis_url,

@@ -83,6 +83,8 @@ const storeSchema = z.strictObject({
   sqlite_file: z.string().min(1).default('xcron.db'),
   synchronous: z.enum(['normal', 'full']).default('normal'),
   worker_thread: z.boolean().default(true),
+  /** The check of an existing database file before the store opens: quick (PRAGMA quick_check), full (integrity_check) or off. */
+  startup_check: z.enum(['quick', 'full', 'off']).default('quick'),
 });
 
 const historySchema = z.strictObject({

@@ -13,7 +13,9 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
 import { workerExecArgv } from '../worker-args.js';
-import type { SqliteOptions } from './sqlite.js';
+import type { CheckResult } from './sqlite-check.js';
+import { checkLogLine, type SqliteOpenOptions } from './sqlite-open.js';
+import { StoreStartupError } from './startup-errors.js';
 import type { TaskStore } from './types.js';
 
 /** The TaskStore methods forwarded to the thread (all of them). */
@@ -45,7 +47,7 @@ export const STORE_METHODS = [
 ] as const satisfies readonly (keyof TaskStore)[];
 
 export interface StoreWorkerData {
-  options: SqliteOptions;
+  options: SqliteOpenOptions;
   claimEpoch: boolean;
 }
 export interface StoreCall {
@@ -57,14 +59,21 @@ interface WireError {
   name: string;
   message: string;
   code?: string | undefined;
+  /** The stack of the error behind a StoreStartupError, if any. */
+  cause?: string | undefined;
 }
 export type StoreReply =
-  | { t: 'ready'; epoch: number | null }
+  | { t: 'ready'; epoch: number | null; check: CheckResult | null }
   | { t: 'failed'; error: WireError }
   | { t: 'r'; id: number; value?: unknown; error?: WireError };
 
 function toError(w: WireError): Error {
   if (w.name === 'StoreUnavailableError') return new StoreUnavailableError(w.message);
+  if (w.name === 'StoreStartupError') {
+    const e = new StoreStartupError(w.message);
+    if (w.cause !== undefined) e.cause = Object.assign(new Error('(in the store thread)'), { stack: w.cause });
+    return e;
+  }
   const e = new Error(w.message) as Error & { code?: string };
   if (w.code !== undefined) e.code = w.code;
   return e;
@@ -78,17 +87,19 @@ export class ThreadedSqliteStore {
   private nextId = 1;
   private closing = false;
   private restarts = 0;
+  /** Why the store thread could not be restarted; every call fails from then on. */
+  private broken: string | null = null;
   /** The fencing epoch this process claimed when the store opened. */
   epoch = 0;
 
   private constructor(
-    private readonly options: SqliteOptions,
+    private readonly options: SqliteOpenOptions,
     private readonly log: Logger,
     private readonly workerUrl: URL,
   ) {}
 
   /** Opens the file in a new thread and claims this process's fencing epoch. */
-  static async open(options: SqliteOptions, log: Logger, workerUrl = new URL('./sqlite-worker.js', import.meta.url)): Promise<ThreadedSqliteStore & TaskStore> {
+  static async open(options: SqliteOpenOptions, log: Logger, workerUrl = new URL('./sqlite-worker.js', import.meta.url)): Promise<ThreadedSqliteStore & TaskStore> {
     const s = new ThreadedSqliteStore(options, log, workerUrl);
     s.epoch = (await s.start(true)) ?? 0;
     return s as ThreadedSqliteStore & TaskStore;
@@ -109,6 +120,7 @@ export class ThreadedSqliteStore {
           else p.resolve(m.value);
         } else if (m.t === 'ready') {
           ready = true;
+          if (m.check) this.log.info(...checkLogLine(m.check));
           resolve(m.epoch);
         } else {
           reject(toError(m.error));
@@ -129,7 +141,11 @@ export class ThreadedSqliteStore {
         this.log.error({ code, restarts: this.restarts }, 'store worker thread exited; opening the store again in a new thread');
         this.start(false)
           .then(() => this.onRestart?.())
-          .catch((err: unknown) => this.log.error({ err }, 'store worker thread could not be restarted'));
+          .catch((err: unknown) => {
+            // No thread any more: every later call fails at once instead of waiting for an answer.
+            this.broken = err instanceof Error ? err.message : String(err);
+            this.log.error({ err }, 'store worker thread could not be restarted');
+          });
       });
     });
   }
@@ -148,6 +164,7 @@ export class ThreadedSqliteStore {
 
   private call(m: string, a: unknown[]): Promise<unknown> {
     if (this.closing && m !== 'close') return Promise.reject(new StoreUnavailableError('store is closed'));
+    if (this.broken !== null) return Promise.reject(new StoreUnavailableError(`the store thread could not be restarted: ${this.broken}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -170,6 +187,10 @@ export class ThreadedSqliteStore {
 
   async close(): Promise<void> {
     if (this.closing) return;
+    if (this.broken !== null) {
+      this.closing = true;
+      return;
+    }
     const done = this.call('close', []).catch(() => undefined);
     this.closing = true;
     const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));

@@ -5,7 +5,8 @@
  * and the API.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteTaskStore, type SqliteOptions } from './sqlite.js';
+import type { SqliteTaskStore } from './sqlite.js';
+import { openSqliteStore } from './sqlite-open.js';
 import type { StoreCall, StoreReply, StoreWorkerData } from './sqlite-thread.js';
 import { STORE_METHODS } from './sqlite-thread.js';
 
@@ -15,12 +16,13 @@ const data = workerData as StoreWorkerData;
 
 let store: SqliteTaskStore;
 try {
-  store = new SqliteTaskStore(data.options satisfies SqliteOptions);
-  const epoch = data.claimEpoch ? store.claimEpoch() : null;
-  port.postMessage({ t: 'ready', epoch } satisfies StoreReply);
+  const opened = openSqliteStore(data.options, data.claimEpoch);
+  store = opened.store;
+  port.postMessage({ t: 'ready', epoch: opened.epoch, check: opened.check } satisfies StoreReply);
 } catch (e) {
   const err = e as Error & { code?: string };
-  port.postMessage({ t: 'failed', error: { name: err.name, message: err.message, code: err.code } } satisfies StoreReply);
+  const cause = err.cause instanceof Error ? (err.cause.stack ?? err.cause.message) : undefined;
+  port.postMessage({ t: 'failed', error: { name: err.name, message: err.message, code: err.code, cause } } satisfies StoreReply);
   process.exit(1);
 }
 

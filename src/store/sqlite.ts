@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../errors.js';
+import { StoreHealth } from './sqlite-check.js';
 import type { Run, Task } from '../task/index.js';
 import { RUN_COLS, rowToRun, rowToTask, runRange, type RunRow, type TaskRow } from './sqlite-rows.js';
 import { migrate } from './sqlite-schema.js';
@@ -54,6 +55,8 @@ export class SqliteTaskStore implements TaskStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private closed = false;
+  /** Set once a call meets a damaged file: every later call is refused and ping fails (sqlite-check.ts). */
+  private readonly health = new StoreHealth();
   private readonly st: Statements;
   private readonly shaped: ShapedStatements;
   private readonly tx: Transactions;
@@ -78,9 +81,14 @@ export class SqliteTaskStore implements TaskStore {
 
   private guard<T>(fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('store is closed'));
+    const refused = this.health.refusal();
+    if (refused) return Promise.reject(refused);
     try {
       return Promise.resolve(fn());
     } catch (e) {
+      this.health.note(e);
+      const damaged = this.health.refusal();
+      if (damaged) return Promise.reject(damaged);
       if (e instanceof Error && /SQLITE_(BUSY|IOERR|FULL|READONLY|CANTOPEN|CORRUPT|LOCKED)/.test((e as { code?: string }).code ?? '')) {
         return Promise.reject(new StoreUnavailableError(`sqlite: ${e.message}`));
       }
@@ -100,6 +108,8 @@ export class SqliteTaskStore implements TaskStore {
    */
   create(task: Task): Promise<CreateResult> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('store is closed'));
+    const refused = this.health.refusal();
+    if (refused) return Promise.reject(refused);
     return new Promise((resolve, reject) => {
       this.createQueue.push({ task, resolve, reject });
       if (this.createQueue.length === 1) setImmediate(() => this.flushCreates());
@@ -325,12 +335,7 @@ export class SqliteTaskStore implements TaskStore {
 
   ping(): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
-    try {
-      this.st.ping.get();
-      return Promise.resolve(true);
-    } catch {
-      return Promise.resolve(false);
-    }
+    return Promise.resolve(this.health.probe(this.db));
   }
 
   close(): Promise<void> {
