@@ -27,6 +27,9 @@ export const bearer = (t: { token: string }): Record<string, string> => ({ autho
 /** 2030-01-01T00:00:30Z, like the API suites. */
 export const T0 = Date.UTC(2030, 0, 1, 0, 0, 30);
 
+/** The report-token secret of an app made with `runs: true`. */
+export const REPORT_SECRET = 'ops-report-secret-0123456789';
+
 export const LIMITS: ApiLimits = { requestBodyLimit: 64 * 1024, callbackBodyLimit: 1024, defaultTimezone: 'UTC', pastGraceMs: 1000 };
 
 /** Every JSON line a pino logger wrote. */
@@ -61,6 +64,8 @@ export interface OpsAppOptions {
   limits?: Partial<ApiLimits>;
   now?: number;
   logLevel?: string;
+  /** Serve the async-completion routes (reportRun, appendRunLog, runLog) with REPORT_SECRET. */
+  runs?: boolean;
 }
 
 export interface OpsApp {
@@ -102,6 +107,7 @@ export async function createOpsApp(o: OpsAppOptions = {}): Promise<OpsApp> {
     publicMetrics: o.publicMetrics ?? false,
     ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}),
     ...(o.destinations === null ? {} : { destinations: new DestinationPolicy(o.destinations ?? {}) }),
+    ...(o.runs ? { runs: { reportSecret: REPORT_SECRET, onRunClosed: () => undefined, logCaps: { maxLines: 50, maxBytes: 8192 } } } : {}),
   };
   const app = createApp(deps);
   return {
