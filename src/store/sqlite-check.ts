@@ -56,7 +56,8 @@ export function checkDatabaseFile(file: string, mode: StartupCheck): CheckResult
   if (mode === 'off' || file === ':memory:' || !existsSync(file)) return null;
   let db: Database.Database;
   try {
-    db = new Database(file, { fileMustExist: true });
+    // Read-only: closing it does not checkpoint a WAL left by a crash into the file being judged.
+    db = new Database(file, { readonly: true, fileMustExist: true });
   } catch (e) {
     if (codeOf(e).startsWith('SQLITE_CORRUPT')) return { mode, ok: false, problems: [(e as Error).message], ms: 0 };
     throw e;

@@ -5,8 +5,9 @@
  * later call, creates included, is refused as unavailable.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { checkDatabaseFile } from '../../src/store/sqlite-check.js';
@@ -92,6 +93,22 @@ describe('opening a damaged file', () => {
     expect((err as Error).message).toMatch(/is corrupt \(PRAGMA quick_check: /);
     expect((err as Error).message).toMatch(/restore .* from a backup/);
     expect(sha(copy)).toBe(before); // no schema, no epoch written into the damaged file
+  });
+
+  it('leaves a WAL left by a crash unapplied: the damaged file and its WAL are both unchanged', async () => {
+    const { dir, file } = await healthyDb();
+    // A "crash": a connection commits into the WAL and is never checkpointed; the files are copied as they are.
+    const live = new Database(file);
+    live.pragma('wal_autocheckpoint = 0');
+    live.prepare("INSERT INTO meta (k, v) VALUES ('crash-test', 'in the WAL only')").run();
+    const copy = join(dir, 'copy.db');
+    copyFileSync(file, copy);
+    copyFileSync(`${file}-wal`, `${copy}-wal`);
+    live.close();
+    zeroRootPages(copy, ['runs']); // a page the WAL does not hold
+    const before = [sha(copy), sha(`${copy}-wal`)];
+    expect(() => openSqliteStore({ file: copy, synchronous: 'normal' }, true)).toThrow(StoreStartupError);
+    expect([sha(copy), sha(`${copy}-wal`)]).toEqual(before);
   });
 
   it('opens a healthy file and claims an epoch', async () => {
