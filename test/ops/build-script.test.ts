@@ -25,7 +25,7 @@ afterEach(() => {
 
 const sha = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex');
 
-/** A temp checkout: build.sh, package.json, package-lock.json, one Lua file, and fake npm/npx. */
+/** A temp checkout: build.sh, package.json, package-lock.json, the Lua files it copies, and fake npm/npx. */
 interface Sandbox {
   dir: string;
   /** Every npm and npx call, in order. */
@@ -40,8 +40,11 @@ function sandbox(npmCi: 'fails-out-of-sync' | 'installs'): Sandbox {
   const dir = mkdtempSync(join(tmpdir(), 'xcron-build-'));
   dirs.push(dir);
   for (const f of ['build.sh', 'package.json', 'package-lock.json']) copyFileSync(join(REPO_ROOT, f), join(dir, f));
-  mkdirSync(join(dir, 'src/store/lua'), { recursive: true });
-  writeFileSync(join(dir, 'src/store/lua/x.lua'), 'return 1\n');
+  // The Lua directories build.sh copies from (one dummy script each).
+  for (const m of readFileSync(join(dir, 'build.sh'), 'utf8').matchAll(/cp (\S+)\/\*\.lua /g)) {
+    mkdirSync(join(dir, m[1]!), { recursive: true });
+    writeFileSync(join(dir, m[1]!, 'x.lua'), 'return 1\n');
+  }
   const bin = join(dir, '.fakebin');
   mkdirSync(bin);
   const log = join(dir, '.calls');
