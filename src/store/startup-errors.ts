@@ -117,6 +117,8 @@ export function explainStoreError(file: string, err: unknown, fs: FsView = realF
   const dir = dirname(file);
   const say = (what: string, todo: string): StoreStartupError => new StoreStartupError(`cannot open the database file ${file}: ${what}. ${todo}`);
 
+  // A directory in place of the file fails as CANTOPEN or as an I/O error, depending on the open.
+  if (fs.kind(file) === 'dir') return say(`${file} is a directory, not a file`, 'Set [store] sqlite_file to a file name, or remove that directory.');
   if (code === 'ENOSPC' || code.startsWith('SQLITE_FULL')) {
     const free = fs.freeBytes(fs.kind(dir) === 'dir' ? dir : '/');
     const left = free === null ? '' : ` (${(free / MIB).toFixed(1)} MiB free)`;
@@ -144,7 +146,6 @@ export function explainStoreError(file: string, err: unknown, fs: FsView = realF
   if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_AUTH')) {
     const where = directoryProblem(dir, fs);
     if (where) return say(where, 'Create the directory, or set data_dir (XCRON_DATA_DIR) to an existing writable directory.');
-    if (fs.kind(file) === 'dir') return say(`${file} is a directory, not a file`, 'Set [store] sqlite_file to a file name, or remove that directory.');
     const perm = permissionProblem(file, fs);
     if (perm) return say(perm, PERMISSION_FIX);
     if (code.startsWith('SQLITE_READONLY')) return say(`SQLite can only read it (${msg})`, `Check that the file system holding ${dir} is mounted read-write and that the file, its -wal and -shm files are writable. ${PERMISSION_FIX}`);

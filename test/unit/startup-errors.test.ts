@@ -72,6 +72,12 @@ describe('explainStoreError', () => {
     expect(m).toMatch(/\/srv\/xcron is not a directory, so the data directory \/srv\/xcron\/data cannot be created/);
   });
 
+  it('a directory in place of the file, whether SQLite says CANTOPEN or IOERR', () => {
+    for (const err of [sqliteError('SQLITE_CANTOPEN', 'unable to open database file'), sqliteError('SQLITE_IOERR_READ', 'disk I/O error')]) {
+      expect(explain(err, fakeFs({ kinds: { [FILE]: 'dir' } }))).toMatch(/\/srv\/xcron\/data\/xcron\.db is a directory, not a file/);
+    }
+  });
+
   it('the disk is full (SQLITE_FULL and ENOSPC), with the free space', () => {
     for (const err of [sqliteError('SQLITE_FULL', 'database or disk is full'), errnoError('ENOSPC')]) {
       const m = explain(err, fakeFs({ free: 512 * 1024 }));
