@@ -114,6 +114,8 @@ export function checkUrl(v: unknown, field = 'callback.url'): string {
     throw badInput(Codes.CALLBACK_URL, `'${field}' must use http or https, got ${JSON.stringify(u.protocol.replace(':', ''))}`);
   }
   if (u.hostname === '' || !/^https?:\/\/[^/\\]/i.test(v)) throw badInput(Codes.CALLBACK_URL, `'${field}' has no host`);
+  // One trailing dot is a fully qualified name (resolved as the name without it); an empty label is no name.
+  if (u.hostname.startsWith('.') || u.hostname.includes('..')) throw badInput(Codes.CALLBACK_URL, `'${field}' host ${JSON.stringify(u.hostname.slice(0, 80))} has an empty label`);
   if (u.username || u.password) throw badInput(Codes.CALLBACK_URL, `'${field}' must not carry credentials; use callback.headers`);
   return v;
 }
