@@ -59,7 +59,8 @@ export interface ApiDeps {
 export interface ApiMetrics {
   readonly contentType: string;
   render(): Promise<string>;
-  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** `cpuSeconds`: process CPU time (user + system) used while the request was handled. */
+  observeRequest(route: string, method: string, status: number, seconds: number, cpuSeconds?: number): void;
 }
 
 /** What the async-completion routes need beyond the common ApiDeps. */
