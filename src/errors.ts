@@ -77,3 +77,8 @@ export class StoreUnavailableError extends Error {
 export class ConfigError extends Error {
   override readonly name: string = 'ConfigError';
 }
+
+/** The client closed the connection before its request body had arrived: nothing to answer, not a fault. */
+export class RequestAbortedError extends Error {
+  override readonly name: string = 'RequestAbortedError';
+}

@@ -19,6 +19,7 @@ import { ConfigError } from './errors.js';
 import { createLogger } from './log.js';
 import { runTransfer } from './transfer.js';
 import { Metrics } from './metrics.js';
+import { answerClientErrors } from './api/client-error.js';
 import { Scheduler } from './scheduler/index.js';
 import { TaskService, type Notifier } from './service/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
@@ -272,6 +273,7 @@ export async function main(): Promise<void> {
   await scheduler.start();
 
   const server = serve({ fetch: app.fetch, port: cfg.http_port, hostname: cfg.http_host });
+  answerClientErrors(server, { log, observe: (status) => metrics?.observeRequest('other', 'OTHER', status, 0) });
   await new Promise<void>((resolveListen, reject) => {
     server.once('listening', () => resolveListen());
     server.once('error', reject);

@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
 import { destinationsOf } from '../delivery/ssrf.js';
-import { Codes, StoreUnavailableError, XcronError } from '../errors.js';
+import { Codes, RequestAbortedError, StoreUnavailableError, XcronError } from '../errors.js';
 import { TaskService } from '../service/index.js';
 import { uiRoutes } from '../ui/index.js';
 import { authMiddleware, principalOf } from './auth.js';
@@ -14,7 +14,7 @@ import type { ApiDeps } from './deps.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
 import { clientIp, rateLimit } from './ratelimit.js';
-import { readJson } from './request.js';
+import { bodyReadError, readJson } from './request.js';
 import { runRoutes } from './runs.js';
 import { taskRoutes } from './tasks.js';
 
@@ -113,7 +113,11 @@ export function createApp(deps: ApiDeps): Hono {
       }
       return next();
     }
-    return streamLimit(c, next);
+    try {
+      return await streamLimit(c, next);
+    } catch (e) {
+      throw bodyReadError(c, e); // a chunked body cut off by the client is not a fault
+    }
   });
 
   app.get('/healthz', (c) => ok(c, { status: 'ok', version: deps.version }));
@@ -181,6 +185,12 @@ export function createApp(deps: ApiDeps): Hono {
 
 export function errorResponse(c: Context, err: unknown, log: Logger): Response {
   if (err instanceof XcronError) return fail(c, err);
+  if (err instanceof RequestAbortedError) {
+    // The client went away mid-body: its doing, not ours (no error log, not a 500). The answer
+    // goes nowhere; the access log and the metrics count it as a 400.
+    log.debug({ path: c.req.path, reason: err.message }, 'request body cut off by the client');
+    return fail(c, new XcronError(Codes.BAD_JSON, 400, 'request body is incomplete: the client closed the connection before it arrived'));
+  }
   if (err instanceof StoreUnavailableError) {
     const write = c.req.method === 'POST';
     return fail(c, new XcronError(write ? Codes.STORE_WRITE : Codes.STORE_UNAVAILABLE, 503, `store unavailable, retry later: ${err.message}`));
