@@ -77,4 +77,9 @@ export interface RunsDeps {
   beforeReport?(runId: string): Promise<void>;
   /** Per-run log caps. */
   logCaps: LogCaps;
+  /**
+   * True when this node saw an attempt of the run fail with a retry to come (the run is between
+   * attempts or in a later one): a sync run then takes no report. Optional (cluster: the owner knows).
+   */
+  retrying?(runId: string): boolean;
 }
