@@ -7,6 +7,11 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const MAX_JSON_DEPTH = 64;
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** The raw text of the request body read by readJson (undefined before it, or without a body). */
+export function requestText(c: Context): string | undefined {
+  return c.get('jsonText' as never) as string | undefined;
+}
+
 /** Reads a JSON body: content type must be JSON (or absent); the text must parse. */
 export function readJson(c: Context): Promise<unknown> {
   // Parsed once per request (the SSRF check and the route share it); errors are re-thrown to each.
@@ -40,6 +45,7 @@ async function parseJsonBody(c: Context): Promise<unknown> {
   } catch (e) {
     throw bodyReadError(c, e);
   }
+  c.set('jsonText' as never, text as never);
   if (text.trim() === '') throw new XcronError(Codes.BAD_JSON, 400, 'request body is empty; expected a JSON object');
   let value: unknown;
   try {
