@@ -19,6 +19,8 @@ import { ConfigError } from './errors.js';
 import { createLogger } from './log.js';
 import { runTransfer } from './transfer.js';
 import { Metrics } from './metrics.js';
+import { answerClientErrors } from './api/client-error.js';
+import { RetryingRuns } from './api/runs.js';
 import { Scheduler } from './scheduler/index.js';
 import { TaskService, type Notifier } from './service/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
@@ -141,6 +143,7 @@ export async function main(): Promise<void> {
   }
 
   let metrics: Metrics | null = null;
+  const retrying = new RetryingRuns();
   // Callbacks go out from a worker thread by default ([delivery] worker_thread): the main thread
   // keeps the timers, the store commits and the API, and the HTTP work runs on another core.
   const deliveryConfig = {
@@ -162,9 +165,15 @@ export async function main(): Promise<void> {
         // their outcome (with 20 ms, about half of a 20,000-callback burst sent a start event each).
         startDelayMs: cluster ? 0 : 1000,
         log: log.child({ module: 'delivery' }),
-        onAttempt: (e) => metrics?.onAttempt(e),
+        onAttempt: (e) => {
+          retrying.observe(e);
+          metrics?.onAttempt(e);
+        },
       })
-    : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt: (e) => metrics?.onAttempt(e) });
+    : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt: (e) => {
+          retrying.observe(e);
+          metrics?.onAttempt(e);
+        } });
   // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
   // every node of a cluster), so any node can verify a worker's report.
   const reportSecret = cfg.callback.report_secret !== '' ? cfg.callback.report_secret : await store.sharedSecret('report');
@@ -239,6 +248,7 @@ export async function main(): Promise<void> {
       reportSecret,
       onRunClosed: (run, task) => scheduler.reported(run, task),
       beforeReport: (runId) => scheduler.beforeReport(runId),
+      retrying: (runId) => retrying.has(runId),
       logCaps: { maxLines: cfg.history.log_max_lines, maxBytes: cfg.history.log_max_bytes },
     },
     liveStats: () => stats.snapshot(),
@@ -274,6 +284,7 @@ export async function main(): Promise<void> {
   await scheduler.start();
 
   const server = serve({ fetch: app.fetch, port: cfg.http_port, hostname: cfg.http_host });
+  answerClientErrors(server, { log, observe: (status) => metrics?.observeRequest('other', 'OTHER', status, 0) });
   await new Promise<void>((resolveListen, reject) => {
     server.once('listening', () => resolveListen());
     server.once('error', reject);

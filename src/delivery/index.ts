@@ -237,7 +237,8 @@ export class Delivery {
       'x-xcron-scheduled-time', String(job.scheduled_time),
       'x-xcron-attempt', String(attemptNo),
     );
-    if (this.o.signingSecrets.length > 0) h.push('x-xcron-signature', signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body));
+    // Signed over the bytes actually sent: a GET carries no body, so its signature covers "".
+    if (this.o.signingSecrets.length > 0) h.push('x-xcron-signature', signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.method === 'GET' ? '' : job.body));
     return h;
   }
 

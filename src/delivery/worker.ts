@@ -84,7 +84,13 @@ function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: 
     onOutcome: (n, outcome) => {
       // A retry follows the previous attempt: its outcome goes now, in order.
       if (last) emit([1, id, last[0], last[1]]);
-      last = [n, outcome.body === null ? outcome : { ...outcome, body: null }];
+      const o = outcome.body === null ? outcome : { ...outcome, body: null };
+      // A failure with a retry to come goes at once: the main thread must know the run is between
+      // attempts (a sync run then refuses reports) before the next attempt ends.
+      if (!outcome.ok && outcome.retryable && n < job.retry.max_attempts) {
+        emit([1, id, n, o]);
+        last = null;
+      } else last = [n, o];
     },
   };
   if (reportStarts) {

@@ -1373,7 +1373,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       url: task.callback.url,
       method: task.callback.method,
       headers: task.callback.headers,
-      body: JSON.stringify(task.callback.body),
+      body: task.callback.body_text ?? JSON.stringify(task.callback.body),
       timeout_ms: task.timeout_ms ?? this.o.defaultTimeoutMs,
       retry: task.retry ?? this.o.defaultRetry,
       first_attempt: Math.max(1, d.first_attempt),
