@@ -113,6 +113,18 @@ export class RunRecorder {
     }
   }
 
+  /**
+   * Queues an update and writes it at once (with everything queued). True once it is in the store;
+   * false when the write failed (it stays queued and is retried) or a newer update of the run
+   * arrived meanwhile (the caller may ask again).
+   */
+  async writeNow(u: RunUpdate): Promise<boolean> {
+    this.push(u);
+    const queued = this.pending.get(u.run_id);
+    await this.flush();
+    return queued !== undefined && this.pending.get(u.run_id) !== queued && !this.pending.has(u.run_id);
+  }
+
   stop(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;

@@ -289,11 +289,21 @@ export interface Callback {
   path: string;
 }
 
-/** Records every callback; `hold(path)` leaves requests to a path unanswered until `release`. */
+/** How a path is answered (default 200 with a small JSON body). */
+export interface CallbackReply {
+  status: number;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Records every callback; `hold(path)` leaves requests to a path unanswered until `release`;
+ * `answer(path, fn)` picks the status (and headers) per callback.
+ */
 export class CallbackReceiver {
   readonly got: Callback[] = [];
   private readonly held = new Map<string, ServerResponse[]>();
   private readonly holding = new Set<string>();
+  private readonly answers = new Map<string, (c: Callback) => CallbackReply>();
 
   private constructor(
     private readonly server: Server,
@@ -310,7 +320,7 @@ export class CallbackReceiver {
       req.on('end', () => {
         const h = (k: string): string => String(req.headers[k] ?? '');
         const path = (req.url ?? '/').split('?')[0]!;
-        rec.got.push({
+        const c: Callback = {
           fireId: h('x-xcron-fire-id'),
           taskId: h('x-xcron-task-id'),
           scheduled: Number(h('x-xcron-scheduled-time')),
@@ -318,14 +328,16 @@ export class CallbackReceiver {
           node: h('user-agent').replace(/^xcron-test\//, ''),
           arrivedAt: Date.now(),
           path,
-        });
+        };
+        rec.got.push(c);
         if (rec.holding.has(path)) {
           const list = rec.held.get(path) ?? [];
           list.push(res);
           rec.held.set(path, list);
           return;
         }
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+        const reply = rec.answers.get(path)?.(c) ?? { status: 200 };
+        res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end('{"ok":true}');
       });
     });
     return rec;
@@ -337,6 +349,11 @@ export class CallbackReceiver {
 
   hold(path: string): void {
     this.holding.add(path);
+  }
+
+  /** Answers callbacks to `path` with what `fn` returns. */
+  answer(path: string, fn: (c: Callback) => CallbackReply): void {
+    this.answers.set(path, fn);
   }
 
   /** Stops holding a path (held requests stay unanswered: their senders may be dead). */
