@@ -482,8 +482,10 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   const self = ownership.nodeId;
   /** Another live node is delivering it: marked RUNNING by it, or claimed by it (commit-ahead). */
   const othersLive = (node: string | null | undefined): boolean => node !== null && node !== undefined && node !== self && ownership.isLive(node);
+  // A RUNNING run with a report deadline is not being delivered: it awaits its report, and the
+  // slot's owner enforces the deadline (the node that sent it let go of it with the slot).
   const keep = (run: Run): boolean =>
-    !mine.has(run.run_id) && !(run.status === 'RUNNING' && othersLive(run.node)) && !othersLive((run as WithClaim<Run>)[CLAIMED_BY]);
+    !mine.has(run.run_id) && !(run.status === 'RUNNING' && run.deadline === null && othersLive(run.node)) && !othersLive((run as WithClaim<Run>)[CLAIMED_BY]);
   /**
    * Runs that left `mine` while a read of the outbox was under way, per read: the read may show
    * them unfinished although their outcome was written meanwhile (a read of many slots takes a

@@ -371,9 +371,15 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       const run = await this.o.store.getRun(runId);
       if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING')) return;
       const token = this.o.ownership.tokenFor(run.slot);
-      if (token === null || this.inflightRuns.has(runId)) return;
+      if (token === null || this.inflightRuns.has(runId) || this.awaiting.has(runId)) return;
       const task = await this.o.store.get(run.task_id);
       if (!task) return;
+      if (run.status === 'RUNNING' && run.deadline !== null) {
+        // An async run awaiting its report, left by a node whose lease lapsed: its deadline is enforced here.
+        this.acquireInflight(task.id, runId);
+        this.awaitReport({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts, token }, run.deadline, run.attempts);
+        return;
+      }
       this.emit('fired', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, committed_at: run.scheduled_time, status: 'PENDING' });
       this.emit('released', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, released_at: Math.max(run.scheduled_time, this.o.clock.now()) });
       this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1, token }, null);
@@ -663,13 +669,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   private onLost(slots: number[]): void {
     const lost = new Set(slots);
+    const letGo: string[] = [];
     for (const [runId, w] of this.awaiting) {
       if (lost.has(w.d.task.slot)) {
         w.timer?.cancel();
         this.awaiting.delete(runId);
         this.releaseInflightOnly(w.d.task.id, runId);
+        letGo.push(runId);
       }
     }
+    // Their report deadlines are the slot owner's to enforce now (this node too, if it owns the slot again).
+    if (letGo.length > 0) void Promise.resolve(this.o.store.givenBack?.(letGo)).catch(() => undefined);
     for (const [id, e] of this.entries) if (lost.has(e.task.slot)) this.entries.delete(id);
     this.heap.filter((e) => this.entries.get(e.id) === e);
     // Deliveries of lost slots that have not started are given back: the new owner (or this node,
@@ -1173,6 +1183,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.awaiting.delete(runId);
       this.releaseInflightOnly(d.task.id, runId);
       this.o.log.info({ task_id: d.task.id, fire_id: runId, slot: d.task.slot }, 'async deadline not enforced here: the lease lapsed; left to the slot owner');
+      void Promise.resolve(this.o.store.givenBack?.([runId]))
+        .catch(() => undefined)
+        .then(() => this.o.onRunQueued?.(runId, d.task.slot));
       return;
     }
     const policy = d.task.retry ?? this.o.defaultRetry;

@@ -66,23 +66,28 @@ export async function runKillThenFreeze(o: PauseScenarioOptions): Promise<PauseR
   const log = o.log ?? ((): void => undefined);
   const rec = o.rec;
   const prefix = uniquePrefix('pause');
-  const start = (name: string): Promise<XNode> =>
-    XNode.start({ redisUrl: o.redisUrl, prefix, name, slots: SLOTS, leaseMs: LEASE, env: { XCRON_SCHEDULER_MISFIRE_THRESHOLD_MS: String(MISFIRE) } });
+  const env = { XCRON_SCHEDULER_MISFIRE_THRESHOLD_MS: String(MISFIRE) };
   const tag = prefix.slice(-6);
-  const nodes = await Promise.all([start(`a${tag}`), start(`b${tag}`), start(`c${tag}`)]);
+  // Started together, then waited for with a generous timeout (a busy machine starts them slowly).
+  const nodes = await Promise.all([`a${tag}`, `b${tag}`, `c${tag}`].map((name) => XNode.start({ redisUrl: o.redisUrl, prefix, name, slots: SLOTS, leaseMs: LEASE, env, waitReady: false })));
+  for (const x of nodes) await x.waitReady(120_000);
   const [a, b, c] = nodes as [XNode, XNode, XNode];
   try {
     const names = nodes.map((n) => n.name);
     await until('every slot owned by its preferred node', () => c.cluster(), (v) => v.slots.every((s) => s.owner !== null && s.owner === preferredOwner(s.slot, names)), 30_000);
 
     const periodic: { id: string; misfire: 'skip' | 'fire_once' }[] = [];
+    const t0 = Date.now();
     for (let i = 0; i < (o.periodic ?? 12); i++) {
       const misfire = i % 2 === 0 ? 'skip' : 'fire_once';
       const { task_id } = await nodes[i % 3]!.create({ type: 1, format: EVERY_SECOND, misfire, callback: { url: rec.url(`/${tag}/p${i}`) } });
       periodic.push({ id: task_id, misfire });
     }
     const n = o.oneShots ?? 150;
-    const base = Date.now() + 3000;
+    // Due from ~3 s after the creations end: their time is estimated from the periodic ones (10
+    // requests at a time go about 4 times faster than one by one).
+    const perCreate = (Date.now() - t0) / Math.max(1, o.periodic ?? 12);
+    const base = Date.now() + 3000 + Math.ceil((2 * (o.oneShots ?? 150) * perCreate) / 4);
     const oneShots: { id: string; at: number }[] = new Array(n);
     let next = 0;
     await Promise.all(
@@ -99,8 +104,8 @@ export async function runKillThenFreeze(o: PauseScenarioOptions): Promise<PauseR
     const callbacks = (): Callback[] => rec.got.filter((x) => mine.has(x.taskId));
 
     // T: kill A; T + 3 s: freeze B for 8 s.
-    const killAt = base + 2000;
-    await sleepUntil(killAt);
+    await sleepUntil(base + 2000);
+    const killAt = Date.now();
     await a.kill9();
     const failKill = until('no slot names the killed node', () => c.cluster(), (v) => v.slots.every((s) => s.owner !== null && s.owner !== a.name), LEASE + 20_000, 100).then(() => Date.now() - killAt);
     await sleepUntil(killAt + FREEZE_AFTER_KILL_MS);
@@ -122,6 +127,8 @@ export async function runKillThenFreeze(o: PauseScenarioOptions): Promise<PauseR
     // Time for late copies (a resumed node's stale sends come within moments of SIGCONT).
     await sleepUntil(Date.now() + 2000);
 
+    // The periodic tasks are paused first: their run count and their runs are then read in one state.
+    for (const p of periodic) await c.call('POST', '/xcron/pauseTask', { task_id: p.id });
     let doubleCommit: string | null = null;
     const lost: string[] = [];
     try {

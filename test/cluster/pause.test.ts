@@ -42,7 +42,8 @@ afterAll(async () => {
 /** Three fresh nodes with a prefix of their own, each slot with its preferred owner. */
 async function cluster(): Promise<XNode[]> {
   const prefix = uniquePrefix('pt');
-  const nodes = await Promise.all(['x', 'y', 'z'].map((n) => XNode.start({ redisUrl: redis.url, prefix, name: `${n}${prefix.slice(-4)}`, slots: SLOTS, leaseMs: LEASE })));
+  const nodes = await Promise.all(['x', 'y', 'z'].map((n) => XNode.start({ redisUrl: redis.url, prefix, name: `${n}${prefix.slice(-4)}`, slots: SLOTS, leaseMs: LEASE, waitReady: false })));
+  for (const n of nodes) await n.waitReady(120_000);
   const names = nodes.map((n) => n.name);
   await until('slots balanced', () => nodes[0]!.cluster(), (v) => v.slots.every((s) => s.owner !== null && s.owner === preferredOwner(s.slot, names)), 30_000);
   return nodes;
@@ -59,7 +60,7 @@ describe('a paused node never sends what another node took over (lease 3 s)', ()
       expect(r.lost).toEqual([]);
       expect(r.unexcused, 'fire ids sent twice by live senders').toEqual([]);
       expect(r.attemptRepeated, 'fire ids whose copies repeat an attempt number').toEqual([]);
-    });
+    }, 300_000);
   }
 
   it('SIGSTOP during a retry backoff: the new owner sends attempt 2, the resumed node never sends its retry', async () => {
@@ -87,7 +88,7 @@ describe('a paused node never sends what another node took over (lease 3 s)', ()
     expect(cbs.filter((c) => c.node === owner.name && c.arrivedAt >= contAt), describeCopies(cbs, stopAt)).toEqual([]);
     expect(cbs.map((c) => c.attempt), describeCopies(cbs, stopAt)).toEqual([1, 2]);
     expect((await others[0]!.runs(id))[0]).toMatchObject({ status: 'SUCCESS', attempts: 2 });
-  });
+  }, 180_000);
 
   it('SIGSTOP during an async report deadline: the new owner enforces it, the resumed node does not retry it', async () => {
     const nodes = await cluster();
@@ -106,14 +107,15 @@ describe('a paused node never sends what another node took over (lease 3 s)', ()
     await new Promise((r) => setTimeout(r, Math.max(0, stopAt + 8000 - Date.now())));
     const contAt = Date.now();
     owner.signal('SIGCONT');
-    await until('the resumed node rejoined', () => nodes[0]!.cluster(), (v) => v.members.includes(owner.name), 20_000, 200);
-    // A few more deadlines pass on the new owner meanwhile.
+    // It drops the run (its lease lapsed): the new owner goes on. Once
+    // the resumed node owns its slot again (rejoined), it enforces the deadline itself, counting on.
+    await until('the resumed node owns its slot again', () => nodes[0]!.cluster(), (v) => v.slots.some((s) => s.owner === owner.name), 30_000, 200);
     const seen = rec.forTask(id).length;
-    await until('two more attempts', () => rec.forTask(id), (cbs) => cbs.length >= seen + 2, 20_000, 100);
+    await until('two more attempts', () => rec.forTask(id), (cbs) => cbs.length >= Math.min(10, seen + 2), 30_000, 100);
     const cbs = rec.forTask(id);
-    expect(cbs.filter((c) => c.node === owner.name && c.arrivedAt >= contAt), describeCopies(cbs, stopAt)).toEqual([]);
     const attempts = cbs.map((c) => c.attempt);
-    expect(new Set(attempts).size, describeCopies(cbs, stopAt)).toBe(attempts.length);
-    expect(attempts[0]).toBe(1);
-  });
+    // No attempt was sent twice (before the fix the resumed node sent attempt 2 again right after SIGCONT).
+    expect(attempts, describeCopies(cbs, stopAt)).toEqual(attempts.map((_, i) => i + 1));
+    expect(cbs.filter((c) => c.node === owner.name && c.arrivedAt >= contAt && c.arrivedAt < contAt + 1000), describeCopies(cbs, stopAt)).toEqual([]);
+  }, 180_000);
 });
