@@ -1267,9 +1267,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (!task) return;
     // Closed by the deadline here: the follow-ups need the lease still (see followUp). Closed by a
     // report (through any node): the store closed it once, and this node acts on it.
-    if (token !== undefined && !this.followUp(task, run.run_id, token)) return;
-    if (result.ok) void this.triggerChildren(task, run.run_id, token);
-    else void this.onFinalFailure(task, run.run_id, run.scheduled_time, result, token);
+    const lease = token === undefined ? undefined : this.followUp(task, run.run_id, token);
+    if (lease === null) return;
+    if (result.ok) void this.triggerChildren(task, run.run_id, lease);
+    else void this.onFinalFailure(task, run.run_id, run.scheduled_time, result, lease);
   }
 
   /** XXL-JOB child tasks: a successful run triggers each on_success task once (a manual run, through the service). */
@@ -1429,16 +1430,19 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /**
    * The follow-ups of a run's outcome (children, alert, auto-pause) are this node's only while it
    * still holds the lease the run went out under, handed it back on purpose, or owns the slot
-   * again. When the lease lapsed (a pause) and another node owns the slot, they are left out here:
+   * again: the lease token they go on under, or null. When the lease lapsed (a pause) and another node owns the slot, they are left out here:
    * that node read the outbox when it took the slot over, while this one was paused, so it
    * redelivers the run and acts on the outcome of its own delivery.
    */
-  private followUp(task: Task, runId: string, token: number): boolean {
-    if ((task.on_success?.length ?? 0) === 0 && !task.alert_url && !this.o.alertUrl && (task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0) <= 0) return true;
-    // Or it owns the slot again under a new lease: no other node redelivers what it recorded.
-    if (this.o.ownership.mayAct(task.slot, token) || this.o.ownership.tokenFor(task.slot) !== null) return true;
-    this.o.log.info({ task_id: task.id, fire_id: runId, slot: task.slot }, 'follow-ups of a run not started here: the lease lapsed; left to the slot owner');
-    return false;
+  private followUp(task: Task, runId: string, token: number): number | null {
+    if (this.o.ownership.mayAct(task.slot, token)) return token;
+    // It owns the slot again under a new lease: no other node redelivers what it recorded.
+    const now = this.o.ownership.tokenFor(task.slot);
+    if (now !== null) return now;
+    if ((task.on_success?.length ?? 0) > 0 || task.alert_url || this.o.alertUrl || (task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0) > 0) {
+      this.o.log.info({ task_id: task.id, fire_id: runId, slot: task.slot }, 'follow-ups of a run not started here: the lease lapsed; left to the slot owner');
+    }
+    return null;
   }
 
   /**
@@ -1562,9 +1566,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           shards,
         });
         this.emit('finished', { task_id: task.id, run_id: d.run_id, scheduled_time: d.scheduled, result });
-        if (this.followUp(task, d.run_id, d.token)) {
-          if (result.ok) void this.triggerChildren(task, d.run_id, d.token);
-          else void this.onFinalFailure(task, d.run_id, d.scheduled, result, d.token);
+        const lease = this.followUp(task, d.run_id, d.token);
+        if (lease !== null) {
+          if (result.ok) void this.triggerChildren(task, d.run_id, lease);
+          else void this.onFinalFailure(task, d.run_id, d.scheduled, result, lease);
         }
       }
     } catch (err) {

@@ -19,7 +19,9 @@ import { request } from 'undici';
 import { slotOf } from '../../src/task/index.js';
 import { freePort } from '../helpers/redis.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const UP2 = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository (from dist/test/cluster when compiled for bench/chaos.ts: one level further up). */
+export const REPO_ROOT = existsSync(join(UP2, 'package.json')) ? UP2 : resolve(UP2, '..');
 const LAUNCHER = join(REPO_ROOT, 'xcron_server');
 
 export function ensureBuilt(): void {
