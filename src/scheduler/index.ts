@@ -371,7 +371,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       const run = await this.o.store.getRun(runId);
       if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING')) return;
       const token = this.o.ownership.tokenFor(run.slot);
-      if (token === null || this.inflightRuns.has(runId) || this.awaiting.has(runId)) return;
+      // Finished here a moment ago (its outcome not written yet): not sent again.
+      if (token === null || this.inflightRuns.has(runId) || this.awaiting.has(runId) || this.recorder.finishedHere(runId)) return;
       const task = await this.o.store.get(run.task_id);
       if (!task) return;
       if (run.status === 'RUNNING' && run.deadline !== null) {
@@ -854,6 +855,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         const rows = await this.o.store.unfinishedRuns({ slots: filter, after, limit: 1000, ...(upTo === undefined ? {} : { upTo }) });
         for (const { run, task } of rows) {
           if (this.inflightRuns.has(run.run_id) || this.awaiting.has(run.run_id) || this.heldByRun.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
+          if (this.recorder.finishedHere(run.run_id)) continue; // delivered here, its outcome not written yet
           const token = this.o.ownership.tokenFor(run.slot)!;
           if (run.status === 'RUNNING' && run.deadline !== null) {
             // An async run awaiting its report: not redelivered; its deadline is enforced here now.
