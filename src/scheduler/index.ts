@@ -366,15 +366,21 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** A manual fire (triggerTask) was recorded: deliver it if this node owns the slot. */
   async deliverRun(runId: string): Promise<void> {
-    if (this.stopped || this.inflightRuns.has(runId) || this.heldByRun.has(runId)) return;
+    if (this.stopped || this.inflightRuns.has(runId) || this.heldByRun.has(runId) || this.deliveringRun.has(runId)) return;
+    this.deliveringRun.add(runId);
     try {
+      const first = await this.o.store.getRun(runId);
+      if (!first || (first.status !== 'PENDING' && first.status !== 'RUNNING')) return;
+      const task = await this.o.store.get(first.task_id);
+      if (!task) return;
+      // The run is read again last, and checked in the same turn as it is handed over: a delivery of
+      // it here that ended meanwhile has its outcome written (the read says so) or queued
+      // (finishedHere), and one still going is in flight. Either way it is not sent twice.
       const run = await this.o.store.getRun(runId);
       if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING')) return;
       const token = this.o.ownership.tokenFor(run.slot);
-      // Finished here a moment ago (its outcome not written yet): not sent again.
-      if (token === null || this.inflightRuns.has(runId) || this.awaiting.has(runId) || this.recorder.finishedHere(runId)) return;
-      const task = await this.o.store.get(run.task_id);
-      if (!task) return;
+      if (this.stopped || token === null || this.inflightRuns.has(runId) || this.awaiting.has(runId) || this.heldByRun.has(runId) || this.recorder.finishedHere(runId)) return;
+      if (this.queued.get(task.id)?.some((q) => q.run_id === runId)) return; // waiting behind a run of its task (overlap queue)
       if (run.status === 'RUNNING' && run.deadline !== null) {
         // An async run awaiting its report, left by a node whose lease lapsed: its deadline is enforced here.
         this.acquireInflight(task.id, runId);
@@ -386,8 +392,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1, token }, null);
     } catch (e) {
       this.reportStoreError(e);
+    } finally {
+      this.deliveringRun.delete(runId);
     }
   }
+
+  /** Runs a deliverRun call is reading (a second call for the same run returns at once). */
+  private readonly deliveringRun = new Set<string>();
 
   /**
    * Reads the outbox of every owned slot again and redelivers what is not in flight here (after
