@@ -496,6 +496,12 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
     if (!mine.delete(id)) return;
     for (const r of reads) r.add(id);
   };
+  // Every run whose outcome was written meanwhile, not only those in `mine`: a run this node took
+  // back from the outbox (deliverRun, after a lease lapsed) is delivered here without being in it.
+  const finished = (id: string): void => {
+    mine.delete(id);
+    for (const r of reads) r.add(id);
+  };
 
   const unfinishedRuns: TaskStore['unfinishedRuns'] = async (q) => {
     const out: Awaited<ReturnType<TaskStore['unfinishedRuns']>> = [];
@@ -528,7 +534,7 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   };
   const updateRuns: TaskStore['updateRuns'] = async (updates) => {
     await store.updateRuns(updates);
-    for (const u of updates) if (u.status !== 'RUNNING') forget(u.run_id);
+    for (const u of updates) if (u.status !== 'RUNNING') finished(u.run_id);
   };
   // A held fire not claimed here (undone, or its slot lost) is not in flight here any more.
   const claimFires: NonNullable<TaskStore['claimFires']> = async (reqs, node) => {
