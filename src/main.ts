@@ -196,6 +196,7 @@ export async function main(): Promise<void> {
     defaultAsyncTimeoutMs: cfg.delivery.async_timeout_ms,
     store: cluster ? cluster.schedulerStore : store,
     taskOps: service,
+    onRunQueued: cluster ? (runId, slot) => cluster.notifier.runQueued(runId, slot) : undefined,
     ownership,
     delivery,
     clock,

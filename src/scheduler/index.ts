@@ -83,6 +83,12 @@ export interface SchedulerOptions {
    * triggering child tasks and the pause after consecutive failures. Absent: neither happens.
    */
   taskOps?: TaskOperations;
+  /**
+   * A run this node let go of (its lease lapsed before the send, or before an async deadline) must
+   * reach its slot's owner: cluster, the notifier (this node when it owns the slot again). Default:
+   * deliver it here if this node owns the slot.
+   */
+  onRunQueued?: (runId: string, slot: number) => void;
   /** Global alert webhook for final failures ('' or undefined: none, unless the task has alert_url). */
   alertUrl?: string;
   /** Default for tasks without max_consecutive_failures (0: never auto-pause). */
