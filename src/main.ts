@@ -9,6 +9,7 @@ import { createApp } from './api/app.js';
 import { TokenAuth, resolveTokens } from './api/auth.js';
 import { SystemClock } from './clock/index.js';
 import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
+import { LeaseGate } from './cluster/lease-table.js';
 import { openClusterMode, type ClusterMode } from './cluster/redis.js';
 import { VERSION, loadConfig, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
@@ -153,6 +154,7 @@ export async function main(): Promise<void> {
     maxResponseBytes: cfg.delivery.max_response_bytes,
     signingSecrets: cfg.callback.signing_secrets,
   };
+  const leases = ownership.leaseBuffer();
   const delivery: DeliveryService = cfg.delivery.worker_thread
     ? new ThreadedDelivery({
         ...deliveryConfig,
@@ -164,6 +166,9 @@ export async function main(): Promise<void> {
         // still unanswered after up to a second shows as RUNNING; faster ones go from PENDING to
         // their outcome (with 20 ms, about half of a 20,000-callback burst sent a start event each).
         startDelayMs: cluster ? 0 : 1000,
+        // Cluster: a callback goes out only while its slot's lease is held (checked in the delivery
+        // thread right before the request is written). Standalone: no check.
+        ...(leases ? { leases } : {}),
         log: log.child({ module: 'delivery' }),
         onAttempt: (e) => {
           retrying.observe(e);
@@ -173,7 +178,7 @@ export async function main(): Promise<void> {
     : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt: (e) => {
           retrying.observe(e);
           metrics?.onAttempt(e);
-        } });
+        }, ...(leases ? { leases: new LeaseGate(leases) } : {}) });
   // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
   // every node of a cluster), so any node can verify a worker's report.
   const reportSecret = cfg.callback.report_secret !== '' ? cfg.callback.report_secret : await store.sharedSecret('report');
@@ -200,6 +205,7 @@ export async function main(): Promise<void> {
     defaultAsyncTimeoutMs: cfg.delivery.async_timeout_ms,
     store: cluster ? cluster.schedulerStore : store,
     taskOps: service,
+    onRunQueued: cluster ? (runId, slot) => cluster.notifier.runQueued(runId, slot) : undefined,
     ownership,
     delivery,
     clock,
