@@ -25,7 +25,7 @@ function findNginx(): { bin: string } | { reason: string } {
   // Unpack the Debian package (no service is installed or started).
   const dir = join(STORE, 'nginx');
   mkdirSync(dir, { recursive: true });
-  const dl = spawnSync('bash', ['-c', `cd ${JSON.stringify(dir)} && apt-get download nginx && dpkg-deb -x nginx_*.deb .`], { encoding: 'utf8', timeout: 300_000 });
+  const dl = spawnSync('bash', ['-c', `cd ${JSON.stringify(dir)} && { apt-get download nginx || { apt-get update -qq && apt-get download nginx; }; } && dpkg-deb -x nginx_*.deb .`], { encoding: 'utf8', timeout: 300_000 });
   const bin = join(dir, 'usr/sbin/nginx');
   if (dl.status === 0 && existsSync(bin) && spawnSync(bin, ['-v']).status === 0) return { bin };
   return { reason: `no nginx here and the Debian package could not be unpacked: ${(dl.stderr || '').trim().split('\n').slice(-2).join(' / ')}` };
