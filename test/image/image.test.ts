@@ -178,8 +178,12 @@ describe.skipIf(unavailable !== null)('the container image (buildah, local base 
       });
     }
     const t1 = Date.now();
-    // Leftovers of an interrupted earlier run in this storage.
+    // Leftovers of an interrupted earlier run in this storage, and bases of an older script or Node.
     await buildah(['rm', '--all']).catch(() => undefined);
+    const names = (await buildah(['images', '--format', '{{.Name}}:{{.Tag}}'])).split('\n');
+    for (const n of names.filter((x) => /^localhost\/xcron-test-(build-)?base:/.test(x) && !x.endsWith(`:${suffix}`))) {
+      await buildah(['rmi', n]).catch(() => undefined);
+    }
     // XCRON_IMAGE_REUSE=1 (only while working on this test) runs the checks on the image already
     // built; the suite always builds it afresh.
     const reuse = process.env.XCRON_IMAGE_REUSE === '1' && (await imageExists(IMAGE));
