@@ -469,6 +469,11 @@ function isMain(): boolean {
   }
 }
 if (isMain()) {
+  // `xcron list | head`: the reader went away; stop quietly instead of an EPIPE stack trace
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(EXIT.OK);
+    throw e;
+  });
   void runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then((code) => {
     process.exitCode = code;
   });
