@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { idsAsPositionals } from '../../clients/typescript/src/cli.js';
 import { XcronClient, type TaskView } from '../../clients/typescript/src/index.js';
 import { freePort } from '../helpers/ports.js';
 import { Receiver, header } from '../helpers/receiver.js';
@@ -179,6 +180,15 @@ describe('errors and exit codes', () => {
     const j = await xcron([...U, '--json', 'create', '--cron', 'not a cron', '--callback', recv.url('/x')]);
     expect(j.code).toBe(1);
     expect(JSON.parse(j.stderr)).toMatchObject({ error: { code: 1005, http_status: 400, message: expect.stringContaining('invalid cron expression') } });
+  });
+
+  it('an id that starts with "-" (nanoid ids can) is an argument, not an unknown flag; flag values are left alone', async () => {
+    expect(idsAsPositionals(['logs', '-Xb3_k:1796112002000', '-f'])).toEqual(['logs', '-f', '--', '-Xb3_k:1796112002000']);
+    expect(idsAsPositionals(['create', '--body', '-1', '--name', '-nm'])).toEqual(['create', '--body', '-1', '--name', '-nm']);
+    expect(idsAsPositionals(['list', '--nope'])).toEqual(['list', '--nope']);
+    const r = await xcron([...U, 'get', '-no-such-id-0123456789']);
+    expect(r.stderr).toMatch(/^xcron get: error 1007: task "-no-such-id-0123456789" not found/);
+    expect(r.code).toBe(1);
   });
 
   it('usage errors exit 2; no answer (transport) exits 3', async () => {

@@ -406,6 +406,29 @@ const commands: Record<string, (c: Ctx) => Promise<number>> = {
   },
 };
 
+/**
+ * Task and run ids may start with '-' (nanoid's alphabet): a word that is not one of our flags and
+ * not a flag's value is an argument, so it is moved after the `--` that ends the flags.
+ */
+export function idsAsPositionals(argv: string[]): string[] {
+  const flags: string[] = [];
+  const moved: string[] = [];
+  const short = new Map<string, string>(Object.entries(OPTIONS).flatMap(([k, o]) => ('short' in o ? [[o.short, k] as const] : [])));
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return [...flags, '--', ...moved, ...argv.slice(i + 1)];
+    const name = a.startsWith('--') ? a.slice(2).split('=')[0]! : /^-[a-zA-Z]$/.test(a) ? short.get(a.slice(1)) : undefined;
+    const opt = name !== undefined ? (OPTIONS as Record<string, { type: string }>)[name] : undefined;
+    if (a.startsWith('-') && a !== '-' && opt === undefined && !/^-[a-zA-Z]$/.test(a) && !/^--[a-z-]+(=|$)/.test(a)) {
+      moved.push(a); // not flag-shaped (e.g. "-Xb3_k:1796112002000"): an id
+      continue;
+    }
+    flags.push(a);
+    if (opt?.type === 'string' && !a.includes('=') && i + 1 < argv.length) flags.push(argv[++i]!); // its value, whatever it looks like
+  }
+  return moved.length > 0 ? [...flags, '--', ...moved] : flags;
+}
+
 /** Runs one command line; returns the exit code. Never throws. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const err = (s: string): void => void io.stderr.write(s);
@@ -413,7 +436,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   let v: Values;
   let positionals: string[];
   try {
-    ({ values: v, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
+    ({ values: v, positionals } = parseArgs({ args: idsAsPositionals(argv), options: OPTIONS, allowPositionals: true, strict: true }));
   } catch (e) {
     err(`xcron: ${(e as Error).message}\n${USAGE}\n`);
     return EXIT.USAGE;
