@@ -45,7 +45,7 @@ export function attemptResult(o: AttemptEvent['outcome']): 'success' | 'http_4xx
   if (o.ok) return 'success';
   if (o.refused) return 'refused';
   if (o.status !== null) return o.status >= 500 ? 'http_5xx' : o.status >= 400 ? 'http_4xx' : 'http_other';
-  if (o.error?.startsWith('timeout')) return 'timeout';
+  if (o.timed_out === true) return 'timeout';
   return 'connect_error';
 }
 

@@ -72,6 +72,8 @@ export interface AttemptOutcome {
   duration_ms: number;
   /** True when the destination policy (SSRF guard) refused the connection. */
   refused?: boolean;
+  /** True when the receiver did not answer (headers, or a gap in the body) within timeout_ms. */
+  timed_out?: boolean;
 }
 
 export interface DeliveryResult {
@@ -147,6 +149,7 @@ export class Delivery {
   private readonly origins = new Map<string, Semaphore>();
   private readonly targets = new Map<string, Target>();
   private readonly stopping = new AbortController();
+  private closed: Promise<void> | null = null;
   private active = 0;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly random: () => number;
@@ -319,6 +322,7 @@ export class Delivery {
         ok: false,
         retryable: true,
         status: null,
+        ...(timedOut ? { timed_out: true } : {}),
         error: timedOut ? `timeout after ${job.timeout_ms} ms` : `${err.code ?? err.name}: ${err.message}`,
         body: null,
         retry_after_ms: null,
@@ -409,8 +413,12 @@ export class Delivery {
     return r;
   }
 
-  async close(): Promise<void> {
-    this.stopping.abort();
-    await this.agent.destroy();
+  /** Closes the connection pool. Safe to call twice: returns the same promise. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.stopping.abort();
+      await this.agent.destroy();
+    })();
+    return this.closed;
   }
 }
