@@ -98,7 +98,7 @@ export async function main(): Promise<void> {
       process.exit(130);
     }
     stopping = true;
-    log.info({ signal }, 'signal received');
+    log.info({ signal }, 'shutting down');
     void x.stop().then(() => {
       log.flush();
       process.exit(x.stopped?.every((s) => s.outcome === 'ok') === false ? 1 : 0);

@@ -379,7 +379,7 @@ class Node implements Xcron {
 
   private async stopOnce(): Promise<void> {
     const { cfg, log, stepTimeoutMs } = this.p;
-    log.info('shutting down');
+    log.debug('stopping');
     this.retentionStop.abort();
     const steps: ShutdownStep[] = [
       // A start still in progress finishes first (its parts are then stopped below).
