@@ -133,6 +133,11 @@ export class Harness {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** `await using h = await Harness.start()`: closes when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** A new instance on the same data file (this one must be stopped first). */
   restart(extra: HarnessOptions = {}): Promise<Harness> {
     if (!this.closed) throw new Error('restart: stop() first');

@@ -81,6 +81,7 @@ export interface OpsApp {
   node: Xcron;
   dir: string;
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -119,6 +120,10 @@ export async function createOpsApp(o: OpsAppOptions = {}): Promise<OpsApp> {
   const node = await createXcron(cfg, { clock, log: logs.log, processMetrics: false, notifier: () => quiet });
   await node.start({ scheduler: false });
   if (!(node.store instanceof SqliteTaskStore)) throw new Error('expected the store on the test thread');
+  const close = async (): Promise<void> => {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
   return {
     app: node.app,
     store: node.store,
@@ -128,10 +133,8 @@ export async function createOpsApp(o: OpsAppOptions = {}): Promise<OpsApp> {
     metrics: node.metrics,
     node,
     dir,
-    close: async () => {
-      await node.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
