@@ -12,6 +12,7 @@ import type { Ownership } from './cluster/index.js';
 import type { AttemptEvent } from './delivery/index.js';
 import type { SchedulerEvents } from './scheduler/index.js';
 import type { StoreStats } from './store/types.js';
+import { DeadlineError } from './errors.js';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './fast-metrics.js';
 
 /** What metrics needs of the scheduler. */
@@ -223,7 +224,7 @@ export class Metrics {
     if (!this.statsInflight) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, rej) => {
-        timer = setTimeout(() => rej(new Error('store stats timed out')), this.o.statsTimeoutMs ?? 2000);
+        timer = setTimeout(() => rej(new DeadlineError('store stats for a scrape', this.o.statsTimeoutMs ?? 2000)), this.o.statsTimeoutMs ?? 2000);
       });
       this.statsInflight = Promise.race([this.o.store.stats(), timeout])
         .then(
