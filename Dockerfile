@@ -1,32 +1,42 @@
 # syntax=docker/dockerfile:1
-# xcron: multi-stage build on node:20-slim, runs as the non-root "node" user.
+# xcron: multi-stage build on node:20-slim, runs as the non-root "node" user (uid 1000).
 #   docker build -t xcron .
 #   docker run -p 8000:8000 -v xcron-data:/data xcron
+# Without a registry, build on local base images instead (see docs/cluster.md#docker):
+#   deploy/build-local-base.sh localhost/xcron-base localhost/xcron-build-base
+#   buildah bud --build-arg BASE_IMAGE=localhost/xcron-base \
+#     --build-arg BUILD_IMAGE=localhost/xcron-build-base -t xcron .
+
+# BASE_IMAGE: Node.js 20 on Debian, with a "node" user; the final image is built on it.
+# BUILD_IMAGE: the build stage's image (default: the same); python3, make and g++ are installed
+# with apt-get unless it already has them.
+ARG BASE_IMAGE=node:20-slim
+ARG BUILD_IMAGE=${BASE_IMAGE}
 
 # ---- build: compile native better-sqlite3 and TypeScript ----
-FROM node:20-slim AS build
-RUN apt-get update \
+FROM ${BUILD_IMAGE} AS build
+RUN if command -v python3 >/dev/null && command -v make >/dev/null && command -v g++ >/dev/null; then exit 0; fi \
+ && apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Like build.sh: npm ci can refuse the lockfile over other platforms' optional packages (pulled in
-# by the bench-only bullmq); npm install then installs the same locked versions.
-RUN npm ci --no-audit --no-fund || npm install --no-audit --no-fund
+# Exactly the lockfile (dev dependencies included: TypeScript compiles here); pruned below.
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json vitest.config.ts ./
 COPY src ./src
-COPY test ./test
-COPY bench ./bench
 COPY scripts ./scripts
 RUN npx tsc -p tsconfig.json \
  && npx tsc -p src/ui/client/tsconfig.json \
- && if [ -d src/redis/lua ]; then mkdir -p dist/src/redis && cp -r src/redis/lua dist/src/redis/; fi \
- && npm prune --omit=dev
+ && mkdir -p dist/src/redis/lua && cp src/redis/lua/*.lua dist/src/redis/lua/ \
+ && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: only production dependencies and the compiled code ----
-FROM node:20-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
+# http_host is set explicitly: inside a container the service must listen on every interface.
 ENV NODE_ENV=production \
     XCRON_DATA_DIR=/data \
+    XCRON_HTTP_HOST=0.0.0.0 \
     XCRON_HTTP_PORT=8000
 WORKDIR /app
 COPY --from=build --chown=node:node /app/node_modules ./node_modules

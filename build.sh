@@ -86,4 +86,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 exec node --enable-source-maps "$here/dist/src/main.js" "$@"
 LAUNCH
 chmod +x xcron_server
+# The CLI (clients/typescript/src/cli.ts, the `xcron` bin of @xcron/client), runnable from the repo as ./xcron.
+chmod +x clients/typescript/dist/cli.js
+cat > xcron <<'LAUNCH'
+#!/usr/bin/env bash
+# xcron CLI launcher (written by build.sh). Usage: ./xcron --help
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+exec node "$here/clients/typescript/dist/cli.js" "$@"
+LAUNCH
+chmod +x xcron
 echo "build.sh: done. Run ./xcron_server (config: ./xcron.toml)"

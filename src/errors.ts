@@ -23,6 +23,7 @@ export const Codes = {
   RATE_LIMITED: 1014,
   STORE_UNAVAILABLE: 1016,
   RUN_CLOSED: 1017,
+  RUN_NOT_ASYNC: 1018,
   UNSUPPORTED_TYPE: 1020,
   INTERNAL: 1099,
 } as const;
@@ -160,4 +161,9 @@ export function fromWire(w: WireError): Error {
   }
   if (w.stack !== undefined) e.stack = w.stack;
   return e;
+}
+
+/** The client closed the connection before its request body had arrived: nothing to answer, not a fault. */
+export class RequestAbortedError extends Error {
+  override readonly name: string = 'RequestAbortedError';
 }

@@ -39,6 +39,8 @@ const LATENESS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /** Seconds buckets for callback durations: 5 ms .. 5 min. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** Seconds buckets for per-request CPU time: 0.25 ms .. 1 s. */
+const CPU_BUCKETS = [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1];
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 
 /** The `result` label of one callback attempt. */
@@ -70,6 +72,7 @@ export class Metrics {
   private readonly storeErrors: Counter<'source'>;
   private readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   private readonly httpDuration: Histogram<'route'>;
+  private readonly httpCpu: Histogram<'route' | 'auth'>;
   private statsCache: StoreStats | null = null;
   private statsAt = -Infinity;
   private statsInflight: Promise<void> | null = null;
@@ -162,6 +165,13 @@ export class Metrics {
 
     this.httpRequests = new Counter({ name: 'xcron_http_requests_total', help: 'API requests by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
     this.httpDuration = new Histogram({ name: 'xcron_http_request_duration_seconds', help: 'API request handling time by route.', labelNames: ['route'], buckets: HTTP_BUCKETS, registers });
+    this.httpCpu = new Histogram({
+      name: 'xcron_http_request_cpu_seconds',
+      help: 'Process CPU time (user + system) used while an API request was handled, by route and whether auth let it through (an upper bound of its main-thread cost: other threads\' work in the meantime counts too).',
+      labelNames: ['route', 'auth'],
+      buckets: CPU_BUCKETS,
+      registers,
+    });
 
     // Lateness is taken when a fire is handed to delivery: a fire committed ahead is not late.
     this.listen(o.scheduler, 'released', (e) => this.lateness.observe(Math.max(0, e.released_at - e.scheduled_time) / 1000));
@@ -212,9 +222,10 @@ export class Metrics {
   };
 
   /** The API's request observer (route is a known path, '/ui' or 'other'). */
-  observeRequest(route: string, method: string, status: number, seconds: number): void {
+  observeRequest(route: string, method: string, status: number, seconds: number, cpuSeconds?: number): void {
     this.httpRequests.inc({ route, method: METHODS.has(method) ? method : 'OTHER', status: String(status) });
     this.httpDuration.observe({ route }, seconds);
+    if (cpuSeconds !== undefined) this.httpCpu.observe({ route, auth: status === 401 || status === 403 ? 'refused' : 'passed' }, cpuSeconds);
     if (status === 503 && route.startsWith('/xcron/')) this.storeErrors.inc({ source: 'api' });
   }
 

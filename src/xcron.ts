@@ -17,9 +17,12 @@ import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
+import { answerClientErrors } from './api/client-error.js';
+import { RetryingRuns } from './api/runs.js';
 import { TokenAuth, resolveTokens } from './api/auth.js';
 import { SystemClock, type Clock, type TimerHandle } from './clock/index.js';
 import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
+import { LeaseGate } from './cluster/lease-table.js';
 import { openClusterMode, type ClusterMode } from './cluster/redis.js';
 import { VERSION, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
@@ -140,6 +143,12 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
 
   let metrics: Metrics | null = null;
   let delivery: DeliveryService | null = null;
+  // Sync runs between attempts (a report for one is refused).
+  const retrying = new RetryingRuns();
+  const onAttempt = (e: Parameters<Metrics['onAttempt']>[0]): void => {
+    retrying.observe(e);
+    metrics?.onAttempt(e);
+  };
   try {
     // Callbacks go out from a worker thread by default ([delivery] worker_thread): the main thread
     // keeps the timers, the store commits and the API, and the HTTP work runs on another core.
@@ -150,6 +159,9 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       maxResponseBytes: cfg.delivery.max_response_bytes,
       signingSecrets: cfg.callback.signing_secrets,
     };
+    // Cluster: a callback goes out only while its slot's lease is held (checked in the delivery
+    // thread right before the request is written). Standalone: no check.
+    const leases = ownership.leaseBuffer();
     const d: DeliveryService = cfg.delivery.worker_thread
       ? new ThreadedDelivery({
           ...deliveryConfig,
@@ -161,10 +173,11 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
           // still unanswered after up to a second shows as RUNNING; faster ones go from PENDING to
           // their outcome (with 20 ms, about half of a 20,000-callback burst sent a start event each).
           startDelayMs: cluster ? 0 : 1000,
+          ...(leases ? { leases } : {}),
           log: log.child({ module: 'delivery' }),
-          onAttempt: (e) => metrics?.onAttempt(e),
+          onAttempt,
         })
-      : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt: (e) => metrics?.onAttempt(e) });
+      : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt, ...(leases ? { leases: new LeaseGate(leases) } : {}) });
     delivery = d;
     // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
     // every node of a cluster), so any node can verify a worker's report.
@@ -193,6 +206,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       defaultAsyncTimeoutMs: cfg.delivery.async_timeout_ms,
       store: cluster ? cluster.schedulerStore : store,
       taskOps: service,
+      onRunQueued: cluster ? (runId, slot) => cluster.notifier.runQueued(runId, slot) : undefined,
       ownership,
       delivery: d,
       clock,
@@ -250,6 +264,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
         reportSecret,
         onRunClosed: (run, task) => scheduler.reported(run, task),
         beforeReport: (runId) => scheduler.beforeReport(runId),
+        retrying: (runId) => retrying.has(runId),
         logCaps: { maxLines: cfg.history.log_max_lines, maxBytes: cfg.history.log_max_bytes },
       },
       liveStats: () => stats.snapshot(),
@@ -359,6 +374,7 @@ class Node implements Xcron {
     const host = opts.host ?? this.config.http_host;
     const server = serve({ fetch: this.app.fetch, port: opts.port ?? this.config.http_port, hostname: host });
     this.server = server;
+    answerClientErrors(server, { log: this.log, observe: (status) => this.metrics.observeRequest('other', 'OTHER', status, 0) });
     await new Promise<void>((resolveListen, reject) => {
       server.once('listening', () => resolveListen());
       server.once('error', reject);

@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
 import { destinationsOf } from '../delivery/ssrf.js';
-import { Codes, StoreUnavailableError, XcronError } from '../errors.js';
+import { Codes, RequestAbortedError, StoreUnavailableError, XcronError } from '../errors.js';
 import { TaskService } from '../service/index.js';
 import { uiRoutes } from '../ui/index.js';
 import { authMiddleware, principalOf } from './auth.js';
@@ -14,11 +14,14 @@ import type { ApiDeps } from './deps.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
 import { clientIp, rateLimit } from './ratelimit.js';
-import { readJson } from './request.js';
+import { bodyReadError, readJson } from './request.js';
 import { runRoutes } from './runs.js';
 import { taskRoutes } from './tasks.js';
 
 export type { ApiDeps, ApiLimits, ApiMetrics, Notifier, RunsDeps } from './deps.js';
+
+/** Per-client limit of GET /ui/api/next-fires (requests per second, burst). */
+export const PREVIEW_RATE_LIMIT = { perSec: 10, burst: 20 } as const;
 
 /** Requests logged at debug instead of info (probes and scrapes). */
 const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
@@ -53,12 +56,14 @@ export function createApp(deps: ApiDeps): Hono {
   app.use('*', async (c, next) => {
     const req_id = requestUuid(c);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     await next();
+    const cpu = process.cpuUsage(cpu0);
     const path = c.req.path;
     const ms = performance.now() - t0;
     const status = c.res.status;
-    const route = ROUTES[path] ? path : path === '/ui' || path.startsWith('/ui/') ? '/ui' : 'other';
-    deps.metrics?.observeRequest(route, c.req.method, status, ms / 1000);
+    const route = ROUTES[path] ? path : path === '/ui/api/next-fires' ? path : path === '/ui' || path.startsWith('/ui/') ? '/ui' : 'other';
+    deps.metrics?.observeRequest(route, c.req.method, status, ms / 1000, (cpu.user + cpu.system) / 1e6);
     const quiet = QUIET_PATHS.has(path) || route === '/ui';
     if (quiet && !deps.log.isLevelEnabled('debug')) return;
     const line: Record<string, unknown> = { method: c.req.method, path: path.slice(0, 200), status, ms: Math.round(ms * 10) / 10, req_id, ip: clientIp(c) };
@@ -71,25 +76,24 @@ export function createApp(deps: ApiDeps): Hono {
   });
 
   // Rate limit before auth, so guessing tokens is limited per client address too.
+  const auth = deps.auth;
+  const keyOf = (c: Context): string => {
+    const who = auth?.enabled ? auth.identify(c.req.header('authorization')) : null;
+    return who ? `token:${who.id}` : `ip:${clientIp(c)}`;
+  };
   if (deps.rateLimit && deps.rateLimit.perSec > 0) {
-    const auth = deps.auth;
-    app.use(
-      '/xcron/*',
-      rateLimit({
-        perSec: deps.rateLimit.perSec,
-        burst: deps.rateLimit.burst,
-        clock: deps.clock,
-        keyOf: (c) => {
-          const who = auth?.enabled ? auth.identify(c.req.header('authorization')) : null;
-          return who ? `token:${who.id}` : `ip:${clientIp(c)}`;
-        },
-      }),
-    );
+    const limit = rateLimit({ perSec: deps.rateLimit.perSec, burst: deps.rateLimit.burst, clock: deps.clock, keyOf });
+    app.use('/xcron/*', limit);
+    app.use('/ui/api/*', limit);
   }
+  // The dashboard's schedule preview computes on the main thread: always limited per client, on top
+  // of the configured limit.
+  app.use('/ui/api/*', rateLimit({ ...PREVIEW_RATE_LIMIT, clock: deps.clock, keyOf }));
   if (deps.auth?.enabled) {
     const mw = authMiddleware({ auth: deps.auth, publicMetrics: deps.publicMetrics ?? false });
     app.use('/xcron/*', mw);
     app.use('/metrics', mw);
+    app.use('/ui/api/*', mw);
   }
 
   // Request body limit: a declared Content-Length is checked up front (cheap); a body without one
@@ -109,7 +113,11 @@ export function createApp(deps: ApiDeps): Hono {
       }
       return next();
     }
-    return streamLimit(c, next);
+    try {
+      return await streamLimit(c, next);
+    } catch (e) {
+      throw bodyReadError(c, e); // a chunked body cut off by the client is not a fault
+    }
   });
 
   app.get('/healthz', (c) => ok(c, { status: 'ok', version: deps.version }));
@@ -177,6 +185,12 @@ export function createApp(deps: ApiDeps): Hono {
 
 export function errorResponse(c: Context, err: unknown, log: Logger): Response {
   if (err instanceof XcronError) return fail(c, err);
+  if (err instanceof RequestAbortedError) {
+    // The client went away mid-body: its doing, not ours (no error log, not a 500). The answer
+    // goes nowhere; the access log and the metrics count it as a 400.
+    log.debug({ path: c.req.path, reason: err.message }, 'request body cut off by the client');
+    return fail(c, new XcronError(Codes.BAD_JSON, 400, 'request body is incomplete: the client closed the connection before it arrived'));
+  }
   if (err instanceof StoreUnavailableError) {
     const write = c.req.method === 'POST';
     return fail(c, new XcronError(write ? Codes.STORE_WRITE : Codes.STORE_UNAVAILABLE, 503, `store unavailable, retry later: ${err.message}`));

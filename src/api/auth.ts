@@ -3,7 +3,9 @@
  *
  *   admin — every endpoint.
  *   read  — GET /xcron/queryTask, /xcron/listTasks, /xcron/taskRuns, /xcron/runLog, /xcron/stats,
- *           /xcron/cluster and GET /metrics. Everything else (and any endpoint added later) needs admin.
+ *           /xcron/cluster, GET /metrics and the dashboard's schedule preview /ui/api/next-fires.
+ *           Everything else (and any endpoint added later) needs admin. The dashboard's page and
+ *           static assets (/ui, /ui/app.js, /ui/app.css) need no token: the login screen must load.
  *   none  — /healthz, /readyz, and the async-run worker endpoints /xcron/reportRun and
  *           /xcron/appendRunLog (they carry the run's own X-Xcron-Report-Token).
  *
@@ -35,7 +37,7 @@ export interface Principal {
 }
 
 /** Paths a `read` token may call. Unlisted paths need `admin` (deny by default). */
-export const READ_PATHS: ReadonlySet<string> = new Set(['/xcron/queryTask', '/xcron/listTasks', '/xcron/taskRuns', '/xcron/runLog', '/xcron/stats', '/xcron/cluster', '/metrics']);
+export const READ_PATHS: ReadonlySet<string> = new Set(['/xcron/queryTask', '/xcron/listTasks', '/xcron/taskRuns', '/xcron/runLog', '/xcron/stats', '/xcron/cluster', '/metrics', '/ui/api/next-fires']);
 /**
  * Paths no API token is needed for: the probes, and the worker endpoints of async runs, which
  * authenticate with the per-run report token the worker received with its callback.

@@ -59,7 +59,8 @@ export interface ApiDeps {
 export interface ApiMetrics {
   readonly contentType: string;
   render(): Promise<string>;
-  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** `cpuSeconds`: process CPU time (user + system) used while the request was handled. */
+  observeRequest(route: string, method: string, status: number, seconds: number, cpuSeconds?: number): void;
 }
 
 /** What the async-completion routes need beyond the common ApiDeps. */
@@ -76,4 +77,9 @@ export interface RunsDeps {
   beforeReport?(runId: string): Promise<void>;
   /** Per-run log caps. */
   logCaps: LogCaps;
+  /**
+   * True when this node saw an attempt of the run fail with a retry to come (the run is between
+   * attempts or in a later one): a sync run then takes no report. Optional (cluster: the owner knows).
+   */
+  retrying?(runId: string): boolean;
 }

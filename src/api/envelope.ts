@@ -24,9 +24,26 @@ export function requestUuid(c: Context): string {
   return id;
 }
 
-export function ok<T>(c: Context, data: T | null, message = 'ok'): Response {
+/** JSON text placed into a response as is (a callback body kept exactly as given). */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** `raw`: the data holds RawJson values, spliced in verbatim (slower; only then). */
+export function ok<T>(c: Context, data: T | null, message = 'ok', raw = false): Response {
   const body: Envelope<T> = { uuid: requestUuid(c), code: Codes.OK, message, data };
-  return c.json(body, 200);
+  if (!raw) return c.json(body, 200);
+  const texts: string[] = [];
+  const marker = `\u0000raw:${body.uuid}:`;
+  let out = JSON.stringify(body, (_k, v: unknown) => {
+    if (!(v instanceof RawJson)) return v;
+    texts.push(v.text);
+    return `${marker}${texts.length - 1}`;
+  });
+  texts.forEach((t, i) => {
+    out = out.replace(JSON.stringify(`${marker}${i}`), () => t);
+  });
+  return c.body(out, 200, { 'Content-Type': 'application/json' });
 }
 
 export function fail(c: Context, err: XcronError, extraHeaders: Record<string, string> = {}): Response {

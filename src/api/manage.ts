@@ -7,10 +7,10 @@ import type { Hono } from 'hono';
 import { Codes, XcronError } from '../errors.js';
 import { taskNotFound, type TaskService } from '../service/index.js';
 import type { DueKey } from '../store/types.js';
-import type { Task } from '../task/index.js';
+import { exactBodyText, type Task } from '../task/index.js';
 import type { ApiDeps } from './deps.js';
 import { ok } from './envelope.js';
-import { bodyWithTaskId, decodeCursor, encodeCursor, parseLimit, taskIdOf } from './request.js';
+import { bodyWithTaskId, decodeCursor, encodeCursor, parseLimit, requestText, taskIdOf } from './request.js';
 import { runView, taskView } from './views.js';
 
 const STATES = ['active', 'paused', 'completed'] as const;
@@ -20,7 +20,7 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
 
   app.post('/xcron/updateTask', async (c) => {
     const { body, id } = await bodyWithTaskId(c);
-    const t = await service.update(id, body);
+    const t = await service.update(id, body, exactBodyText(requestText(c)));
     return ok(c, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
   });
 

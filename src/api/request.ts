@@ -1,11 +1,16 @@
 /** Request parsing shared by the routes: JSON bodies, task ids, limits and cursors. */
 import type { Context } from 'hono';
-import { Codes, XcronError, describe } from '../errors.js';
+import { Codes, RequestAbortedError, XcronError, describe } from '../errors.js';
 import { depthWithin, isObject } from '../task/index.js';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const MAX_JSON_DEPTH = 64;
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The raw text of the request body read by readJson (undefined before it, or without a body). */
+export function requestText(c: Context): string | undefined {
+  return c.get('jsonText' as never) as string | undefined;
+}
 
 /** Reads a JSON body: content type must be JSON (or absent); the text must parse. */
 export function readJson(c: Context): Promise<unknown> {
@@ -18,12 +23,29 @@ export function readJson(c: Context): Promise<unknown> {
   return p;
 }
 
+/**
+ * What a failed read of the request body means: the client closing the connection before its
+ * body arrived (a RequestAbortedError, not a fault), else the error itself.
+ */
+export function bodyReadError(c: Context, e: unknown): unknown {
+  if (e instanceof XcronError) return e; // the body limit
+  const incoming = (c.env as { incoming?: { complete?: boolean } } | undefined)?.incoming;
+  if (incoming && incoming.complete !== true) return new RequestAbortedError(`the client closed the connection before the request body arrived (${(e as Error).message})`);
+  return e;
+}
+
 async function parseJsonBody(c: Context): Promise<unknown> {
   const ct = c.req.header('content-type');
   if (ct !== undefined && ct !== '' && !JSON_TYPE.test(ct)) {
     throw new XcronError(Codes.BAD_JSON, 415, `request body must be JSON (Content-Type: application/json), got Content-Type ${JSON.stringify(ct.slice(0, 60))}`);
   }
-  const text = await c.req.text();
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (e) {
+    throw bodyReadError(c, e);
+  }
+  c.set('jsonText' as never, text as never);
   if (text.trim() === '') throw new XcronError(Codes.BAD_JSON, 400, 'request body is empty; expected a JSON object');
   let value: unknown;
   try {

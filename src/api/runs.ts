@@ -5,6 +5,7 @@
  */
 import type { Hono } from 'hono';
 import { Codes, XcronError, describe } from '../errors.js';
+import type { AttemptEvent } from '../delivery/index.js';
 import { checkReportToken, isObject } from '../task/index.js';
 import type { ApiDeps, RunsDeps } from './deps.js';
 import { ok } from './envelope.js';
@@ -16,6 +17,25 @@ const MAX_MESSAGE = 4096;
 const MAX_OUTPUT_BYTES = 65_536;
 const MAX_LINE = 4096;
 const MAX_LINES_PER_CALL = 1000;
+
+/** Runs whose last attempt failed with a retry to come, as the delivery's attempt events show them. */
+export class RetryingRuns {
+  private readonly ids = new Set<string>();
+  constructor(private readonly max = 100_000) {}
+
+  /** The delivery's attempt observer. */
+  observe(e: AttemptEvent): void {
+    const id = e.job.run_id;
+    if (!e.outcome.ok && e.outcome.retryable && e.attempt < e.job.retry.max_attempts) {
+      if (this.ids.size >= this.max) this.ids.delete(this.ids.values().next().value!);
+      this.ids.add(id);
+    } else this.ids.delete(id);
+  }
+
+  has(runId: string): boolean {
+    return this.ids.has(runId);
+  }
+}
 
 function runIdOf(v: unknown, field = 'run_id'): string {
   if (v === undefined || v === null || v === '') throw new XcronError(Codes.BAD_JSON, 400, `'${field}' is required`);
@@ -29,6 +49,27 @@ function checkToken(secret: string, runId: string, token: unknown): void {
   if (typeof token !== 'string' || !checkReportToken(secret, runId, token)) {
     throw new XcronError(Codes.UNAUTHORIZED, 403, `'token' is not the report token of run ${runId}`);
   }
+}
+
+/**
+ * A sync run is decided by its callback's HTTP answers (and their retries), so once an attempt
+ * failed with a retry to come it takes no report: a report accepted between two attempts would
+ * close the run while the next attempt still goes out, leaving a record that mixes both. A run
+ * awaits a report when its task completes asynchronously, or when a callback answered 202 (the run
+ * then has a report deadline); a report may also overtake the first attempt's 202. A finished run
+ * is left to the store's answer (same / conflict).
+ */
+async function refuseSyncRun(deps: ApiDeps & { runs: RunsDeps }, runId: string): Promise<void> {
+  if (deps.runs.retrying?.(runId) !== true) return; // an early report can overtake its 202: allowed
+  const run = await deps.store.getRun(runId);
+  if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING') || run.deadline !== null) return;
+  const task = await deps.store.get(run.task_id);
+  if (task?.completion === 'async') return;
+  throw new XcronError(
+    Codes.RUN_NOT_ASYNC,
+    409,
+    `run ${runId} is a sync run: its callback's HTTP answer decides it, so it takes no report (to report, create the task with "completion": "async", or answer the callback with 202 Accepted and report after that answer)`,
+  );
 }
 
 export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
@@ -60,6 +101,7 @@ export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
       }
     }
     await deps.runs.beforeReport?.(runId);
+    await refuseSyncRun(deps, runId);
     const res = await deps.store.reportRun({ run_id: runId, status: body.status, message, output, now: deps.clock.now() });
     switch (res.result) {
       case 'not_found':

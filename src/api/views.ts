@@ -1,5 +1,6 @@
 /** How tasks and runs are shown in responses. */
 import type { Run, Task } from '../task/index.js';
+import { RawJson } from './envelope.js';
 
 /** Runs behind queryTask's `stats`. */
 export const TASK_STATS_RUNS = 200;
@@ -42,7 +43,7 @@ export function taskRunStats(runs: readonly Run[]): Record<string, unknown> {
 
 /** The public view of a task (queryTask's data). */
 export function taskView(t: Task): Record<string, unknown> {
-  const callback: Record<string, unknown> = { url: t.callback.url, body: t.callback.body };
+  const callback: Record<string, unknown> = { url: t.callback.url, body: t.callback.body_text !== undefined ? new RawJson(t.callback.body_text) : t.callback.body };
   if (t.callback.method !== 'POST') callback.method = t.callback.method;
   if (t.callback.headers) callback.headers = t.callback.headers;
   if (t.callback.urls) {

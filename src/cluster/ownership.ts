@@ -65,6 +65,23 @@ export interface Ownership extends EventEmitter<OwnershipEvents> {
   ownedSlots(): number[];
   /** Called by the scheduler when the store refused a token: the slot is lost. */
   reportFenced(slot: number): void;
+  /**
+   * True while this node holds the lease `token` on `slot`, valid by its own monotonic clock
+   * (with the safety margin). A send, retry or deadline expiry for the slot starts only then.
+   */
+  holds(slot: number, token: number): boolean;
+  /**
+   * True while this node may act on the outcome of a delivery it started under the lease `token`
+   * (trigger children, alert, auto-pause): it still holds that lease, or it handed it back on
+   * purpose (a rebalance, a stop). False when the lease lapsed or was taken: a paused node leaves
+   * those to the slot's new owner.
+   */
+  mayAct(slot: number, token: number): boolean;
+  /**
+   * The lease table shared with the delivery thread (src/cluster/lease-table.ts), or null when
+   * every send may go (standalone: the check costs nothing).
+   */
+  leaseBuffer(): SharedArrayBuffer | null;
   /** True when this node is a working member (standalone: always, once started). */
   isMember(): boolean;
   /** For GET /xcron/cluster. */
@@ -124,6 +141,18 @@ export class LocalOwnership extends EventEmitter<OwnershipEvents> implements Own
 
   isMember(): boolean {
     return this.owned && !this.fenced;
+  }
+
+  holds(_slot: number, token: number): boolean {
+    return this.owned && token === this.token;
+  }
+
+  mayAct(_slot: number, _token: number): boolean {
+    return true;
+  }
+
+  leaseBuffer(): SharedArrayBuffer | null {
+    return null;
   }
 
   describe(): Promise<{ node: string; members: string[]; slots: SlotInfo[] }> {

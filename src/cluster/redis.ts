@@ -18,6 +18,15 @@
  * fires with a token it cannot prove. The store re-checks the token and the lease in the commit
  * script anyway; these local checks only keep a stale node from trying.
  *
+ * The same validity is written to a LeaseTable shared with the delivery thread, which checks it
+ * right before it writes each request: a store cannot fence a receiver, so a node resumed after a
+ * pause must not send what it had claimed before it. The margin (lease/5, at least 50 ms) covers
+ * the clock drift between this node and Redis (a rate error of 20 %, where real clocks drift by
+ * less than 0.01 %) and the time between the check and the request's bytes leaving (microseconds:
+ * the check runs in the same turn as the socket write). The renewal's time in flight needs no
+ * margin: the validity counts from before the renewal was sent, and Redis starts the new expiry
+ * only when it runs it.
+ *
  * `slots` is fixed in Redis the first time a node starts; a node with another count refuses to
  * start.
  */
@@ -30,6 +39,8 @@ import { evalScript, script } from '../redis/scripts.js';
 import { RedisTaskStore } from '../store/redis.js';
 import { CLAIMED_BY, type TaskStore, type WithClaim } from '../store/types.js';
 import type { Run } from '../task/index.js';
+import { monoMs } from '../clock/mono.js';
+import { LeaseTable } from './lease-table.js';
 import { ClusterNotifier } from './notify.js';
 import { hash32, rendezvous, type Ownership, type OwnershipEvents, type SlotInfo } from './ownership.js';
 
@@ -87,6 +98,8 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly owned = new Map<number, Lease>();
+  /** The leases as the delivery thread sees them (kept in step with `owned`). */
+  private readonly table: LeaseTable;
   private members: string[] = [];
   private readonly seenTicks = new Map<string, number>();
   private readonly freeTicks = new Map<number, number>();
@@ -110,7 +123,37 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     this.prefix = o.prefix;
     this.keys = new RedisKeys(o.prefix);
     this.log = o.log;
-    this.now = o.now ?? (() => performance.now());
+    this.now = o.now ?? monoMs;
+    this.table = new LeaseTable(o.slots, this.now);
+  }
+
+  /** The lease safety margin (ms): a lease counts as held until lease - margin after its renewal was sent. */
+  get leaseMarginMs(): number {
+    return this.marginMs;
+  }
+
+  leaseBuffer(): SharedArrayBuffer {
+    return this.table.buffer;
+  }
+
+  holds(slot: number, token: number): boolean {
+    return this.tokenFor(slot) === token;
+  }
+
+  mayAct(slot: number, token: number): boolean {
+    return this.holds(slot, token) || this.table.handedBack(slot, token);
+  }
+
+  /** Takes or renews a lease here and in the shared table. */
+  private keep(slot: number, l: Lease): void {
+    this.owned.set(slot, l);
+    this.table.set(slot, l.token, l.validUntil);
+  }
+
+  /** Ends a lease here and in the shared table (`handedBack`: given up on purpose). */
+  private forget(slot: number, handedBack = false): boolean {
+    this.table.drop(slot, handedBack);
+    return this.owned.delete(slot);
   }
 
   private base(slot: number): string {
@@ -161,7 +204,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       this.timer = null;
       if (this.ticking) await this.ticking;
       const held = [...this.owned];
-      this.dropAll(null);
+      this.dropAll(null, true);
       this.disarmWatchdog();
       await Promise.all(held.map(([slot, l]) => evalScript(this.client, script('release'), [this.base(slot)], [l.token, this.nodeId]).catch(() => 0)));
       await evalScript(this.client, script('heartbeat'), [this.keys.members()], [this.nodeId, this.leaseMs, 1]).catch(() => null);
@@ -186,7 +229,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   }
 
   reportFenced(slot: number): void {
-    if (!this.owned.delete(slot)) return;
+    if (!this.forget(slot)) return;
     this.log.warn({ slot }, 'fencing token refused by the store: slot lost');
     this.emit('lost', [slot]);
   }
@@ -276,9 +319,11 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     const lost: number[] = [];
     held.forEach(([slot, l], i) => {
       if (this.owned.get(slot) !== l) return; // dropped meanwhile (fenced)
-      if (renewed[i] === 1) l.validUntil = t0 + this.leaseMs - this.marginMs;
-      else {
-        this.owned.delete(slot);
+      if (renewed[i] === 1) {
+        l.validUntil = t0 + this.leaseMs - this.marginMs;
+        this.keep(slot, l);
+      } else {
+        this.forget(slot);
         lost.push(slot);
       }
     });
@@ -321,7 +366,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       if (n >= STABLE_TICKS) want.push(s);
     }
     if (handBack.length > 0) {
-      for (const [s] of handBack) this.owned.delete(s);
+      for (const [s] of handBack) this.forget(s, true);
       this.emit(
         'lost',
         handBack.map(([s]) => s),
@@ -356,7 +401,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
         const [ok, epoch] = r.value as [number, number | string];
         const s = want[i]!;
         if (ok !== 1) return;
-        this.owned.set(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
+        this.keep(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
         this.freeTicks.delete(s);
         got.push(s);
       });
@@ -385,10 +430,10 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     this.dropAll(what);
   }
 
-  private dropAll(reason: string | null): void {
+  private dropAll(reason: string | null, handedBack = false): void {
     if (this.owned.size === 0) return;
     const slots = this.ownedSlots();
-    this.owned.clear();
+    for (const s of slots) this.forget(s, handedBack);
     if (reason) this.log.debug({ reason, slots: slots.length }, 'dropping all slots');
     this.emit('lost', slots);
   }
@@ -399,7 +444,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     const stale: number[] = [];
     for (const [s, l] of this.owned) if (now > l.validUntil) stale.push(s);
     if (stale.length === 0) return;
-    for (const s of stale) this.owned.delete(s);
+    for (const s of stale) this.forget(s);
     this.log.warn({ slots: stale.length }, 'leases not renewed in time (process paused or Redis slow): not firing those slots');
     this.emit('lost', stale);
   }
@@ -437,8 +482,10 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   const self = ownership.nodeId;
   /** Another live node is delivering it: marked RUNNING by it, or claimed by it (commit-ahead). */
   const othersLive = (node: string | null | undefined): boolean => node !== null && node !== undefined && node !== self && ownership.isLive(node);
+  // A RUNNING run with a report deadline is not being delivered: it awaits its report, and the
+  // slot's owner enforces the deadline (the node that sent it let go of it with the slot).
   const keep = (run: Run): boolean =>
-    !mine.has(run.run_id) && !(run.status === 'RUNNING' && othersLive(run.node)) && !othersLive((run as WithClaim<Run>)[CLAIMED_BY]);
+    !mine.has(run.run_id) && !(run.status === 'RUNNING' && run.deadline === null && othersLive(run.node)) && !othersLive((run as WithClaim<Run>)[CLAIMED_BY]);
   /**
    * Runs that left `mine` while a read of the outbox was under way, per read: the read may show
    * them unfinished although their outcome was written meanwhile (a read of many slots takes a
@@ -447,6 +494,12 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   const reads = new Set<Set<string>>();
   const forget = (id: string): void => {
     if (!mine.delete(id)) return;
+    for (const r of reads) r.add(id);
+  };
+  // Every run whose outcome was written meanwhile, not only those in `mine`: a run this node took
+  // back from the outbox (deliverRun, after a lease lapsed) is delivered here without being in it.
+  const finished = (id: string): void => {
+    mine.delete(id);
     for (const r of reads) r.add(id);
   };
 
@@ -481,7 +534,7 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   };
   const updateRuns: TaskStore['updateRuns'] = async (updates) => {
     await store.updateRuns(updates);
-    for (const u of updates) if (u.status !== 'RUNNING') forget(u.run_id);
+    for (const u of updates) if (u.status !== 'RUNNING') finished(u.run_id);
   };
   // A held fire not claimed here (undone, or its slot lost) is not in flight here any more.
   const claimFires: NonNullable<TaskStore['claimFires']> = async (reqs, node) => {

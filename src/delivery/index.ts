@@ -10,6 +10,7 @@ import { createHmac } from 'node:crypto';
 import { Agent } from 'undici';
 import type { Logger } from 'pino';
 import { sleep, type Clock } from '../clock/index.js';
+import type { LeaseGate } from '../cluster/lease-table.js';
 import type { HttpMethod, RetryPolicy } from '../task/index.js';
 import { Semaphore } from './semaphore.js';
 import { DestinationRefusedError, type DestinationPolicy } from './ssrf.js';
@@ -32,6 +33,12 @@ export interface DeliveryOptions {
   destinations?: DestinationPolicy;
   /** Observer of every attempt's outcome (metrics). Must not throw. */
   onAttempt?: (e: AttemptEvent) => void;
+  /**
+   * The leases this node holds (cluster mode). A job that names its slot and lease token is sent
+   * only while that lease is held: checked before each attempt and again right before the request
+   * is written. None: every job may go (standalone).
+   */
+  leases?: LeaseGate;
 }
 
 export interface AttemptEvent {
@@ -58,6 +65,9 @@ export interface DeliveryJob {
   failover_urls?: readonly string[] | undefined;
   /** Extra headers (e.g. broadcast shard index/total). */
   extra_headers?: Record<string, string> | undefined;
+  /** The slot and the lease token the job is sent under (see DeliveryOptions.leases). -1 / absent: not checked. */
+  slot?: number;
+  token?: number;
 }
 
 export interface AttemptOutcome {
@@ -74,6 +84,8 @@ export interface AttemptOutcome {
   refused?: boolean;
   /** True when the receiver did not answer (headers, or a gap in the body) within timeout_ms. */
   timed_out?: boolean;
+  /** True when the attempt was not sent because the job's lease had lapsed (nothing was written). */
+  lapsed?: boolean;
 }
 
 export interface DeliveryResult {
@@ -87,6 +99,11 @@ export interface DeliveryResult {
   duration_ms: number;
   /** True when shutdown interrupted the delivery: the run stays unfinished and is redelivered later. */
   aborted: boolean;
+  /**
+   * True (with aborted) when an attempt was not sent because the lease it would have gone out
+   * under had lapsed, or its attempt count could not be recorded first: the slot's owner delivers it.
+   */
+  lapsed?: boolean;
 }
 
 export interface DeliveryHooks {
@@ -94,6 +111,24 @@ export interface DeliveryHooks {
   onAttempt?(attempt: number): void;
   /** Called after each attempt with its outcome (before the options' onAttempt observer). */
   onOutcome?(attempt: number, outcome: AttemptOutcome): void;
+  /**
+   * Called before an attempt numbered 2 or more is sent (a retry after its backoff, or the first
+   * attempt of a redelivery): it records that the attempt may reach the receiver, so a redelivery
+   * after a crash counts on from it. The attempt waits for it; false: not sent (the delivery ends
+   * as lapsed).
+   */
+  beforeAttempt?(attempt: number): Promise<boolean>;
+}
+
+/** An attempt that was not sent: the lease it would have gone out under had lapsed. */
+const LAPSED: AttemptOutcome = { ok: false, retryable: false, status: null, error: 'not sent: lease lapsed', body: null, retry_after_ms: null, duration_ms: 0, lapsed: true };
+
+/** Raised inside the exchange when the lease lapsed between the attempt's start and the request write. */
+class LeaseLapsedError extends Error {
+  constructor() {
+    super('lease lapsed before the request was written');
+    this.name = 'LeaseLapsedError';
+  }
 }
 
 /** The headers xcron sets on every attempt (see Delivery.headers). */
@@ -190,9 +225,16 @@ export class Delivery {
       for (;;) {
         attempt++;
         const n = attempt;
+        // An attempt numbered 2 or more goes out once the run record counts it (see beforeAttempt):
+        // written after the backoff, so a crash during the backoff does not count an attempt never sent.
+        if (n > 1 && hooks.beforeAttempt && !(await hooks.beforeAttempt(n))) {
+          last = LAPSED;
+          break;
+        }
         // Reported when the request actually starts (after the concurrency caps), not while queued.
         const onStart = hooks.onAttempt ? (): void => hooks.onAttempt!(n) : undefined;
         last = job.failover_urls && job.failover_urls.length > 1 ? await this.attemptFailover(job, attempt, onStart) : await this.attempt(job, attempt, onStart);
+        if (last.lapsed) break; // nothing was sent: the slot's owner delivers it
         hooks.onOutcome?.(attempt, last);
         this.o.onAttempt?.({ job, attempt, outcome: last });
         const done = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
@@ -202,6 +244,10 @@ export class Delivery {
         if (this.stopping.signal.aborted) break;
       }
       const end = this.o.clock.now();
+      if (last.lapsed) {
+        // The attempt was not sent: the count stays at the attempts sent (or recorded as possibly sent).
+        return { ok: false, status: null, error: last.error, body: null, attempts: attempt - 1, start_time: start, end_time: end, duration_ms: end - start, aborted: true, lapsed: true };
+      }
       const finished = last.ok || !last.retryable || attempt >= Math.max(job.retry.max_attempts, job.first_attempt);
       return {
         ok: last.ok,
@@ -240,7 +286,8 @@ export class Delivery {
       'x-xcron-scheduled-time', String(job.scheduled_time),
       'x-xcron-attempt', String(attemptNo),
     );
-    if (this.o.signingSecrets.length > 0) h.push('x-xcron-signature', signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body));
+    // Signed over the bytes actually sent: a GET carries no body, so its signature covers "".
+    if (this.o.signingSecrets.length > 0) h.push('x-xcron-signature', signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.method === 'GET' ? '' : job.body));
     return h;
   }
 
@@ -275,7 +322,7 @@ export class Delivery {
     const errors: string[] = [];
     for (const url of job.failover_urls ?? [job.url]) {
       last = await this.attempt({ ...job, url }, attemptNo, onStart);
-      if (last.ok) return last;
+      if (last.ok || last.lapsed) return last;
       errors.push(`${url}: ${last.error ?? 'failed'}`);
       if (this.stopping.signal.aborted) break;
     }
@@ -291,8 +338,10 @@ export class Delivery {
     await originSem.acquire();
     await this.global.acquire();
     const t0 = performance.now();
-    onStart?.();
     try {
+      // The lease, checked after the wait for a connection slot (and again right before the write).
+      if (this.lapsed(job)) return LAPSED;
+      onStart?.();
       const headers = this.headers(job, attemptNo);
       const sendBody = job.method !== 'GET';
       const res = await this.exchange(url, job, headers, sendBody);
@@ -313,6 +362,7 @@ export class Delivery {
       };
     } catch (e) {
       const err = e as Error & { code?: string };
+      if (err instanceof LeaseLapsedError) return LAPSED;
       if (err instanceof DestinationRefusedError || err.code === 'XCRON_DESTINATION_REFUSED') {
         // A policy decision, not a transient fault: retrying cannot help.
         return { ok: false, retryable: false, refused: true, status: null, error: err.message, body: null, retry_after_ms: null, duration_ms: Math.round(performance.now() - t0) };
@@ -351,6 +401,9 @@ export class Delivery {
    */
   private exchange(url: Target, job: DeliveryJob, headers: string[], sendBody: boolean): Promise<{ status: number; body: string | null; retryAfter: string | undefined }> {
     const keepBytes = this.keepBytes;
+    // undici calls onConnect right before it writes the request on a connected socket (a new
+    // connection is opened first): the latest moment the lease can be checked.
+    const gate = this.o.leases !== undefined && job.slot !== undefined && job.slot >= 0 && job.token !== undefined ? this : null;
     const maxBytes = this.o.maxResponseBytes;
     return new Promise((resolve, reject) => {
       let status = 0;
@@ -367,6 +420,7 @@ export class Delivery {
           {
             onConnect(a) {
               abort = a;
+              if (gate !== null && gate.lapsed(job)) a(new LeaseLapsedError());
             },
             onHeaders(statusCode, rawHeaders) {
               status = statusCode;
@@ -397,6 +451,13 @@ export class Delivery {
         reject(e as Error);
       }
     });
+  }
+
+  /** True when the job names a lease (slot, token) that this node no longer holds. */
+  lapsed(job: DeliveryJob): boolean {
+    const g = this.o.leases;
+    if (g === undefined || job.slot === undefined || job.slot < 0 || job.token === undefined) return false;
+    return !g.holds(job.slot, job.token);
   }
 
   /** Waits until no delivery is in flight, or the deadline passes. Retry sleeps are cut short. */

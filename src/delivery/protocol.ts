@@ -20,20 +20,27 @@ export type WorkerConfig = Pick<DeliveryOptions, 'userAgent' | 'globalConcurrenc
   nodeId: string;
   /** How long an attempt start waits before it is sent (a fast result makes it unnecessary). Default 20; 0: at once. */
   startDelayMs?: number;
+  /** The lease table (cluster mode): jobs naming a slot and token go out only while that lease is held. */
+  leases?: SharedArrayBuffer;
 };
 
-/** [id, job, report attempt starts?] */
-export type JobItem = [number, DeliveryJob, boolean];
+/** [id, job, report attempt starts?, record attempts numbered 2 or more before they go out?] */
+export type JobItem = [number, DeliveryJob, boolean, boolean?];
+
+/** Flags of a packed job: report attempt starts; record attempts 2+ first (DeliveryHooks.beforeAttempt). */
+export const REPORT_STARTS = 1;
+export const RECORD_ATTEMPTS = 2;
 
 /**
- * A job as it crosses to the worker: [id, report starts (1/0), run_id, task_id, scheduled_time,
+ * A job as it crosses to the worker: [id, flags, run_id, task_id, scheduled_time,
  * url, method, body, timeout_ms, max_attempts, backoff_ms, max_backoff_ms, first_attempt, headers,
- * extra_headers, failover_urls], the header maps flattened to [name, value, name, value, ...].
+ * extra_headers, failover_urls, slot, lease token], the header maps flattened to
+ * [name, value, name, value, ...], slot -1 when the job names no lease.
  */
 export type PackedJob = [
-  number, 0 | 1, string, string, number,
+  number, number, string, string, number,
   string, HttpMethod, string, number, number, number, number, number,
-  string[] | null, string[] | null, readonly string[] | null,
+  string[] | null, string[] | null, readonly string[] | null, number, number,
 ];
 
 function flatHeaders(h: Record<string, string> | null | undefined): string[] | null {
@@ -50,12 +57,12 @@ function headerMap(flat: string[] | null): Record<string, string> | null {
   return h;
 }
 
-export function packJob([id, job, reportStarts]: JobItem): PackedJob {
+export function packJob([id, job, reportStarts, recordAttempts]: JobItem): PackedJob {
   const r = job.retry;
   return [
-    id, reportStarts ? 1 : 0, job.run_id, job.task_id, job.scheduled_time,
+    id, (reportStarts ? REPORT_STARTS : 0) | (recordAttempts === true ? RECORD_ATTEMPTS : 0), job.run_id, job.task_id, job.scheduled_time,
     job.url, job.method, job.body, job.timeout_ms, r.max_attempts, r.backoff_ms, r.max_backoff_ms, job.first_attempt,
-    flatHeaders(job.headers), flatHeaders(job.extra_headers), job.failover_urls ?? null,
+    flatHeaders(job.headers), flatHeaders(job.extra_headers), job.failover_urls ?? null, job.slot ?? -1, job.token ?? 0,
   ];
 }
 
@@ -74,11 +81,17 @@ export function unpackJob(p: PackedJob): JobItem {
     failover_urls: p[15] ?? undefined,
     extra_headers: headerMap(p[14]) ?? undefined,
   };
-  return [p[0], job, p[1] === 1];
+  if (p[16] >= 0) {
+    job.slot = p[16];
+    job.token = p[17];
+  }
+  return [p[0], job, (p[1] & REPORT_STARTS) !== 0, (p[1] & RECORD_ATTEMPTS) !== 0];
 }
 
 export type ToWorker =
   | { t: 'jobs'; jobs: PackedJob[] }
+  /** Answers to RecordEvents: [id, attempt number, recorded (1) or not to be sent (0)], flat. */
+  | { t: 'recorded'; r: number[] }
   /** Stop retrying, wait for the exchanges in progress (up to timeoutMs), answer 'drained'. */
   | { t: 'drain'; timeoutMs: number }
   | { t: 'close' };
@@ -95,7 +108,12 @@ export type AttemptItem = [1, number, number, AttemptOutcome];
  * on its own (the common case: one event per callback instead of three).
  */
 export type ResultEvent = [2, number, DeliveryResult] | [2, number, DeliveryResult, number, AttemptOutcome];
-export type WorkerEvent = StartEvent | AttemptItem | ResultEvent;
+/**
+ * Attempt number n (2 or more) may go out once the run record counts it: [3, id, n]. The main
+ * thread answers with a 'recorded' message (DeliveryHooks.beforeAttempt).
+ */
+export type RecordEvent = [3, number, number];
+export type WorkerEvent = StartEvent | AttemptItem | ResultEvent | RecordEvent;
 
 /** Numbers per successful result in `ok`: id, status, attempts, start_time, end_time, last attempt's duration_ms. */
 export const OK_STRIDE = 6;

@@ -106,6 +106,16 @@ export function embeddedIpv4(addr: string): string | null {
 
 const stripBrackets = (h: string): string => (h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h);
 
+/**
+ * The name to resolve for a URL host: without brackets and without the one trailing dot of a fully
+ * qualified name. `localhost.` and `localhost` name the same host, but the resolver reads
+ * /etc/hosts only for the undotted spelling, so the guard resolves (and judges) both the same way.
+ */
+export const resolvableName = (host: string): string => {
+  const h = stripBrackets(host);
+  return h.length > 1 && h.endsWith('.') && !h.endsWith('..') ? h.slice(0, -1) : h;
+};
+
 export class DestinationPolicy {
   private readonly deny: Rule[];
   private readonly loopback = LOOPBACK_CIDRS.map(rule);
@@ -177,7 +187,7 @@ export class DestinationPolicy {
     try {
       const u = new URL(url);
       if (u.protocol !== 'http:' && u.protocol !== 'https:') return null; // the validator reports it (1003)
-      host = stripBrackets(u.hostname);
+      host = resolvableName(u.hostname);
     } catch {
       return null; // not a URL: the validator reports it (1003)
     }
@@ -207,7 +217,7 @@ export class DestinationPolicy {
   readonly lookup = (hostname: string, options: LookupOneOptions | LookupAllOptions | number, callback: (...args: unknown[]) => void): void => {
     const opts = typeof options === 'number' ? { family: options } : options;
     const wantAll = 'all' in opts && opts.all === true;
-    dnsLookup(hostname, { ...opts, all: true }, (err, addrs) => {
+    dnsLookup(resolvableName(hostname), { ...opts, all: true }, (err, addrs) => {
       if (err) {
         callback(err);
         return;
@@ -237,7 +247,7 @@ export class DestinationPolicy {
   connector(base: buildConnector.BuildOptions = {}): buildConnector.connector {
     const inner = buildConnector({ ...base, lookup: this.lookup } as buildConnector.BuildOptions);
     return (opts, callback) => {
-      const host = stripBrackets(opts.hostname);
+      const host = resolvableName(opts.hostname);
       if (isIP(host.split('%')[0]!) !== 0 && !this.hostAllowed(host)) {
         const why = this.refusal(host);
         if (why) {

@@ -101,7 +101,7 @@ export class ThreadedDelivery implements DeliveryService {
       this.o.log.error({ code, unfinished: this.pending.size, restarts: this.restarts }, 'delivery worker thread exited; starting a new one and redelivering its unfinished runs');
       this.start();
       const again: JobItem[] = [];
-      for (const [id, p] of this.pending) if (p.posted) again.push([id, p.job, p.hooks.onAttempt !== undefined]);
+      for (const [id, p] of this.pending) if (p.posted) again.push([id, p.job, p.hooks.onAttempt !== undefined, p.hooks.beforeAttempt !== undefined]);
       if (again.length > 0) this.post({ t: 'jobs', jobs: again.map(packJob) });
       if (this.drainWaiter) this.post({ t: 'drain', timeoutMs: 0 });
     });
@@ -120,7 +120,7 @@ export class ThreadedDelivery implements DeliveryService {
     const id = this.nextId++;
     const lane = this.laneOf(job.url);
     return new Promise<DeliveryResult>((resolve) => {
-      const item: JobItem = [id, job, hooks.onAttempt !== undefined];
+      const item: JobItem = [id, job, hooks.onAttempt !== undefined, hooks.beforeAttempt !== undefined];
       const p: Pending = { job, hooks, resolve, lane, posted: false };
       this.pending.set(id, p);
       if (lane.posted < this.window && lane.head === lane.queue.length) this.hand(p, item);
@@ -203,6 +203,8 @@ export class ThreadedDelivery implements DeliveryService {
             } catch (err) {
               this.o.log.error({ err }, 'delivery attempt hook failed');
             }
+          } else if (e[0] === 3) {
+            this.recordAttempt(e[1], e[2], p);
           } else if (e[0] === 1) {
             try {
               this.o.onAttempt?.({ job: p.job, attempt: e[2], outcome: e[3] });
@@ -235,6 +237,31 @@ export class ThreadedDelivery implements DeliveryService {
         break;
     }
   }
+
+  /** The worker waits to send attempt `n` until the run record counts it (DeliveryHooks.beforeAttempt). */
+  private recordAttempt(id: number, n: number, p: Pending): void {
+    const answer = (ok: boolean): void => {
+      this.recorded.push(id, n, ok ? 1 : 0);
+      if (this.recorded.length === 3) {
+        queueMicrotask(() => {
+          const r = this.recorded;
+          this.recorded = [];
+          this.post({ t: 'recorded', r });
+        });
+      }
+    };
+    const hook = p.hooks.beforeAttempt;
+    if (!hook) {
+      answer(true);
+      return;
+    }
+    hook(n).then(answer, (err: unknown) => {
+      this.o.log.error({ err }, 'delivery attempt record hook failed');
+      answer(false);
+    });
+  }
+
+  private recorded: number[] = [];
 
   /** The successful results of one message (see FromWorker): each result and its last attempt's outcome, rebuilt. */
   private onSuccesses(ok: Float64Array, bodies: (string | null)[]): void {

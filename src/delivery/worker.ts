@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SystemClock } from '../clock/index.js';
+import { LeaseGate } from '../cluster/lease-table.js';
 import { createLogger } from '../log.js';
 import { Delivery, type DeliveryHooks, type DeliveryResult } from './index.js';
 import type { AttemptOutcome } from './index.js';
@@ -74,9 +75,29 @@ const delivery = new Delivery({
   keepResponseBytes: cfg.keepResponseBytes,
   signingSecrets: cfg.signingSecrets,
   destinations: cfg.destinations ? new DestinationPolicy(cfg.destinations) : undefined,
+  leases: cfg.leases ? new LeaseGate(cfg.leases) : undefined,
 });
 
-function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: boolean): void {
+/** Attempts waiting until the main thread has recorded them: `${id}:${n}` → resolve. */
+const recording = new Map<string, (ok: boolean) => void>();
+/** Set by 'drain' and 'close': attempts waiting to be recorded are not sent. */
+let stopping = false;
+
+function record(id: number, n: number): Promise<boolean> {
+  if (stopping) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    recording.set(`${id}:${n}`, resolve);
+    emit([3, id, n]);
+  });
+}
+
+function stopRecording(): void {
+  stopping = true;
+  for (const r of recording.values()) r(false);
+  recording.clear();
+}
+
+function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: boolean, recordAttempts: boolean): void {
   // Attempt outcomes go to the main thread's metrics, without the response body (the body travels
   // once, in the result). The last one rides with the result.
   let last: [number, AttemptOutcome] | null = null;
@@ -84,9 +105,16 @@ function run(id: number, job: Parameters<Delivery['deliver']>[0], reportStarts: 
     onOutcome: (n, outcome) => {
       // A retry follows the previous attempt: its outcome goes now, in order.
       if (last) emit([1, id, last[0], last[1]]);
-      last = [n, outcome.body === null ? outcome : { ...outcome, body: null }];
+      const o = outcome.body === null ? outcome : { ...outcome, body: null };
+      // A failure with a retry to come goes at once: the main thread must know the run is between
+      // attempts (a sync run then refuses reports) before the next attempt ends.
+      if (!outcome.ok && outcome.retryable && n < job.retry.max_attempts) {
+        emit([1, id, n, o]);
+        last = null;
+      } else last = [n, o];
     },
   };
+  if (recordAttempts) hooks.beforeAttempt = (n) => record(id, n);
   if (reportStarts) {
     hooks.onAttempt = (n) => {
       if (START_DELAY_MS === 0) {
@@ -122,11 +150,20 @@ port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'jobs':
       for (const packed of m.jobs) {
-        const [id, job, starts] = unpackJob(packed);
-        run(id, job, starts);
+        const [id, job, starts, recordAttempts] = unpackJob(packed);
+        run(id, job, starts, recordAttempts === true);
+      }
+      break;
+    case 'recorded':
+      for (let i = 0; i < m.r.length; i += 3) {
+        const key = `${m.r[i]!}:${m.r[i + 1]!}`;
+        const resolve = recording.get(key);
+        recording.delete(key);
+        resolve?.(m.r[i + 2] === 1);
       }
       break;
     case 'drain':
+      stopRecording();
       void delivery.drain(m.timeoutMs).then((ok) => {
         // Results of the drained deliveries go first (one port: messages keep their order).
         setImmediate(() => {
@@ -136,6 +173,7 @@ port.on('message', (m: ToWorker) => {
       });
       break;
     case 'close':
+      stopRecording();
       void delivery.close().finally(() => {
         flush();
         port.postMessage({ t: 'closed' } satisfies FromWorker);

@@ -16,6 +16,7 @@ import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/ind
 import { StoreUnavailableError } from '../errors.js';
 import { HELD, type ClaimResult, type DueKey, type FireRequest, type FireResult, type TaskStore, type WithHeld } from '../store/types.js';
 import { PERIODIC, fireId, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
+import { redeliveryAttempt } from './attempts.js';
 import { MinHeap, TimeBuckets } from './heap.js';
 import { RunRecorder } from './recorder.js';
 
@@ -82,6 +83,12 @@ export interface SchedulerOptions {
    * triggering child tasks and the pause after consecutive failures. Absent: neither happens.
    */
   taskOps?: TaskOperations;
+  /**
+   * A run this node let go of (its lease lapsed before the send, or before an async deadline) must
+   * reach its slot's owner: cluster, the notifier (this node when it owns the slot again). Default:
+   * deliver it here if this node owns the slot.
+   */
+  onRunQueued?: (runId: string, slot: number) => void;
   /** Global alert webhook for final failures ('' or undefined: none, unless the task has alert_url). */
   alertUrl?: string;
   /** Default for tasks without max_consecutive_failures (0: never auto-pause). */
@@ -184,6 +191,11 @@ interface Dispatch {
   run_id: string;
   scheduled: number;
   first_attempt: number;
+  /**
+   * The lease token of the task's slot it was committed, claimed or recovered under: it is sent,
+   * retried and followed up only while this node holds that lease (Ownership.holds / mayAct).
+   */
+  token: number;
   /** The delivery job, built while the fire was held (so its due time only hands it over). */
   job?: DeliveryJob;
 }
@@ -369,20 +381,39 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** A manual fire (triggerTask) was recorded: deliver it if this node owns the slot. */
   async deliverRun(runId: string): Promise<void> {
-    if (this.stopped || this.inflightRuns.has(runId) || this.heldByRun.has(runId)) return;
+    if (this.stopped || this.inflightRuns.has(runId) || this.heldByRun.has(runId) || this.deliveringRun.has(runId)) return;
+    this.deliveringRun.add(runId);
     try {
+      const first = await this.o.store.getRun(runId);
+      if (!first || (first.status !== 'PENDING' && first.status !== 'RUNNING')) return;
+      const task = await this.o.store.get(first.task_id);
+      if (!task) return;
+      // The run is read again last, and checked in the same turn as it is handed over: a delivery of
+      // it here that ended meanwhile has its outcome written (the read says so) or queued
+      // (finishedHere), and one still going is in flight. Either way it is not sent twice.
       const run = await this.o.store.getRun(runId);
       if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING')) return;
-      if (this.o.ownership.tokenFor(run.slot) === null || this.inflightRuns.has(runId)) return;
-      const task = await this.o.store.get(run.task_id);
-      if (!task) return;
+      const token = this.o.ownership.tokenFor(run.slot);
+      if (this.stopped || token === null || this.inflightRuns.has(runId) || this.awaiting.has(runId) || this.heldByRun.has(runId) || this.recorder.finishedHere(runId)) return;
+      if (this.queued.get(task.id)?.some((q) => q.run_id === runId)) return; // waiting behind a run of its task (overlap queue)
+      if (run.status === 'RUNNING' && run.deadline !== null) {
+        // An async run awaiting its report, left by a node whose lease lapsed: its deadline is enforced here.
+        this.acquireInflight(task.id, runId);
+        this.awaitReport({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts, token }, run.deadline, run.attempts);
+        return;
+      }
       this.emit('fired', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, committed_at: run.scheduled_time, status: 'PENDING' });
       this.emit('released', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, released_at: Math.max(run.scheduled_time, this.o.clock.now()) });
-      this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 }, null);
+      this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1, token }, null);
     } catch (e) {
       this.reportStoreError(e);
+    } finally {
+      this.deliveringRun.delete(runId);
     }
   }
+
+  /** Runs a deliverRun call is reading (a second call for the same run returns at once). */
+  private readonly deliveringRun = new Set<string>();
 
   /**
    * Reads the outbox of every owned slot again and redelivers what is not in flight here (after
@@ -605,11 +636,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (this.stopped || batch.length === 0) return;
     const claimFires = this.o.store.claimFires!.bind(this.o.store);
     let res: ClaimResult[];
+    const reqs = batch.map((h) => ({ slot: h.d.task.slot, token: this.o.ownership.tokenFor(h.d.task.slot), task_id: h.d.task.id, run_id: h.id }));
     try {
-      res = await claimFires(
-        batch.map((h) => ({ slot: h.d.task.slot, token: this.o.ownership.tokenFor(h.d.task.slot), task_id: h.d.task.id, run_id: h.id })),
-        this.o.nodeId,
-      );
+      res = await claimFires(reqs, this.o.nodeId);
     } catch (e) {
       this.reportStoreError(e);
       if (!this.stopped) setTimeout(() => void this.claimAndDispatch(batch), 250);
@@ -623,6 +652,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (this.claiming.get(h.id) === h) this.claiming.delete(h.id);
       if (h.superseded) continue; // committed again meanwhile: that commit delivers it
       if (r === 'claimed') {
+        // Sent only under the lease it was claimed with (a claim answered 'claimed' had a valid token).
+        h.d.token = reqs[i]!.token ?? h.d.token;
         if (h.tick > now) {
           // Claimed ahead of its tick: it no longer can be undone, and goes out at its time.
           this.hold({ tick: h.tick, id: h.id, d: h.d, undo: null, claim: false, claimed: true });
@@ -665,13 +696,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   private onLost(slots: number[]): void {
     const lost = new Set(slots);
+    const letGo: string[] = [];
     for (const [runId, w] of this.awaiting) {
       if (lost.has(w.d.task.slot)) {
         w.timer?.cancel();
         this.awaiting.delete(runId);
         this.releaseInflightOnly(w.d.task.id, runId);
+        letGo.push(runId);
       }
     }
+    // Their report deadlines are the slot owner's to enforce now (this node too, if it owns the slot again).
+    if (letGo.length > 0) void Promise.resolve(this.o.store.givenBack?.(letGo)).catch(() => undefined);
     for (const [id, e] of this.entries) if (lost.has(e.task.slot)) this.entries.delete(id);
     this.heap.filter((e) => this.entries.get(e.id) === e);
     // Deliveries of lost slots that have not started are given back: the new owner (or this node,
@@ -846,14 +881,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         const rows = await this.o.store.unfinishedRuns({ slots: filter, after, limit: 1000, ...(upTo === undefined ? {} : { upTo }) });
         for (const { run, task } of rows) {
           if (this.inflightRuns.has(run.run_id) || this.awaiting.has(run.run_id) || this.heldByRun.has(run.run_id) || this.o.ownership.tokenFor(run.slot) === null) continue;
+          if (this.recorder.finishedHere(run.run_id)) continue; // delivered here, its outcome not written yet
+          const token = this.o.ownership.tokenFor(run.slot)!;
           if (run.status === 'RUNNING' && run.deadline !== null) {
             // An async run awaiting its report: not redelivered; its deadline is enforced here now.
             this.acquireInflight(task.id, run.run_id);
-            this.awaitReport({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts }, run.deadline, run.attempts);
+            this.awaitReport({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts, token }, run.deadline, run.attempts);
             continue;
           }
           count++;
-          const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts + 1 };
+          // Counts on from every attempt that may have reached the receiver (src/scheduler/attempts.ts).
+          const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: redeliveryAttempt(run, task, this.o.clock.now()), token };
           // Committed ahead before a restart: still goes out at its time, not before.
           if ((task as WithHeld<Task>)[HELD]?.run_id === run.run_id && run.attempts === 0) {
             // Committed ahead and not claimed yet (by the node that committed it): still undoable,
@@ -1073,7 +1111,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         earlier.superseded = true;
         this.unhold(earlier);
       }
-      const d: Dispatch = { task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1 };
+      const d: Dispatch = { task, run_id: r.run.run_id, scheduled: r.expected, first_attempt: 1, token: r.token };
       if (r.expected > now) this.hold({ tick: r.expected, id: r.run.run_id, d, undo: this.claims ? null : { next: r.next, last_fire_time: lastBefore }, claim: r.ahead === true });
       else {
         this.emit('released', { task_id: r.task_id, run_id: r.run.run_id, scheduled_time: r.expected, released_at: now });
@@ -1167,6 +1205,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const w = this.awaiting.get(runId);
     if (!w || this.stopped) return;
     const { d, attempts } = w;
+    if (!this.o.ownership.holds(d.task.slot, d.token)) {
+      // The lease lapsed (a pause) or moved: the slot's new owner enforces the deadline.
+      w.timer?.cancel();
+      this.awaiting.delete(runId);
+      this.releaseInflightOnly(d.task.id, runId);
+      this.o.log.info({ task_id: d.task.id, fire_id: runId, slot: d.task.slot }, 'async deadline not enforced here: the lease lapsed; left to the slot owner');
+      void Promise.resolve(this.o.store.givenBack?.([runId]))
+        .catch(() => undefined)
+        .then(() => this.o.onRunQueued?.(runId, d.task.slot));
+      return;
+    }
     const policy = d.task.retry ?? this.o.defaultRetry;
     try {
       const current = await this.o.store.getRun(runId);
@@ -1181,14 +1230,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         await this.recorder.flush();
         this.releaseInflightOnly(d.task.id, runId);
         this.o.log.warn({ task_id: d.task.id, fire_id: runId, attempt: attempts }, 'async run not reported in time; retrying');
-        void this.runDelivery({ ...d, first_attempt: attempts + 1, job: undefined });
+        void this.runDelivery({ ...d, first_attempt: attempts + 1, job: undefined, token: this.o.ownership.tokenFor(d.task.slot) ?? d.token });
         return;
       }
       await this.recorder.flush();
       const res = await this.o.store.reportRun({ run_id: runId, status: 'FAIL', message: null, output: null, now: this.o.clock.now(), expire: true });
       if (res.result === 'closed' && res.run) {
         this.o.log.warn({ task_id: d.task.id, fire_id: runId }, 'async run not reported in time: FAIL (timeout)');
-        this.reported(res.run, d.task);
+        this.reported(res.run, d.task, d.token);
       } else if (res.result !== 'not_open') {
         this.releaseReported(runId);
       } else {
@@ -1228,7 +1277,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * the reported outcome exactly as for a synchronous run. Called once per run, by the node that
    * closed it.
    */
-  reported(run: Run, task: Task | null): void {
+  reported(run: Run, task: Task | null, token?: number): void {
     this.releaseReported(run.run_id);
     const end = run.end_time ?? this.o.clock.now();
     const result: DeliveryResult = {
@@ -1244,16 +1293,24 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     };
     this.emit('finished', { task_id: run.task_id, run_id: run.run_id, scheduled_time: run.scheduled_time, result });
     if (!task) return;
-    if (result.ok) void this.triggerChildren(task, run.run_id);
-    else void this.onFinalFailure(task, run.run_id, run.scheduled_time, result);
+    // Closed by the deadline here: the follow-ups need the lease still (see followUp). Closed by a
+    // report (through any node): the store closed it once, and this node acts on it.
+    const lease = token === undefined ? undefined : this.followUp(task, run.run_id, token);
+    if (lease === null) return;
+    if (result.ok) void this.triggerChildren(task, run.run_id, lease);
+    else void this.onFinalFailure(task, run.run_id, run.scheduled_time, result, lease);
   }
 
   /** XXL-JOB child tasks: a successful run triggers each on_success task once (a manual run, through the service). */
-  private async triggerChildren(parent: Task, parentRunId: string): Promise<void> {
+  private async triggerChildren(parent: Task, parentRunId: string, token?: number): Promise<void> {
     const ops = this.o.taskOps;
     if (!ops) return;
     for (const childId of parent.on_success ?? []) {
       try {
+        if (token !== undefined && !this.o.ownership.mayAct(parent.slot, token)) {
+          this.o.log.info({ task_id: parent.id, child_id: childId, fire_id: parentRunId }, 'child task not triggered: the lease of the parent run lapsed; left to the slot owner');
+          return;
+        }
         const run = await ops.trigger(childId);
         if (!run) {
           this.o.log.warn({ task_id: parent.id, child_id: childId }, 'child task not found; skipped');
@@ -1267,7 +1324,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /** A run failed for good: alert, and pause the task after too many consecutive failures. */
-  private async onFinalFailure(task: Task, runId: string, scheduled: number, result: DeliveryResult): Promise<void> {
+  private async onFinalFailure(task: Task, runId: string, scheduled: number, result: DeliveryResult, token?: number): Promise<void> {
     const base: AlertEvent = {
       event: 'run_failed',
       task_id: task.id,
@@ -1280,26 +1337,31 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       node: this.o.nodeId,
       time: this.o.clock.now(),
     };
-    this.sendAlert(task, base);
+    this.sendAlert(task, base, token);
     const limit = task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0;
     const ops = this.o.taskOps;
     if (limit <= 0 || !ops) return;
     try {
       await this.recorder.flush(); // the run just finished counts
+      if (token !== undefined && !this.o.ownership.mayAct(task.slot, token)) return; // the slot's owner decides
       const paused = await ops.pauseAfterFailures(task.id, limit);
       if (!paused) return;
       this.o.log.warn({ task_id: task.id, consecutive_failures: limit }, 'task paused after consecutive failures');
-      this.sendAlert(task, { ...base, event: 'task_paused', consecutive_failures: limit, time: this.o.clock.now() });
+      this.sendAlert(task, { ...base, event: 'task_paused', consecutive_failures: limit, time: this.o.clock.now() }, token);
     } catch (e) {
       if (e instanceof StoreUnavailableError) this.reportStoreError(e);
       else this.o.log.warn({ err: e, task_id: task.id }, 'could not pause the task after consecutive failures');
     }
   }
 
-  private sendAlert(task: Task, ev: AlertEvent): void {
+  private sendAlert(task: Task, ev: AlertEvent, token?: number): void {
+    if (token !== undefined && !this.o.ownership.mayAct(task.slot, token)) return;
     this.emit('alert', ev);
     const url = task.alert_url ?? (this.o.alertUrl ? this.o.alertUrl : null);
     if (!url) return;
+    // While the lease is held, the alert goes out only under it (a pause right now drops it);
+    // after a graceful hand-back it goes as it is.
+    const lease = token !== undefined && this.o.ownership.holds(task.slot, token) ? { slot: task.slot, token } : {};
     void this.o.delivery
       .deliver({
         run_id: `alert:${ev.event}:${ev.run_id}`,
@@ -1312,6 +1374,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         timeout_ms: 10_000,
         retry: { max_attempts: 3, backoff_ms: 1000, max_backoff_ms: 10_000 },
         first_attempt: 1,
+        ...lease,
       })
       .then((r) => {
         if (!r.ok && !r.aborted) this.o.log.warn({ task_id: task.id, url, error: r.error }, 'alert webhook failed');
@@ -1382,12 +1445,68 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       url: task.callback.url,
       method: task.callback.method,
       headers: task.callback.headers,
-      body: JSON.stringify(task.callback.body),
+      body: task.callback.body_text ?? JSON.stringify(task.callback.body),
       timeout_ms: task.timeout_ms ?? this.o.defaultTimeoutMs,
       retry: task.retry ?? this.o.defaultRetry,
       first_attempt: Math.max(1, d.first_attempt),
       extra_headers: { 'x-xcron-run-id': d.run_id, 'x-xcron-report-token': reportToken(this.reportSecret, d.run_id) },
+      slot: task.slot,
+      token: d.token,
     };
+  }
+
+  /**
+   * The follow-ups of a run's outcome (children, alert, auto-pause) are this node's only while it
+   * still holds the lease the run went out under, handed it back on purpose, or owns the slot
+   * again: the lease token they go on under, or null. When the lease lapsed (a pause) and another node owns the slot, they are left out here:
+   * that node read the outbox when it took the slot over, while this one was paused, so it
+   * redelivers the run and acts on the outcome of its own delivery.
+   */
+  private followUp(task: Task, runId: string, token: number): number | null {
+    if (this.o.ownership.mayAct(task.slot, token)) return token;
+    // It owns the slot again under a new lease: no other node redelivers what it recorded.
+    const now = this.o.ownership.tokenFor(task.slot);
+    if (now !== null) return now;
+    if ((task.on_success?.length ?? 0) > 0 || task.alert_url || this.o.alertUrl || (task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0) > 0) {
+      this.o.log.info({ task_id: task.id, fire_id: runId, slot: task.slot }, 'follow-ups of a run not started here: the lease lapsed; left to the slot owner');
+    }
+    return null;
+  }
+
+  /**
+   * Records that attempt `n` of a run may reach the receiver, before it is sent (a retry, or the
+   * first attempt of a redelivery): a redelivery after a crash then counts on from it. Waits for
+   * the store (retrying each second) while this node still holds the run's lease; false when the
+   * lease lapsed or the scheduler stopped (the attempt is not sent).
+   */
+  private async recordAttempt(d: Dispatch, n: number, start: number): Promise<boolean> {
+    for (;;) {
+      if (this.stopped || !this.o.ownership.holds(d.task.slot, d.token)) return false;
+      if (await this.recorder.writeNow({ run_id: d.run_id, task_id: d.task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start })) return true;
+      await new Promise<void>((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /**
+   * A fire was not sent because its lease lapsed before the request was written (this node was
+   * paused, or lost the slot): it stays in the outbox, no longer in flight here, and the slot's
+   * owner is told to deliver it (this node, if it owns the slot again under a new lease).
+   */
+  private leftToOwner(d: Dispatch, attempts: number): void {
+    const slot = d.task.slot;
+    this.o.log.info({ task_id: d.task.id, fire_id: d.run_id, slot, attempts }, 'fire not sent: the lease lapsed before the request was written; left to the slot owner');
+    void (async () => {
+      try {
+        // The attempts sent before are recorded first: the owner counts on from them.
+        await this.recorder.flush();
+        await this.o.store.givenBack?.([d.run_id]);
+      } catch (err) {
+        this.o.log.warn({ err: err instanceof Error ? err.message : String(err), fire_id: d.run_id }, 'could not mark a run given back; its slot owner delivers it once this node leaves the cluster');
+      }
+      if (this.stopped) return;
+      if (this.o.onRunQueued) this.o.onRunQueued(d.run_id, slot);
+      else if (this.o.ownership.tokenFor(slot) !== null) await this.deliverRun(d.run_id);
+    })();
   }
 
   private async runDelivery(d: Dispatch): Promise<void> {
@@ -1398,6 +1517,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const base = d.job ?? this.jobOf(d);
     const onAttempt = (n: number): void =>
       this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node: this.o.nodeId, start_time: start }, task.completion === 'async');
+    // Attempts numbered 2 or more go out once the run record counts them (one write per number,
+    // shared by a broadcast's shards).
+    const recording = new Map<number, Promise<boolean>>();
+    const beforeAttempt = (n: number): Promise<boolean> => {
+      let p = recording.get(n);
+      if (!p) {
+        p = this.recordAttempt(d, n, start);
+        recording.set(n, p);
+      }
+      return p;
+    };
     try {
       const route = this.targets(task);
       let result: DeliveryResult;
@@ -1408,7 +1538,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           route.urls.map((url, index) =>
             this.o.delivery.deliver(
               { ...base, url, extra_headers: { ...base.extra_headers, 'x-xcron-shard-index': String(index), 'x-xcron-shard-total': String(total) } },
-              index === 0 ? { onAttempt } : {},
+              index === 0 ? { onAttempt, beforeAttempt } : { beforeAttempt },
             ),
           ),
         );
@@ -1425,11 +1555,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           status: failed.length === 0 ? first.status : (failed[0]!.http_status ?? null),
         };
       } else if (route === SINGLE) {
-        result = await this.o.delivery.deliver(base, { onAttempt }); // the job's own url
+        result = await this.o.delivery.deliver(base, { onAttempt, beforeAttempt }); // the job's own url
       } else {
-        result = await this.o.delivery.deliver({ ...base, url: route.urls[0]!, failover_urls: route.mode === 'failover' ? route.urls : undefined }, { onAttempt });
+        result = await this.o.delivery.deliver({ ...base, url: route.urls[0]!, failover_urls: route.mode === 'failover' ? route.urls : undefined }, { onAttempt, beforeAttempt });
       }
-      if (this.closedByReport.delete(d.run_id)) {
+      if (result.lapsed === true) {
+        this.leftToOwner(d, result.attempts);
+      } else if (this.closedByReport.delete(d.run_id)) {
         // The worker's report already closed this run (and children/alerts/stats acted on it).
       } else if (!result.aborted && result.ok && (task.completion === 'async' || result.status === 202)) {
         // Async completion: the run stays RUNNING until the worker reports (or the deadline).
@@ -1462,8 +1594,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           shards,
         });
         this.emit('finished', { task_id: task.id, run_id: d.run_id, scheduled_time: d.scheduled, result });
-        if (result.ok) void this.triggerChildren(task, d.run_id);
-        else void this.onFinalFailure(task, d.run_id, d.scheduled, result);
+        const lease = this.followUp(task, d.run_id, d.token);
+        if (lease !== null) {
+          if (result.ok) void this.triggerChildren(task, d.run_id, lease);
+          else void this.onFinalFailure(task, d.run_id, d.scheduled, result, lease);
+        }
       }
     } catch (err) {
       this.o.log.error({ err, task_id: task.id, fire_id: d.run_id }, 'delivery failed unexpectedly; run left for redelivery');

@@ -23,6 +23,8 @@ const WRITE_CHUNK = 5000;
 
 export class RunRecorder {
   private pending = new Map<string, RunUpdate>();
+  /** The batch being written now (its updates are no longer in `pending`). */
+  private writing: ReadonlyMap<string, RunUpdate> = new Map();
   private scheduled = false;
   private urgentScheduled = false;
   private flushing: Promise<void> | null = null;
@@ -87,6 +89,7 @@ export class RunRecorder {
     while (this.flushing) await this.flushing;
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
+    this.writing = this.pending;
     this.pending = new Map();
     this.flushing = (async () => {
       let done = 0;
@@ -110,7 +113,29 @@ export class RunRecorder {
       await this.flushing;
     } finally {
       this.flushing = null;
+      this.writing = new Map();
     }
+  }
+
+  /**
+   * True when this node knows the run's final outcome but the store may not have it yet (queued or
+   * being written): the run is done, though the outbox still lists it.
+   */
+  finishedHere(runId: string): boolean {
+    const u = this.pending.get(runId) ?? this.writing.get(runId);
+    return u !== undefined && u.status !== 'RUNNING';
+  }
+
+  /**
+   * Queues an update and writes it at once (with everything queued). True once it is in the store;
+   * false when the write failed (it stays queued and is retried) or a newer update of the run
+   * arrived meanwhile (the caller may ask again).
+   */
+  async writeNow(u: RunUpdate): Promise<boolean> {
+    this.push(u);
+    const queued = this.pending.get(u.run_id);
+    await this.flush();
+    return queued !== undefined && this.pending.get(u.run_id) !== queued && !this.pending.has(u.run_id);
   }
 
   stop(): void {

@@ -59,9 +59,10 @@ export class TaskService {
   }
 
   /** Validates a createTask body and stores the task. An idempotency key already used returns that task (created: false). */
-  async create(body: unknown): Promise<CreateResult> {
+  async create(body: unknown, bodyText: string | null = null): Promise<CreateResult> {
     const now = this.o.clock.now();
     const req = validateCreate(body, now, this.o.limits);
+    if (bodyText !== null) req.spec.callback.body_text = bodyText;
     if (req.spec.on_success) await this.checkChildren(null, req.spec.on_success);
     const id = this.newId();
     const task: Task = {
@@ -86,11 +87,12 @@ export class TaskService {
    * by the store, atomically with the write, so two concurrent updates (also through two nodes)
    * cannot close a cycle between them.
    */
-  async update(id: string, body: Record<string, unknown>): Promise<Task> {
+  async update(id: string, body: Record<string, unknown>, bodyText: string | null = null): Promise<Task> {
     const graph = 'on_success' in body;
     if (Array.isArray(body.on_success)) await this.checkChildren(id, body.on_success);
     const r = await this.change(id, (cur, now) => {
       const req = validateUpdate(body, cur, this.o.limits);
+      if (bodyText !== null && body.callback !== undefined) req.spec.callback.body_text = bodyText;
       let state = cur.state;
       if (req.paused === true && state === 'active') state = 'paused';
       if (req.paused === false && state === 'paused') state = 'active';

@@ -3,7 +3,7 @@
  * task's timezone); `@every` and one-shot timestamps are computed here. Never adds intervals to
  * "now": `@every` ticks are anchored on the task's creation time.
  */
-import { Cron } from 'croner';
+import { Cron, CronPattern, type CronOptions } from 'croner';
 import { Codes, XcronError, badInput } from '../errors.js';
 import { ONE_SHOT, type TaskType } from './types.js';
 
@@ -73,7 +73,27 @@ export function isQuartz(fields: string[]): boolean {
   return fields.length === 7 || fields.some((f) => f.includes('?'));
 }
 
-const cronCache = new Map<string, Cron>();
+/**
+ * How far ahead a cron search looks: the calendar years of the search start (minus one, for
+ * timezones west of UTC) to this many years after it. A time further away counts as "never"
+ * (Quartz uses the same 100-year horizon). Without the bound, an expression that never matches
+ * inside an explicit year range (`0 0 0 31 2 ? 2027-9999`) makes croner walk every listed year:
+ * 100+ ms of main-thread time per search, from a single request.
+ */
+export const SEARCH_HORIZON_YEARS = 100;
+
+/** A validated expression: its first six croner fields and the years its year field allows. */
+interface Compiled {
+  /** `sec min hour dom mon dow`, as croner reads them. */
+  fields6: string;
+  /** Allowed years as inclusive ranges, ascending; null: any year. */
+  years: [number, number][] | null;
+  opts: CronOptions;
+  /** The croner instance of the window that holds the last search start. */
+  win: { from: number; to: number; cron: Cron | null } | null;
+}
+
+const cronCache = new Map<string, Compiled>();
 
 /**
  * The last (after -> next) answer of each compiled expression: thousands of tasks sharing one
@@ -91,7 +111,32 @@ function nextRunMemo(cron: Cron, after: number): number | null {
 }
 const CRON_CACHE_MAX = 10_000;
 
-function compileCron(format: string, tz: string, probeFrom: number): Cron {
+/** The years of `c` inside [lo, hi] as a croner year field ("2026-2126", "2028,2032"), or null when none. */
+function yearField(c: Compiled, lo: number, hi: number): string | null {
+  const parts: string[] = [];
+  for (const [a, b] of c.years ?? [[1, 9999]]) {
+    const x = Math.max(a, lo);
+    const y = Math.min(b, hi);
+    if (x <= y) parts.push(x === y ? String(x) : `${x}-${y}`);
+  }
+  return parts.length > 0 ? parts.join(',') : null;
+}
+
+/** The first fire strictly after `after` within the search horizon, or null. */
+function windowedNext(c: Compiled, after: number): number | null {
+  const w = c.win;
+  let cron: Cron | null;
+  if (w !== null && after >= w.from && after < w.to) cron = w.cron;
+  else {
+    const y = new Date(after).getUTCFullYear();
+    const field = Number.isFinite(y) ? yearField(c, Math.max(1, y - 1), Math.min(9999, y + SEARCH_HORIZON_YEARS)) : null;
+    cron = field === null ? null : new Cron(`${c.fields6} ${field}`, c.opts);
+    c.win = { from: Date.UTC(y, 0, 1), to: Date.UTC(y + 1, 0, 1), cron };
+  }
+  return cron === null ? null : nextRunMemo(cron, after);
+}
+
+function compileCron(format: string, tz: string, probeFrom: number, cache: boolean): Compiled {
   const key = `${tz}\u0000${format}`;
   const hit = cronCache.get(key);
   if (hit) return hit;
@@ -108,30 +153,46 @@ function compileCron(format: string, tz: string, probeFrom: number): Cron {
       throw cronError(format, `field ${i + 1} (${JSON.stringify(f.slice(0, 20))}) contains characters that are not allowed in a cron field (allowed: digits, names, * ? , / - # L W)`);
     }
   });
-  let cron: Cron;
+  const alternativeWeekdays = isQuartz(fields);
+  const opts: CronOptions = { paused: true, timezone: tz, sloppyRanges: true, alternativeWeekdays, legacyMode: true };
+  let pattern: CronPattern;
   try {
-    cron = new Cron(expr, {
-      paused: true,
-      timezone: tz,
-      sloppyRanges: true,
-      alternativeWeekdays: isQuartz(fields),
-      legacyMode: true,
-    });
+    pattern = new CronPattern(expr, tz, { alternativeWeekdays, sloppyRanges: true });
   } catch (e) {
     throw cronError(format, (e as Error).message.replace(/^CronPattern: /, ''));
   }
-  // Checked once per compiled expression (not on every next-fire computation).
-  if (cron.nextRun(new Date(probeFrom)) === null) throw cronError(format, 'the expression never fires after now');
+  let years: [number, number][] | null = null;
+  if (!pattern.starYear) {
+    years = [];
+    const y = pattern.year;
+    for (let i = 1; i < y.length; i++) {
+      if (y[i] !== 1) continue;
+      const last = years[years.length - 1];
+      if (last && last[1] === i - 1) last[1] = i;
+      else years.push([i, i]);
+    }
+  }
+  const six = fields.length === 5 ? ['0', ...fields] : fields.slice(0, 6);
+  const c: Compiled = { fields6: six.join(' '), years, opts, win: null };
+  try {
+    // Checked once per compiled expression (not on every next-fire computation).
+    if (windowedNext(c, probeFrom) === null) throw cronError(format, `the expression never fires after now (within ${SEARCH_HORIZON_YEARS} years)`);
+  } catch (e) {
+    if (e instanceof XcronError) throw e;
+    throw cronError(format, (e as Error).message.replace(/^Cron(?:Pattern|Options)?: /, ''));
+  }
+  if (!cache) return c;
   if (cronCache.size >= CRON_CACHE_MAX) cronCache.clear();
-  cronCache.set(key, cron);
-  return cron;
+  cronCache.set(key, c);
+  return c;
 }
 
 /**
  * Builds the schedule of a task. `anchorMs` anchors `@every` ticks (the creation time).
- * Throws XcronError 1001/1005/1006 on a bad format.
+ * Throws XcronError 1001/1005/1006 on a bad format. `cache: false` leaves the compiled expression
+ * out of the shared cache (previews of expressions that no task uses).
  */
-export function parseSchedule(type: TaskType, format: string, tz: string, anchorMs: number): Schedule {
+export function parseSchedule(type: TaskType, format: string, tz: string, anchorMs: number, { cache = true }: { cache?: boolean } = {}): Schedule {
   if (type === ONE_SHOT) {
     const at = parseOneShot(format);
     return { next: (after) => (at > after ? at : null) };
@@ -147,8 +208,8 @@ export function parseSchedule(type: TaskType, format: string, tz: string, anchor
       },
     };
   }
-  const cron = compileCron(trimmed, tz, anchorMs);
-  return { next: (after) => nextRunMemo(cron, after) };
+  const c = compileCron(trimmed, tz, anchorMs, cache);
+  return { next: (after) => windowedNext(c, after) };
 }
 
 /** One-shot format: 10-digit unix seconds or 13-digit unix milliseconds. Returns ms. Throws 1001. */

@@ -27,6 +27,11 @@ export interface CallbackSpec {
   route: RouteStrategy | null;
   /** The JSON body sent with every callback (an object). */
   body: Record<string, unknown>;
+  /**
+   * The body's exact JSON text as the client gave it, kept when parsing changed one of its numbers
+   * (an integer beyond 2^53, `1.50`, `1e3`); it is what callbacks send (and sign). Absent otherwise.
+   */
+  body_text?: string | undefined;
   method: HttpMethod;
   headers: Record<string, string> | null;
 }

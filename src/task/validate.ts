@@ -114,6 +114,8 @@ export function checkUrl(v: unknown, field = 'callback.url'): string {
     throw badInput(Codes.CALLBACK_URL, `'${field}' must use http or https, got ${JSON.stringify(u.protocol.replace(':', ''))}`);
   }
   if (u.hostname === '' || !/^https?:\/\/[^/\\]/i.test(v)) throw badInput(Codes.CALLBACK_URL, `'${field}' has no host`);
+  // One trailing dot is a fully qualified name (resolved as the name without it); an empty label is no name.
+  if (u.hostname.startsWith('.') || u.hostname.includes('..')) throw badInput(Codes.CALLBACK_URL, `'${field}' host ${JSON.stringify(u.hostname.slice(0, 80))} has an empty label`);
   if (u.username || u.password) throw badInput(Codes.CALLBACK_URL, `'${field}' must not carry credentials; use callback.headers`);
   return v;
 }
@@ -129,6 +131,35 @@ export function parseRetry(v: unknown, field = 'retry'): RetryPolicy | null {
   return { max_attempts, backoff_ms, max_backoff_ms };
 }
 
+const MAX_HEADER_VALUE = 8192;
+/** A field-value as RFC 9110 writes it, restricted to ASCII: visible characters, with spaces and tabs inside. */
+const FIELD_VALUE_RE = /^(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?$/;
+
+function codePoint(ch: string): string {
+  const names: Record<number, string> = { 0: 'NUL', 9: 'tab', 10: 'LF', 11: 'vertical tab', 12: 'form feed', 13: 'CR', 0x7f: 'DEL', 0x85: 'NEL', 0xa0: 'no-break space', 0x2028: 'line separator', 0x2029: 'paragraph separator', 0xfeff: 'BOM' };
+  const cp = ch.codePointAt(0)!;
+  const hex = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+  return names[cp] !== undefined ? `${hex} (${names[cp]})` : cp >= 0x20 && cp !== 0x7f ? `${hex} ${JSON.stringify(ch)}` : hex;
+}
+
+/**
+ * Why a callback header value could never be sent, or null. Checked when a task is created or
+ * updated, so a value the HTTP client would refuse at every fire is refused once, up front: only
+ * visible ASCII, with spaces and tabs inside (RFC 9110 field-value without obs-text: a non-ASCII
+ * character has no agreed encoding in a header, and undici refuses most of them).
+ */
+export function headerValueProblem(value: string): string | null {
+  if (value.length > MAX_HEADER_VALUE) return `must be at most ${MAX_HEADER_VALUE} characters, got ${value.length}`;
+  if (FIELD_VALUE_RE.test(value)) return null;
+  const bad = /[^\t\x20-\x7e]/u.exec(value);
+  if (bad) {
+    const what = codePoint(bad[0]);
+    const prefix = /[\r\n\0]/.test(bad[0]) ? 'must not contain CR, LF or NUL: ' : '';
+    return `${prefix}found ${what} at position ${bad.index}; a header value may hold only visible ASCII characters, spaces and tabs (encode other text, e.g. percent- or base64-encoded)`;
+  }
+  return 'must not start or end with a space or tab (receivers strip it, so the value would not arrive as given)';
+}
+
 function parseHeaders(v: unknown): Record<string, string> | null {
   if (v === undefined || v === null) return null;
   if (!isObject(v)) throw typeError('callback.headers', 'an object of string values', v);
@@ -136,11 +167,12 @@ function parseHeaders(v: unknown): Record<string, string> | null {
   const entries = Object.entries(v);
   if (entries.length > 50) throw invalidOption('callback.headers', `at most 50 headers, got ${entries.length}`);
   for (const [name, value] of entries) {
-    if (!TOKEN_RE.test(name) || name.length > 100) throw invalidOption('callback.headers', `${JSON.stringify(name.slice(0, 40))} is not a valid header name`);
+    if (!TOKEN_RE.test(name) || name.length > 100) throw invalidOption('callback.headers', `${JSON.stringify(name.slice(0, 40))} is not a valid header name (an HTTP token of 1 to 100 characters: letters, digits and !#$%&'*+-.^_\`|~)`);
     const lower = name.toLowerCase();
     if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-xcron-')) throw invalidOption('callback.headers', `header '${name}' is set by xcron and cannot be overridden`);
     if (typeof value !== 'string') throw typeError(`callback.headers.${name}`, 'a string', value);
-    if (/[\r\n\0]/.test(value) || value.length > 8192) throw invalidOption(`callback.headers.${name}`, 'must not contain CR, LF or NUL and must be at most 8192 characters');
+    const why = headerValueProblem(value);
+    if (why !== null) throw invalidOption(`callback.headers.${name}`, why);
     out[name] = value;
   }
   return out;

@@ -3,7 +3,8 @@
  * a server-rendered page (hono/jsx), one stylesheet and one script. The page and its assets need no
  * token (the login screen must load); all data comes from the /xcron/* JSON API, called by the
  * browser with `Authorization: Bearer <token>` when auth is on. /ui/api/next-fires is a pure schedule
- * calculation (no task data) for the "next fire times" lists.
+ * calculation (no task data) for the "next fire times" lists: it costs main-thread time, so it needs
+ * the read role when auth is on and is rate limited per client (both mounted by createApp).
  */
 import { createHash } from 'node:crypto';
 import type { Context, Hono } from 'hono';
@@ -68,7 +69,8 @@ export function uiRoutes(app: Hono, deps: UiDeps): void {
   app.get('/ui/api/next-fires', (c) => {
     const q = parsePreviewQuery((name) => c.req.query(name), deps.limits.defaultTimezone);
     c.header('Cache-Control', 'no-store');
-    return ok(c, { times: nextFires(q, deps.clock.now()), timezone: q.timezone });
+    const { times, truncated } = nextFires(q, deps.clock.now());
+    return ok(c, { times, timezone: q.timezone, ...(truncated ? { truncated } : {}) });
   });
 
   // Anything else under /ui: 405 (with Allow) on a known path, 404 otherwise, in the API envelope.

@@ -22,20 +22,40 @@ export interface PreviewQuery {
   count: number;
 }
 
-/** The next `count` fire times (ms epoch, ascending), fewer when the schedule or window ends. */
-export function nextFires(q: PreviewQuery, now: number): number[] {
-  if (q.type === ONE_SHOT) return [parseOneShot(q.format)];
+/**
+ * CPU time one preview may spend (ms). Each search is bounded by the schedule's search horizon;
+ * this bounds their sum, so a long list of rare fires stops early (the answer says `truncated`).
+ */
+export const PREVIEW_BUDGET_MS = 10;
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+export interface Preview {
+  /** Fire times, ms epoch, ascending. */
+  times: number[];
+  /** True when the time budget ended the list before `count` times (or the schedule's end) were found. */
+  truncated: boolean;
+}
+
+/** The next `count` fire times, fewer when the schedule or window ends or the time budget is spent. */
+export function nextFires(q: PreviewQuery, now: number, budgetMs = PREVIEW_BUDGET_MS): Preview {
+  if (q.type === ONE_SHOT) return { times: [parseOneShot(q.format)], truncated: false };
   checkTimezone(q.timezone);
+  const t0 = cpuMs();
   const anchor = q.from ?? now;
-  const sched = parseSchedule(PERIODIC, q.format, q.timezone, anchor);
+  const sched = parseSchedule(PERIODIC, q.format, q.timezone, anchor, { cache: false });
   const out: number[] = [];
   let t: number | null = q.from ?? sched.next(q.start !== null ? Math.max(now, q.start - 1) : now);
   while (t !== null && out.length < q.count) {
     if (q.end !== null && t > q.end) break;
     out.push(t);
+    if (out.length < q.count && cpuMs() - t0 > budgetMs) return { times: out, truncated: true };
     t = sched.next(t);
   }
-  return out;
+  return { times: out, truncated: false };
 }
 
 const bad = (field: string, what: string): XcronError => new XcronError(Codes.INVALID_OPTION, 400, `invalid '${field}': ${what}`);

@@ -19,7 +19,9 @@ import { request } from 'undici';
 import { slotOf } from '../../src/task/index.js';
 import { freePort } from '../helpers/redis.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const UP2 = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository (from dist/test/cluster when compiled for bench/chaos.ts: one level further up). */
+export const REPO_ROOT = existsSync(join(UP2, 'package.json')) ? UP2 : resolve(UP2, '..');
 const LAUNCHER = join(REPO_ROOT, 'xcron_server');
 
 export function ensureBuilt(): void {
@@ -289,11 +291,21 @@ export interface Callback {
   path: string;
 }
 
-/** Records every callback; `hold(path)` leaves requests to a path unanswered until `release`. */
+/** How a path is answered (default 200 with a small JSON body). */
+export interface CallbackReply {
+  status: number;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Records every callback; `hold(path)` leaves requests to a path unanswered until `release`;
+ * `answer(path, fn)` picks the status (and headers) per callback.
+ */
 export class CallbackReceiver {
   readonly got: Callback[] = [];
   private readonly held = new Map<string, ServerResponse[]>();
   private readonly holding = new Set<string>();
+  private readonly answers = new Map<string, (c: Callback) => CallbackReply>();
 
   private constructor(
     private readonly server: Server,
@@ -310,7 +322,7 @@ export class CallbackReceiver {
       req.on('end', () => {
         const h = (k: string): string => String(req.headers[k] ?? '');
         const path = (req.url ?? '/').split('?')[0]!;
-        rec.got.push({
+        const c: Callback = {
           fireId: h('x-xcron-fire-id'),
           taskId: h('x-xcron-task-id'),
           scheduled: Number(h('x-xcron-scheduled-time')),
@@ -318,14 +330,16 @@ export class CallbackReceiver {
           node: h('user-agent').replace(/^xcron-test\//, ''),
           arrivedAt: Date.now(),
           path,
-        });
+        };
+        rec.got.push(c);
         if (rec.holding.has(path)) {
           const list = rec.held.get(path) ?? [];
           list.push(res);
           rec.held.set(path, list);
           return;
         }
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+        const reply = rec.answers.get(path)?.(c) ?? { status: 200 };
+        res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end('{"ok":true}');
       });
     });
     return rec;
@@ -337,6 +351,11 @@ export class CallbackReceiver {
 
   hold(path: string): void {
     this.holding.add(path);
+  }
+
+  /** Answers callbacks to `path` with what `fn` returns. */
+  answer(path: string, fn: (c: Callback) => CallbackReply): void {
+    this.answers.set(path, fn);
   }
 
   /** Stops holding a path (held requests stay unanswered: their senders may be dead). */
