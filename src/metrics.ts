@@ -12,6 +12,7 @@ import type { Ownership } from './cluster/index.js';
 import type { AttemptEvent } from './delivery/index.js';
 import type { SchedulerEvents } from './scheduler/index.js';
 import type { StoreStats } from './store/types.js';
+import { DeadlineError } from './errors.js';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './fast-metrics.js';
 
 /** What metrics needs of the scheduler. */
@@ -47,7 +48,7 @@ export function attemptResult(o: AttemptEvent['outcome']): 'success' | 'http_4xx
   if (o.ok) return 'success';
   if (o.refused) return 'refused';
   if (o.status !== null) return o.status >= 500 ? 'http_5xx' : o.status >= 400 ? 'http_4xx' : 'http_other';
-  if (o.error?.startsWith('timeout')) return 'timeout';
+  if (o.timed_out === true) return 'timeout';
   return 'connect_error';
 }
 
@@ -234,7 +235,7 @@ export class Metrics {
     if (!this.statsInflight) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, rej) => {
-        timer = setTimeout(() => rej(new Error('store stats timed out')), this.o.statsTimeoutMs ?? 2000);
+        timer = setTimeout(() => rej(new DeadlineError('store stats for a scrape', this.o.statsTimeoutMs ?? 2000)), this.o.statsTimeoutMs ?? 2000);
       });
       this.statsInflight = Promise.race([this.o.store.stats(), timeout])
         .then(

@@ -72,6 +72,7 @@ export class ClusterNotifier implements Notifier {
   private readonly channel: string;
   private subscribed = false;
   private closed = false;
+  private closing: Promise<void> | null = null;
   private readonly onMessage = (channel: string, message: string): void => {
     if (channel === this.channel) this.receive(message);
   };
@@ -169,15 +170,18 @@ export class ClusterNotifier implements Notifier {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.o.sub.off('message', this.onMessage);
-    this.o.sub.off('ready', this.onReady);
-    try {
-      await this.o.sub.quit();
-    } catch {
-      this.o.sub.disconnect();
-    }
+  /** Unsubscribes and quits the feed connection. Safe to call twice: returns the same promise. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      this.o.sub.off('message', this.onMessage);
+      this.o.sub.off('ready', this.onReady);
+      try {
+        await this.o.sub.quit();
+      } catch {
+        this.o.sub.disconnect();
+      }
+    })();
+    return this.closing;
   }
 }

@@ -92,6 +92,7 @@ export interface Ownership extends EventEmitter<OwnershipEvents> {
 export class LocalOwnership extends EventEmitter<OwnershipEvents> implements Ownership {
   private owned = false;
   private fenced = false;
+  private stopping: Promise<void> | null = null;
 
   constructor(
     readonly nodeId: string,
@@ -102,18 +103,23 @@ export class LocalOwnership extends EventEmitter<OwnershipEvents> implements Own
   }
 
   start(): Promise<void> {
+    this.stopping = null;
     this.owned = true;
     this.emit('acquired', this.ownedSlots());
     return Promise.resolve();
   }
 
+  /** Gives every slot up. Safe to call twice: returns the same promise (until the next start). */
   stop(): Promise<void> {
-    if (this.owned) {
-      const slots = this.ownedSlots();
-      this.owned = false;
-      this.emit('lost', slots);
-    }
-    return Promise.resolve();
+    this.stopping ??= new Promise<void>((resolve) => {
+      if (this.owned) {
+        const slots = this.ownedSlots();
+        this.owned = false;
+        this.emit('lost', slots);
+      }
+      resolve();
+    });
+    return this.stopping;
   }
 
   tokenFor(_slot: number): number | null {

@@ -582,7 +582,7 @@ export interface ClusterMode {
   notifier: ClusterNotifier;
   /** Readiness: a heartbeating member, a connected change feed and a connected store. */
   ready(): Promise<boolean>;
-  /** Closes the change feed and the ownership connection (the store closes its own). */
+  /** Closes the change feed and the ownership connection (the store closes its own). Safe to call twice: the same promise. */
   close(): Promise<void>;
 }
 
@@ -618,6 +618,7 @@ export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: str
   }
   const notifier = new ClusterNotifier({ pub: storeClient, sub: subClient, prefix: c.key_prefix, ownership, store, log });
   await notifier.start();
+  let closing: Promise<void> | null = null;
   return {
     store,
     schedulerStore: recoveryStore(store, ownership),
@@ -626,9 +627,10 @@ export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: str
     // The store's own connection too: after a failover each connection finds the new primary on
     // its own, and a node whose store connection is still reconnecting would answer 503.
     ready: () => Promise.resolve(ownership.isMember() && notifier.connected() && storeClient.status === 'ready'),
-    close: async () => {
-      await notifier.close();
-      await ownClient.quit().catch(() => ownClient.disconnect());
-    },
+    close: () =>
+      (closing ??= (async () => {
+        await notifier.close();
+        await ownClient.quit().catch(() => ownClient.disconnect());
+      })()),
   };
 }

@@ -82,6 +82,8 @@ export interface AttemptOutcome {
   duration_ms: number;
   /** True when the destination policy (SSRF guard) refused the connection. */
   refused?: boolean;
+  /** True when the receiver did not answer (headers, or a gap in the body) within timeout_ms. */
+  timed_out?: boolean;
   /** True when the attempt was not sent because the job's lease had lapsed (nothing was written). */
   lapsed?: boolean;
 }
@@ -182,6 +184,7 @@ export class Delivery {
   private readonly origins = new Map<string, Semaphore>();
   private readonly targets = new Map<string, Target>();
   private readonly stopping = new AbortController();
+  private closed: Promise<void> | null = null;
   private active = 0;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly random: () => number;
@@ -369,6 +372,7 @@ export class Delivery {
         ok: false,
         retryable: true,
         status: null,
+        ...(timedOut ? { timed_out: true } : {}),
         error: timedOut ? `timeout after ${job.timeout_ms} ms` : `${err.code ?? err.name}: ${err.message}`,
         body: null,
         retry_after_ms: null,
@@ -470,8 +474,12 @@ export class Delivery {
     return r;
   }
 
-  async close(): Promise<void> {
-    this.stopping.abort();
-    await this.agent.destroy();
+  /** Closes the connection pool. Safe to call twice: returns the same promise. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.stopping.abort();
+      await this.agent.destroy();
+    })();
+    return this.closed;
   }
 }

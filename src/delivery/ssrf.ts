@@ -22,6 +22,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { buildConnector } from 'undici';
+import { DestinationRefusedError } from '../errors.js';
 
 export const DEFAULT_DENY_CIDRS: readonly string[] = ['169.254.0.0/16', 'fe80::/10', '169.254.169.254/32', 'fd00:ec2::254/128', '100.100.100.200/32'];
 const LOOPBACK_CIDRS = ['127.0.0.0/8', '0.0.0.0/8', '::1/128', '::/128'];
@@ -38,11 +39,8 @@ export interface DestinationPolicyOptions {
   lookupTimeoutMs?: number;
 }
 
-/** A connection refused by the policy. Delivery treats it as a final (not retried) failure. */
-export class DestinationRefusedError extends Error {
-  override readonly name: string = 'DestinationRefusedError';
-  readonly code = 'XCRON_DESTINATION_REFUSED';
-}
+/** A connection refused by the policy (defined with the other typed errors in src/errors.ts). */
+export { DestinationRefusedError };
 
 interface Rule {
   cidr: string;

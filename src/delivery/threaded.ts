@@ -62,6 +62,7 @@ export class ThreadedDelivery implements DeliveryService {
   private outbox: JobItem[] = [];
   private flushQueued = false;
   private closing = false;
+  private closed: Promise<void> | null = null;
   private drainWaiter: ((ok: boolean) => void) | null = null;
   private closeWaiter: (() => void) | null = null;
   private restarts = 0;
@@ -350,9 +351,16 @@ export class ThreadedDelivery implements DeliveryService {
     return n;
   }
 
-  /** Closes the worker's connections and ends the thread. Unfinished deliveries resolve as aborted. */
-  async close(): Promise<void> {
-    if (this.closing) return;
+  /**
+   * Closes the worker's connections and ends the thread. Unfinished deliveries resolve as aborted.
+   * Safe to call twice: returns the same promise.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.closeOnce();
+    return this.closed;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closing = true;
     const exited = new Promise<void>((r) => {
       this.closeWaiter = r;

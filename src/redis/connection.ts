@@ -79,7 +79,7 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
       enableOfflineQueue: false,
       enableAutoPipelining: true,
       retryStrategy: retry,
-      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+      reconnectOnError: (err) => replyCode(err) === 'READONLY',
     };
     const first = ep.nodes[0]!;
     client = new Redis(
@@ -154,13 +154,27 @@ function waitReady(client: RedisClient, timeoutMs: number): Promise<void> {
   });
 }
 
-const TRANSIENT_REPLY = /^(LOADING|BUSY|OOM|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|NOAUTH|WRONGPASS|MOVED|ASK)\b/;
+/**
+ * The error code of a Redis error reply ('NOSCRIPT', 'READONLY', 'LOADING', ...), or null for any
+ * other error (a reply without a code counts as the generic 'ERR'). The protocol sends the code as
+ * the reply's first word and ioredis keeps it only in the message, so this is the one place that
+ * reads it; everything else compares codes.
+ */
+export function replyCode(e: unknown): string | null {
+  if (!(e instanceof (ReplyError as new () => Error))) return null;
+  const m = /^[A-Z][A-Z0-9_-]*(?=\s|$)/.exec((e as Error).message);
+  return m ? m[0] : 'ERR';
+}
+
+/** Reply codes that mean the server cannot serve now (loading, failing over, read-only, ...). */
+const TRANSIENT_CODES = new Set(['LOADING', 'BUSY', 'OOM', 'READONLY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'NOREPLICAS', 'MISCONF', 'NOAUTH', 'WRONGPASS', 'MOVED', 'ASK']);
 
 /** True for failures that mean "Redis is not usable right now" (not a bug in a script). */
 export function isUnavailable(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
   if (e instanceof StoreUnavailableError) return true;
-  if (e instanceof (ReplyError as new () => Error)) return TRANSIENT_REPLY.test(e.message);
+  const code = replyCode(e);
+  if (code !== null) return TRANSIENT_CODES.has(code);
   return true; // connection refused/reset, timeouts, no offline queue, cluster not ready, …
 }
 

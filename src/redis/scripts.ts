@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { RedisClient } from './connection.js';
+import { replyCode, type RedisClient } from './connection.js';
 
 export interface LuaScript {
   name: string;
@@ -47,7 +47,7 @@ export async function evalScript(client: RedisClient, s: LuaScript, keys: readon
   try {
     return await client.evalsha(s.sha, keys.length, ...keys, ...args);
   } catch (e) {
-    if (e instanceof Error && e.message.startsWith('NOSCRIPT')) return await client.eval(s.lua, keys.length, ...keys, ...args);
+    if (replyCode(e) === 'NOSCRIPT') return await client.eval(s.lua, keys.length, ...keys, ...args);
     throw e;
   }
 }

@@ -299,6 +299,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /** Redelivers the outbox of the owned slots, loads the window, and starts the timers. */
   async start(): Promise<void> {
     this.stopped = false;
+    this.stopping = null;
     const owned = this.o.ownership.ownedSlots();
     if (owned.length > 0) await this.recover(owned);
     await this.scan();
@@ -309,8 +310,16 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * Stops timers and waits for a commit in progress, then undoes the fires committed ahead and
    * still held, so a stopped server leaves no fire committed before its time (an export then sees
    * those tasks as not fired yet; a restart fires them when due). Deliveries are drained by the caller.
+   * Safe to call twice: returns the same promise.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private stopping: Promise<void> | null = null;
+
+  private async stopOnce(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = null;

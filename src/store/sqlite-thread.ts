@@ -4,14 +4,15 @@
  * serial semantics; only the thread that waits for SQLite changes. The main thread keeps the
  * scheduler's timers, the API and the metrics, and no commit or WAL checkpoint ever stalls them.
  *
- * Errors cross the boundary by name: a StoreUnavailableError stays one (the API answers 503,
- * code 1016), anything else is a plain Error with the original message and code. If the thread
+ * Errors cross the boundary as data (toWire/fromWire in src/errors.ts) and are rebuilt as their
+ * class: a StoreUnavailableError stays one (the API answers 503, code 1016), an XcronError keeps
+ * its code and status, and any other error keeps its name and code. If the thread
  * dies, its calls in progress fail as unavailable and a new thread opens the same file (the
  * fencing epoch lives in the file, so it is not claimed again).
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { StoreUnavailableError } from '../errors.js';
+import { StoreUnavailableError, fromWire, type WireError } from '../errors.js';
 import { workerExecArgv } from '../worker-args.js';
 import type { CheckResult } from './sqlite-check.js';
 import { checkLogLine, type SqliteOpenOptions } from './sqlite-open.js';
@@ -55,28 +56,19 @@ export interface StoreCall {
   m: string;
   a: unknown[];
 }
-interface WireError {
-  name: string;
-  message: string;
-  code?: string | undefined;
-  /** The stack of the error behind a StoreStartupError, if any. */
-  cause?: string | undefined;
-}
 export type StoreReply =
   | { t: 'ready'; epoch: number | null; check: CheckResult | null }
   | { t: 'failed'; error: WireError }
   | { t: 'r'; id: number; value?: unknown; error?: WireError };
 
+/** The class behind each wire error (src/errors.ts); a StoreStartupError keeps the stack of its cause. */
 function toError(w: WireError): Error {
-  if (w.name === 'StoreUnavailableError') return new StoreUnavailableError(w.message);
   if (w.name === 'StoreStartupError') {
     const e = new StoreStartupError(w.message);
     if (w.cause !== undefined) e.cause = Object.assign(new Error('(in the store thread)'), { stack: w.cause });
     return e;
   }
-  const e = new Error(w.message) as Error & { code?: string };
-  if (w.code !== undefined) e.code = w.code;
-  return e;
+  return fromWire(w);
 }
 
 type Forwarded = Pick<TaskStore, (typeof STORE_METHODS)[number]>;
@@ -86,6 +78,7 @@ export class ThreadedSqliteStore {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private closing = false;
+  private closed: Promise<void> | null = null;
   private restarts = 0;
   /** Why the store thread could not be restarted; every call fails from then on. */
   private broken: string | null = null;
@@ -185,19 +178,22 @@ export class ThreadedSqliteStore {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closing) return;
-    if (this.broken !== null) {
+  /** Closes the database and ends the thread. Safe to call twice: returns the same promise. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      if (this.broken !== null) {
+        this.closing = true;
+        return;
+      }
+      const done = this.call('close', []).catch(() => undefined);
       this.closing = true;
-      return;
-    }
-    const done = this.call('close', []).catch(() => undefined);
-    this.closing = true;
-    const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
-    await done;
-    const force = setTimeout(() => void this.worker.terminate(), 5000);
-    await exited;
-    clearTimeout(force);
+      const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
+      await done;
+      const force = setTimeout(() => void this.worker.terminate(), 5000);
+      await exited;
+      clearTimeout(force);
+    })();
+    return this.closed;
   }
 }
 

@@ -5,6 +5,7 @@
  * and the API.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { toWire } from '../errors.js';
 import type { SqliteTaskStore } from './sqlite.js';
 import { openSqliteStore } from './sqlite-open.js';
 import type { StoreCall, StoreReply, StoreWorkerData } from './sqlite-thread.js';
@@ -20,9 +21,7 @@ try {
   store = opened.store;
   port.postMessage({ t: 'ready', epoch: opened.epoch, check: opened.check } satisfies StoreReply);
 } catch (e) {
-  const err = e as Error & { code?: string };
-  const cause = err.cause instanceof Error ? (err.cause.stack ?? err.cause.message) : undefined;
-  port.postMessage({ t: 'failed', error: { name: err.name, message: err.message, code: err.code, cause } } satisfies StoreReply);
+  port.postMessage({ t: 'failed', error: toWire(e) } satisfies StoreReply);
   process.exit(1);
 }
 
@@ -42,10 +41,7 @@ port.on('message', (m: StoreCall) => {
   }
   p.then(
     (value) => port.postMessage({ t: 'r', id: m.id, value } satisfies StoreReply),
-    (e: unknown) => {
-      const err = e as Error & { code?: string };
-      port.postMessage({ t: 'r', id: m.id, error: { name: err.name, message: err.message, code: err.code } } satisfies StoreReply);
-    },
+    (e: unknown) => port.postMessage({ t: 'r', id: m.id, error: toWire(e) } satisfies StoreReply),
   );
   if (m.m === 'close') {
     void p.finally(() => setImmediate(() => port.close()));

@@ -57,6 +57,7 @@ export class SqliteTaskStore implements TaskStore {
   private closed = false;
   /** Set once a call meets a damaged file: every later call is refused and ping fails (sqlite-check.ts). */
   private readonly health = new StoreHealth();
+  private closing: Promise<void> | null = null;
   private readonly st: Statements;
   private readonly shaped: ShapedStatements;
   private readonly tx: Transactions;
@@ -338,11 +339,13 @@ export class SqliteTaskStore implements TaskStore {
     return Promise.resolve(this.health.probe(this.db));
   }
 
+  /** Closes the database. Safe to call twice: returns the same promise. */
   close(): Promise<void> {
-    if (!this.closed) {
+    this.closing ??= new Promise<void>((resolve) => {
       this.closed = true;
       this.db.close();
-    }
-    return Promise.resolve();
+      resolve();
+    });
+    return this.closing;
   }
 }

@@ -5,6 +5,7 @@
  * (bash build.sh), the file the server runs.
  */
 import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite-thread.js';
 import type { TaskStore } from '../../src/store/types.js';
-import { fireId } from '../../src/task/index.js';
+import { fireId, type Task } from '../../src/task/index.js';
 import { T0, makeTask, silentLog as log, tempDir } from './fixtures.js';
 import { sqliteHarness } from './sqlite-harness.js';
 import { storeContract } from './store-contract.js';
@@ -95,5 +96,22 @@ describe('ThreadedSqliteStore specifics', () => {
     expect(restarted).toBe(1); // main.ts then has the scheduler read its outbox again
     const res = await store.commitFires([{ slot: t.slot, token: store.epoch, task_id: t.id, expected: T0 + 5000, next: null, now: T0 + 5000, run: { run_id: fireId(t.id, T0 + 5000), node: 'n', status: 'PENDING', error: null } }]);
     expect(res).toEqual(['committed']);
+  });
+
+  it('an error thrown in the thread arrives as its own class (instanceof works on the main thread)', async () => {
+    const { store } = await open();
+    // A bug-shaped call: the thread throws a TypeError, and the main thread gets a TypeError.
+    await expect(store.create(null as unknown as Task)).rejects.toBeInstanceOf(TypeError);
+    // A locked database file: the thread's SQLITE_BUSY (after its 5 s busy timeout) becomes a
+    // StoreUnavailableError, which the API answers with 503 / 1016.
+    const { store: other, file } = await open();
+    const blocker = new Database(file);
+    blocker.exec('BEGIN EXCLUSIVE');
+    try {
+      await expect(other.delete('nope')).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      blocker.exec('ROLLBACK');
+      blocker.close();
+    }
   });
 });

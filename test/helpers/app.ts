@@ -1,22 +1,27 @@
 /**
- * The API under test through Hono's `app.request`: the real app over a real SQLite file in a temp
- * dir, LocalOwnership, a recording notifier, a manual clock and a silent logger.
+ * The API under test through Hono's `app.request`: the node createXcron (src/xcron.ts) builds over a
+ * real SQLite file in a temp dir, started without its scheduler (LocalOwnership takes the slots, so
+ * the API answers and reports ready, but nothing fires), with a recording notifier in place of the
+ * scheduler's, a manual clock and a silent logger.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { pino } from 'pino';
-import { createApp, type ApiLimits, type Notifier } from '../../src/api/app.js';
+import type { ApiLimits, Notifier } from '../../src/api/app.js';
 import { ManualClock } from '../../src/clock/index.js';
-import { LocalOwnership } from '../../src/cluster/index.js';
+import { VERSION } from '../../src/config/index.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import type { Task } from '../../src/task/index.js';
+import { createXcron, type Xcron } from '../../src/xcron.js';
 import type { Envelope } from './http.js';
+import { testConfig } from './xcron.js';
 
 export { countRows } from './db.js';
 
-export const TEST_VERSION = '0.0.0-test';
+/** The version the API reports (the server's own: createXcron does not take another). */
+export const TEST_VERSION = VERSION;
 /** 2030-01-01T00:00:30.000Z: half a minute past a round time, so next fire times are easy to state. */
 export const T0 = Date.UTC(2030, 0, 1, 0, 0, 30);
 
@@ -40,47 +45,46 @@ export interface TestApi {
   dir: string;
   dbFile: string;
   slots: number;
+  node: Xcron;
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The config keys behind the API's limits. */
+export function limitsConfig(l: ApiLimits): Record<string, unknown> {
+  if (l.pastGraceMs !== 1000) throw new Error('pastGraceMs is fixed at 1000 ms in the server');
+  return { request_body_limit: l.requestBodyLimit, default_timezone: l.defaultTimezone, callback: { body_limit: l.callbackBodyLimit } };
 }
 
 export async function createTestApi(opts: { now?: number; limits?: Partial<ApiLimits>; slots?: number } = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'xcron-api-'));
-  const dbFile = join(dir, 'xcron.db');
-  const store = new SqliteTaskStore({ file: dbFile, synchronous: 'normal' });
   const slots = opts.slots ?? 16;
-  const ownership = new LocalOwnership('api-test', slots, store.claimEpoch());
-  await ownership.start();
   const clock = new ManualClock(opts.now ?? T0);
   const events: NotifierEvent[] = [];
-  const notifier: Notifier = {
+  const recording: Notifier = {
     taskChanged: (task) => events.push({ kind: 'changed', task }),
     taskRemoved: (id, slot) => events.push({ kind: 'removed', id, slot }),
     runQueued: (runId, slot) => events.push({ kind: 'runQueued', runId, slot }),
   };
-  const app = createApp({
-    store,
-    notifier,
-    ownership,
-    clock,
-    log: pino({ level: 'silent' }),
-    slots,
-    limits: { ...TEST_LIMITS, ...opts.limits },
-    version: TEST_VERSION,
-    nodeId: 'api-test',
-  });
+  const cfg = testConfig(dir, { node_id: 'api-test', cluster: { slots }, ...limitsConfig({ ...TEST_LIMITS, ...opts.limits }) });
+  const node = await createXcron(cfg, { clock, log: pino({ level: 'silent' }), notifier: () => recording, processMetrics: false });
+  await node.start({ scheduler: false });
+  if (!(node.store instanceof SqliteTaskStore)) throw new Error('expected the store on the test thread');
+  const close = async (): Promise<void> => {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
   return {
-    app,
-    store,
+    app: node.app,
+    store: node.store,
     clock,
     events,
     dir,
-    dbFile,
+    dbFile: join(dir, 'xcron.db'),
     slots,
-    close: async () => {
-      await ownership.stop();
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    node,
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 

@@ -1,12 +1,13 @@
 /**
- * In-process xcron for the management tests, wired the way src/main.ts wires it: a real
- * SqliteTaskStore on a temp file, LocalOwnership on its epoch, the real Delivery (undici, real
- * HTTP), the real Scheduler on the SystemClock, SchedulerStats, and the Hono app driven through
- * `app.request()`. Callbacks go to real node:http receivers (test/helpers/receiver.ts).
+ * In-process xcron for the management tests: the node createXcron (src/xcron.ts) builds from a
+ * config, the way src/main.ts runs it: a real SQLite file in a temp dir, LocalOwnership on its
+ * epoch, the real Delivery (undici, real HTTP), the real Scheduler on the SystemClock, and the Hono
+ * app driven through `app.request()`. Callbacks go to real node:http receivers
+ * (test/helpers/receiver.ts).
  *
- * `restart()` stops everything in main.ts's shutdown order and starts a new instance on the same
- * data file (a new process would do the same: a new epoch, recovery of the outbox, the misfire
- * policy for ticks missed while it was down).
+ * `restart()` stops the node (its ordered shutdown) and starts a new one on the same data file (a
+ * new process would do the same: a new epoch, recovery of the outbox, the misfire policy for ticks
+ * missed while it was down).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,16 +15,15 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Hono } from 'hono';
 import { pino } from 'pino';
-import { createApp } from '../../src/api/app.js';
-import { TaskService, type Notifier } from '../../src/service/index.js';
 import { SystemClock } from '../../src/clock/index.js';
-import { LocalOwnership } from '../../src/cluster/index.js';
-import { Delivery } from '../../src/delivery/index.js';
-import { Scheduler, type AlertEvent, type FinishedEvent } from '../../src/scheduler/index.js';
-import { SchedulerStats } from '../../src/scheduler/stats.js';
+import type { Ownership } from '../../src/cluster/index.js';
+import type { DeliveryService } from '../../src/delivery/threaded.js';
+import type { AlertEvent, FinishedEvent, Scheduler } from '../../src/scheduler/index.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import type { RetryPolicy } from '../../src/task/index.js';
+import { createXcron, type Xcron } from '../../src/xcron.js';
 import { send, type AppResponse } from '../helpers/app.js';
+import { testConfig } from '../helpers/xcron.js';
 
 export const NODE_ID = 'manage-node';
 
@@ -71,18 +71,25 @@ export class Harness {
   readonly alerts: AlertEvent[] = [];
   readonly finished: FinishedEvent[] = [];
   private closed = false;
+  readonly store: SqliteTaskStore;
+  readonly ownership: Ownership;
+  readonly delivery: DeliveryService;
+  readonly scheduler: Scheduler;
+  readonly app: Hono;
 
   private constructor(
     readonly dir: string,
     readonly opts: HarnessOptions,
-    readonly store: SqliteTaskStore,
-    readonly ownership: LocalOwnership,
-    readonly delivery: Delivery,
-    readonly scheduler: Scheduler,
-    readonly app: Hono,
+    readonly node: Xcron,
   ) {
-    scheduler.on('alert', (a) => this.alerts.push(a));
-    scheduler.on('finished', (f) => this.finished.push(f));
+    if (!(node.store instanceof SqliteTaskStore)) throw new Error('the harness runs the store on the test thread ([store] worker_thread = false)');
+    this.store = node.store;
+    this.ownership = node.ownership;
+    this.delivery = node.delivery;
+    this.scheduler = node.scheduler;
+    this.app = node.app;
+    this.scheduler.on('alert', (a) => this.alerts.push(a));
+    this.scheduler.on('finished', (f) => this.finished.push(f));
   }
 
   get dbFile(): string {
@@ -91,81 +98,44 @@ export class Harness {
 
   static async start(opts: HarnessOptions = {}): Promise<Harness> {
     const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'xcron-manage-'));
-    const log = pino({ level: 'silent' });
-    const clock = new SystemClock();
-    const store = new SqliteTaskStore({ file: join(dir, 'xcron.db'), synchronous: 'normal' });
-    const ownership = new LocalOwnership(NODE_ID, 16, store.claimEpoch());
-    const delivery = new Delivery({
-      clock,
-      log,
-      userAgent: 'xcron/test',
-      globalConcurrency: 256,
-      perOriginConcurrency: 64,
-      maxResponseBytes: 65_536,
-      signingSecrets: [],
+    const retry = opts.defaultRetry ?? { max_attempts: 1, backoff_ms: 10, max_backoff_ms: 100 };
+    const cfg = testConfig(dir, {
+      node_id: NODE_ID,
+      scheduler: { lookahead_ms: 10_000, scan_interval_ms: 500, max_sleep_ms: 1000, misfire_threshold_ms: opts.misfireThresholdMs ?? 60_000, batch_size: 100, max_loaded: 100_000, commit_ahead_ms: 0 },
+      delivery: {
+        user_agent: 'xcron/test',
+        global_concurrency: 256,
+        per_origin_concurrency: 64,
+        max_response_bytes: 65_536,
+        timeout_ms: opts.defaultTimeoutMs ?? 10_000,
+        max_attempts: retry.max_attempts,
+        backoff_ms: retry.backoff_ms,
+        max_backoff_ms: retry.max_backoff_ms,
+      },
+      alert: { webhook_url: opts.alertUrl ?? '', max_consecutive_failures: opts.maxConsecutiveFailures ?? 0 },
+      cluster: { slots: 16 },
+      shutdown_timeout_ms: 5000,
     });
-    const limits = { requestBodyLimit: 1_048_576, callbackBodyLimit: 65_536, defaultTimezone: 'UTC', pastGraceMs: 1000 };
-    const notifier: Notifier = {
-      taskChanged: (t) => scheduler.taskChanged(t),
-      taskRemoved: (id) => scheduler.taskRemoved(id),
-      runQueued: (runId) => void scheduler.deliverRun(runId),
-    };
-    // One TaskService for the API and the scheduler's follow-ups (child tasks, auto-pause), as in main.
-    const service = new TaskService({ store, notifier, clock, slots: 16, limits, nodeId: NODE_ID });
-    const scheduler = new Scheduler({
-      taskOps: service,
-      store,
-      ownership,
-      delivery,
-      clock,
-      log,
-      nodeId: NODE_ID,
-      lookaheadMs: 10_000,
-      scanIntervalMs: 500,
-      maxSleepMs: 1000,
-      misfireThresholdMs: opts.misfireThresholdMs ?? 60_000,
-      batchSize: 100,
-      maxLoaded: 100_000,
-      defaultTimeoutMs: opts.defaultTimeoutMs ?? 10_000,
-      defaultRetry: opts.defaultRetry ?? { max_attempts: 1, backoff_ms: 10, max_backoff_ms: 100 },
-      alertUrl: opts.alertUrl ?? '',
-      maxConsecutiveFailures: opts.maxConsecutiveFailures ?? 0,
-    });
-    const stats = new SchedulerStats(scheduler);
-    const app = createApp({
-      store,
-      notifier,
-      service,
-      nodeId: NODE_ID,
-      liveStats: () => stats.snapshot(),
-      ownership,
-      clock,
-      log,
-      slots: 16,
-      limits,
-      version: '0.0.0-test',
-    });
-    await ownership.start();
-    await scheduler.start();
-    return new Harness(dir, opts, store, ownership, delivery, scheduler, app);
+    const node = await createXcron(cfg, { clock: new SystemClock(), log: pino({ level: 'silent' }), processMetrics: false });
+    await node.start();
+    return new Harness(dir, opts, node);
   }
 
-  /** Stops in main.ts's order: timers, drain deliveries, flush history, release slots, close. */
+  /** Stops the node: its ordered shutdown (timers, drain deliveries, flush history, release slots, close). */
   async stop(): Promise<void> {
-    if (this.closed) return;
     this.closed = true;
-    await this.scheduler.stop();
-    await this.delivery.drain(5000);
-    await this.scheduler.flush();
-    await this.ownership.stop();
-    await this.delivery.close();
-    await this.store.close();
+    await this.node.stop();
   }
 
   /** Stops and removes the data dir. */
   async close(): Promise<void> {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** `await using h = await Harness.start()`: closes when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** A new instance on the same data file (this one must be stopped first). */

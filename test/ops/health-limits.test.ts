@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { serve } from '@hono/node-server';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { send } from '../helpers/app.js';
+import { TEST_VERSION, send } from '../helpers/app.js';
 import { ADMIN, bearer, createOpsApp, type OpsApp } from './helpers.js';
 
 describe('health', () => {
@@ -21,7 +21,7 @@ describe('health', () => {
     for (let i = 0; i < 5; i++) {
       const h = await send<{ status: string; version: string }>(api.app, '/healthz');
       expect(h.status).toBe(200);
-      expect(h.body.data).toEqual({ status: 'ok', version: '0.0.0-test' });
+      expect(h.body.data).toEqual({ status: 'ok', version: TEST_VERSION });
       const r = await send<{ ready: boolean }>(api.app, '/readyz');
       expect(r.status).toBe(200);
       expect(r.body.data.ready).toBe(true);

@@ -1,6 +1,6 @@
 /**
- * Helpers of the operations & security suites: the real app (createApp) over a real SQLite file with
- * the optional parts switched on (auth, rate limit, SSRF guard, metrics), a log capture, a small
+ * Helpers of the operations & security suites: the node createXcron builds over a real SQLite file,
+ * with the optional parts switched on (auth, rate limit, SSRF guard, metrics), a log capture, a small
  * Prometheus text parser, and the verifier snippets of docs/callbacks.md.
  */
 import { EventEmitter } from 'node:events';
@@ -10,15 +10,18 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
-import { createApp, type ApiDeps, type ApiLimits, type Notifier } from '../../src/api/app.js';
-import { TokenAuth, type TokenEntry } from '../../src/api/auth.js';
+import type { ApiLimits } from '../../src/api/app.js';
+import type { TokenEntry } from '../../src/api/auth.js';
 import { ManualClock } from '../../src/clock/index.js';
-import { LocalOwnership } from '../../src/cluster/index.js';
-import { DestinationPolicy, type DestinationPolicyOptions } from '../../src/delivery/ssrf.js';
-import { Metrics, type SchedulerLike } from '../../src/metrics.js';
+import type { Notifier, Ownership } from '../../src/cluster/index.js';
+import type { DestinationPolicyOptions } from '../../src/delivery/ssrf.js';
+import type { Metrics, SchedulerLike } from '../../src/metrics.js';
 import type { SchedulerEvents } from '../../src/scheduler/index.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
+import { createXcron, type Xcron } from '../../src/xcron.js';
+import { limitsConfig } from '../helpers/app.js';
 import { REPO_ROOT } from '../helpers/server.js';
+import { testConfig } from '../helpers/xcron.js';
 
 export const ADMIN = { token: 'admin-token-0123456789abcdef', role: 'admin', name: 'ops-admin' } as const satisfies TokenEntry;
 export const READER = { token: 'read-token-0123456789abcdef', role: 'read', name: 'dashboard' } as const satisfies TokenEntry;
@@ -59,8 +62,8 @@ export interface OpsAppOptions {
   tokens?: TokenEntry[];
   publicMetrics?: boolean;
   rateLimit?: { perSec: number; burst: number };
-  destinations?: DestinationPolicyOptions | null;
-  metrics?: boolean;
+  /** The [callback] destination policy (SSRF guard); default the config's. */
+  destinations?: Pick<DestinationPolicyOptions, 'denyCidrs' | 'allowHosts' | 'allowLoopback' | 'allowPrivate'>;
   limits?: Partial<ApiLimits>;
   now?: number;
   logLevel?: string;
@@ -71,61 +74,67 @@ export interface OpsAppOptions {
 export interface OpsApp {
   app: Hono;
   store: SqliteTaskStore;
-  ownership: LocalOwnership;
+  ownership: Ownership;
   clock: ManualClock;
   logs: LogCapture;
-  metrics: Metrics | null;
-  scheduler: SchedulerLike;
-  deps: ApiDeps;
+  metrics: Metrics;
+  node: Xcron;
   dir: string;
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * The node createXcron (src/xcron.ts) builds from a config with the optional parts switched on,
+ * started without its scheduler (the API answers and reports ready; nothing fires), on a manual
+ * clock, its log captured.
+ */
 export async function createOpsApp(o: OpsAppOptions = {}): Promise<OpsApp> {
   const dir = mkdtempSync(join(tmpdir(), 'xcron-ops-'));
-  const store = new SqliteTaskStore({ file: join(dir, 'xcron.db'), synchronous: 'normal' });
-  const slots = 16;
-  const ownership = new LocalOwnership('ops-test', slots, store.claimEpoch());
-  await ownership.start();
   const clock = new ManualClock(o.now ?? T0);
   const logs = new LogCapture(o.logLevel ?? 'trace');
-  const scheduler = fakeScheduler();
-  const metrics = o.metrics === false ? null : new Metrics({ scheduler, ownership, store, nodeId: 'ops-test', version: '0.0.0-test', misfireThresholdMs: 5000, defaultMetrics: false });
-  const notifier: Notifier = { taskChanged: () => undefined, taskRemoved: () => undefined, runQueued: () => undefined };
-  const deps: ApiDeps = {
-    store,
-    notifier,
-    ownership,
-    clock,
-    log: logs.log,
-    slots,
-    limits: { ...LIMITS, ...o.limits },
-    version: '0.0.0-test',
-    nodeId: 'ops-test',
-    ...(metrics ? { metrics } : {}),
-    auth: new TokenAuth(o.tokens ?? []),
-    publicMetrics: o.publicMetrics ?? false,
-    ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}),
-    ...(o.destinations === null ? {} : { destinations: new DestinationPolicy(o.destinations ?? {}) }),
-    ...(o.runs ? { runs: { reportSecret: REPORT_SECRET, onRunClosed: () => undefined, logCaps: { maxLines: 50, maxBytes: 8192 } } } : {}),
+  const d = o.destinations ?? {};
+  const callback = {
+    ...(d.denyCidrs ? { deny_cidrs: d.denyCidrs } : {}),
+    ...(d.allowHosts ? { allow_hosts: d.allowHosts } : {}),
+    ...(d.allowLoopback !== undefined ? { allow_loopback: d.allowLoopback } : {}),
+    ...(d.allowPrivate !== undefined ? { allow_private: d.allowPrivate } : {}),
   };
-  const app = createApp(deps);
+  const limits = limitsConfig({ ...LIMITS, ...o.limits });
+  const cfg = testConfig(dir, {
+    node_id: 'ops-test',
+    cluster: { slots: 16 },
+    ...limits,
+    callback: { ...(limits.callback as Record<string, unknown>), ...callback, ...(o.runs ? { report_secret: REPORT_SECRET } : {}) },
+    auth: {
+      tokens: o.tokens ?? [],
+      public_metrics: o.publicMetrics ?? false,
+      ...(o.rateLimit ? { rate_limit_per_sec: o.rateLimit.perSec, rate_limit_burst: o.rateLimit.burst } : {}),
+    },
+    scheduler: { misfire_threshold_ms: 5000 },
+    // The async-completion routes are always served; with `runs`, with a known secret and small log caps.
+    ...(o.runs ? { history: { log_max_lines: 50, log_max_bytes: 8192 } } : {}),
+  });
+  // Nothing runs behind the API: changes are told to no one (as the scheduler is not started).
+  const quiet: Notifier = { taskChanged: () => undefined, taskRemoved: () => undefined, runQueued: () => undefined };
+  const node = await createXcron(cfg, { clock, log: logs.log, processMetrics: false, notifier: () => quiet });
+  await node.start({ scheduler: false });
+  if (!(node.store instanceof SqliteTaskStore)) throw new Error('expected the store on the test thread');
+  const close = async (): Promise<void> => {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
   return {
-    app,
-    store,
-    ownership,
+    app: node.app,
+    store: node.store,
+    ownership: node.ownership,
     clock,
     logs,
-    metrics,
-    scheduler,
-    deps,
+    metrics: node.metrics,
+    node,
     dir,
-    close: async () => {
-      metrics?.close();
-      await ownership.stop();
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 

@@ -96,7 +96,7 @@ describe('Metrics (unit)', () => {
     const sched = fakeScheduler();
     const m = new Metrics({ scheduler: sched, ownership, store, nodeId: 'n1', version: '1', misfireThresholdMs: 5000, defaultMetrics: false });
     m.onAttempt({ job: job(), attempt: 1, outcome: outcome({ status: 503, retryable: true, duration_ms: 100 }) });
-    m.onAttempt({ job: job(), attempt: 2, outcome: outcome({ error: 'timeout after 1000 ms', retryable: true, duration_ms: 1000 }) });
+    m.onAttempt({ job: job(), attempt: 2, outcome: outcome({ error: 'timeout after 1000 ms', timed_out: true, retryable: true, duration_ms: 1000 }) });
     m.onAttempt({ job: job(), attempt: 3, outcome: outcome({ ok: true, status: 200, duration_ms: 10 }) });
     m.onAttempt({ job: job(), attempt: 1, outcome: outcome({ refused: true, error: 'destination refused' }) });
     m.onAttempt({ job: job(), attempt: 1, outcome: outcome({ error: 'ECONNREFUSED: connect', retryable: true }) });
@@ -114,6 +114,9 @@ describe('Metrics (unit)', () => {
     expect(sampleValue(s, 'xcron_callback_duration_seconds_sum', { result: 'http_5xx' })).toBeCloseTo(0.1, 6);
     expect(sampleValue(s, 'xcron_alert_webhook_attempts_total', { result: 'success' })).toBe(1);
     expect(attemptResult(outcome({ status: 302 }))).toBe('http_other');
+    // The flag decides, not the text: an error that merely starts with "timeout" is a connect error.
+    expect(attemptResult(outcome({ error: 'timeout-ish proxy answer', retryable: true }))).toBe('connect_error');
+    expect(attemptResult(outcome({ error: 'anything', timed_out: true, retryable: true }))).toBe('timeout');
     m.close();
   });
 

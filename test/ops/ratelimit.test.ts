@@ -2,8 +2,6 @@
  * Rate limit: the token bucket (manual clock), 429 + code 1014 + Retry-After through the app, per
  * token separation, and per client address over real HTTP (two loopback source addresses).
  */
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TokenBuckets } from '../../src/api/ratelimit.js';
@@ -93,9 +91,8 @@ describe('through the app', () => {
 
   it('per client address over real HTTP when auth is off', async () => {
     api = await createOpsApp({ rateLimit: { perSec: 1, burst: 2 } });
-    const server = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' });
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    const port = (server.address() as AddressInfo).port;
+    // The node serves its own app (its stop, in afterEach, closes the port).
+    const { port } = await api.node.listen({ port: 0, host: '127.0.0.1' });
     const from = (localAddress: string) => new Agent({ localAddress });
     const a = from('127.0.0.1');
     const b = from('127.0.0.2');
@@ -111,10 +108,6 @@ describe('through the app', () => {
       expect(new Set(ips)).toEqual(new Set(['127.0.0.1', '127.0.0.2']));
     } finally {
       await Promise.all([a.close(), b.close()]);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      });
     }
   });
 });

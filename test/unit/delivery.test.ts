@@ -385,6 +385,7 @@ describe('Delivery against real receivers', () => {
     expect(outcome.retryable).toBe(true);
     expect(outcome.status).toBeNull();
     expect(outcome.error).toBe('timeout after 150 ms');
+    expect(outcome.timed_out).toBe(true);
 
     const result = await d.deliver(job(r.url, { timeout_ms: 150, retry: { max_attempts: 2, backoff_ms: 0, max_backoff_ms: 0 } }));
     expect(result).toMatchObject({ ok: false, status: null, error: 'timeout after 150 ms', attempts: 2, aborted: false });
