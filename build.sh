@@ -86,8 +86,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 exec node --enable-source-maps "$here/dist/src/main.js" "$@"
 LAUNCH
 chmod +x xcron_server
-# The CLI (clients/typescript/src/cli.ts, the `xcron` bin of @xcron/client), runnable from the repo as ./xcron.
-chmod +x clients/typescript/dist/cli.js
+# The CLI (clients/typescript/src/cli.ts, the `xcron` bin of @xcron/client), runnable from the repo as
+# ./xcron (npm marks the bin executable when the package is installed).
 cat > xcron <<'LAUNCH'
 #!/usr/bin/env bash
 # xcron CLI launcher (written by build.sh). Usage: ./xcron --help
