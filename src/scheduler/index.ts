@@ -14,7 +14,7 @@ import type { Clock, TimerHandle } from '../clock/index.js';
 import { rendezvous, slotOf, type Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
-import { HELD, type ClaimResult, type DueKey, type FireRequest, type FireResult, type TaskStore, type WithHeld } from '../store/types.js';
+import type { ClaimResult, DueKey, FireRequest, FireResult, TaskStore } from '../store/types.js';
 import { PERIODIC, fireId, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
 import { redeliveryAttempt } from './attempts.js';
 import { MinHeap, TimeBuckets } from './heap.js';
@@ -278,7 +278,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const { delivery } = o;
     this.recorder = new RunRecorder(o.store, o.log, o.clock, undefined, o.deferRunWrites && delivery.backlog ? () => delivery.backlog!() > 0 : undefined);
     this.reportSecret = o.reportSecret ?? randomBytes(32).toString('hex');
-    this.claims = typeof o.store.claimFires === 'function' && typeof o.store.uncommitHeld === 'function';
+    this.claims = o.store.heldFires !== undefined;
     this.aheadMs = o.store.uncommitFire || this.claims ? (o.commitAheadMs ?? 0) : 0;
     o.ownership.on('acquired', (slots, periodic) => void this.onAcquired(slots, periodic === true));
     o.ownership.on('lost', (slots) => this.onLost(slots));
@@ -446,7 +446,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (this.aheadMs === 0 || this.stopped) return;
       let undone = false;
       try {
-        undone = await this.o.store.uncommitHeld!(taskId);
+        undone = await this.o.store.heldFires!.uncommitHeld(taskId);
       } catch (e) {
         this.reportStoreError(e);
       }
@@ -493,7 +493,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * task is shown as before that commit (its tick still next, a one-shot still active).
    */
   viewOf(task: Task): Task {
-    const sh = (task as WithHeld<Task>)[HELD];
+    const sh = this.o.store.heldFires?.heldOf(task);
     if (sh) {
       // Held in a shared store: shown as before that commit on every node.
       if (task.last_fire_time !== sh.tick) return task;
@@ -634,11 +634,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    */
   private async claimAndDispatch(batch: Held[]): Promise<void> {
     if (this.stopped || batch.length === 0) return;
-    const claimFires = this.o.store.claimFires!.bind(this.o.store);
+    const heldFires = this.o.store.heldFires!;
     let res: ClaimResult[];
     const reqs = batch.map((h) => ({ slot: h.d.task.slot, token: this.o.ownership.tokenFor(h.d.task.slot), task_id: h.d.task.id, run_id: h.id }));
     try {
-      res = await claimFires(reqs, this.o.nodeId);
+      res = await heldFires.claimFires(reqs, this.o.nodeId);
     } catch (e) {
       this.reportStoreError(e);
       if (!this.stopped) setTimeout(() => void this.claimAndDispatch(batch), 250);
@@ -891,9 +891,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           }
           count++;
           // Counts on from every attempt that may have reached the receiver (src/scheduler/attempts.ts).
-          const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: redeliveryAttempt(run, task, this.o.clock.now()), token };
+          const held = this.o.store.heldFires?.heldOf(task) ?? null;
+          const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: redeliveryAttempt(run, held, this.o.clock.now()), token };
           // Committed ahead before a restart: still goes out at its time, not before.
-          if ((task as WithHeld<Task>)[HELD]?.run_id === run.run_id && run.attempts === 0) {
+          if (held?.run_id === run.run_id && run.attempts === 0) {
             // Committed ahead and not claimed yet (by the node that committed it): still undoable,
             // so claimed at its time (at once if that passed) before it goes out.
             this.hold({ tick: run.scheduled_time, id: run.run_id, d, undo: null, claim: true });

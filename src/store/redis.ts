@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
 import { isUnavailable, toStoreError, type RedisClient } from '../redis/connection.js';
 import { slotOf, type Run, type RunStatus, type Task } from '../task/index.js';
-import { changeFields, cursorArgs, decodeRun, decodeTask, opt, optText, packed, runUpdateArgs, taskFields, timedPage } from './redis-codec.js';
+import { claimMarks, changeFields, cursorArgs, decodeRun, decodeTask, heldMarks, opt, optText, packed, runUpdateArgs, taskFields, timedPage } from './redis-codec.js';
 import { StoreConnection, type StoreConnectionOptions } from './redis-conn.js';
 import { RedisChildGraph } from './redis-graph.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
@@ -25,6 +25,7 @@ import type {
   FireRequest,
   FireResult,
   GraphRefusal,
+  HeldFireStore,
   ListRunsQuery,
   ListTasksQuery,
   LogCaps,
@@ -54,6 +55,14 @@ export class RedisTaskStore implements TaskStore {
   private readonly log: Logger;
 
   private readonly graph: RedisChildGraph;
+  /** Fires committed ahead are undone from any node and claimed by their owner, in Redis. */
+  readonly heldFires: HeldFireStore = {
+    claimFires: (reqs, node) => this.claimFires(reqs, node),
+    releaseClaims: (runIds, node) => this.releaseClaims(runIds, node),
+    uncommitHeld: (taskId) => this.uncommitHeld(taskId),
+    heldOf: (task) => heldMarks.get(task) ?? null,
+    claimedBy: (run) => claimMarks.get(run) ?? null,
+  };
 
   constructor(o: RedisStoreOptions) {
     this.conn = new StoreConnection(o);
