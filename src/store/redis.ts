@@ -15,7 +15,7 @@ import { claimMarks, changeFields, cursorArgs, decodeRun, decodeTask, heldMarks,
 import { StoreConnection, type StoreConnectionOptions } from './redis-conn.js';
 import { RedisChildGraph } from './redis-graph.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
-import { eachSlot, groupBy, mergeSlots } from './redis-slots.js';
+import { eachSlot, groupBy, mergeSlots, type SlotPage } from './redis-slots.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -164,26 +164,25 @@ export class RedisTaskStore implements TaskStore {
   }
 
   dueTasks(q: DueQuery): Promise<Task[]> {
-    return this.guard(() =>
-      mergeSlots<Task>(
-        q.slots ?? this.allSlots(),
-        q.after,
-        q.limit,
-        (t) => ({ time: t.next_fire_time!, id: t.id }),
-        async (slot, after, n) => timedPage((await this.run('dueTasks', slot, [...cursorArgs(after), q.upTo, n])) as unknown[], decodeTask),
-      ),
+    return this.merged<Task>(
+      q,
+      (t) => ({ time: t.next_fire_time!, id: t.id }),
+      async (slot, after, n) => timedPage((await this.run('dueTasks', slot, [...cursorArgs(after), q.upTo, n])) as unknown[], decodeTask),
     );
   }
 
   dueKeys(q: DueQuery): Promise<DueKey[]> {
-    return this.guard(() =>
-      mergeSlots<DueKey>(q.slots ?? this.allSlots(), q.after, q.limit, (k) => k, async (slot, after, n) => {
-        const r = (await this.run('dueKeys', slot, [...cursorArgs(after), q.upTo, n])) as (number | string)[];
-        const items: DueKey[] = [];
-        for (let i = 1; i < r.length; i += 2) items.push({ id: r[i] as string, time: Number(r[i + 1]) });
-        return { exhausted: r[0] === 1, last: items.length > 0 ? items[items.length - 1]! : null, items };
-      }),
-    );
+    return this.merged<DueKey>(q, (k) => k, async (slot, after, n) => {
+      const r = (await this.run('dueKeys', slot, [...cursorArgs(after), q.upTo, n])) as (number | string)[];
+      const items: DueKey[] = [];
+      for (let i = 1; i < r.length; i += 2) items.push({ id: r[i] as string, time: Number(r[i + 1]) });
+      return { exhausted: r[0] === 1, last: items.length > 0 ? items[items.length - 1]! : null, items };
+    });
+  }
+
+  /** An ordered read over the query's slots (all by default): each slot's pages merged in (time, id) order. */
+  private merged<T>(q: { slots: readonly number[] | null; after: DueKey | null; limit: number }, keyOf: (t: T) => DueKey, read: (slot: number, after: DueKey | null, n: number) => Promise<SlotPage<T>>): Promise<T[]> {
+    return this.guard(() => mergeSlots<T>(q.slots ?? this.allSlots(), q.after, q.limit, keyOf, read));
   }
 
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]> {
@@ -273,18 +272,14 @@ export class RedisTaskStore implements TaskStore {
   }
 
   unfinishedRuns(q: OutboxQuery): Promise<PendingDelivery[]> {
-    return this.guard(() =>
-      mergeSlots<PendingDelivery>(
-        q.slots ?? this.allSlots(),
-        q.after,
-        q.limit,
-        (p) => ({ time: p.run.scheduled_time, id: p.run.run_id }),
-        async (slot, after, n) =>
-          timedPage((await this.run('unfinishedRuns', slot, [...cursorArgs(after), n, q.upTo ?? ''])) as unknown[], (x) => {
-            const [run, task] = x as [unknown, unknown];
-            return { run: decodeRun(run), task: decodeTask(task) };
-          }),
-      ),
+    return this.merged<PendingDelivery>(
+      q,
+      (p) => ({ time: p.run.scheduled_time, id: p.run.run_id }),
+      async (slot, after, n) =>
+        timedPage((await this.run('unfinishedRuns', slot, [...cursorArgs(after), n, q.upTo ?? ''])) as unknown[], (x) => {
+          const [run, task] = x as [unknown, unknown];
+          return { run: decodeRun(run), task: decodeTask(task) };
+        }),
     );
   }
 
