@@ -22,7 +22,7 @@ export interface RoutedTask {
 }
 
 /** One way of choosing among a task's URLs. */
-export interface RouteStrategy {
+export interface RoutingStrategy {
   pick(task: RoutedTask): Route;
 }
 
@@ -32,7 +32,7 @@ export const OWN_URL: Readonly<Route> = Object.freeze({ mode: 'single' as const,
 /** Round-robin counters kept at most for this many tasks (then started over). */
 const RR_MAX_TASKS = 100_000;
 
-export class RoundRobin implements RouteStrategy {
+export class RoundRobin implements RoutingStrategy {
   private readonly next = new Map<string, number>();
   pick(task: RoutedTask): Route {
     const n = this.next.get(task.id) ?? 0;
@@ -42,18 +42,18 @@ export class RoundRobin implements RouteStrategy {
   }
 }
 
-export const failover: RouteStrategy = { pick: (t) => ({ mode: 'failover', urls: t.urls }) };
-export const broadcast: RouteStrategy = { pick: (t) => ({ mode: 'broadcast', urls: t.urls }) };
-export const randomPick = (random: () => number = Math.random): RouteStrategy => ({
+export const failover: RoutingStrategy = { pick: (t) => ({ mode: 'failover', urls: t.urls }) };
+export const broadcast: RoutingStrategy = { pick: (t) => ({ mode: 'broadcast', urls: t.urls }) };
+export const randomPick = (random: () => number = Math.random): RoutingStrategy => ({
   pick: (t) => ({ mode: 'single', urls: [t.urls[Math.floor(random() * t.urls.length)]!] }),
 });
 /** The same task always goes to the same URL (rendezvous hashing: removing a URL moves only its tasks). */
-export const consistentHash: RouteStrategy = { pick: (t) => ({ mode: 'single', urls: [rendezvous(t.id, t.urls) ?? t.urls[0]!] }) };
+export const consistentHash: RoutingStrategy = { pick: (t) => ({ mode: 'single', urls: [rendezvous(t.id, t.urls) ?? t.urls[0]!] }) };
 
 export class Router {
-  private readonly strategies: Record<RouteName, RouteStrategy>;
+  private readonly strategies: Record<RouteName, RoutingStrategy>;
 
-  constructor(overrides: Partial<Record<RouteName, RouteStrategy>> = {}) {
+  constructor(overrides: Partial<Record<RouteName, RoutingStrategy>> = {}) {
     this.strategies = { failover, broadcast, round_robin: new RoundRobin(), random: randomPick(), consistent_hash: consistentHash, ...overrides };
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OWN_URL, RoundRobin, Router, consistentHash, randomPick, type RouteStrategy } from '../../src/delivery/routing.js';
+import { OWN_URL, RoundRobin, Router, consistentHash, randomPick, type RoutingStrategy } from '../../src/delivery/routing.js';
 import type { Task } from '../../src/task/index.js';
 
 const task = (id: string, urls: string[] | null, route: Task['callback']['route']): Pick<Task, 'id' | 'callback'> =>
@@ -56,7 +56,7 @@ describe('Router', () => {
   });
 
   it('takes other strategies by route name (a small interface)', () => {
-    const last: RouteStrategy = { pick: (t) => ({ mode: 'single', urls: [t.urls[t.urls.length - 1]!] }) };
+    const last: RoutingStrategy = { pick: (t) => ({ mode: 'single', urls: [t.urls[t.urls.length - 1]!] }) };
     expect(new Router({ random: last }).route(task('t', A, 'random')).urls).toEqual([A[2]]);
     const rr = new RoundRobin();
     expect(new Router({ round_robin: rr }).route(task('t', A, 'round_robin')).urls).toEqual([A[0]]);
