@@ -28,6 +28,8 @@ import { VERSION, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
 import { DestinationPolicy, type DestinationPolicyOptions } from './delivery/ssrf.js';
 import { ThreadedDelivery, type DeliveryService } from './delivery/threaded.js';
+import { Targets } from './delivery/targets/index.js';
+import { createResultsConsumer, type ResultsConsumer } from './service/results.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler/index.js';
@@ -174,10 +176,11 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
           // their outcome (with 20 ms, about half of a 20,000-callback burst sent a start event each).
           startDelayMs: cluster ? 0 : 1000,
           ...(leases ? { leases } : {}),
+          targets: cfg.targets,
           log: log.child({ module: 'delivery' }),
           onAttempt,
         })
-      : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt, ...(leases ? { leases: new LeaseGate(leases) } : {}) });
+      : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt, ...(leases ? { leases: new LeaseGate(leases) } : {}), targets: new Targets(cfg.targets) });
     delivery = d;
     // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
     // every node of a cluster), so any node can verify a worker's report.
@@ -198,6 +201,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       callbackBodyLimit: cfg.callback.body_limit,
       defaultTimezone: cfg.default_timezone,
       pastGraceMs: 1000,
+      targets: new Set(Object.keys(cfg.targets)),
     };
     // The task operations, shared by the API and the scheduler's follow-ups (children, auto-pause).
     const service = new TaskService({ store, notifier, clock, slots: cfg.cluster.slots, limits, nodeId: cfg.node_id });
@@ -281,7 +285,22 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       destinations,
     });
     warnAboutConfig(cfg, auth, destinations, log);
-    return new Node({ cfg, clock, log, stepTimeoutMs, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where });
+    // Reports from the results queue go through the same code as POST /xcron/reportRun.
+    const results = createResultsConsumer({
+      cfg: cfg.results,
+      nodeId: cfg.node_id,
+      log,
+      report: {
+        store,
+        clock,
+        notifier,
+        reportSecret,
+        onRunClosed: (run, task) => scheduler.reported(run, task),
+        beforeReport: (runId) => scheduler.beforeReport(runId),
+        retrying: (runId) => retrying.has(runId),
+      },
+    });
+    return new Node({ cfg, clock, log, stepTimeoutMs, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where, results });
   } catch (e) {
     // Nothing may stay open when assembly fails half way.
     metrics?.close();
@@ -322,6 +341,8 @@ interface NodeParts {
   metrics: Metrics;
   cluster: ClusterMode | null;
   where: Record<string, unknown>;
+  /** The results queue consumer ([results]); null: none configured. */
+  results: ResultsConsumer | null;
 }
 
 class Node implements Xcron {
@@ -364,6 +385,7 @@ class Node implements Xcron {
       if (opts.scheduler === false) return;
       await this.scheduler.start();
       this.armPrune(PRUNE_FIRST_MS);
+      await this.p.results?.start();
     })();
     return this.starting;
   }
@@ -401,6 +423,7 @@ class Node implements Xcron {
       // A start still in progress finishes first (its parts are then stopped below).
       { name: 'start', timeoutMs: stepTimeoutMs, run: () => this.starting?.catch(() => undefined) },
       { name: 'http', timeoutMs: stepTimeoutMs, run: () => this.closeServer() },
+      { name: 'results', timeoutMs: stepTimeoutMs, run: () => this.p.results?.stop() },
       {
         name: 'timers',
         timeoutMs: stepTimeoutMs,
