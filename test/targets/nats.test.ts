@@ -33,7 +33,7 @@ describe('nats target', () => {
     const run = await finalRun(srv, task.task_id);
     expect(run.status).toBe('SUCCESS');
     expect((run as { response_body?: string }).response_body).toMatch(new RegExp(`^${stream}:\\d+$`));
-    const seq = Number((run as { response_body: string }).response_body.split(':')[1]);
+    const seq = Number((run as { response_body?: string }).response_body!.split(':')[1]);
     const m = await jsm.streams.getMessage(stream, { seq });
     expect(m!.subject).toBe(subject);
     expect(m!.header.get('Xcron-Task-Id')).toBe(task.task_id);
