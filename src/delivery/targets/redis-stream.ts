@@ -22,23 +22,28 @@ export class RedisStreamTransport implements Transport {
       retryStrategy: (n) => Math.min(50 * n, 1000),
       connectionName: 'xcron-target',
       lazyConnect: true,
+      // The XADDs of one event-loop turn go out in one write.
+      enableAutoPipelining: true,
     });
     // Connection errors surface as failed sends (with the error text); the client reconnects by itself.
     this.redis.on('error', () => undefined);
   }
 
+  /** Resolves when the connection is ready; one promise shared by every send waiting for it. */
+  private readyWait: Promise<void> | null = null;
+
   private async ready(timeoutMs: number): Promise<boolean> {
     if (this.redis.status === 'ready') return true;
     if (this.redis.status === 'wait') void this.redis.connect().catch(() => undefined);
-    const ac = new AbortController();
-    return withTimeout(
-      once(this.redis, 'ready', { signal: ac.signal }).then(() => true, () => false),
-      timeoutMs,
+    this.readyWait ??= once(this.redis, 'ready').then(
       () => {
-        ac.abort();
-        return false;
+        this.readyWait = null;
+      },
+      () => {
+        this.readyWait = null;
       },
     );
+    return withTimeout(this.readyWait.then(() => this.redis.status === 'ready'), timeoutMs, () => false);
   }
 
   async send(m: TargetMessage, gate: () => boolean): Promise<SendResult> {
