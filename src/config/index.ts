@@ -168,7 +168,7 @@ export const configSchema = z.strictObject({
   history: historySchema.default(historySchema.parse({})),
   alert: alertSchema.default(alertSchema.parse({})),
   cluster: clusterSchema.default(clusterSchema.parse({})),
-  targets: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a target name is 1 to 64 letters, digits, _ or -'), targetSchema).default({}),
+  targets: z.record(z.string(), targetSchema).default({}),
   results: resultsSchema.default(resultsSchema.parse({})),
 });
 
@@ -279,6 +279,7 @@ export function validateConfig(raw: Raw): Config {
 /** The rules across the keys of each `[targets.<name>]` and of `[results]`. */
 function checkTargets(cfg: Config): void {
   for (const [name, t] of Object.entries(cfg.targets)) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`[targets.${JSON.stringify(name)}]: a target name is 1 to 64 letters, digits, _ or -`);
     const schemes: readonly string[] = TARGET_SCHEMES[t.kind];
     if (!schemes.includes(schemeOf(t.url))) throw new ConfigError(`'targets.${name}.url' must be a ${schemes.map((x) => `${x}://`).join(' or ')} URL for kind "${t.kind}"`);
     if (t.kind === 'redis_stream' && t.stream === '') throw new ConfigError(`'targets.${name}.stream' is required for kind "redis_stream"`);
