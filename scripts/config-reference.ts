@@ -22,6 +22,8 @@ interface JsonSchema {
   items?: JsonSchema;
   properties?: Record<string, JsonSchema>;
   required?: string[];
+  /** A section of named tables (`[targets.<name>]`): the schema of one table. */
+  additionalProperties?: JsonSchema;
 }
 
 /** The environment variable that overrides a key, as `applyEnv` in src/config/index.ts names it. */
@@ -103,13 +105,30 @@ function table(section: string | null, props: Record<string, JsonSchema>, descri
   return rows;
 }
 
+/** The keys of one named table (no environment variables: set in the file only). */
+function namedTable(section: string, props: Record<string, JsonSchema>, required: string[], descriptions: Record<string, string>): string[] {
+  const rows = ['| key | type | default | range | meaning |', '|---|---|---|---|---|'];
+  for (const [key, s] of Object.entries(props)) {
+    const text = descriptions[key];
+    if (text === undefined) throw new Error(`no description for ${section}.<name>.${key} in src/config/descriptions.ts`);
+    const dflt = s.default === undefined ? (required.includes(key) ? 'required' : '—') : `\`${escapeCell(toml(s.default))}\``;
+    rows.push(`| \`${key}\` | ${escapeCell(typeOf(s))} | ${dflt} | ${escapeCell(rangeOf(s))} | ${escapeCell(text)} |`);
+  }
+  for (const key of Object.keys(descriptions)) {
+    if (!(key in props)) throw new Error(`src/config/descriptions.ts describes ${section}.<name>.${key}, which the schema does not have`);
+  }
+  return rows;
+}
+
 export function renderConfigReference(): string {
   const root = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
   const props = root.properties ?? {};
   const topLevel: Record<string, JsonSchema> = {};
   const sections: [string, JsonSchema][] = [];
+  const named: [string, JsonSchema][] = [];
   for (const [key, s] of Object.entries(props)) {
     if (s.type === 'object' && s.properties) sections.push([key, s]);
+    else if (s.type === 'object' && s.additionalProperties?.properties) named.push([key, s.additionalProperties]);
     else topLevel[key] = s;
   }
   const described = KEY_DESCRIPTIONS as unknown as Record<string, string | Record<string, string>>;
@@ -145,12 +164,21 @@ export function renderConfigReference(): string {
     if (intro === undefined) throw new Error(`no section description for [${name}] in src/config/descriptions.ts`);
     out.push('', `## [${name}]`, '', intro, '', ...table(name, s.properties ?? {}, texts));
   }
+  for (const [name, s] of named) {
+    const texts = described[name];
+    if (typeof texts !== 'object') throw new Error(`no descriptions for [${name}.<name>] in src/config/descriptions.ts`);
+    const intro = (SECTION_DESCRIPTIONS as Record<string, string>)[name];
+    if (intro === undefined) throw new Error(`no section description for [${name}] in src/config/descriptions.ts`);
+    out.push('', `## [${name}.<name>]`, '', intro, '', ...namedTable(name, s.properties ?? {}, s.required ?? [], texts));
+  }
   out.push('', '## Rules across keys', '',
     '- `scheduler.scan_interval_ms` must be smaller than `scheduler.lookahead_ms`.',
     '- `delivery.max_backoff_ms` must be at least `delivery.backoff_ms`.',
     '- `default_timezone` must be a time zone name the runtime knows (IANA).',
     '- `alert.webhook_url`, when set, must be an absolute http(s) URL.',
     '- `cluster.min_replica_acks` above 0 cannot be combined with `cluster.redis_cluster = true`.',
+    '- `targets.<name>.url` must use the scheme of its `kind`; `redis_stream` needs `stream`, `amqp` needs `exchange` or `routing_key`, `nats` needs `subject`.',
+    '- `results.url` must use the scheme of `results.kind`.',
     '');
   return out.join('\n');
 }

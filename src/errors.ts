@@ -25,6 +25,7 @@ export const Codes = {
   RUN_CLOSED: 1017,
   RUN_NOT_ASYNC: 1018,
   UNSUPPORTED_TYPE: 1020,
+  UNKNOWN_TARGET: 1021,
   INTERNAL: 1099,
 } as const;
 

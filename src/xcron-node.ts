@@ -16,6 +16,7 @@ import type { Scheduler } from './scheduler/index.js';
 import { runShutdown, type ShutdownStep, type StepOutcome } from './shutdown.js';
 import { retentionRound } from './store/retention.js';
 import type { TaskStore } from './store/types.js';
+import type { ResultsConsumer } from './service/results.js';
 
 /** History retention: the first round this long after start, then one round per interval. */
 const PRUNE_FIRST_MS = 30_000;
@@ -66,6 +67,8 @@ type Server = ReturnType<typeof serve>;
 export interface NodeEnv {
   clock: Clock;
   stepTimeoutMs: number;
+  /** The results queue consumer ([results]); null: none configured. */
+  results: ResultsConsumer | null;
 }
 
 /** A class whose instances carry the given parts as their own (readonly) fields. */
@@ -101,6 +104,7 @@ export class Node extends carrying<XcronParts>() implements Xcron {
       if (opts.scheduler === false) return;
       await this.scheduler.start();
       this.armPrune(PRUNE_FIRST_MS);
+      await this.env.results?.start();
     })();
     return this.starting;
   }
@@ -139,6 +143,7 @@ export class Node extends carrying<XcronParts>() implements Xcron {
       // A start still in progress finishes first (its parts are then stopped below).
       { name: 'start', timeoutMs: stepTimeoutMs, run: () => this.starting?.catch(() => undefined) },
       { name: 'http', timeoutMs: stepTimeoutMs, run: () => this.closeServer() },
+      { name: 'results', timeoutMs: stepTimeoutMs, run: () => this.env.results?.stop() },
       {
         name: 'timers',
         timeoutMs: stepTimeoutMs,

@@ -28,6 +28,8 @@ import { VERSION, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
 import { DestinationPolicy, type DestinationPolicyOptions } from './delivery/ssrf.js';
 import { ThreadedDelivery, type DeliveryService } from './delivery/threaded.js';
+import { Targets } from './delivery/targets/index.js';
+import { createResultsConsumer } from './service/results.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler/index.js';
@@ -137,10 +139,11 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
           // their outcome (with 20 ms, about half of a 20,000-callback burst sent a start event each).
           startDelayMs: cluster ? 0 : 1000,
           ...(leases ? { leases } : {}),
+          targets: cfg.targets,
           log: log.child({ module: 'delivery' }),
           onAttempt,
         })
-      : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt, ...(leases ? { leases: new LeaseGate(leases) } : {}) });
+      : new Delivery({ ...deliveryConfig, clock, log: log.child({ module: 'delivery' }), destinations, onAttempt, ...(leases ? { leases: new LeaseGate(leases) } : {}), targets: new Targets(cfg.targets) });
     delivery = d;
     // The secret behind X-Xcron-Report-Token: configured, or created once in the store (the same on
     // every node of a cluster), so any node can verify a worker's report.
@@ -161,6 +164,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       callbackBodyLimit: cfg.callback.body_limit,
       defaultTimezone: cfg.default_timezone,
       pastGraceMs: 1000,
+      targets: new Set(Object.keys(cfg.targets)),
     };
     // The task operations, shared by the API and the scheduler's follow-ups (children, auto-pause).
     const service = new TaskService({ store, notifier, clock, slots: cfg.cluster.slots, limits, nodeId: cfg.node_id });
@@ -244,7 +248,22 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       destinations,
     });
     warnAboutConfig(cfg, auth, destinations, log);
-    return new Node({ config: cfg, log, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where }, { clock, stepTimeoutMs });
+    // Reports from the results queue go through the same code as POST /xcron/reportRun.
+    const results = createResultsConsumer({
+      cfg: cfg.results,
+      nodeId: cfg.node_id,
+      log,
+      report: {
+        store,
+        clock,
+        notifier,
+        reportSecret,
+        onRunClosed: (run, task) => scheduler.reported(run, task),
+        beforeReport: (runId) => scheduler.beforeReport(runId),
+        retrying: (runId) => retrying.has(runId),
+      },
+    });
+    return new Node({ config: cfg, log, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where }, { clock, stepTimeoutMs, results });
   } catch (e) {
     // Nothing may stay open when assembly fails half way.
     metrics?.close();

@@ -6,15 +6,13 @@
 import type { Hono } from 'hono';
 import { Codes, XcronError, describe } from '../errors.js';
 import type { AttemptEvent } from '../delivery/index.js';
-import { checkReportToken, isObject } from '../task/index.js';
+import { applyReport, checkToken, parseReport, runIdOf } from '../service/report.js';
+import { isObject } from '../task/index.js';
 import type { ApiDeps, RunsDeps } from './deps.js';
 import { ok } from './envelope.js';
 import { readJson } from './request.js';
 import { runView } from './views.js';
 
-const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}$/;
-const MAX_MESSAGE = 4096;
-const MAX_OUTPUT_BYTES = 65_536;
 const MAX_LINE = 4096;
 const MAX_LINES_PER_CALL = 1000;
 
@@ -37,87 +35,13 @@ export class RetryingRuns {
   }
 }
 
-function runIdOf(v: unknown, field = 'run_id'): string {
-  if (v === undefined || v === null || v === '') throw new XcronError(Codes.BAD_JSON, 400, `'${field}' is required`);
-  if (typeof v !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'${field}' must be a string, got ${describe(v)}`);
-  if (!RUN_ID_RE.test(v)) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(v.slice(0, 100))} not found`);
-  return v;
-}
-
-function checkToken(secret: string, runId: string, token: unknown): void {
-  if (token === undefined || token === null || token === '') throw new XcronError(Codes.UNAUTHORIZED, 401, "'token' is required: the X-Xcron-Report-Token sent with the callback");
-  if (typeof token !== 'string' || !checkReportToken(secret, runId, token)) {
-    throw new XcronError(Codes.UNAUTHORIZED, 403, `'token' is not the report token of run ${runId}`);
-  }
-}
-
-/**
- * A sync run is decided by its callback's HTTP answers (and their retries), so once an attempt
- * failed with a retry to come it takes no report: a report accepted between two attempts would
- * close the run while the next attempt still goes out, leaving a record that mixes both. A run
- * awaits a report when its task completes asynchronously, or when a callback answered 202 (the run
- * then has a report deadline); a report may also overtake the first attempt's 202. A finished run
- * is left to the store's answer (same / conflict).
- */
-async function refuseSyncRun(deps: ApiDeps & { runs: RunsDeps }, runId: string): Promise<void> {
-  if (deps.runs.retrying?.(runId) !== true) return; // an early report can overtake its 202: allowed
-  const run = await deps.store.getRun(runId);
-  if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING') || run.deadline !== null) return;
-  const task = await deps.store.get(run.task_id);
-  if (task?.completion === 'async') return;
-  throw new XcronError(
-    Codes.RUN_NOT_ASYNC,
-    409,
-    `run ${runId} is a sync run: its callback's HTTP answer decides it, so it takes no report (to report, create the task with "completion": "async", or answer the callback with 202 Accepted and report after that answer)`,
-  );
-}
-
 export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
   const { runs } = deps;
 
   app.post('/xcron/reportRun', async (c) => {
-    const body = await readJson(c);
-    if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object {run_id, token, status}, got ${describe(body)}`);
-    for (const k of Object.keys(body)) {
-      if (!['run_id', 'token', 'status', 'message', 'output'].includes(k)) {
-        throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${k}' (known fields: run_id, token, status, message, output)`);
-      }
-    }
-    const runId = runIdOf(body.run_id);
-    checkToken(runs.reportSecret, runId, body.token);
-    if (body.status !== 'SUCCESS' && body.status !== 'FAIL') {
-      throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'status': must be "SUCCESS" or "FAIL", got ${describe(body.status)}`);
-    }
-    let message: string | null = null;
-    if (body.message !== undefined && body.message !== null) {
-      if (typeof body.message !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'message' must be a string, got ${describe(body.message)}`);
-      message = body.message.slice(0, MAX_MESSAGE);
-    }
-    let output: string | null = null;
-    if (body.output !== undefined && body.output !== null) {
-      output = JSON.stringify(body.output);
-      if (Buffer.byteLength(output) > MAX_OUTPUT_BYTES) {
-        throw new XcronError(Codes.TOO_LARGE, 413, `'output' is ${Buffer.byteLength(output)} bytes as JSON, over the limit of ${MAX_OUTPUT_BYTES}`);
-      }
-    }
-    await deps.runs.beforeReport?.(runId);
-    await refuseSyncRun(deps, runId);
-    const res = await deps.store.reportRun({ run_id: runId, status: body.status, message, output, now: deps.clock.now() });
-    switch (res.result) {
-      case 'not_found':
-        throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(runId)} not found`);
-      case 'conflict':
-        throw new XcronError(Codes.RUN_CLOSED, 409, `run ${runId} is already closed as ${res.run?.status ?? '?'}; a ${body.status} report cannot change it`);
-      case 'same':
-        return ok(c, { run_id: runId, status: res.run?.status ?? body.status }, 'ok (already reported)');
-      default: {
-        const run = res.run!;
-        const task = await deps.store.get(run.task_id).catch(() => null);
-        runs.onRunClosed(run, task);
-        deps.notifier.runReported?.(run.run_id, run.slot);
-        return ok(c, { run_id: runId, status: run.status });
-      }
-    }
+    const report = parseReport(await readJson(c), runs.reportSecret);
+    const res = await applyReport({ ...runs, store: deps.store, clock: deps.clock, notifier: deps.notifier }, report);
+    return res.already ? ok(c, { run_id: res.run_id, status: res.status }, 'ok (already reported)') : ok(c, { run_id: res.run_id, status: res.status });
   });
 
   app.post('/xcron/appendRunLog', async (c) => {

@@ -1,5 +1,5 @@
 /** How tasks and runs are shown in responses. */
-import type { Run, Task } from '../task/index.js';
+import { parseTargetUrl, type Run, type Task } from '../task/index.js';
 import { RawJson } from './envelope.js';
 
 /** Runs behind queryTask's `stats`. */
@@ -43,7 +43,10 @@ export function taskRunStats(runs: readonly Run[]): Record<string, unknown> {
 
 /** The public view of a task (queryTask's data). */
 export function taskView(t: Task): Record<string, unknown> {
-  const callback: Record<string, unknown> = { url: t.callback.url, body: t.callback.body_text !== undefined ? new RawJson(t.callback.body_text) : t.callback.body };
+  const body = t.callback.body_text !== undefined ? new RawJson(t.callback.body_text) : t.callback.body;
+  // A queue target shows as its name (and key): the broker's URL and credentials stay in the configuration.
+  const target = parseTargetUrl(t.callback.url);
+  const callback: Record<string, unknown> = target ? { target: target.name, ...(target.key !== null ? { key: target.key } : {}), body } : { url: t.callback.url, body };
   if (t.callback.method !== 'POST') callback.method = t.callback.method;
   if (t.callback.headers) callback.headers = t.callback.headers;
   if (t.callback.urls) {

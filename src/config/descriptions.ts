@@ -8,13 +8,15 @@
  */
 import type { Config } from './index.js';
 
-type SectionKey = { [K in keyof Config]: Config[K] extends readonly unknown[] ? never : Config[K] extends object ? K : never }[keyof Config];
+/** Sections of named tables (`[targets.<name>]`): described per key of one table. */
+type NamedSectionKey = 'targets';
+type SectionKey = Exclude<{ [K in keyof Config]: Config[K] extends readonly unknown[] ? never : Config[K] extends object ? K : never }[keyof Config], NamedSectionKey>;
 
 export type KeyDescriptions = {
-  [K in keyof Config]-?: K extends SectionKey ? { [S in keyof Config[K]]-?: string } : string;
+  [K in keyof Config]-?: K extends NamedSectionKey ? { [S in keyof Config[K][string]]-?: string } : K extends SectionKey ? { [S in keyof Config[K]]-?: string } : string;
 };
 
-export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey]: string } = {
+export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey | NamedSectionKey]: string } = {
   scheduler: 'How tasks are loaded, committed and fired.',
   delivery: 'How callbacks are sent: timeouts, retries, concurrency. A task\'s own `timeout_ms`, `retry` and `async_timeout_ms` override the defaults here.',
   callback: 'Callback bodies, signing, the report-token secret and the SSRF guard (where callbacks and alert webhooks may connect). Guard rule order: `allow_hosts`, then `deny_cidrs`, then `allow_loopback` / `allow_private`.',
@@ -23,6 +25,8 @@ export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey]: string } = {
   history: 'Retention of run records, completed tasks and run logs.',
   alert: 'Alerts on final failures and auto-pause.',
   cluster: 'Cluster mode: several nodes sharing one Redis. With an empty `redis_url` the process runs standalone on SQLite.',
+  targets: 'Named queue targets, one table each: `[targets.orders]`. A task sends to one with `"callback": {"target": "orders", "key": "…", "body": {…}}` instead of an HTTP URL; the URL and its credentials stay here and never appear in tasks, logs or the dashboard. Set in the file only (no environment variables); keep the file readable by the service alone when a URL carries a password. See [Queue targets](targets.md).',
+  results: 'The results queue: executors report run outcomes (the body of `POST /xcron/reportRun`) by writing to a Redis stream or an AMQP queue that xcron consumes, at least once. See [Queue targets](targets.md).',
 };
 
 export const KEY_DESCRIPTIONS: KeyDescriptions = {
@@ -100,5 +104,22 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     redis_sentinel_password: 'The Sentinels\' own password (`redis+sentinel://` URLs). Empty: none.',
     min_replica_acks: 'Replicas that must confirm each task write and each fire commit and claim (Redis `WAIT`) before it is acknowledged or acted on, so a failover to a replica cannot lose it. 0: off. With fewer replicas reachable, writes answer 503 and nothing fires: keep it below your replica count. Not available with `redis_cluster = true`.',
     replica_ack_timeout_ms: 'How long a write waits for those confirmations before it fails as unavailable (HTTP 503, code 1004).',
+  },
+  targets: {
+    kind: '`redis_stream` (XADD to a stream), `amqp` (publish to a RabbitMQ exchange with publisher confirms) or `nats` (JetStream publish). Required.',
+    url: 'The broker: `redis://[:password@]host:port[/db]` (`rediss://` for TLS), `amqp://user:password@host:port/vhost` (`amqps://`), or `nats://[user:password@]host:port`. Required. It may be another Redis than the cluster store.',
+    stream: '`redis_stream`: the stream key (required). A task\'s `key` overrides it.',
+    maxlen: '`redis_stream`: trim the stream to about this many entries on each XADD (`MAXLEN ~`). 0: no trimming.',
+    exchange: '`amqp`: the exchange to publish to. Empty: the default exchange, where the routing key names a queue.',
+    routing_key: '`amqp`: the routing key. A task\'s `key` overrides it. Messages are published mandatory: one that no queue receives counts as refused.',
+    subject: '`nats`: the subject (required), which a JetStream stream must capture. A task\'s `key` overrides it.',
+  },
+  results: {
+    kind: 'Empty: no results queue. `redis_stream`: read a stream through a consumer group. `amqp`: consume a queue with manual acknowledgements.',
+    url: 'The broker of the results queue (`redis://…` or `amqp://…`). Prefer the environment variable when it carries a password.',
+    stream: '`redis_stream`: the stream executors write reports to (entries with a `report` field holding the JSON report). Created with the group if missing.',
+    group: '`redis_stream`: the consumer group (created if missing). Every node of a cluster reads through the same group, as a consumer named after its `node_id`.',
+    queue: '`amqp`: the queue executors publish reports to (declared durable if missing).',
+    batch: 'Reports read per XREADGROUP (Redis) or unacknowledged at a time (AMQP prefetch).',
   },
 };

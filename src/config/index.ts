@@ -120,6 +120,37 @@ const clusterSchema = z.strictObject({
   replica_ack_timeout_ms: int(10, 60_000).default(1000),
 });
 
+/** A URL's scheme, for the checks of the queue targets and the results queue. */
+const schemeOf = (url: string): string => /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase() ?? '';
+const TARGET_SCHEMES = { redis_stream: ['redis', 'rediss'], amqp: ['amqp', 'amqps'], nats: ['nats', 'tls'] } as const;
+
+/** A named queue target (`[targets.<name>]`): where a task's `"callback": {"target": "<name>"}` is published. */
+const targetSchema = z.strictObject({
+  kind: z.enum(['redis_stream', 'amqp', 'nats']),
+  url: z.string().min(1),
+  /** redis_stream: the stream key (a task's `key` overrides it). */
+  stream: z.string().max(255).default(''),
+  /** redis_stream: trim the stream to about this many entries (XADD MAXLEN ~); 0: no trimming. */
+  maxlen: int(0, 1_000_000_000).default(0),
+  /** amqp: the exchange ("" is the default exchange, where the routing key names a queue). */
+  exchange: z.string().max(255).default(''),
+  /** amqp: the routing key (a task's `key` overrides it). */
+  routing_key: z.string().max(255).default(''),
+  /** nats: the JetStream subject (a task's `key` overrides it). */
+  subject: z.string().max(255).default(''),
+});
+
+/** The results queue: run reports from executors, consumed like POST /xcron/reportRun. */
+const resultsSchema = z.strictObject({
+  kind: z.enum(['', 'redis_stream', 'amqp']).default(''),
+  url: z.string().default(''),
+  stream: z.string().max(255).default('xcron-results'),
+  group: z.string().min(1).max(255).default('xcron'),
+  queue: z.string().max(255).default('xcron-results'),
+  /** How many reports are read (Redis) or unacknowledged (AMQP prefetch) at a time. */
+  batch: int(1, 10_000).default(100),
+});
+
 export const configSchema = z.strictObject({
   node_id: z.string().max(100).default(''),
   http_host: z.string().min(1).default('0.0.0.0'),
@@ -137,6 +168,8 @@ export const configSchema = z.strictObject({
   history: historySchema.default(historySchema.parse({})),
   alert: alertSchema.default(alertSchema.parse({})),
   cluster: clusterSchema.default(clusterSchema.parse({})),
+  targets: z.record(z.string(), targetSchema).default({}),
+  results: resultsSchema.default(resultsSchema.parse({})),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -237,9 +270,28 @@ export function validateConfig(raw: Raw): Config {
   if (cfg.cluster.min_replica_acks > 0 && cfg.cluster.redis_cluster) {
     throw new ConfigError(`'cluster.min_replica_acks' is not supported with 'cluster.redis_cluster = true' (a WAIT must reach the primary of each written slot); use a single primary with replicas, or Sentinel`);
   }
+  checkTargets(cfg);
   if (cfg.node_id === '') cfg.node_id = `${hostname()}-${cfg.http_port}`;
   if (cfg.delivery.user_agent === '') cfg.delivery.user_agent = `xcron/${VERSION}`;
   return deepFreeze(cfg);
+}
+
+/** The rules across the keys of each `[targets.<name>]` and of `[results]`. */
+function checkTargets(cfg: Config): void {
+  for (const [name, t] of Object.entries(cfg.targets)) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`[targets.${JSON.stringify(name)}]: a target name is 1 to 64 letters, digits, _ or -`);
+    const schemes: readonly string[] = TARGET_SCHEMES[t.kind];
+    if (!schemes.includes(schemeOf(t.url))) throw new ConfigError(`'targets.${name}.url' must be a ${schemes.map((x) => `${x}://`).join(' or ')} URL for kind "${t.kind}"`);
+    if (t.kind === 'redis_stream' && t.stream === '') throw new ConfigError(`'targets.${name}.stream' is required for kind "redis_stream"`);
+    if (t.kind === 'amqp' && t.exchange === '' && t.routing_key === '') throw new ConfigError(`'targets.${name}': kind "amqp" needs 'exchange' or 'routing_key' (with the default exchange, the routing key names the queue)`);
+    if (t.kind === 'nats' && t.subject === '') throw new ConfigError(`'targets.${name}.subject' is required for kind "nats"`);
+  }
+  const r = cfg.results;
+  if (r.kind === '') return;
+  const schemes: readonly string[] = TARGET_SCHEMES[r.kind];
+  if (!schemes.includes(schemeOf(r.url))) throw new ConfigError(`'results.url' must be a ${schemes.map((x) => `${x}://`).join(' or ')} URL for kind "${r.kind}"`);
+  if (r.kind === 'redis_stream' && r.stream === '') throw new ConfigError(`'results.stream' is required for kind "redis_stream"`);
+  if (r.kind === 'amqp' && r.queue === '') throw new ConfigError(`'results.queue' is required for kind "amqp"`);
 }
 
 export const VERSION = '0.1.0';

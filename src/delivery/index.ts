@@ -12,7 +12,9 @@ import type { Logger } from 'pino';
 import { sleep, type Clock } from '../clock/index.js';
 import type { LeaseGate } from '../cluster/lease-table.js';
 import type { HttpMethod, RetryPolicy } from '../task/index.js';
+import { parseTargetUrl } from '../task/index.js';
 import { Semaphore } from './semaphore.js';
+import type { Targets } from './targets/index.js';
 import { DestinationRefusedError, type DestinationPolicy } from './ssrf.js';
 
 export interface DeliveryOptions {
@@ -39,6 +41,8 @@ export interface DeliveryOptions {
    * is written. None: every job may go (standalone).
    */
   leases?: LeaseGate;
+  /** The configured queue targets (jobs whose url is `target:<name>`). None: such jobs fail. */
+  targets?: Targets;
 }
 
 export interface AttemptEvent {
@@ -330,8 +334,47 @@ export class Delivery {
     return { ...last!, retryable, error: `all ${errors.length} targets failed: ${errors.join('; ')}`.slice(0, 2000) };
   }
 
-  /** One HTTP exchange, classified. */
+  /**
+   * One publish to a queue target (`target:<name>` url), classified like an HTTP attempt: the
+   * broker's confirmation is a success (its id kept as the response body), anything else a
+   * retryable failure. The lease is checked after the wait for a slot and again right before the
+   * message is written.
+   */
+  private async attemptTarget(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
+    const ref = parseTargetUrl(job.url)!;
+    const sem = this.originSem(`target:${ref.name}`);
+    await sem.acquire();
+    await this.global.acquire();
+    const t0 = performance.now();
+    try {
+      if (this.lapsed(job)) return LAPSED;
+      onStart?.();
+      const msg = {
+        task_id: job.task_id,
+        fire_id: job.run_id,
+        scheduled_time: job.scheduled_time,
+        attempt: attemptNo,
+        body: job.body,
+        key: ref.key,
+        report_token: job.extra_headers?.['x-xcron-report-token'] ?? null,
+        timeout_ms: job.timeout_ms,
+      };
+      const r = this.o.targets
+        ? await this.o.targets.send(ref.name, msg, () => !this.lapsed(job))
+        : { ok: false, id: null, error: `no queue targets on this node (target ${JSON.stringify(ref.name)})`, permanent: true };
+      if (r.lapsed) return LAPSED;
+      const duration_ms = Math.round(performance.now() - t0);
+      if (r.ok) return { ok: true, retryable: false, status: null, error: null, body: r.id, retry_after_ms: null, duration_ms };
+      return { ok: false, retryable: r.permanent !== true, status: null, error: r.error, body: null, retry_after_ms: null, duration_ms, ...(r.timed_out ? { timed_out: true } : {}) };
+    } finally {
+      this.global.release();
+      sem.release();
+    }
+  }
+
+  /** One HTTP exchange (or queue publish), classified. */
   async attempt(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
+    if (job.url.startsWith('target:')) return this.attemptTarget(job, attemptNo, onStart);
     const url = this.target(job.url);
     if (!url) return { ok: false, retryable: false, status: null, error: `invalid url ${job.url}`, body: null, retry_after_ms: null, duration_ms: 0 };
     const originSem = this.originSem(url.origin);
@@ -478,7 +521,7 @@ export class Delivery {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.stopping.abort();
-      await this.agent.destroy();
+      await Promise.all([this.agent.destroy(), this.o.targets?.close()]);
     })();
     return this.closed;
   }

@@ -11,6 +11,7 @@
 import type { HttpMethod } from '../task/index.js';
 import type { AttemptOutcome, DeliveryJob, DeliveryOptions, DeliveryResult } from './index.js';
 import type { DestinationPolicyOptions } from './ssrf.js';
+import type { TargetConfig } from './targets/index.js';
 
 /** What the worker needs to build its Delivery (plain data: it crosses the thread boundary). */
 export type WorkerConfig = Pick<DeliveryOptions, 'userAgent' | 'globalConcurrency' | 'perOriginConcurrency' | 'maxResponseBytes' | 'keepResponseBytes' | 'signingSecrets'> & {
@@ -22,6 +23,8 @@ export type WorkerConfig = Pick<DeliveryOptions, 'userAgent' | 'globalConcurrenc
   startDelayMs?: number;
   /** The lease table (cluster mode): jobs naming a slot and token go out only while that lease is held. */
   leases?: SharedArrayBuffer;
+  /** The configured queue targets (`[targets.<name>]`), built in the worker. */
+  targets?: Record<string, TargetConfig>;
 };
 
 /** [id, job, report attempt starts?, record attempts numbered 2 or more before they go out?] */

@@ -133,7 +133,8 @@ export class ThreadedDelivery implements DeliveryService {
     let origin = this.origins.get(url);
     if (origin === undefined) {
       try {
-        origin = new URL(url).origin;
+        // A queue target's lane is its name (new URL() gives every `target:` URL the origin "null").
+        origin = url.startsWith('target:') ? url.split('?', 1)[0]! : new URL(url).origin;
       } catch {
         origin = url;
       }

@@ -11,6 +11,7 @@ import { Delivery, type DeliveryHooks, type DeliveryResult } from './index.js';
 import type { AttemptOutcome } from './index.js';
 import { unpackJob, type FromWorker, type ToWorker, type WorkerConfig, type WorkerEvent } from './protocol.js';
 import { DestinationPolicy } from './ssrf.js';
+import { Targets } from './targets/index.js';
 
 const port = parentPort;
 if (!port) throw new Error('src/delivery/worker.ts runs only as a worker thread');
@@ -76,6 +77,7 @@ const delivery = new Delivery({
   signingSecrets: cfg.signingSecrets,
   destinations: cfg.destinations ? new DestinationPolicy(cfg.destinations) : undefined,
   leases: cfg.leases ? new LeaseGate(cfg.leases) : undefined,
+  targets: cfg.targets && Object.keys(cfg.targets).length > 0 ? new Targets(cfg.targets) : undefined,
 });
 
 /** Attempts waiting until the main thread has recorded them: `${id}:${n}` → resolve. */

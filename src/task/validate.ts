@@ -18,6 +18,7 @@ import {
   type TaskSpec,
   type TaskType,
 } from './types.js';
+import { TARGET_KEY_RE, TARGET_NAME_RE, targetUrl } from './target-ref.js';
 
 export interface ValidationLimits {
   defaultTimezone: string;
@@ -25,6 +26,8 @@ export interface ValidationLimits {
   callbackBodyLimit: number;
   /** One-shot timestamps this far in the past are still accepted (they fire at once). */
   pastGraceMs: number;
+  /** The names of the configured queue targets (`[targets.<name>]`). Absent: none. */
+  targets?: ReadonlySet<string>;
 }
 
 export interface CreateRequest {
@@ -40,7 +43,7 @@ const OPTION_FIELDS = [
 ];
 export const MAX_ASYNC_TIMEOUT_MS = 7 * 86_400_000;
 const CREATE_FIELDS = new Set(['type', 'format', 'callback', 'idempotency_key', ...OPTION_FIELDS]);
-const CALLBACK_FIELDS = new Set(['url', 'urls', 'route', 'body', 'method', 'headers']);
+const CALLBACK_FIELDS = new Set(['url', 'urls', 'route', 'body', 'method', 'headers', 'target', 'key']);
 const MAX_TARGETS = 32;
 const MAX_CHILDREN = 32;
 const METHODS: readonly HttpMethod[] = ['POST', 'PUT', 'PATCH', 'DELETE', 'GET'];
@@ -178,10 +181,38 @@ function parseHeaders(v: unknown): Record<string, string> | null {
   return out;
 }
 
+/**
+ * A queue target callback (`target`, optional `key`): its internal `target:` URL, or null when the
+ * callback has no `target`. The name must be configured; HTTP-only fields are refused with it.
+ */
+function parseTarget(v: Record<string, unknown>, limits: ValidationLimits): string | null {
+  if (v.target === undefined || v.target === null) {
+    if (v.key !== undefined && v.key !== null) throw invalidOption('callback.key', "needs 'callback.target' (a configured queue target)");
+    return null;
+  }
+  if (typeof v.target !== 'string') throw typeError('callback.target', 'the name of a configured target (a string)', v.target);
+  const known = limits.targets ?? new Set<string>();
+  if (!TARGET_NAME_RE.test(v.target) || !known.has(v.target)) {
+    const list = [...known].sort().join(', ');
+    throw badInput(Codes.UNKNOWN_TARGET, `unknown target ${JSON.stringify(v.target.slice(0, 64))} in 'callback.target': ${list === '' ? 'no queue targets are configured ([targets.<name>] in the configuration)' : `configured targets are ${list}`}`);
+  }
+  for (const f of ['url', 'urls', 'route', 'method', 'headers']) {
+    if (v[f] !== undefined && v[f] !== null) throw invalidOption(`callback.${f}`, "does not apply to a queue target ('callback.target'); give 'target', 'key' and 'body' only");
+  }
+  let key: string | null = null;
+  if (v.key !== undefined && v.key !== null) {
+    if (typeof v.key !== 'string') throw typeError('callback.key', 'a string (the stream name, routing key or subject to use)', v.key);
+    if (!TARGET_KEY_RE.test(v.key)) throw invalidOption('callback.key', `must be 1 to 255 visible ASCII characters (no spaces), got ${describe(v.key)}`);
+    key = v.key;
+  }
+  return targetUrl(v.target, key);
+}
+
 export function parseCallback(v: unknown, limits: ValidationLimits): CallbackSpec {
   if (v === undefined || v === null) throw badInput(Codes.CALLBACK_URL, "'callback' is required: an object with 'url' (absolute http/https URL) and optional 'body'");
   if (!isObject(v)) throw typeError('callback', 'an object {url, body}', v);
   rejectUnknown(v, CALLBACK_FIELDS, 'callback.');
+  const target = parseTarget(v, limits);
   let urls: string[] | null = null;
   let route: RouteStrategy | null = null;
   if (v.urls !== undefined && v.urls !== null) {
@@ -193,7 +224,7 @@ export function parseCallback(v: unknown, limits: ValidationLimits): CallbackSpe
   } else if (v.route !== undefined && v.route !== null) {
     throw invalidOption('callback.route', "needs 'callback.urls' (several targets)");
   }
-  const url = urls ? urls[0]! : checkUrl(v.url);
+  const url = target ?? (urls ? urls[0]! : checkUrl(v.url));
   let body: Record<string, unknown> = {};
   if (v.body !== undefined && v.body !== null) {
     if (!isObject(v.body)) throw typeError('callback.body', 'a JSON object', v.body);
