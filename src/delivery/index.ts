@@ -13,6 +13,7 @@ import { sleep, type Clock } from '../clock/index.js';
 import type { LeaseGate } from '../cluster/lease-table.js';
 import type { HttpMethod, RetryPolicy } from '../task/index.js';
 import { parseTargetUrl } from '../task/index.js';
+import { fireIdOfRun } from '../task/types.js';
 import { Semaphore } from './semaphore.js';
 import type { Targets } from './targets/index.js';
 import { DestinationRefusedError, type DestinationPolicy } from './ssrf.js';
@@ -286,7 +287,7 @@ export class Delivery {
       'content-type', 'application/json',
       'user-agent', this.o.userAgent,
       'x-xcron-task-id', job.task_id,
-      'x-xcron-fire-id', job.run_id,
+      'x-xcron-fire-id', fireIdOfRun(job.run_id),
       'x-xcron-scheduled-time', String(job.scheduled_time),
       'x-xcron-attempt', String(attemptNo),
     );

@@ -63,7 +63,7 @@ export class Deadlines {
   /** A run found awaiting its report in the store (recovered, or left by another node): its deadline is enforced here. */
   adopt(task: Task, run: Run, token: number): void {
     this.inflight.acquire(task.id, run.run_id);
-    this.await({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts, token }, run.deadline!, run.attempts);
+    this.await({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts, token, request: run.request }, run.deadline!, run.attempts);
   }
 
   /** Cancels every deadline timer (stop). */

@@ -8,7 +8,7 @@ import { sendRouted } from '../delivery/fanout.js';
 import type { DeliveryJob } from '../delivery/index.js';
 import { Router } from '../delivery/routing.js';
 import { slotOf } from '../cluster/index.js';
-import { reportToken } from '../task/index.js';
+import { reportToken, withRunHeaders } from '../task/index.js';
 import type { SchedulerCore } from './core.js';
 import type { Deadlines } from './deadlines.js';
 import type { InFlight } from './inflight.js';
@@ -54,8 +54,8 @@ export class Dispatcher {
       scheduled_time: d.scheduled,
       url: task.callback.url,
       method: task.callback.method,
-      headers: task.callback.headers,
-      body: task.callback.body_text ?? JSON.stringify(task.callback.body),
+      headers: withRunHeaders(task.callback.headers, d.request?.headers ?? null),
+      body: d.request?.body ?? task.callback.body_text ?? JSON.stringify(task.callback.body),
       timeout_ms: task.timeout_ms ?? this.c.o.defaultTimeoutMs,
       retry: task.retry ?? this.c.o.defaultRetry,
       first_attempt: Math.max(1, d.first_attempt),

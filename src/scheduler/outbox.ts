@@ -67,7 +67,7 @@ export class Outbox {
   private redeliver(run: Run, task: Task, token: number): void {
     const marker = this.c.o.store.heldFires?.heldOf(task) ?? null;
     // Counts on from every attempt that may have reached the receiver (src/scheduler/attempts.ts).
-    const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: redeliveryAttempt(run, marker, this.c.o.clock.now()), token };
+    const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: redeliveryAttempt(run, marker, this.c.o.clock.now()), token, request: run.request };
     if (!this.held.holdRecovered(d, run, marker)) this.dispatcher.dispatch(d);
   }
 
@@ -96,7 +96,7 @@ export class Outbox {
       }
       this.c.events.emit('fired', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, committed_at: run.scheduled_time, status: 'PENDING' });
       this.c.events.emit('released', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, released_at: Math.max(run.scheduled_time, clock.now()) });
-      this.dispatcher.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1, token });
+      this.dispatcher.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1, token, request: run.request });
     } catch (e) {
       this.c.storeError(e);
     } finally {

@@ -8,7 +8,7 @@ import type { Clock } from '../clock/index.js';
 import type { Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import type { TaskStore } from '../store/types.js';
-import type { RetryPolicy, Task } from '../task/index.js';
+import type { RetryPolicy, RunRequest, Task } from '../task/index.js';
 
 import { RunRecorder } from './recorder.js';
 
@@ -167,4 +167,6 @@ export interface Dispatch {
   token: number;
   /** The delivery job, built while the fire was held (so its due time only hands it over). */
   job?: DeliveryJob;
+  /** The run's one-off body/headers (triggerTask with a body, its retries), sent instead of the task's. */
+  request?: RunRequest | null;
 }

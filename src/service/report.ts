@@ -8,9 +8,9 @@ import type { Clock } from '../clock/index.js';
 import type { Notifier } from '../cluster/index.js';
 import { Codes, XcronError, describe } from '../errors.js';
 import type { TaskStore } from '../store/types.js';
-import { checkReportToken, isObject, type Run, type Task } from '../task/index.js';
+import { checkReportToken, isObject, type Run, type RunStatus, type Task } from '../task/index.js';
 
-const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}$/;
+const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}(?::r\d{1,6})?$/;
 const MAX_MESSAGE = 4096;
 const MAX_OUTPUT_BYTES = 65_536;
 const REPORT_FIELDS = ['run_id', 'token', 'status', 'message', 'output'];
@@ -39,7 +39,7 @@ export interface ReportDeps {
 
 export interface ReportOutcome {
   run_id: string;
-  status: string;
+  status: RunStatus;
   /** The run was already closed with this outcome: nothing changed. */
   already: boolean;
 }

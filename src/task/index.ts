@@ -35,3 +35,7 @@ export { reportToken, checkReportToken } from './token.js';
 export { slotOf } from './slot.js';
 export { exactBodyText } from './json-text.js';
 export { TARGET_SCHEME, TARGET_NAME_RE, isTargetUrl, parseTargetUrl, targetUrl, type TargetRef } from './target-ref.js';
+export { parseTags, tagProblem, MAX_TAGS } from './tags.js';
+export { parseRunRequest, withRunHeaders } from './run-request.js';
+export { describeSchedule } from './describe.js';
+export { CallbackInput, CreateTaskInput, RetryInput, UpdateTaskInput } from './schema.js';

@@ -112,12 +112,12 @@ describe('redis_stream target', () => {
     }
   }, 120_000);
 
-  it('refuses an unknown target name with code 1021, and HTTP fields next to a target with 1009', async () => {
+  it('refuses an unknown target name with code 1024, and HTTP fields next to a target with 1009', async () => {
     const redis = await RedisServer.start({ password: PASSWORD });
     const srv = await startWithConfig(toml(redis.port, uniq('orders')));
     const r = await srv.client.createTask(oneShot('nope'));
     expect(r.status).toBe(400);
-    expect(r.body.code).toBe(1021);
+    expect(r.body.code).toBe(1024);
     expect(r.body.message).toContain('"nope"');
     expect(r.body.message).toContain('orders');
     const both = await srv.client.createTask(oneShot('orders', {}, { url: 'http://127.0.0.1:1/x' }));

@@ -63,7 +63,7 @@ describe('callback.target', () => {
     expect(parseTargetUrl('http://x/')).toBeNull();
   });
 
-  it('refuses an unknown name with 1021, listing the configured ones', () => {
+  it('refuses an unknown name with 1024, listing the configured ones', () => {
     const e = errorOf(() => create({ target: 'nope' }));
     expect(e.code).toBe(Codes.UNKNOWN_TARGET);
     expect(e.status).toBe(400);
