@@ -95,7 +95,7 @@ function operationObject(op: Operation, sink: SchemaSink): Json {
   if (op.body) o.requestBody = { required: true, content: { 'application/json': { schema: sink.convert(op.body, 'input') } } };
   const responses: Json = {};
   if (op.raw) {
-    responses['200'] = { description: op.raw.description, content: { [op.raw.type]: { schema: { type: 'string' } } } };
+    responses['200'] = { description: op.raw.description, content: { [op.raw.type]: { schema: { type: op.raw.type === 'application/json' ? 'object' : 'string' } } } };
   } else {
     responses['200'] = {
       description: 'Success (code 0).',
