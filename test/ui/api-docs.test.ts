@@ -89,7 +89,7 @@ describe('API reference page', () => {
     expect(consoleCsp).toEqual([]);
     expect(errors).toEqual([]);
     expect(foreign).toEqual([]);
-  });
+  }, 300_000); // a browser start and a 1.8 MB script on a busy 2-core machine
 
   it('a real callback carries the X-Xcron-* headers the document declares for the webhook, and the required ones', async () => {
     const srv = await XcronServer.start({ env: { XCRON_CALLBACK_SIGNING_SECRETS: JSON.stringify(['openapi-test-secret-0123456789']) } });
@@ -105,5 +105,5 @@ describe('API reference page', () => {
     for (const h of required) expect(header(got, h), `required header ${h}`).toBeDefined();
     expect(header(got, 'x-xcron-signature')).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
     await srv.client.deleteTask(created.task_id);
-  });
+  }, 120_000);
 });
