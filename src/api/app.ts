@@ -13,7 +13,7 @@ import { authMiddleware, principalOf } from './auth.js';
 import { defineOperation, reply } from './contract/registry.js';
 import { ClusterData, HealthData, ReadyData } from './contract/schemas.js';
 import type { ApiDeps } from './deps.js';
-import { DOCS_ASSETS, docsRoutes } from './docs.js';
+import { DOCS_PATHS, docsRoutes } from './docs.js';
 import { fail, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
 import { opsRoutes } from './ops.js';
@@ -28,9 +28,9 @@ export type { ApiDeps, ApiLimits, ApiMetrics, Notifier, RunsDeps } from './deps.
 export const PREVIEW_RATE_LIMIT = { perSec: 10, burst: 20 } as const;
 
 /** Requests logged at debug instead of info (probes and scrapes). */
-const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs', ...Object.keys(DOCS_ASSETS)]);
+const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics', ...DOCS_PATHS]);
 
-/** Route table: path → allowed methods (for 405 with an Allow header). */
+/** Route table of the API: path → allowed methods (for 405 with an Allow header). The public reference paths are ./docs.ts's. */
 export const ROUTES: Record<string, string[]> = {
   '/xcron/createTask': ['POST'],
   '/xcron/deleteTask': ['POST'],
@@ -56,9 +56,6 @@ export const ROUTES: Record<string, string[]> = {
   '/healthz': ['GET'],
   '/readyz': ['GET'],
   '/metrics': ['GET'],
-  '/openapi.json': ['GET'],
-  '/docs': ['GET'],
-  ...Object.fromEntries(Object.keys(DOCS_ASSETS).map((p) => [p, ['GET']])),
 };
 
 export const healthzOp = defineOperation({
@@ -92,7 +89,7 @@ export function createApp(deps: ApiDeps): Hono {
     const path = c.req.path;
     const ms = performance.now() - t0;
     const status = c.res.status;
-    const route = ROUTES[path] ? path : path === '/ui/api/next-fires' ? path : path === '/ui' || path.startsWith('/ui/') ? '/ui' : 'other';
+    const route = ROUTES[path] || DOCS_PATHS.has(path) ? path : path === '/ui/api/next-fires' ? path : path === '/ui' || path.startsWith('/ui/') ? '/ui' : 'other';
     deps.metrics?.observeRequest(route, c.req.method, status, ms / 1000, (cpu.user + cpu.system) / 1e6);
     const quiet = QUIET_PATHS.has(path) || route === '/ui';
     if (quiet && !deps.log.isLevelEnabled('debug')) return;

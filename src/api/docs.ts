@@ -9,10 +9,12 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Context, Hono } from 'hono';
+import { Codes, XcronError } from '../errors.js';
 import { UI_CSP } from '../ui/index.js';
 import { openApiText } from './contract/openapi.js';
 import { defineOperation } from './contract/registry.js';
 import type { ApiDeps } from './deps.js';
+import { fail } from './envelope.js';
 
 export const openApiOp = defineOperation({
   method: 'get',
@@ -45,6 +47,9 @@ export const DOCS_ASSETS: Record<string, readonly [string | null, string]> = {
   '/docs/init.js': [null, 'text/javascript; charset=utf-8'],
   '/docs/docs.css': [null, 'text/css; charset=utf-8'],
 };
+
+/** Every path this module serves (GET and HEAD only; another method is answered 405). */
+export const DOCS_PATHS: ReadonlySet<string> = new Set(['/openapi.json', '/docs', ...Object.keys(DOCS_ASSETS)]);
 
 const PAGE = `<!DOCTYPE html>
 <html lang="en">
@@ -129,5 +134,8 @@ export function docsRoutes(app: Hono, deps: Pick<ApiDeps, 'version'>): void {
   for (const [path, [file, type]] of Object.entries(DOCS_ASSETS)) {
     const make = (): string => (file !== null ? distFile(file) : path.endsWith('.js') ? INIT_JS : DOCS_CSS);
     app.get(path, (c) => send(c, asset(path, make, type)));
+  }
+  for (const path of DOCS_PATHS) {
+    app.all(path, (c) => fail(c, new XcronError(Codes.METHOD_NOT_ALLOWED, 405, `method ${c.req.method} is not allowed on ${path}; use GET, HEAD`), { Allow: 'GET, HEAD' }));
   }
 }

@@ -28,12 +28,12 @@ export class ContractError extends Error {
   override readonly name = 'ContractError';
 }
 
-let doc: Json | null = null;
+// Built when this module loads (before any test runs), so no request of a test waits for it.
+const doc: Json = buildOpenApi(VERSION);
 let validator: SchemaValidator | null = null;
 
 /** The OpenAPI document the service serves (built from the same registry). */
 export function openApiDocument(): Json {
-  doc ??= buildOpenApi(VERSION);
   return doc;
 }
 
@@ -70,10 +70,12 @@ export function checkExchange(ex: Exchange): void {
     op = item[method] as Json;
     response = (op.responses as Record<string, Json>)[String(ex.status)];
   }
-  // Answers any request can get: 404 (unknown path), 405 (known path, other method), 408, 431.
+  // Answers any request can get, declared at the document's root (x-xcron-any-request).
   if (response === undefined) {
     const generic = anyRequest[String(ex.status)];
-    const fits = ex.status === 404 ? item === undefined : ex.status === 405 ? item !== undefined && op === undefined : generic !== undefined;
+    // 404: unknown path; 405: known path, other method; 401/403/429 (auth, rate limit): before any route; 408/431: any.
+    const fits =
+      ex.status === 404 ? item === undefined : ex.status === 405 ? item !== undefined && op === undefined : [401, 403, 429].includes(ex.status) ? op === undefined : generic !== undefined;
     if (generic && fits) response = deref(generic);
   }
   if (response === undefined) {

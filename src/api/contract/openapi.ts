@@ -95,7 +95,7 @@ function operationObject(op: Operation, sink: SchemaSink): Json {
   if (op.body) o.requestBody = { required: true, content: { 'application/json': { schema: sink.convert(op.body, 'input') } } };
   const responses: Json = {};
   if (op.raw) {
-    responses['200'] = { description: op.raw.description, content: { [op.raw.type]: { schema: { type: 'string' } } } };
+    responses['200'] = { description: op.raw.description, content: { [op.raw.type]: { schema: { type: op.raw.type === 'application/json' ? 'object' : 'string' } } } };
   } else {
     responses['200'] = {
       description: 'Success (code 0).',
@@ -157,6 +157,8 @@ export function buildOpenApi(version: string): Json {
   const responses = {
     NoSuchEndpoint: anyRequest(Codes.ROUTE_NOT_FOUND, 'No such endpoint (code 1012): an unknown path.'),
     MethodNotAllowed: anyRequest(Codes.METHOD_NOT_ALLOWED, 'A known path called with another method (code 1013); the `Allow` header lists the right one.'),
+    Unauthorized: anyRequest(Codes.UNAUTHORIZED, 'With API tokens configured, any path under /xcron/ (and /metrics, /ui/api/) needs a token (401), of the right role (403), before the route is looked up (code 1010).'),
+    RateLimited: anyRequest(Codes.RATE_LIMITED, 'Any path under /xcron/ and /ui/api/ is rate limited per client before the route is looked up (code 1014).'),
     RequestTimeout: anyRequest(Codes.BAD_JSON, 'The request headers did not arrive in time (code 1000).'),
     HeadersTooLarge: anyRequest(Codes.TOO_LARGE, "The request line and headers are over Node's limit, 16 KB by default; a long query string counts (code 1008)."),
   };
@@ -176,6 +178,9 @@ export function buildOpenApi(version: string): Json {
     'x-xcron-any-request': {
       '404': { $ref: '#/components/responses/NoSuchEndpoint' },
       '405': { $ref: '#/components/responses/MethodNotAllowed' },
+      '401': { $ref: '#/components/responses/Unauthorized' },
+      '403': { $ref: '#/components/responses/Unauthorized' },
+      '429': { $ref: '#/components/responses/RateLimited' },
       '408': { $ref: '#/components/responses/RequestTimeout' },
       '431': { $ref: '#/components/responses/HeadersTooLarge' },
     },
