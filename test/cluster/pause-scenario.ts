@@ -43,6 +43,8 @@ export interface PauseReport {
   fires: number;
   /** Fire ids delivered more than once. */
   duplicates: string[];
+  /** Each of those with its copies (node, attempt, arrival relative to the kill). */
+  duplicateDetails: string[];
   /** Of those, the ones with at least two copies that were not pre-fault (must be none). */
   unexcused: string[];
   /** Fire ids with two copies carrying the same attempt number (must be none). */
@@ -155,16 +157,18 @@ export async function runKillThenFreeze(o: PauseScenarioOptions): Promise<PauseR
     }
     const preFault = (cb: Callback): boolean => cb.node === a.name || (cb.node === b.name && cb.arrivedAt < contAt);
     const duplicates: string[] = [];
+    const duplicateDetails: string[] = [];
     const unexcused: string[] = [];
     const attemptRepeated: string[] = [];
     for (const [fire, copies] of byFire) {
       if (copies.length < 2) continue;
       duplicates.push(fire);
-      const describe = `${fire} (${copies.map((x) => `${x.node} attempt ${x.attempt} at T${x.arrivedAt - killAt >= 0 ? '+' : ''}${x.arrivedAt - killAt} ms`).join(', ')})`;
+      const describe = `${fire} (${copies.map((x) => `${x.node}${x.node === a.name ? ' (killed)' : x.node === b.name ? ' (frozen)' : ''} attempt ${x.attempt} at T${x.arrivedAt - killAt >= 0 ? '+' : ''}${x.arrivedAt - killAt} ms`).join(', ')}; freeze at T+${stopAt - killAt}, resume at T+${contAt - killAt})`;
+      duplicateDetails.push(describe);
       if (copies.filter((x) => !preFault(x)).length >= 2) unexcused.push(describe);
       if (new Set(copies.map((x) => x.attempt)).size !== copies.length) attemptRepeated.push(describe);
     }
-    return { killed: a.name, frozen: b.name, failoverKillMs, failoverFreezeMs, fires: byFire.size, duplicates, unexcused, attemptRepeated, lost, doubleCommit, callbacks: callbacks() };
+    return { killed: a.name, frozen: b.name, failoverKillMs, failoverFreezeMs, fires: byFire.size, duplicates, duplicateDetails, unexcused, attemptRepeated, lost, doubleCommit, callbacks: callbacks() };
   } finally {
     for (const x of nodes) {
       x.signal('SIGCONT');
