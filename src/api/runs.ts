@@ -6,6 +6,7 @@
 import type { Hono } from 'hono';
 import { Codes, XcronError, describe } from '../errors.js';
 import type { AttemptEvent } from '../delivery/index.js';
+import type { RunUpdate } from '../store/types.js';
 import { checkReportToken, isObject } from '../task/index.js';
 import type { ApiDeps, RunsDeps } from './deps.js';
 import { ok } from './envelope.js';
@@ -18,10 +19,18 @@ const MAX_OUTPUT_BYTES = 65_536;
 const MAX_LINE = 4096;
 const MAX_LINES_PER_CALL = 1000;
 
-/** Runs whose last attempt failed with a retry to come, as the delivery's attempt events show them. */
+/**
+ * Runs whose last attempt failed with a retry to come, as the delivery's attempt events show them.
+ * With `share` (a store several nodes share), each such run is also marked in the store
+ * (RunUpdate.retrying), so that a report reaching another node is refused too; the store clears
+ * the mark with the run's next answer (a 202's deadline, or its final outcome).
+ */
 export class RetryingRuns {
   private readonly ids = new Set<string>();
-  constructor(private readonly max = 100_000) {}
+  constructor(
+    private readonly max = 100_000,
+    private readonly share?: (u: RunUpdate) => void,
+  ) {}
 
   /** The delivery's attempt observer. */
   observe(e: AttemptEvent): void {
@@ -29,6 +38,7 @@ export class RetryingRuns {
     if (!e.outcome.ok && e.outcome.retryable && e.attempt < e.job.retry.max_attempts) {
       if (this.ids.size >= this.max) this.ids.delete(this.ids.values().next().value!);
       this.ids.add(id);
+      this.share?.({ run_id: id, task_id: e.job.task_id, status: 'RUNNING', attempts: e.attempt, retrying: true });
     } else this.ids.delete(id);
   }
 
@@ -65,12 +75,15 @@ async function refuseSyncRun(deps: ApiDeps & { runs: RunsDeps }, runId: string):
   if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING') || run.deadline !== null) return;
   const task = await deps.store.get(run.task_id);
   if (task?.completion === 'async') return;
-  throw new XcronError(
+  throw syncRunRefused(runId);
+}
+
+const syncRunRefused = (runId: string): XcronError =>
+  new XcronError(
     Codes.RUN_NOT_ASYNC,
     409,
     `run ${runId} is a sync run: its callback's HTTP answer decides it, so it takes no report (to report, create the task with "completion": "async", or answer the callback with 202 Accepted and report after that answer)`,
   );
-}
 
 export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
   const { runs } = deps;
@@ -110,6 +123,9 @@ export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
         throw new XcronError(Codes.RUN_CLOSED, 409, `run ${runId} is already closed as ${res.run?.status ?? '?'}; a ${body.status} report cannot change it`);
       case 'same':
         return ok(c, { run_id: runId, status: res.run?.status ?? body.status }, 'ok (already reported)');
+      case 'retrying':
+        // Another node is delivering it and waits to retry (the store holds that state cluster-wide).
+        throw syncRunRefused(runId);
       default: {
         const run = res.run!;
         const task = await deps.store.get(run.task_id).catch(() => null);
