@@ -1467,10 +1467,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     // It owns the slot again under a new lease: no other node redelivers what it recorded.
     const now = this.o.ownership.tokenFor(task.slot);
     if (now !== null) return now;
-    if ((task.on_success?.length ?? 0) > 0 || task.alert_url || this.o.alertUrl || (task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0) > 0) {
-      this.o.log.info({ task_id: task.id, fire_id: runId, slot: task.slot }, 'follow-ups of a run not started here: the lease lapsed; left to the slot owner');
-    }
     return null;
+  }
+
+  /** True when a run's outcome may lead to follow-ups (children, an alert, auto-pause). */
+  private hasFollowUps(task: Task): boolean {
+    return (task.on_success?.length ?? 0) > 0 || !!task.alert_url || !!this.o.alertUrl || (task.max_consecutive_failures ?? this.o.maxConsecutiveFailures ?? 0) > 0;
   }
 
   /**
@@ -1492,9 +1494,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * paused, or lost the slot): it stays in the outbox, no longer in flight here, and the slot's
    * owner is told to deliver it (this node, if it owns the slot again under a new lease).
    */
-  private leftToOwner(d: Dispatch, attempts: number): void {
+  private leftToOwner(d: Dispatch, attempts: number, answered = false): void {
     const slot = d.task.slot;
-    this.o.log.info({ task_id: d.task.id, fire_id: d.run_id, slot, attempts }, 'fire not sent: the lease lapsed before the request was written; left to the slot owner');
+    this.o.log.info(
+      { task_id: d.task.id, fire_id: d.run_id, slot, attempts },
+      answered ? 'run answered after its lease lapsed: left to the slot owner, who delivers it again and follows up' : 'fire not sent: the lease lapsed before the request was written; left to the slot owner',
+    );
     void (async () => {
       try {
         // The attempts sent before are recorded first: the owner counts on from them.
@@ -1579,6 +1584,16 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         awaitingReport = true;
         this.awaitReport(d, deadline, result.attempts);
       } else if (!result.aborted) {
+        const lease = this.followUp(task, d.run_id, d.token);
+        if (lease === null && this.hasFollowUps(task)) {
+          // The lease lapsed during the exchange (a pause) and the follow-ups are not this node's: the
+          // run stays in the outbox with this attempt counted, and the slot's owner delivers it again
+          // and follows up on its own outcome (recording this outcome could close the run before the
+          // owner read the outbox, and then nobody would follow up).
+          this.recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: result.attempts, node: this.o.nodeId, start_time: start, http_status: result.status });
+          this.leftToOwner(d, result.attempts, true);
+          return;
+        }
         this.recorder.push({
           run_id: d.run_id,
           task_id: task.id,
@@ -1594,7 +1609,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           shards,
         });
         this.emit('finished', { task_id: task.id, run_id: d.run_id, scheduled_time: d.scheduled, result });
-        const lease = this.followUp(task, d.run_id, d.token);
         if (lease !== null) {
           if (result.ok) void this.triggerChildren(task, d.run_id, lease);
           else void this.onFinalFailure(task, d.run_id, d.scheduled, result, lease);
