@@ -66,6 +66,7 @@ export async function runChaos(argv: readonly string[] = process.argv.slice(2)):
         `${r.fires} fire ids; delivered twice ${r.duplicates.length} (unexplained ${r.unexcused.length}); attempt repeated ${r.attemptRepeated.length}; missing ${r.lost.length}; double commit ${r.doubleCommit ? 'YES' : 'no'}; failover ${r.failoverKillMs} / ${r.failoverFreezeMs} ms`,
       );
       line('    slots acquired after the kill', r.acquisitions.join('; '));
+      for (const u of r.beforeFault) line('    TWICE BEFORE ANY FAULT', u);
       for (const u of r.duplicateDetails) line(r.unexcused.includes(u) ? '    UNEXPLAINED duplicate' : '    duplicate (sent before the fault)', u);
       for (const u of r.attemptRepeated) line('    attempt repeated', u);
       for (const u of r.lost.slice(0, 5)) line('    lost', u);
