@@ -414,6 +414,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** Runs a deliverRun call is reading (a second call for the same run returns at once). */
   private readonly deliveringRun = new Set<string>();
+  /**
+   * Runs this node left to the slot owner while it owned the slot by no lease at all (its own
+   * lease lapsed locally, e.g. a stall): the owner's notification may find no owner, or this node
+   * before it took the slot back. Delivered (if still open) when this node acquires the slot again.
+   */
+  private readonly leftWithoutOwner = new Map<number, Set<string>>();
 
   /**
    * Reads the outbox of every owned slot again and redelivers what is not in flight here (after
@@ -691,6 +697,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     // Load the new slots up to the current horizon, then redeliver their outbox.
     if (this.horizon.time !== -Infinity) await this.loadRange(slots, null, this.horizon.time);
     await this.recover(slots);
+    for (const slot of slots) {
+      const left = this.leftWithoutOwner.get(slot);
+      this.leftWithoutOwner.delete(slot);
+      // Not one another node has started meanwhile (it finishes that delivery itself).
+      for (const runId of left ?? []) void Promise.resolve(this.o.store.getRun(runId)).then((r) => (r && (r.node === null || r.node === this.o.nodeId) ? this.deliverRun(runId) : undefined), () => undefined);
+    }
     this.armTimer();
   }
 
@@ -1509,6 +1521,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         this.o.log.warn({ err: err instanceof Error ? err.message : String(err), fire_id: d.run_id }, 'could not mark a run given back; its slot owner delivers it once this node leaves the cluster');
       }
       if (this.stopped) return;
+      if (this.o.ownership.tokenFor(slot) === null) {
+        const set = this.leftWithoutOwner.get(slot) ?? new Set<string>();
+        if (set.size < 100_000) set.add(d.run_id);
+        this.leftWithoutOwner.set(slot, set);
+      }
       if (this.o.onRunQueued) this.o.onRunQueued(d.run_id, slot);
       else if (this.o.ownership.tokenFor(slot) !== null) await this.deliverRun(d.run_id);
     })();
