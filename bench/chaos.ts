@@ -9,17 +9,41 @@
  * pause-scenario.ts; the target is 0), attempt numbers repeated within one fire id (target 0), lost
  * fires and ticks committed twice (target 0), and the failover times (target <= lease + 1 s each).
  *
- * Env: BENCH_CHAOS_RUNS (20), BENCH_CHAOS_ONE_SHOTS (150), BENCH_CHAOS_PERIODIC (12).
+ * Options: `npm run bench:chaos -- --runs 20 --one-shots 150 --periodic 12` (the defaults), or the
+ * environment: BENCH_CHAOS_RUNS, BENCH_CHAOS_ONE_SHOTS, BENCH_CHAOS_PERIODIC (an option wins).
  */
 import { RedisServer, stopAllRedis } from '../test/helpers/redis.js';
 import { LEASE, runKillThenFreeze, type PauseReport } from '../test/cluster/pause-scenario.js';
 import { CallbackReceiver, ensureBuilt, stopAllNodes } from '../test/cluster/procs.js';
 import { envInt, header, isMain, line, machine, runStandalone, writeResult, type BenchResult } from './lib/common.js';
 
-export async function runChaos(): Promise<BenchResult> {
-  const runs = envInt('BENCH_CHAOS_RUNS', 20);
+/** `--name N` or `--name=N` from the command line, else the environment variable, else `dflt`. */
+export function option(argv: readonly string[], name: string, env: string, dflt: number): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    let v: string | undefined;
+    if (a === `--${name}`) v = argv[i + 1];
+    else if (a.startsWith(`--${name}=`)) v = a.slice(name.length + 3);
+    else continue;
+    const n = Number(v);
+    if (v === undefined || !Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive whole number, got ${JSON.stringify(v ?? '')}`);
+    return n;
+  }
+  return envInt(env, dflt);
+}
+
+const stats = (xs: readonly number[]): string => {
+  if (xs.length === 0) return 'none';
+  const s = [...xs].sort((a, b) => a - b);
+  return `min ${s[0]} / median ${s[Math.floor((s.length - 1) / 2)]} / max ${s[s.length - 1]} ms`;
+};
+
+export async function runChaos(argv: readonly string[] = process.argv.slice(2)): Promise<BenchResult> {
+  const runs = option(argv, 'runs', 'BENCH_CHAOS_RUNS', 20);
+  const oneShots = option(argv, 'one-shots', 'BENCH_CHAOS_ONE_SHOTS', 150);
+  const periodic = option(argv, 'periodic', 'BENCH_CHAOS_PERIODIC', 12);
   const started = Date.now();
-  header('chaos', `kill -9, then SIGSTOP 3 s later for 8 s, ${runs} runs (3 nodes, lease ${LEASE} ms)`);
+  header('chaos', `kill -9, then SIGSTOP 3 s later for 8 s, ${runs} runs (3 nodes, lease ${LEASE} ms, ${oneShots} one-shots, ${periodic} periodic)`);
   ensureBuilt();
   const redis = await RedisServer.start({ appendonly: true, appendfsync: 'always' });
   const rec = await CallbackReceiver.start();
@@ -29,7 +53,7 @@ export async function runChaos(): Promise<BenchResult> {
     for (let i = 1; i <= runs; i++) {
       let r: PauseReport;
       try {
-        r = await runKillThenFreeze({ redisUrl: redis.url, rec, oneShots: envInt('BENCH_CHAOS_ONE_SHOTS', 150), periodic: envInt('BENCH_CHAOS_PERIODIC', 12), log: (l) => line(`  run ${i}`, l) });
+        r = await runKillThenFreeze({ redisUrl: redis.url, rec, oneShots, periodic, log: (l) => line(`  run ${i}`, l) });
       } catch (e) {
         notes.push(`run ${i} did not complete: ${(e as Error).message.slice(0, 300)}`);
         line(`run ${i}`, `DID NOT COMPLETE: ${(e as Error).message.slice(0, 300)}`);
@@ -39,9 +63,11 @@ export async function runChaos(): Promise<BenchResult> {
       reports.push(r);
       line(
         `run ${i}`,
-        `${r.fires} fire ids; delivered twice ${r.duplicates.length} (unexplained ${r.unexcused.length}); attempt repeated ${r.attemptRepeated.length}; lost ${r.lost.length}; double commit ${r.doubleCommit ? 'YES' : 'no'}; failover ${r.failoverKillMs} / ${r.failoverFreezeMs} ms`,
+        `${r.fires} fire ids; delivered twice ${r.duplicates.length} (unexplained ${r.unexcused.length}); attempt repeated ${r.attemptRepeated.length}; missing ${r.lost.length}; double commit ${r.doubleCommit ? 'YES' : 'no'}; failover ${r.failoverKillMs} / ${r.failoverFreezeMs} ms`,
       );
-      for (const u of r.unexcused) line('    unexplained duplicate', u);
+      line('    slots acquired after the kill', r.acquisitions.join('; '));
+      for (const u of r.beforeFault) line('    TWICE BEFORE ANY FAULT', u);
+      for (const u of r.duplicateDetails) line(r.unexcused.includes(u) ? '    UNEXPLAINED duplicate' : '    duplicate (sent before the fault)', u);
       for (const u of r.attemptRepeated) line('    attempt repeated', u);
       for (const u of r.lost.slice(0, 5)) line('    lost', u);
       if (r.doubleCommit) line('    double commit', r.doubleCommit.slice(0, 300));
@@ -59,7 +85,9 @@ export async function runChaos(): Promise<BenchResult> {
   line('fire ids delivered twice', `${sum((r) => r.duplicates.length)} in total, all after a send that left before the kill or the freeze except ${unexplained}`);
   line('unexplained duplicates', `${unexplained}   target 0  ${unexplained === 0 ? 'ok' : 'MISS'}`);
   line('attempt numbers repeated', `${sum((r) => r.attemptRepeated.length)}   target 0`);
-  line('lost fires / double commits', `${sum((r) => r.lost.length)} / ${reports.filter((r) => r.doubleCommit !== null).length}   target 0 / 0`);
+  line('lost (missing) fires / double commits', `${sum((r) => r.lost.length)} / ${reports.filter((r) => r.doubleCommit !== null).length}   target 0 / 0`);
+  line('takeover after the kill', stats(reports.map((r) => r.failoverKillMs)));
+  line('takeover after the freeze', stats(reports.map((r) => r.failoverFreezeMs)));
   line('failover max (kill, freeze)', `${maxFailover} ms   target <= ${LEASE + 1000} ms  ${maxFailover <= LEASE + 1000 ? 'ok' : 'MISS'}`);
   const targets = [
     { metric: 'unexplained duplicates', value: unexplained, target: '0', pass: unexplained === 0 },
@@ -73,11 +101,14 @@ export async function runChaos(): Promise<BenchResult> {
     started_at: new Date(started).toISOString(),
     duration_s: Math.round((Date.now() - started) / 1000),
     machine: machine(),
-    config: { runs, lease_ms: LEASE, one_shots: envInt('BENCH_CHAOS_ONE_SHOTS', 150), periodic: envInt('BENCH_CHAOS_PERIODIC', 12) },
+    config: { runs, lease_ms: LEASE, one_shots: oneShots, periodic },
     figures: {
       runs_completed: reports.length,
       delivered_twice: sum((r) => r.duplicates.length),
       delivered_twice_per_run: reports.map((r) => r.duplicates.length),
+      lost_per_run: reports.map((r) => r.lost.length),
+      failover_kill_ms: reports.map((r) => r.failoverKillMs),
+      failover_freeze_ms: reports.map((r) => r.failoverFreezeMs),
       unexplained_duplicates: unexplained,
       attempt_repeated: sum((r) => r.attemptRepeated.length),
       lost: sum((r) => r.lost.length),

@@ -109,7 +109,16 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
   let metrics: Metrics | null = null;
   let delivery: DeliveryService | null = null;
   // Sync runs between attempts (a report for one is refused).
-  const retrying = new RetryingRuns();
+  // In a cluster the state is marked in the store too: a report may reach any node.
+  const retrying = new RetryingRuns(
+    100_000,
+    cluster
+      ? (u): void => {
+          // Written at once, on the store connection the run's later writes use (so it lands before them).
+          store.updateRuns([u]).catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err), fire_id: u.run_id }, 'could not mark a run as waiting to retry'));
+        }
+      : undefined,
+  );
   const onAttempt = (e: Parameters<Metrics['onAttempt']>[0]): void => {
     retrying.observe(e);
     metrics?.onAttempt(e);

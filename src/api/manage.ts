@@ -177,7 +177,8 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
     // A held fire shows as not made yet; a task that then no longer matches the state asked for is
     // left out of this page (the cursor still moves past it).
     const shown = deps.viewTask ? page.map(deps.viewTask).filter((t) => state === null || t.state === state) : page;
-    return reply(c, listTasksOp, { tasks: shown.map(taskView), next_cursor: more ? encodeCursor(page[page.length - 1]!.id) : null });
+    // A body kept as its exact text (big integers) is spliced into the answer as that text.
+    return reply(c, listTasksOp, { tasks: shown.map(taskView), next_cursor: more ? encodeCursor(page[page.length - 1]!.id) : null }, 'ok', shown.some((t) => t.callback.body_text !== undefined));
   });
 
   app.get(taskRunsOp.path, async (c) => {

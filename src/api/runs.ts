@@ -11,6 +11,7 @@ import { applyReport, checkToken, parseReport, runIdOf } from '../service/report
 import { isObject } from '../task/index.js';
 import { defineOperation, reply } from './contract/registry.js';
 import { AppendRunLogData, ReportRunData, RunId, RunLogData } from './contract/schemas.js';
+import type { RunUpdate } from '../store/types.js';
 import type { ApiDeps, RunsDeps } from './deps.js';
 import { readJson } from './request.js';
 import { runView } from './views.js';
@@ -79,10 +80,18 @@ export const runLogOp = defineOperation({
   store: 'read',
 });
 
-/** Runs whose last attempt failed with a retry to come, as the delivery's attempt events show them. */
+/**
+ * Runs whose last attempt failed with a retry to come, as the delivery's attempt events show them.
+ * With `share` (a store several nodes share), each such run is also marked in the store
+ * (RunUpdate.retrying), so that a report reaching another node is refused too; the store clears
+ * the mark with the run's next answer (a 202's deadline, or its final outcome).
+ */
 export class RetryingRuns {
   private readonly ids = new Set<string>();
-  constructor(private readonly max = 100_000) {}
+  constructor(
+    private readonly max = 100_000,
+    private readonly share?: (u: RunUpdate) => void,
+  ) {}
 
   /** The delivery's attempt observer. */
   observe(e: AttemptEvent): void {
@@ -90,6 +99,7 @@ export class RetryingRuns {
     if (!e.outcome.ok && e.outcome.retryable && e.attempt < e.job.retry.max_attempts) {
       if (this.ids.size >= this.max) this.ids.delete(this.ids.values().next().value!);
       this.ids.add(id);
+      this.share?.({ run_id: id, task_id: e.job.task_id, status: 'RUNNING', attempts: e.attempt, retrying: true });
     } else this.ids.delete(id);
   }
 

@@ -43,6 +43,9 @@ import { monoMs } from '../clock/mono.js';
 import { LeaseTable } from './lease-table.js';
 import { ClusterNotifier } from './notify.js';
 import { hash32, rendezvous, type Ownership, type OwnershipEvents, type SlotInfo } from './ownership.js';
+import { recoveryStore } from './recovery-store.js';
+
+export { recoveryStore };
 
 export interface RedisOwnershipOptions {
   /** A connection of its own (so store traffic never delays a renewal), with a short command timeout. */
@@ -69,6 +72,16 @@ interface Lease {
 
 /** Ticks a member must have been seen before slots are handed to it, and a slot must stay free before an orphan is taken. */
 const STABLE_TICKS = 2;
+/**
+ * A member whose last heartbeat is older than this many renewal periods has missed one: it may be
+ * gone (killed, frozen, cut off). Its leases expire `lease_ms` after that heartbeat (the renewals
+ * follow it in the same round), so a round is run right then instead of up to a period later.
+ */
+const SUSPECT_PERIODS = 1.5;
+/** Waited past a suspect member's computed lease expiry (its renewals reach Redis just after its heartbeat). */
+const TAKEOVER_SLACK_MS = 20;
+/** Extra rounds run while a gone member's lease is still seen (its renewal ran later than its heartbeat). */
+const MAX_EXTRA_ROUNDS = 3;
 
 /** 32-bit rendezvous weight of (node, slot). */
 export function rendezvousWeight(node: string, slot: number): number {
@@ -107,6 +120,12 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private started = false;
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
+  /** When the pending round is due (monotonic ms). */
+  private timerAt = Infinity;
+  /** An earlier round asked for (a suspect member's leases expire then), or Infinity. */
+  private wakeAt = Infinity;
+  /** Extra rounds run in a row because a gone member's lease was still there. */
+  private extraRounds = 0;
   private watchdog: NodeJS.Timeout | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
@@ -175,7 +194,10 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     if (this.started) return;
     await this.checkSlots();
     this.started = true;
-    await this.tick();
+    // As `ticking`, so that a round asked for meanwhile (wakeAtTime) waits for this one.
+    this.ticking = this.tick();
+    await this.ticking;
+    this.ticking = null;
     this.schedule();
     const refresh = this.o.refreshMs ?? 30_000;
     if (refresh > 0) {
@@ -184,15 +206,36 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     }
   }
 
+  /**
+   * Sets the next round: a renewal period from now, or earlier when a round was asked for at
+   * `wakeAt` (a suspect member's leases expire then: see SUSPECT_PERIODS).
+   */
   private schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.ticking) return;
+    const now = this.now();
+    const at = Math.min(now + this.tickMs, Math.max(now, this.wakeAt));
+    if (this.timer) {
+      if (this.timerAt <= at) return;
+      clearTimeout(this.timer);
+    }
+    this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.ticking = this.tick().finally(() => {
+      this.timerAt = Infinity;
+      const early = this.wakeAt <= this.now() + 1;
+      this.wakeAt = Infinity;
+      this.ticking = this.tick(early).finally(() => {
         this.ticking = null;
         this.schedule();
       });
-    }, this.tickMs);
+    }, at - now);
+  }
+
+  /** Asks for a round at monotonic time `at` (or at once, when a round is running, after it). */
+  private wakeAtTime(at: number): void {
+    if (at >= this.wakeAt) return;
+    this.wakeAt = at;
+    this.schedule();
   }
 
   /** Hands every slot back (so others take them at once), leaves the member set, stops. */
@@ -202,6 +245,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       if (this.timer) clearTimeout(this.timer);
       if (this.refreshTimer) clearInterval(this.refreshTimer);
       this.timer = null;
+      this.timerAt = Infinity;
       if (this.ticking) await this.ticking;
       const held = [...this.owned];
       this.dropAll(null, true);
@@ -276,8 +320,12 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
 
   // ---- the loop ----
 
-  /** One round: heartbeat, renew, hand back, acquire. Never throws. */
-  private async tick(): Promise<void> {
+  /**
+   * One round: heartbeat, renew, hand back, acquire. Never throws. `early`: a round run before its
+   * period to take over a suspect member's slots the moment its leases expire; it does not count
+   * towards STABLE_TICKS (a joining member is still seen for two periods before slots move to it).
+   */
+  private async tick(early = false): Promise<void> {
     if (this.stopped) return;
     const t0 = this.now();
     const membersKey = this.keys.members();
@@ -287,9 +335,21 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     const heartbeat = evalScript(this.client, script('heartbeat'), [membersKey], [this.nodeId, this.leaseMs, 0]);
     const renewals = Promise.all(held.map(([slot, l]) => evalScript(this.client, script('renew'), [this.base(slot)], [l.token, this.nodeId, this.leaseMs])));
     let live: string[];
+    /** Each other member's lease expiry estimated from its last heartbeat (monotonic ms), for the suspects. */
+    const suspects = new Map<string, number>();
     try {
       const r = (await heartbeat) as unknown[];
-      live = (r.slice(1) as string[]).sort();
+      const tReply = this.now();
+      const redisNow = Number(r[0]);
+      live = [];
+      for (let i = 1; i + 1 < r.length; i += 2) {
+        const m = String(r[i]);
+        const seen = Number(r[i + 1]);
+        live.push(m);
+        // The heartbeat ran before tReply, so this estimate errs late, never early.
+        if (m !== this.nodeId && redisNow - seen > this.tickMs * SUSPECT_PERIODS) suspects.set(m, tReply + seen + this.leaseMs - redisNow + TAKEOVER_SLACK_MS);
+      }
+      live.sort();
     } catch (e) {
       renewals.catch(() => undefined);
       this.fail('heartbeat failed', e);
@@ -303,7 +363,8 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     const departed = this.members.filter((m) => m !== this.nodeId && !live.includes(m));
     const joined = live.filter((m) => !this.members.includes(m));
     for (const m of [...this.seenTicks.keys()]) if (!live.includes(m)) this.seenTicks.delete(m);
-    for (const m of live) this.seenTicks.set(m, (this.seenTicks.get(m) ?? 0) + 1);
+    if (!early) for (const m of live) this.seenTicks.set(m, (this.seenTicks.get(m) ?? 0) + 1);
+    for (const at of suspects.values()) this.wakeAtTime(at);
     this.members = live;
     if (departed.length > 0 || joined.length > 0) this.log.info({ members: live, joined, departed }, 'cluster membership changed');
 
@@ -345,6 +406,9 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     if (this.stopped) return;
     const handBack: [number, Lease][] = [];
     const want: number[] = [];
+    // A lease still held by a member that is no longer live: its last renewal ran a moment after its
+    // last heartbeat. Look again shortly (a few times) instead of a whole period later.
+    let gone = false;
     for (let s = 0; s < this.slotCount; s++) {
       const pref = preferredOwner(s, live);
       const mine = this.owned.get(s);
@@ -355,12 +419,14 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       const l = parseLease(leases[s] ?? null);
       if (l !== null && l.owner !== this.nodeId) {
         this.freeTicks.delete(s);
+        if (!live.includes(l.owner)) gone = true;
         continue;
       }
       if (pref === this.nodeId || l !== null) {
         want.push(s);
         continue;
       }
+      if (early) continue;
       const n = (this.freeTicks.get(s) ?? 0) + 1;
       this.freeTicks.set(s, n);
       if (n >= STABLE_TICKS) want.push(s);
@@ -413,6 +479,10 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     }
     this.armWatchdog();
     if (departed.length > 0) this.reannounce(`member left: ${departed.join(', ')}`);
+    if (gone && this.extraRounds < MAX_EXTRA_ROUNDS) {
+      this.extraRounds++;
+      this.wakeAtTime(this.now() + TAKEOVER_SLACK_MS * 2);
+    } else if (!gone) this.extraRounds = 0;
   }
 
   /** A read for rebalancing failed: the renewed leases stand; the next round rebalances. */
@@ -465,101 +535,6 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = null;
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/**
- * The store the scheduler uses in cluster mode: the Redis store, except that recovery
- * (`unfinishedRuns`, called when slots are acquired or re-announced) leaves out the runs this
- * process is delivering or has delivered but not yet recorded, and runs another live node is
- * delivering (RUNNING under that node): DESIGN.md rule 2, "re-delivers that slot's unfinished runs
- * whose owner is gone". Those nodes record the outcome themselves; if one dies, the member-left
- * re-announce picks its runs up.
- */
-export function recoveryStore(store: TaskStore, ownership: RedisOwnership): TaskStore {
-  const mine = new Set<string>();
-  const self = ownership.nodeId;
-  /** Another live node is delivering it: marked RUNNING by it, or claimed by it (commit-ahead). */
-  const othersLive = (node: string | null | undefined): boolean => node !== null && node !== undefined && node !== self && ownership.isLive(node);
-  // A RUNNING run with a report deadline is not being delivered: it awaits its report, and the
-  // slot's owner enforces the deadline (the node that sent it let go of it with the slot).
-  const keep = (run: Run): boolean =>
-    !mine.has(run.run_id) && !(run.status === 'RUNNING' && run.deadline === null && othersLive(run.node)) && !othersLive(store.heldFires?.claimedBy(run));
-  /**
-   * Runs that left `mine` while a read of the outbox was under way, per read: the read may show
-   * them unfinished although their outcome was written meanwhile (a read of many slots takes a
-   * while under load), so that read must not hand them out again.
-   */
-  const reads = new Set<Set<string>>();
-  const forget = (id: string): void => {
-    if (!mine.delete(id)) return;
-    for (const r of reads) r.add(id);
-  };
-  // Every run whose outcome was written meanwhile, not only those in `mine`: a run this node took
-  // back from the outbox (deliverRun, after a lease lapsed) is delivered here without being in it.
-  const finished = (id: string): void => {
-    mine.delete(id);
-    for (const r of reads) r.add(id);
-  };
-
-  const unfinishedRuns: TaskStore['unfinishedRuns'] = async (q) => {
-    const out: Awaited<ReturnType<TaskStore['unfinishedRuns']>> = [];
-    let after = q.after;
-    const finishedMeanwhile = new Set<string>();
-    reads.add(finishedMeanwhile);
-    try {
-      for (;;) {
-        const rows = await store.unfinishedRuns({ ...q, after });
-        for (const r of rows) {
-          after = { time: r.run.scheduled_time, id: r.run.run_id };
-          if (!keep(r.run) || finishedMeanwhile.has(r.run.run_id)) continue;
-          out.push(r);
-          if (ownership.tokenFor(r.run.slot) !== null) mine.add(r.run.run_id);
-          if (out.length >= q.limit) return out;
-        }
-        if (rows.length < q.limit) return out;
-      }
-    } finally {
-      reads.delete(finishedMeanwhile);
-    }
-  };
-  const commitFires: TaskStore['commitFires'] = async (reqs) => {
-    const res = await store.commitFires(reqs);
-    res.forEach((r, i) => {
-      const req = reqs[i]!;
-      if (r === 'committed' && req.run.status === 'PENDING') mine.add(req.run.run_id);
-    });
-    return res;
-  };
-  const updateRuns: TaskStore['updateRuns'] = async (updates) => {
-    await store.updateRuns(updates);
-    for (const u of updates) if (u.status !== 'RUNNING') finished(u.run_id);
-  };
-  // A held fire not claimed here (undone, or its slot lost) is not in flight here any more.
-  const held = store.heldFires;
-  const heldFires: HeldFireStore | undefined = held && {
-    ...held,
-    claimFires: async (reqs, node) => {
-      const res = await held.claimFires(reqs, node);
-      res.forEach((r, i) => {
-        if (r !== 'claimed') forget(reqs[i]!.run_id);
-      });
-      return res;
-    },
-  };
-  const givenBack = async (ids: readonly string[]): Promise<void> => {
-    for (const id of ids) forget(id);
-    await held?.releaseClaims(ids, self);
-  };
-  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, givenBack, ...(heldFires ? { heldFires } : {}) };
-  return new Proxy(store, {
-    get(target, prop, _receiver) {
-      if (typeof prop === 'string' && prop in overrides) return overrides[prop as keyof TaskStore];
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

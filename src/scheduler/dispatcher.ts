@@ -13,6 +13,7 @@ import type { SchedulerCore } from './core.js';
 import type { Deadlines } from './deadlines.js';
 import type { InFlight } from './inflight.js';
 import type { Dispatch } from './types.js';
+import { hasFollowUps } from './follow-ups.js';
 
 /** The report deadline of an async run when neither the task nor the options set one. */
 const DEFAULT_ASYNC_TIMEOUT_MS = 3_600_000;
@@ -104,10 +105,13 @@ export class Dispatcher {
    * paused, or lost the slot): it stays in the outbox, no longer in flight here, and the slot's
    * owner is told to deliver it (this node, if it owns the slot again under a new lease).
    */
-  private leftToOwner(d: Dispatch, attempts: number): void {
+  private leftToOwner(d: Dispatch, attempts: number, answered = false): void {
     const slot = d.task.slot;
     const { log, store, ownership, onRunQueued } = this.c.o;
-    log.info({ task_id: d.task.id, fire_id: d.run_id, slot, attempts }, 'fire not sent: the lease lapsed before the request was written; left to the slot owner');
+    log.info(
+      { task_id: d.task.id, fire_id: d.run_id, slot, attempts },
+      answered ? 'run answered after its lease lapsed: left to the slot owner, who delivers it again and follows up' : 'fire not sent: the lease lapsed before the request was written; left to the slot owner',
+    );
     void (async () => {
       try {
         // The attempts sent before are recorded first: the owner counts on from them.
@@ -117,9 +121,46 @@ export class Dispatcher {
         log.warn({ err: err instanceof Error ? err.message : String(err), fire_id: d.run_id }, 'could not mark a run given back; its slot owner delivers it once this node leaves the cluster');
       }
       if (this.c.stopped) return;
+      if (ownership.tokenFor(slot) === null) {
+        // No lease on the slot here at all (it lapsed locally, e.g. a stall): the owner's
+        // notification may find no owner, or this node before it takes the slot back.
+        const set = this.leftWithoutOwner.get(slot) ?? new Set<string>();
+        if (set.size < 100_000) set.add(d.run_id);
+        this.leftWithoutOwner.set(slot, set);
+      }
       if (onRunQueued) onRunQueued(d.run_id, slot);
       else if (ownership.tokenFor(slot) !== null) await this.deliverRun(d.run_id);
     })();
+  }
+
+  /**
+   * Runs this node left to the slot owner while it held no lease on the slot: delivered (if still
+   * open, and not started by another node meanwhile) when this node acquires the slot again.
+   */
+  private readonly leftWithoutOwner = new Map<number, Set<string>>();
+
+  /** The slots were acquired (after their outbox was read): delivers what was left without an owner. */
+  acquired(slots: readonly number[]): void {
+    for (const slot of slots) {
+      const left = this.leftWithoutOwner.get(slot);
+      this.leftWithoutOwner.delete(slot);
+      for (const runId of left ?? []) {
+        void Promise.resolve(this.c.o.store.getRun(runId)).then(
+          (r) => (r && (r.node === null || r.node === this.c.o.nodeId) ? this.deliverRun(runId) : undefined),
+          () => undefined,
+        );
+      }
+    }
+  }
+
+  /**
+   * The follow-ups of an outcome (children, alert, auto-pause) are this node's while it holds the
+   * run's lease or owns the slot again; false when the lease lapsed and the outcome has follow-ups.
+   */
+  private followUpsElsewhere(d: Dispatch): boolean {
+    const { ownership } = this.c.o;
+    if (ownership.mayAct(d.task.slot, d.token) || ownership.tokenFor(d.task.slot) !== null) return false;
+    return hasFollowUps(d.task, this.c.o);
   }
 
   /** Delivers a fire now (in flight until it ends, or, async, until it is reported). */
@@ -155,6 +196,15 @@ export class Dispatcher {
         awaitingReport = true;
         this.deadlines.await(d, deadline, result.attempts);
       } else if (!result.aborted) {
+        if (this.followUpsElsewhere(d)) {
+          // The lease lapsed during the exchange (a pause) and the follow-ups are not this node's:
+          // the run stays in the outbox with this attempt counted, and the slot's owner delivers it
+          // again and follows up on its own outcome (recording this outcome could close the run
+          // before the owner read the outbox, and then nobody would follow up).
+          recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: result.attempts, node, start_time: start, http_status: result.status });
+          this.leftToOwner(d, result.attempts, true);
+          return;
+        }
         recorder.push({
           run_id: d.run_id,
           task_id: task.id,

@@ -13,6 +13,11 @@ import type { AlertEvent } from './types.js';
 const ALERT_TIMEOUT_MS = 10_000;
 const ALERT_RETRY = { max_attempts: 3, backoff_ms: 1000, max_backoff_ms: 10_000 };
 
+/** True when a run's outcome may lead to follow-ups (children, an alert, auto-pause). */
+export function hasFollowUps(task: Task, o: { alertUrl?: string | undefined; maxConsecutiveFailures?: number | undefined }): boolean {
+  return (task.on_success?.length ?? 0) > 0 || !!task.alert_url || !!o.alertUrl || (task.max_consecutive_failures ?? o.maxConsecutiveFailures ?? 0) > 0;
+}
+
 export class FollowUps {
   constructor(private readonly c: SchedulerCore) {
     c.outcomes.on('outcome', (o) => this.onOutcome(o));
@@ -41,7 +46,7 @@ export class FollowUps {
     // It owns the slot again under a new lease: no other node redelivers what it recorded.
     const now = ownership.tokenFor(task.slot);
     if (now !== null) return now;
-    if ((task.on_success?.length ?? 0) > 0 || task.alert_url || alertUrl || (task.max_consecutive_failures ?? maxConsecutiveFailures ?? 0) > 0) {
+    if (hasFollowUps(task, { alertUrl, maxConsecutiveFailures })) {
       log.info({ task_id: task.id, fire_id: runId, slot: task.slot }, 'follow-ups of a run not started here: the lease lapsed; left to the slot owner');
     }
     return null;

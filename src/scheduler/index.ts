@@ -216,6 +216,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     // Load the new slots up to the current horizon, then redeliver their outbox.
     await this.window.loadSlots(slots);
     await this.outbox.recover(slots);
+    this.dispatcher.acquired(slots);
     this.committer.arm();
   }
 

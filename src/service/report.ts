@@ -98,12 +98,15 @@ async function refuseSyncRun(deps: ReportDeps, runId: string): Promise<void> {
   if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING') || run.deadline !== null) return;
   const task = await deps.store.get(run.task_id);
   if (task?.completion === 'async') return;
-  throw new XcronError(
+  throw syncRunRefused(runId);
+}
+
+const syncRunRefused = (runId: string): XcronError =>
+  new XcronError(
     Codes.RUN_NOT_ASYNC,
     409,
     `run ${runId} is a sync run: its callback's HTTP answer decides it, so it takes no report (to report, create the task with "completion": "async", or answer the callback with 202 Accepted and report after that answer)`,
   );
-}
 
 /** Records a validated report. Throws XcronError (not found, closed otherwise, sync run) or a store error. */
 export async function applyReport(deps: ReportDeps, r: Report): Promise<ReportOutcome> {
@@ -117,6 +120,9 @@ export async function applyReport(deps: ReportDeps, r: Report): Promise<ReportOu
       throw new XcronError(Codes.RUN_CLOSED, 409, `run ${r.run_id} is already closed as ${res.run?.status ?? '?'}; a ${r.status} report cannot change it`);
     case 'same':
       return { run_id: r.run_id, status: res.run?.status ?? r.status, already: true };
+    case 'retrying':
+      // Another node is delivering it and waits to retry (the store holds that state cluster-wide).
+      throw syncRunRefused(r.run_id);
     default: {
       const run = res.run!;
       const task = await deps.store.get(run.task_id).catch(() => null);

@@ -43,7 +43,7 @@ const RUN_SCALARS: Record<string, { kind: Kind; nullable: boolean }> = {
   retried_by: { kind: 'str', nullable: true },
 };
 /** Run fields kept for the store's own use (not part of Run). */
-const RUN_INTERNAL = new Set(['created', 'tok']);
+const RUN_INTERNAL = new Set(['created', 'tok', 'retrying']);
 
 /** A task as a flat field/value list for HSET. */
 export function taskFields(t: Task): string[] {
@@ -136,7 +136,7 @@ type WellFormed = string & { toWellFormed(): string };
  */
 export const packed = (values: readonly string[]): string => JSON.stringify(values);
 
-/** A run update as the values updateRuns-1.lua reads for it (13 per update). */
+/** A run update as the values updateRuns-1.lua reads for it (14 per update). */
 export function runUpdateArgs(u: RunUpdate): string[] {
   return [
     u.run_id,
@@ -152,6 +152,7 @@ export function runUpdateArgs(u: RunUpdate): string[] {
     optText(u.response_body),
     optText(u.shards ? JSON.stringify(u.shards) : null),
     u.deadline === undefined ? '' : u.deadline === null ? '!' : `=${u.deadline}`,
+    u.retrying === undefined ? '' : u.retrying ? '1' : '0',
   ];
 }
 

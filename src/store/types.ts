@@ -129,6 +129,14 @@ export interface RunUpdate {
   shards?: ShardResult[] | null | undefined;
   /** RUNNING only: an async run awaiting its report until this time; null clears it (a new attempt). */
   deadline?: number | null | undefined;
+  /**
+   * RUNNING only: true marks a run whose attempt failed with another to come; false clears the mark.
+   * While marked, reportRun answers 'retrying' for a sync run (its next answer decides it). A
+   * deadline set (an answer 202) or a final outcome clears it too. Kept by the stores several nodes
+   * share (Redis), where a report may reach a node other than the one delivering the run; a store of
+   * one process may ignore it (that process knows its own retries).
+   */
+  retrying?: boolean | undefined;
 }
 
 /** reportRun's request: closes a PENDING/RUNNING run with the worker's outcome. */
@@ -146,9 +154,10 @@ export interface ReportRequest {
 /**
  * closed: this call closed the run. same: it was already closed with this status (idempotent).
  * conflict: it was closed with another status (nothing changed). not_open: expire found it open
- * without a passed deadline. not_found: no such run.
+ * without a passed deadline. retrying: a sync run between two attempts (RunUpdate.retrying; nothing
+ * changed). not_found: no such run.
  */
-export type ReportResult = { result: 'closed' | 'same' | 'conflict' | 'not_open' | 'not_found'; run: Run | null };
+export type ReportResult = { result: 'closed' | 'same' | 'conflict' | 'not_open' | 'retrying' | 'not_found'; run: Run | null };
 
 export interface RunLogLine {
   seq: number;

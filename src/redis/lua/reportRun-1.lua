@@ -3,13 +3,15 @@
 -- KEYS[1]: the slot's key base.
 -- ARGV: run_id, status (SUCCESS|FAIL), message ('' = null, else marker + text), output (same),
 --       now, expire (0|1)
--- Returns {result, run}: result closed | same | conflict | not_open | not_found; run a flat hash
--- (empty when not found).
+-- A report (not an expiry) for a sync run between two attempts (marked `retrying` by updateRuns:
+-- an attempt failed with another to come) is refused: its callback's next answer decides it.
+-- Returns {result, run}: result closed | same | conflict | not_open | retrying | not_found; run a
+-- flat hash (empty when not found).
 --@include _lib.lua
 local base = KEYS[1]
 local run_id, status, message, output, now, expire = ARGV[1], ARGV[2], opt(ARGV[3]), opt(ARGV[4]), ARGV[5], ARGV[6] == '1'
 local rk = base .. ':r:' .. run_id
-local cur = redis.call('HMGET', rk, 'status', 'deadline', 'start_time', 'scheduled_time', 'task_id', 'created')
+local cur = redis.call('HMGET', rk, 'status', 'deadline', 'start_time', 'scheduled_time', 'task_id', 'created', 'retrying')
 if not cur[1] then return {'not_found', {}} end
 local open = cur[1] == 'PENDING' or cur[1] == 'RUNNING'
 if not open then
@@ -18,6 +20,9 @@ if not open then
   return {'conflict', redis.call('HGETALL', rk)}
 end
 if expire and (not cur[2] or tonumber(cur[2]) > tonumber(now)) then return {'not_open', redis.call('HGETALL', rk)} end
+if not expire and cur[7] == '1' and redis.call('HGET', base .. ':t:' .. cur[5], 'j:completion') ~= '"async"' then
+  return {'retrying', redis.call('HGETALL', rk)}
+end
 local err = nil
 if status == 'FAIL' then
   if expire then err = 'timeout' else err = message or 'reported FAIL' end
@@ -28,7 +33,7 @@ redis.call('HSET', rk, 'status', status, 'end_time', now, 'start_time', start,
 hset_or_del(rk, 'message', message)
 hset_or_del(rk, 'output', output)
 hset_or_del(rk, 'error', err)
-redis.call('HDEL', rk, 'deadline')
+redis.call('HDEL', rk, 'deadline', 'retrying')
 count_status(base, cur[1], status)
 redis.call('ZREM', base .. ':open', run_id)
 redis.call('ZADD', base .. ':done', cur[6] or '0', run_id)

@@ -3,10 +3,14 @@
 -- Only runs still PENDING or RUNNING change (a final state is final); a RUNNING update of a run
 -- already closed only fills in attempts, node, start_time and http_status where they are missing.
 -- KEYS[1]: the slot's key base.
--- ARGV[1]: a JSON array of strings, 13 per update: run_id, task_id, status, attempts, then
+-- ARGV[1]: a JSON array of strings, 14 per update: run_id, task_id, status, attempts, then
 --       nullable (marker + value, '' = null): node, start_time, end_time, http_status, error,
---       duration_ms, response_body, shards (JSON), and deadline (RUNNING only: '' = keep,
---       '!' = clear, marker + value = set). One argument for the batch (see commitFires).
+--       duration_ms, response_body, shards (JSON), deadline (RUNNING only: '' = keep,
+--       '!' = clear, marker + value = set), and retrying (RUNNING only: '' = keep, '1' = set,
+--       '0' = clear). One argument for the batch (see commitFires).
+-- `retrying` marks a run whose attempt failed with another to come: reportRun refuses a report
+-- for it (a sync run) until its next answer. A deadline set (an answer 202) or a final outcome
+-- clears it.
 -- Returns the number of runs changed.
 -- Writes are merged: one HSET (and at most one HDEL) per run; status counters once per batch.
 --@include _lib.lua
@@ -21,11 +25,11 @@ local function move(from, to)
 end
 -- The fields a final outcome sets, or clears when null (in ARGV order from offset 6).
 local FINAL = {'end_time', 'http_status', 'error', 'duration_ms', 'response_body', 'j:shards'}
-for i = 1, #A, 13 do
+for i = 1, #A, 14 do
   local run_id, task_id, status, attempts = A[i], A[i + 1], A[i + 2], tonumber(A[i + 3])
   local rk = base .. ':r:' .. run_id
   local cur = redis.call('HMGET', rk, 'status', 'attempts', 'start_time', 'created',
-    'end_time', 'http_status', 'error', 'duration_ms', 'response_body', 'j:shards', 'deadline', 'scheduled_time')
+    'end_time', 'http_status', 'error', 'duration_ms', 'response_body', 'j:shards', 'deadline', 'retrying', 'scheduled_time')
   if cur[1] == 'PENDING' or cur[1] == 'RUNNING' then
     changed = changed + 1
     local set, del = {}, {}
@@ -44,7 +48,14 @@ for i = 1, #A, 13 do
       elseif dl ~= '' then
         put(set, 'deadline', string.sub(dl, 2))
       end
+      local rt = A[i + 13]
+      if rt == '1' and (dl == '' or dl == '!') then
+        put(set, 'retrying', '1')
+      elseif (rt == '0' or (dl ~= '' and dl ~= '!')) and cur[12] then
+        del[#del + 1] = 'retrying'
+      end
     else
+      if cur[12] then del[#del + 1] = 'retrying' end
       for f = 1, 6 do
         local v = opt(A[i + 5 + f])
         if v ~= nil then
@@ -59,9 +70,9 @@ for i = 1, #A, 13 do
     if status ~= 'RUNNING' then
       redis.call('ZREM', base .. ':open', run_id)
       redis.call('ZADD', base .. ':done', cur[4] or '0', run_id)
-      if cur[12] then
-        if status == 'FAIL' then redis.call('ZADD', base .. ':fail', cur[12], run_id) end
-        report_tally(tally, status, cur[12], cur[3] or opt(A[i + 5]))
+      if cur[13] then
+        if status == 'FAIL' then redis.call('ZADD', base .. ':fail', cur[13], run_id) end
+        report_tally(tally, status, cur[13], cur[3] or opt(A[i + 5]))
       end
       local tk = base .. ':t:' .. task_id
       if redis.call('EXISTS', tk) == 1 then redis.call('HSET', tk, 'last_status', status) end
