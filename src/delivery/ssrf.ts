@@ -116,6 +116,9 @@ export const resolvableName = (host: string): string => {
   return h.length > 1 && h.endsWith('.') && !h.endsWith('..') ? h.slice(0, -1) : h;
 };
 
+/** Addresses whose judgement DestinationPolicy keeps (all are forgotten when it is full). */
+const MAX_JUDGED = 4096;
+
 export class DestinationPolicy {
   private readonly deny: Rule[];
   private readonly loopback = LOOPBACK_CIDRS.map(rule);
@@ -151,8 +154,23 @@ export class DestinationPolicy {
     return this.allowSuffixes.some((s) => h.endsWith(s) && h.length > s.length);
   }
 
-  /** Why a connection to `address` is refused, or null when it is allowed. */
+  /**
+   * Why a connection to `address` is refused, or null when it is allowed. The answers are kept (the
+   * policy never changes): judging an address builds a SocketAddress per CIDR rule, which cost more
+   * than the rest of a createTask; callbacks mostly go to a few addresses.
+   */
   refusal(address: string): string | null {
+    const known = this.judged.get(address);
+    if (known !== undefined) return known;
+    const why = this.judge(address);
+    if (this.judged.size >= MAX_JUDGED) this.judged.clear();
+    this.judged.set(address, why);
+    return why;
+  }
+
+  private readonly judged = new Map<string, string | null>();
+
+  private judge(address: string): string | null {
     const ip = address.split('%')[0]!;
     const fam = isIP(ip);
     if (fam === 0) return `${JSON.stringify(address)} is not an IP address`;

@@ -33,4 +33,4 @@ export function manualFireTime(task: Parameters<typeof nextFire>[0], from: numbe
 }
 export { reportToken, checkReportToken } from './token.js';
 export { slotOf } from './slot.js';
-export { exactBodyText } from './json-text.js';
+export { arrayItemTexts, exactBodyText, mayLoseNumbers } from './json-text.js';

@@ -107,6 +107,32 @@ export function valueText(json: string, path: readonly string[]): string | null 
   return start < 0 ? null : json.slice(start, end);
 }
 
+/**
+ * The raw texts of the items of the array at top-level key `key` of a JSON object text (the last
+ * duplicate key wins, as in JSON.parse), or null when it is not an array.
+ */
+export function arrayItemTexts(json: string, key: string): string[] | null {
+  const text = valueText(json, [key]);
+  if (text === null || text[0] !== '[') return null;
+  const sc = new Scanner(text);
+  const out: string[] = [];
+  try {
+    sc.i = 1;
+    sc.ws();
+    if (sc.s[sc.i] === ']') return out;
+    for (;;) {
+      sc.ws();
+      const start = sc.i;
+      sc.value();
+      out.push(text.slice(start, sc.i));
+      sc.ws();
+      if (sc.s[sc.i++] !== ',') return out;
+    }
+  } catch {
+    return null;
+  }
+}
+
 /** True when parsing `json` would change one of its numbers (JSON.stringify would not give it back). */
 export function hasLossyNumber(json: string): boolean {
   let lossy = false;
@@ -116,9 +142,12 @@ export function hasLossyNumber(json: string): boolean {
   return lossy;
 }
 
+/** False when the text holds no number that parsing could change (no 16+ digit run, no fraction or exponent). */
+export const mayLoseNumbers = (text: string): boolean => /\d{16}|\d[eE.]/.test(text);
+
 /** The exact text of `callback.body` when parsing it would change one of its numbers, else null. */
 export function exactBodyText(requestText: string | undefined): string | null {
-  if (requestText === undefined || !/\d{16}|\d[eE.]/.test(requestText)) return null; // fast path: no number that can lose digits or change spelling
+  if (requestText === undefined || !mayLoseNumbers(requestText)) return null; // fast path: no number that can lose digits or change spelling
   const text = valueText(requestText, ['callback', 'body']);
   return text !== null && hasLossyNumber(text) ? text : null;
 }
