@@ -169,6 +169,8 @@ export class DestinationPolicy {
   }
 
   private readonly judged = new Map<string, string | null>();
+  /** URLs with an IP-literal host, judged (see urlRefusal). */
+  private readonly urlJudged = new Map<string, string | null>();
 
   private judge(address: string): string | null {
     const ip = address.split('%')[0]!;
@@ -201,6 +203,8 @@ export class DestinationPolicy {
    * refused. A hostname that does not resolve (yet) is allowed here: the connect-time check decides.
    */
   async urlRefusal(url: string): Promise<string | null> {
+    const known = this.urlJudged.get(url);
+    if (known !== undefined) return known;
     let host: string;
     try {
       const u = new URL(url);
@@ -210,7 +214,13 @@ export class DestinationPolicy {
       return null; // not a URL: the validator reports it (1003)
     }
     if (host === '' || this.hostAllowed(host)) return null;
-    if (isIP(host) !== 0) return this.refusal(host);
+    if (isIP(host) !== 0) {
+      // An IP literal's answer depends on the URL alone: kept (a hostname's depends on DNS: not).
+      const why = this.refusal(host);
+      if (this.urlJudged.size >= MAX_JUDGED) this.urlJudged.clear();
+      this.urlJudged.set(url, why);
+      return why;
+    }
     let addrs: LookupAddress[];
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -5,14 +5,19 @@
  * Pure; the input is text JSON.parse has already accepted.
  */
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+/** A number or literal token, matched where the scanner stands (sticky). */
+const TOKEN = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
 
 class Scanner {
   i = 0;
   constructor(readonly s: string) {}
 
   ws(): void {
-    while (this.i < this.s.length && WS.has(this.s.charCodeAt(this.i))) this.i++;
+    for (;;) {
+      const c = this.s.charCodeAt(this.i);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return;
+      this.i++;
+    }
   }
 
   /** Skips a string token; returns its raw text (quotes included). */
@@ -56,7 +61,8 @@ class Scanner {
         if (sep === close) return;
       }
     } else {
-      const m = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|^true|^false|^null/.exec(this.s.slice(this.i, this.i + 400));
+      TOKEN.lastIndex = this.i;
+      const m = TOKEN.exec(this.s);
       if (!m) throw new Error(`unexpected character at ${this.i}`);
       if (onNumber && m[0] !== 'true' && m[0] !== 'false' && m[0] !== 'null') onNumber(m[0]);
       this.i += m[0].length;
