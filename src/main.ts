@@ -69,7 +69,7 @@ export async function main(): Promise<void> {
     if (e instanceof ConfigError) configError(e);
     throw e;
   }
-  const log = createLogger(cfg.log_level, cfg.node_id);
+  const log = createLogger(cfg.log_level, cfg.node_id, { buffered: true });
   if (args.command) {
     try {
       process.exit(await runTransfer(args.command.name, args.command.file, cfg, log));

@@ -12,11 +12,13 @@ import { uiRoutes } from '../ui/index.js';
 import { authMiddleware, principalOf } from './auth.js';
 import { defineOperation, reply } from './contract/registry.js';
 import { ClusterData, HealthData, ReadyData } from './contract/schemas.js';
+import { batchRoutes } from './batch.js';
 import type { ApiDeps } from './deps.js';
 import { DOCS_PATHS, docsRoutes } from './docs.js';
 import { fail, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
 import { opsRoutes } from './ops.js';
+import { CpuSampler } from './cpu-sample.js';
 import { clientIp, rateLimit } from './ratelimit.js';
 import { bodyReadError, readJson } from './request.js';
 import { runRoutes } from './runs.js';
@@ -33,6 +35,7 @@ const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics', ...DOCS_PATHS]);
 /** Route table of the API: path → allowed methods (for 405 with an Allow header). The public reference paths are ./docs.ts's. */
 export const ROUTES: Record<string, string[]> = {
   '/xcron/createTask': ['POST'],
+  '/xcron/createTasks': ['POST'],
   '/xcron/deleteTask': ['POST'],
   '/xcron/queryTask': ['GET'],
   '/xcron/updateTask': ['POST'],
@@ -80,17 +83,22 @@ export function createApp(deps: ApiDeps): Hono {
   // Access log: one line per request (info for the API, debug for probes, scrapes and the UI's
   // assets). Method, path (no query), status, duration, request id, principal, client address:
   // never bodies, never the Authorization header.
+  const cpuSampler = new CpuSampler();
   app.use('*', async (c, next) => {
     const req_id = requestUuid(c);
     const t0 = performance.now();
-    const cpu0 = process.cpuUsage();
-    await next();
-    const cpu = process.cpuUsage(cpu0);
+    const cpu0 = cpuSampler.start();
+    let cpuSeconds: number | undefined;
+    try {
+      await next();
+    } finally {
+      cpuSeconds = cpuSampler.end(cpu0);
+    }
     const path = c.req.path;
     const ms = performance.now() - t0;
     const status = c.res.status;
     const route = ROUTES[path] || DOCS_PATHS.has(path) ? path : path === '/ui/api/next-fires' ? path : path === '/ui' || path.startsWith('/ui/') ? '/ui' : 'other';
-    deps.metrics?.observeRequest(route, c.req.method, status, ms / 1000, (cpu.user + cpu.system) / 1e6);
+    deps.metrics?.observeRequest(route, c.req.method, status, ms / 1000, cpuSeconds);
     const quiet = QUIET_PATHS.has(path) || route === '/ui';
     if (quiet && !deps.log.isLevelEnabled('debug')) return;
     const line: Record<string, unknown> = { method: c.req.method, path: path.slice(0, 200), status, ms: Math.round(ms * 10) / 10, req_id, ip: clientIp(c) };
@@ -193,6 +201,7 @@ export function createApp(deps: ApiDeps): Hono {
     deps.service ??
     new TaskService({ store: deps.store, notifier: deps.notifier, clock: deps.clock, slots: deps.slots, limits: deps.limits, nodeId: deps.nodeId, newId: deps.newId });
   taskRoutes(app, { ...deps, service });
+  batchRoutes(app, { ...deps, service });
   manageRoutes(app, { ...deps, service });
   opsRoutes(app, { ...deps, service });
   if (deps.runs) runRoutes(app, { ...deps, runs: deps.runs });

@@ -116,6 +116,9 @@ export const resolvableName = (host: string): string => {
   return h.length > 1 && h.endsWith('.') && !h.endsWith('..') ? h.slice(0, -1) : h;
 };
 
+/** Addresses whose judgement DestinationPolicy keeps (all are forgotten when it is full). */
+const MAX_JUDGED = 4096;
+
 export class DestinationPolicy {
   private readonly deny: Rule[];
   private readonly loopback = LOOPBACK_CIDRS.map(rule);
@@ -151,8 +154,25 @@ export class DestinationPolicy {
     return this.allowSuffixes.some((s) => h.endsWith(s) && h.length > s.length);
   }
 
-  /** Why a connection to `address` is refused, or null when it is allowed. */
+  /**
+   * Why a connection to `address` is refused, or null when it is allowed. The answers are kept (the
+   * policy never changes): judging an address builds a SocketAddress per CIDR rule, which cost more
+   * than the rest of a createTask; callbacks mostly go to a few addresses.
+   */
   refusal(address: string): string | null {
+    const known = this.judged.get(address);
+    if (known !== undefined) return known;
+    const why = this.judge(address);
+    if (this.judged.size >= MAX_JUDGED) this.judged.clear();
+    this.judged.set(address, why);
+    return why;
+  }
+
+  private readonly judged = new Map<string, string | null>();
+  /** URLs with an IP-literal host, judged (see urlRefusal). */
+  private readonly urlJudged = new Map<string, string | null>();
+
+  private judge(address: string): string | null {
     const ip = address.split('%')[0]!;
     const fam = isIP(ip);
     if (fam === 0) return `${JSON.stringify(address)} is not an IP address`;
@@ -183,6 +203,8 @@ export class DestinationPolicy {
    * refused. A hostname that does not resolve (yet) is allowed here: the connect-time check decides.
    */
   async urlRefusal(url: string): Promise<string | null> {
+    const known = this.urlJudged.get(url);
+    if (known !== undefined) return known;
     let host: string;
     try {
       const u = new URL(url);
@@ -192,7 +214,13 @@ export class DestinationPolicy {
       return null; // not a URL: the validator reports it (1003)
     }
     if (host === '' || this.hostAllowed(host)) return null;
-    if (isIP(host) !== 0) return this.refusal(host);
+    if (isIP(host) !== 0) {
+      // An IP literal's answer depends on the URL alone: kept (a hostname's depends on DNS: not).
+      const why = this.refusal(host);
+      if (this.urlJudged.size >= MAX_JUDGED) this.urlJudged.clear();
+      this.urlJudged.set(url, why);
+      return why;
+    }
     let addrs: LookupAddress[];
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -5,11 +5,11 @@
  * them writes a task itself. Nothing here knows about HTTP: failures are typed errors (XcronError
  * carries the public code) and the callers map them.
  */
-import { nanoid } from 'nanoid';
 import type { Clock } from '../clock/index.js';
 import type { Notifier } from '../cluster/index.js';
 import { Codes, XcronError } from '../errors.js';
 import type { CreateResult, DueKey, GraphRefusal, TaskChanges, TaskStore } from '../store/types.js';
+import { timeOrderedId } from './task-id.js';
 import { ONE_SHOT, fireId, firstFire, manualFireTime, nextFire, slotOf, validateCreate, validateUpdate, type Run, type RunRequest, type Task, type ValidationLimits } from '../task/index.js';
 
 export interface TaskServiceOptions {
@@ -21,8 +21,8 @@ export interface TaskServiceOptions {
   limits: ValidationLimits;
   /** This node's id, recorded on manual runs. */
   nodeId: string;
-  /** Task ids (default: nanoid). */
-  newId?: () => string;
+  /** Task ids (default: time-ordered, see task-id.ts). */
+  newId?: (now: number) => string;
 }
 
 /** A manual run recorded in the outbox (triggerTask, a child task). */
@@ -52,20 +52,74 @@ function rescheduleFrom(t: Task, now: number, graceMs: number): number {
 }
 
 export class TaskService {
-  private readonly newId: () => string;
+  private readonly newId: (now: number) => string;
 
   constructor(private readonly o: TaskServiceOptions) {
-    this.newId = o.newId ?? (() => nanoid());
+    this.newId = o.newId ?? timeOrderedId;
   }
 
   /** Validates a createTask body and stores the task. An idempotency key already used returns that task (created: false). */
   async create(body: unknown, bodyText: string | null = null): Promise<CreateResult> {
+    const task = await this.build(body, bodyText, this.o.clock.now());
+    const res = await this.o.store.create(task);
+    if (res.created) this.o.notifier.taskChanged(res.task);
+    return res;
+  }
+
+  /**
+   * Batch create: each item validated and stored on its own, results in input order. An item that
+   * fails gets its error in its place (nothing of it is stored) and does not stop the others. Items
+   * repeating an idempotency key of an earlier item in the batch get that item's task (created:
+   * false), or its error when it could not be stored.
+   */
+  async createMany(items: readonly { body: unknown; text: string | null }[]): Promise<(CreateResult | Error)[]> {
     const now = this.o.clock.now();
+    const out: (CreateResult | Error | null)[] = new Array<null>(items.length).fill(null);
+    const built: (Task | null)[] = await Promise.all(
+      items.map((it, i) =>
+        this.build(it.body, it.text, now).catch((e: unknown) => {
+          out[i] = e instanceof Error ? e : new Error(String(e));
+          return null;
+        }),
+      ),
+    );
+    const firstWithKey = new Map<string, number>();
+    const repeats: [number, number][] = [];
+    const stored: Task[] = [];
+    const storedAt: number[] = [];
+    built.forEach((t, i) => {
+      if (t === null) return;
+      const key = t.idempotency_key;
+      const first = key === null ? undefined : firstWithKey.get(key);
+      if (first !== undefined) {
+        repeats.push([i, first]); // answered with the first item's result below
+        return;
+      }
+      if (key !== null) firstWithKey.set(key, i);
+      stored.push(t);
+      storedAt.push(i);
+    });
+    const results = this.o.store.createMany
+      ? await this.o.store.createMany(stored)
+      : await Promise.all(stored.map((t) => this.o.store.create(t).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))));
+    results.forEach((r, k) => {
+      out[storedAt[k]!] = r;
+      if (!(r instanceof Error) && r.created) this.o.notifier.taskChanged(r.task);
+    });
+    for (const [i, first] of repeats) {
+      const r = out[first]!;
+      out[i] = r instanceof Error ? r : { task: r.task, created: false };
+    }
+    return out as (CreateResult | Error)[];
+  }
+
+  /** A new task from a createTask body (validated; its children checked), not yet stored. */
+  private async build(body: unknown, bodyText: string | null, now: number): Promise<Task> {
     const req = validateCreate(body, now, this.o.limits);
     if (bodyText !== null) req.spec.callback.body_text = bodyText;
     if (req.spec.on_success) await this.checkChildren(null, req.spec.on_success);
-    const id = this.newId();
-    const task: Task = {
+    const id = this.newId(now);
+    return {
       ...req.spec,
       id,
       slot: slotOf(id, this.o.slots),
@@ -77,9 +131,6 @@ export class TaskService {
       last_status: null,
       run_count: 0,
     };
-    const res = await this.o.store.create(task);
-    if (res.created) this.o.notifier.taskChanged(res.task);
-    return res;
   }
 
   /**

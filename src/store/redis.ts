@@ -14,6 +14,7 @@ import { slotOf, type Run, type RunStatus, type Task } from '../task/index.js';
 import { claimMarks, changeFields, cursorArgs, decodeRun, decodeTask, heldMarks, opt, optText, packed, runUpdateArgs, taskFields, timedPage } from './redis-codec.js';
 import { StoreConnection, type StoreConnectionOptions } from './redis-conn.js';
 import { RedisChildGraph } from './redis-graph.js';
+import { createInSlots } from './redis-batch.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
 import { queryRuns } from './redis-runs.js';
 import { eachSlot, groupBy, mergeSlots, type SlotPage } from './redis-slots.js';
@@ -143,6 +144,14 @@ export class RedisTaskStore implements TaskStore {
         if (reserved) await this.graph.settle(task.id, reserved.token, created ? 'new' : null, children);
       }
       return { task, created: true };
+    });
+  }
+
+  /** Batch create (see redis-batch.ts): per task its result or its error. */
+  createMany(tasks: readonly Task[]): Promise<(CreateResult | Error)[]> {
+    return createInSlots(tasks, {
+      create: (t) => this.create(t),
+      createInSlot: (slot, items) => this.replicated(async () => (await this.run('createMany', slot, [items])) as number[]),
     });
   }
 

@@ -83,6 +83,32 @@ export function rowToTask(r: TaskRow): Task {
   };
 }
 
+/**
+ * A task as the values of the tasks table's INSERT, in column order (see TASK_ROW_KEY). Built where
+ * the task is made (the main thread), so only flat values cross to the store thread.
+ */
+export type TaskInsertRow = [
+  id: string,
+  slot: number,
+  type: number,
+  format: string,
+  state: string,
+  next_fire_time: number | null,
+  spec: string,
+  idempotency_key: string | null,
+  create_time: number,
+  update_time: number,
+  last_fire_time: number | null,
+  last_status: string | null,
+  run_count: number,
+];
+/** The index of idempotency_key in a TaskInsertRow. */
+export const TASK_ROW_KEY = 7;
+
+export function taskRow(t: Task): TaskInsertRow {
+  return [t.id, t.slot, t.type, t.format, t.state, t.next_fire_time, specOf(t), t.idempotency_key, t.create_time, t.update_time, t.last_fire_time, t.last_status, t.run_count];
+}
+
 export function specOf(t: Task): string {
   const s: SpecColumn = {
     name: t.name,

@@ -17,7 +17,9 @@ import { workerExecArgv } from '../worker-args.js';
 import type { CheckResult } from './sqlite-check.js';
 import { checkLogLine, type SqliteOpenOptions } from './sqlite-open.js';
 import { StoreStartupError } from './startup-errors.js';
-import type { TaskStore } from './types.js';
+import type { Task } from '../task/index.js';
+import { taskRow, type TaskInsertRow } from './sqlite-rows.js';
+import type { CreateResult, TaskStore } from './types.js';
 
 /** The TaskStore methods forwarded to the thread (all of them). */
 export const STORE_METHODS = [
@@ -59,6 +61,8 @@ export interface StoreCall {
   m: string;
   a: unknown[];
 }
+/** Per row of a createRows call: 1 created, the task holding its idempotency key, or the error. */
+export type CreatedReply = 1 | { t: Task } | { e: WireError };
 export type StoreReply =
   | { t: 'ready'; epoch: number | null; check: CheckResult | null }
   | { t: 'failed'; error: WireError }
@@ -74,7 +78,7 @@ function toError(w: WireError): Error {
   return fromWire(w);
 }
 
-type Forwarded = Pick<TaskStore, (typeof STORE_METHODS)[number]>;
+type Forwarded = Omit<Pick<TaskStore, (typeof STORE_METHODS)[number]>, 'create'>;
 
 export class ThreadedSqliteStore {
   private worker!: Worker;
@@ -168,9 +172,59 @@ export class ThreadedSqliteStore {
     });
   }
 
+  /**
+   * Creates wait here for the end of the event-loop turn, then cross to the thread together as flat
+   * rows (one message, one transaction there; taskRow() is the one serialisation of each task).
+   * Each caller's promise settles after that commit; the reply carries only what differs per task.
+   */
+  private createQueue: { task: Task; done: (r: CreateResult | Error) => void }[] = [];
+
+  create(task: Task): Promise<CreateResult> {
+    return new Promise((resolve, reject) => this.enqueue(task, (r) => (r instanceof Error ? reject(r) : resolve(r))));
+  }
+
+  createMany(tasks: readonly Task[]): Promise<(CreateResult | Error)[]> {
+    return Promise.all(tasks.map((t) => new Promise<CreateResult | Error>((resolve) => this.enqueue(t, resolve))));
+  }
+
+  private enqueue(task: Task, done: (r: CreateResult | Error) => void): void {
+    this.createQueue.push({ task, done });
+    if (this.createQueue.length === 1) setImmediate(() => this.flushCreates());
+  }
+
+  private flushCreates(): void {
+    const batch: typeof this.createQueue = [];
+    const rows: TaskInsertRow[] = [];
+    for (const b of this.createQueue) {
+      try {
+        rows.push(taskRow(b.task));
+        batch.push(b);
+      } catch (e) {
+        b.done(e instanceof Error ? e : new Error(String(e))); // cannot be serialised: fails alone
+      }
+    }
+    this.createQueue = [];
+    if (rows.length === 0) return;
+    this.call('createRows', [rows]).then(
+      (value) => {
+        const res = value as CreatedReply[];
+        batch.forEach((b, i) => {
+          const r = res[i];
+          if (r === 1) b.done({ task: b.task, created: true });
+          else if (r !== undefined && 'e' in r) b.done(toError(r.e));
+          else if (r !== undefined) b.done({ task: r.t, created: false });
+          else b.done(new Error('the store thread answered fewer rows than it was sent'));
+        });
+      },
+      (e: unknown) => {
+        for (const b of batch) b.done(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  }
+
   static {
     for (const m of STORE_METHODS) {
-      if (m === 'close') continue;
+      if (m === 'close' || m === 'create') continue;
       Object.defineProperty(ThreadedSqliteStore.prototype, m, {
         value: function (this: ThreadedSqliteStore, ...a: unknown[]) {
           return this.call(m, a);

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Task } from '../task/index.js';
-import { rowToRun, rowToTask, runRange, specOf, type RunRow, type TaskRow } from './sqlite-rows.js';
+import { rowToRun, rowToTask, runRange, specOf, taskRow, TASK_ROW_KEY, type RunRow, type TaskInsertRow, type TaskRow } from './sqlite-rows.js';
 import { PRUNE_BATCH, type Statements } from './sqlite-statements.js';
 import { findCycle } from './child-graph.js';
 import { ReportTally } from './report.js';
@@ -17,12 +17,19 @@ export class NotUndone extends Error {}
 export type TriggerRequest = Parameters<TaskStore['commitTrigger']>[0];
 
 function create(st: Statements, t: Task): CreateResult {
-  if (t.idempotency_key !== null) {
-    const existing = st.byKey.get(t.idempotency_key) as TaskRow | undefined;
-    if (existing) return { task: rowToTask(existing), created: false };
+  const existing = createRow(st, taskRow(t));
+  return existing ? { task: existing, created: false } : { task: t, created: true };
+}
+
+/** Inserts a task row; returns the task already holding its idempotency key instead, if any. */
+function createRow(st: Statements, row: TaskInsertRow): Task | null {
+  const key = row[TASK_ROW_KEY];
+  if (key !== null) {
+    const existing = st.byKey.get(key) as TaskRow | undefined;
+    if (existing) return rowToTask(existing);
   }
-  st.insert.run(t.id, t.slot, t.type, t.format, t.state, t.next_fire_time, specOf(t), t.idempotency_key, t.create_time, t.update_time, t.last_fire_time, t.last_status, t.run_count);
-  return { task: t, created: true };
+  st.insert.run(...row);
+  return null;
 }
 
 function deleteTask(st: Statements, id: string): Task | null {
@@ -192,10 +199,25 @@ function appendRunLog(st: Statements, runId: string, lines: readonly string[], n
 /** Each write above as one transaction on `db`. */
 export function transactions(db: Database.Database, st: Statements) {
   const createTx = db.transaction((t: Task) => create(st, t));
+  const createRowTx = db.transaction((r: TaskInsertRow) => createRow(st, r));
   return {
     create: createTx,
     /** Creates of one event-loop turn in one transaction (group commit). */
     createBatch: db.transaction((ts: readonly Task[]) => ts.map((t) => createTx(t))),
+    /**
+     * Task rows in one transaction (one commit), each in a savepoint of its own: a row that fails
+     * is rolled back alone and its error returned in its place; the others commit. Per row: null
+     * (inserted), the task holding its idempotency key, or the error.
+     */
+    createRows: db.transaction((rows: readonly TaskInsertRow[]) =>
+      rows.map((r): Task | null | Error => {
+        try {
+          return createRowTx(r);
+        } catch (e) {
+          return e instanceof Error ? e : new Error(String(e));
+        }
+      }),
+    ),
     delete: db.transaction((id: string) => deleteTask(st, id)),
     commitFires: db.transaction((reqs: readonly FireRequest[]) => commitFires(st, reqs)),
     uncommitFire: db.transaction((u: UncommitRequest) => uncommitFire(st, u)),

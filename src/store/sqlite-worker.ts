@@ -8,7 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { toWire } from '../errors.js';
 import type { SqliteTaskStore } from './sqlite.js';
 import { openSqliteStore } from './sqlite-open.js';
-import type { StoreCall, StoreReply, StoreWorkerData } from './sqlite-thread.js';
+import type { Task } from '../task/index.js';
+import type { CreatedReply, StoreCall, StoreReply, StoreWorkerData } from './sqlite-thread.js';
 import { STORE_METHODS } from './sqlite-thread.js';
 
 const port = parentPort;
@@ -25,7 +26,8 @@ try {
   process.exit(1);
 }
 
-const methods = new Set<string>(STORE_METHODS);
+/** createRows: the creates ThreadedSqliteStore batches (flat rows; not a TaskStore method). */
+const methods = new Set<string>([...STORE_METHODS, 'createRows']);
 const call = store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
 
 port.on('message', (m: StoreCall) => {
@@ -39,6 +41,7 @@ port.on('message', (m: StoreCall) => {
   } catch (e) {
     p = Promise.reject(e as Error);
   }
+  if (m.m === 'createRows') p = p.then((rows) => (rows as (Task | null | Error)[]).map((r): CreatedReply => (r === null ? 1 : r instanceof Error ? { e: toWire(r) } : { t: r })));
   p.then(
     (value) => port.postMessage({ t: 'r', id: m.id, value } satisfies StoreReply),
     (e: unknown) => port.postMessage({ t: 'r', id: m.id, error: toWire(e) } satisfies StoreReply),

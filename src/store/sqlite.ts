@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../errors.js';
 import { StoreHealth } from './sqlite-check.js';
 import type { Run, Task } from '../task/index.js';
-import { RUN_COLS, rowToRun, rowToTask, runRange, type RunRow, type TaskRow } from './sqlite-rows.js';
+import { RUN_COLS, rowToRun, rowToTask, runRange, taskRow, type RunRow, type TaskInsertRow, type TaskRow } from './sqlite-rows.js';
 import { runsQuery, tasksQuery } from './sqlite-queries.js';
 import { migrate } from './sqlite-schema.js';
 import { PRUNE_BATCH, prepareStatements, ShapedStatements, type Statements } from './sqlite-statements.js';
@@ -92,14 +92,34 @@ export class SqliteTaskStore implements TaskStore {
     try {
       return Promise.resolve(fn());
     } catch (e) {
-      this.health.note(e);
-      const damaged = this.health.refusal();
-      if (damaged) return Promise.reject(damaged);
-      if (e instanceof Error && /SQLITE_(BUSY|IOERR|FULL|READONLY|CANTOPEN|CORRUPT|LOCKED)/.test((e as { code?: string }).code ?? '')) {
-        return Promise.reject(new StoreUnavailableError(`sqlite: ${e.message}`));
-      }
-      return Promise.reject(e as Error);
+      return Promise.reject(this.storeError(e));
     }
+  }
+
+  /** What a failed call reports: the file's damage, SQLite trouble as unavailable, else the error. */
+  private storeError(e: unknown): Error {
+    this.health.note(e);
+    const damaged = this.health.refusal();
+    if (damaged) return damaged;
+    if (e instanceof Error && /SQLITE_(BUSY|IOERR|FULL|READONLY|CANTOPEN|CORRUPT|LOCKED)/.test((e as { code?: string }).code ?? '')) {
+      return new StoreUnavailableError(`sqlite: ${e.message}`);
+    }
+    return e as Error;
+  }
+
+  /**
+   * Task rows (taskRow()) in one transaction, each on its own: per row null (inserted), the task
+   * holding its idempotency key, or the error that refused it (nothing of that row is stored).
+   * The promise resolves after the commit; it rejects only when the transaction as a whole failed.
+   */
+  createRows(rows: readonly TaskInsertRow[]): Promise<(Task | null | Error)[]> {
+    return this.guard(() => this.tx.createRows(rows).map((r) => (r instanceof Error ? this.storeError(r) : r)));
+  }
+
+  /** Creates tasks, each on its own, in one transaction: per task its result or its error. */
+  async createMany(tasks: readonly Task[]): Promise<(CreateResult | Error)[]> {
+    const res = await this.createRows(tasks.map(taskRow));
+    return res.map((r, i) => (r instanceof Error ? r : r === null ? { task: tasks[i]!, created: true } : { task: r, created: false }));
   }
 
   /** Claims a new fencing epoch for this process (standalone LocalOwnership's token). */

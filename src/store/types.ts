@@ -286,6 +286,12 @@ export interface TaskStore {
   readonly kind: 'sqlite' | 'redis';
   /** Creates the task durably, or returns the task already holding its idempotency key. */
   create(task: Task): Promise<CreateResult>;
+  /**
+   * Creates tasks, each on its own (batch create): per task, in order, its CreateResult or the
+   * error that refused it, with nothing of that task stored. Optional: without it, callers create
+   * the tasks one by one.
+   */
+  createMany?(tasks: readonly Task[]): Promise<(CreateResult | Error)[]>;
   get(id: string): Promise<Task | null>;
   /** Deletes the task and its runs. Returns the deleted task, or null when unknown. */
   delete(id: string): Promise<Task | null>;

@@ -33,7 +33,7 @@ export function manualFireTime(task: Parameters<typeof nextFire>[0], from: numbe
 }
 export { reportToken, checkReportToken } from './token.js';
 export { slotOf } from './slot.js';
-export { exactBodyText } from './json-text.js';
+export { arrayItemTexts, exactBodyText, mayLoseNumbers } from './json-text.js';
 export { TARGET_SCHEME, TARGET_NAME_RE, isTargetUrl, parseTargetUrl, targetUrl, type TargetRef } from './target-ref.js';
 export { parseTags, tagProblem, MAX_TAGS } from './tags.js';
 export { parseRunRequest, withRunHeaders } from './run-request.js';

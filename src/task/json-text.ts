@@ -5,14 +5,19 @@
  * Pure; the input is text JSON.parse has already accepted.
  */
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+/** A number or literal token, matched where the scanner stands (sticky). */
+const TOKEN = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
 
 class Scanner {
   i = 0;
   constructor(readonly s: string) {}
 
   ws(): void {
-    while (this.i < this.s.length && WS.has(this.s.charCodeAt(this.i))) this.i++;
+    for (;;) {
+      const c = this.s.charCodeAt(this.i);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return;
+      this.i++;
+    }
   }
 
   /** Skips a string token; returns its raw text (quotes included). */
@@ -56,7 +61,8 @@ class Scanner {
         if (sep === close) return;
       }
     } else {
-      const m = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|^true|^false|^null/.exec(this.s.slice(this.i, this.i + 400));
+      TOKEN.lastIndex = this.i;
+      const m = TOKEN.exec(this.s);
       if (!m) throw new Error(`unexpected character at ${this.i}`);
       if (onNumber && m[0] !== 'true' && m[0] !== 'false' && m[0] !== 'null') onNumber(m[0]);
       this.i += m[0].length;
@@ -107,6 +113,32 @@ export function valueText(json: string, path: readonly string[]): string | null 
   return start < 0 ? null : json.slice(start, end);
 }
 
+/**
+ * The raw texts of the items of the array at top-level key `key` of a JSON object text (the last
+ * duplicate key wins, as in JSON.parse), or null when it is not an array.
+ */
+export function arrayItemTexts(json: string, key: string): string[] | null {
+  const text = valueText(json, [key]);
+  if (text === null || text[0] !== '[') return null;
+  const sc = new Scanner(text);
+  const out: string[] = [];
+  try {
+    sc.i = 1;
+    sc.ws();
+    if (sc.s[sc.i] === ']') return out;
+    for (;;) {
+      sc.ws();
+      const start = sc.i;
+      sc.value();
+      out.push(text.slice(start, sc.i));
+      sc.ws();
+      if (sc.s[sc.i++] !== ',') return out;
+    }
+  } catch {
+    return null;
+  }
+}
+
 /** True when parsing `json` would change one of its numbers (JSON.stringify would not give it back). */
 export function hasLossyNumber(json: string): boolean {
   let lossy = false;
@@ -116,9 +148,12 @@ export function hasLossyNumber(json: string): boolean {
   return lossy;
 }
 
+/** False when the text holds no number that parsing could change (no 16+ digit run, no fraction or exponent). */
+export const mayLoseNumbers = (text: string): boolean => /\d{16}|\d[eE.]/.test(text);
+
 /** The exact text of `callback.body` (or the value at `path`) when parsing it would change one of its numbers, else null. */
 export function exactBodyText(requestText: string | undefined, path: readonly string[] = ['callback', 'body']): string | null {
-  if (requestText === undefined || !/\d{16}|\d[eE.]/.test(requestText)) return null; // fast path: no number that can lose digits or change spelling
+  if (requestText === undefined || !mayLoseNumbers(requestText)) return null; // fast path: no number that can lose digits or change spelling
   const text = valueText(requestText, path);
   return text !== null && hasLossyNumber(text) ? text : null;
 }

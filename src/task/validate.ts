@@ -102,8 +102,23 @@ function enumField<T extends string>(v: unknown, field: string, allowed: readonl
   return v as T;
 }
 
+/**
+ * URLs checkUrl accepted (a pure check of the string; callbacks mostly name a few URLs, and parsing
+ * one costs more than the rest of a task's validation). Forgotten all at once when full.
+ */
+const goodUrls = new Set<string>();
+const MAX_GOOD_URLS = 1024;
+
 /** Checks an absolute http(s) URL; throws 1003. */
 export function checkUrl(v: unknown, field = 'callback.url'): string {
+  if (typeof v === 'string' && goodUrls.has(v)) return v;
+  const url = parseUrl(v, field);
+  if (goodUrls.size >= MAX_GOOD_URLS) goodUrls.clear();
+  goodUrls.add(url);
+  return url;
+}
+
+function parseUrl(v: unknown, field: string): string {
   if (v === undefined || v === null || v === '') throw badInput(Codes.CALLBACK_URL, `'${field}' is required: an absolute http:// or https:// URL`);
   if (typeof v !== 'string') throw badInput(Codes.CALLBACK_URL, `'${field}' must be a string URL, got ${describe(v)}`);
   if (v.length > MAX_URL) throw badInput(Codes.CALLBACK_URL, `'${field}' is longer than ${MAX_URL} characters`);

@@ -161,7 +161,7 @@ export function malformedCases(ctx: CaseContext): MalformedCase[] {
     { name: 'GET createTask (wrong method)', method: 'GET', path: '/xcron/createTask', status: 405, code: 1013, message: /method GET is not allowed on \/xcron\/createTask; use POST/, allow: 'POST' },
     { name: 'DELETE queryTask (wrong method)', method: 'DELETE', path: '/xcron/queryTask', status: 405, code: 1013, message: /method DELETE is not allowed on \/xcron\/queryTask; use GET/, allow: 'GET' },
     { name: 'PUT deleteTask (wrong method)', method: 'PUT', path: '/xcron/deleteTask', json: { task_id: 'x' }, status: 405, code: 1013, message: /method PUT is not allowed/, allow: 'POST' },
-    { name: 'unknown route', method: 'POST', path: '/xcron/createTasks', json: periodic(), status: 404, code: 1012, message: /no such endpoint: POST \/xcron\/createTasks/ },
+    { name: 'unknown route', method: 'POST', path: '/xcron/createTaskz', json: periodic(), status: 404, code: 1012, message: /no such endpoint: POST \/xcron\/createTaskz/ },
     { name: 'unknown route outside /xcron', method: 'GET', path: '/admin', status: 404, code: 1012, message: /no such endpoint: GET \/admin/ },
   ];
 }

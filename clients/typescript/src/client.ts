@@ -10,6 +10,7 @@ import type {
   ClusterInfo,
   CreateTaskRequest,
   CreateTaskResult,
+  CreateTasksResult,
   Envelope,
   Health,
   ListTasksQuery,
@@ -158,6 +159,14 @@ export class XcronClient {
   /** POST /xcron/createTask. Give `idempotency_key` to make a retried create safe. */
   async createTask(req: CreateTaskRequest, opts?: CallOptions): Promise<CreateTaskResult> {
     return (await this.call<CreateTaskResult>('POST', '/xcron/createTask', { body: req }, opts)).data;
+  }
+
+  /**
+   * POST /xcron/createTasks: up to 1,000 tasks in one request, each stored on its own. Per task, in
+   * order, its id or its error's code and message (a bad task does not fail the call).
+   */
+  async createTasks(tasks: CreateTaskRequest[], opts?: CallOptions): Promise<CreateTasksResult> {
+    return (await this.call<CreateTasksResult>('POST', '/xcron/createTasks', { body: { tasks } }, opts)).data;
   }
 
   /** POST /xcron/deleteTask. Unknown id: XcronNotFoundError (1007). */

@@ -82,6 +82,16 @@ export interface CreateTaskResult {
   next_fire_time: number | null;
 }
 
+/** One task's result in a createTasks answer: its id, or why it was not stored. */
+export type CreateTasksItem = (CreateTaskResult & { existing?: true }) | { code: number; message: string };
+
+export interface CreateTasksResult {
+  /** One per task, in the order given. */
+  results: CreateTasksItem[];
+  succeeded: number;
+  failed: number;
+}
+
 export interface UpdateTaskRequest extends TaskOptions {
   task_id: string;
   format?: string;
