@@ -24,16 +24,20 @@ import { SystemClock, type Clock, type TimerHandle } from './clock/index.js';
 import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
 import { LeaseGate } from './cluster/lease-table.js';
 import { openClusterMode, type ClusterMode } from './cluster/redis.js';
+import { openBindRefusal } from './config/exposure.js';
 import { VERSION, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
+import { ConfigError, StoreUnavailableError } from './errors.js';
 import { DestinationPolicy, type DestinationPolicyOptions } from './delivery/ssrf.js';
 import { ThreadedDelivery, type DeliveryService } from './delivery/threaded.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
+import { redactRedisUrl } from './redis/url.js';
 import { Scheduler } from './scheduler/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
 import { TaskService, type Notifier } from './service/index.js';
 import { runShutdown, type ShutdownStep, type StepOutcome } from './shutdown.js';
+import { listenFailure, redisFailure } from './startup-errors.js';
 import { retentionRound } from './store/retention.js';
 import { checkLogLine, openSqliteStore } from './store/sqlite-open.js';
 import { ThreadedSqliteStore } from './store/sqlite-thread.js';
@@ -105,6 +109,9 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
   const log = deps.log ?? createLogger(cfg.log_level, cfg.node_id);
   const stepTimeoutMs = deps.shutdownStepTimeoutMs ?? 10_000;
   const auth = new TokenAuth(resolveTokens(cfg.auth));
+  // An address other machines can reach, without tokens: only when allow_open says so.
+  const openRefusal = openBindRefusal(cfg.http_host, auth.count, cfg.allow_open);
+  if (openRefusal !== null) throw new ConfigError(openRefusal);
   const destinationOptions: DestinationPolicyOptions = {
     denyCidrs: cfg.callback.deny_cidrs,
     allowHosts: cfg.callback.allow_hosts,
@@ -117,7 +124,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
   let store: TaskStore;
   let ownership: Ownership;
   let where: Record<string, unknown>;
-  const cluster = cfg.cluster.redis_url !== '' ? await openClusterMode({ cluster: cfg.cluster, nodeId: cfg.node_id, log }) : null;
+  const cluster = cfg.cluster.redis_url !== '' ? await openCluster(cfg, log) : null;
   if (cluster) {
     store = cluster.store;
     ownership = cluster.ownership;
@@ -281,7 +288,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       destinations,
     });
     warnAboutConfig(cfg, auth, destinations, log);
-    return new Node({ cfg, clock, log, stepTimeoutMs, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where });
+    return new Node({ cfg, clock, log, stepTimeoutMs, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where, tokenCount: auth.count });
   } catch (e) {
     // Nothing may stay open when assembly fails half way.
     metrics?.close();
@@ -289,6 +296,16 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
     await store.close().catch(() => undefined);
     await cluster?.close().catch(() => undefined);
     throw e;
+  }
+}
+
+/** Cluster mode; Redis not reachable within [cluster] connect_timeout_ms ends the start with a message naming the URL. */
+async function openCluster(cfg: Config, log: Logger): Promise<ClusterMode> {
+  const timeoutMs = cfg.cluster.connect_timeout_ms;
+  try {
+    return await openClusterMode({ cluster: cfg.cluster, nodeId: cfg.node_id, log, connectTimeoutMs: timeoutMs });
+  } catch (e) {
+    throw e instanceof StoreUnavailableError ? redisFailure(e, redactRedisUrl(cfg.cluster.redis_url), timeoutMs) : e;
   }
 }
 
@@ -314,6 +331,8 @@ interface NodeParts {
   clock: Clock;
   log: Logger;
   stepTimeoutMs: number;
+  /** API tokens configured (an open address needs some, or allow_open). */
+  tokenCount: number;
   app: Hono;
   store: TaskStore;
   ownership: Ownership;
@@ -372,12 +391,16 @@ class Node implements Xcron {
     if (this.stopping) throw new Error('xcron: listen() after stop()');
     if (this.server) throw new Error('xcron: already listening');
     const host = opts.host ?? this.config.http_host;
-    const server = serve({ fetch: this.app.fetch, port: opts.port ?? this.config.http_port, hostname: host });
+    const port = opts.port ?? this.config.http_port;
+    const openRefusal = openBindRefusal(host, this.p.tokenCount, this.config.allow_open);
+    if (openRefusal !== null) throw new ConfigError(openRefusal);
+    const server = serve({ fetch: this.app.fetch, port, hostname: host });
     this.server = server;
     answerClientErrors(server, { log: this.log, observe: (status) => this.metrics.observeRequest('other', 'OTHER', status, 0) });
     await new Promise<void>((resolveListen, reject) => {
       server.once('listening', () => resolveListen());
-      server.once('error', reject);
+      // A busy port, a foreign address, …: told in one line (src/startup-errors.ts).
+      server.once('error', (e) => reject(listenFailure(e, host, port)));
     });
     const addr = server.address();
     this.port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? this.config.http_port);

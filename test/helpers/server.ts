@@ -36,6 +36,12 @@ export function cleanupTempDirs(): void {
   tempDirs.clear();
 }
 
+/**
+ * Callbacks to loopback and private addresses, refused by default, allowed: the test receivers
+ * listen on 127.0.0.1. A test of the default policy overrides these with 'false'.
+ */
+export const DEV_CALLBACK_ENV: Readonly<Record<string, string>> = { XCRON_CALLBACK_ALLOW_LOOPBACK: 'true', XCRON_CALLBACK_ALLOW_PRIVATE: 'true' };
+
 /** The environment of a child: ours without any XCRON_* (unknown keys are fatal), plus `extra`. */
 export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -131,6 +137,8 @@ export class XcronServer {
     };
     const env = childEnv({
       XCRON_HTTP_HOST: '127.0.0.1',
+      // The test receivers listen on 127.0.0.1: the development setting (as --dev), set explicitly.
+      ...DEV_CALLBACK_ENV,
       XCRON_HTTP_PORT: String(full.port),
       XCRON_DATA_DIR: full.dataDir,
       XCRON_NODE_ID: `e2e-${full.port}`,
