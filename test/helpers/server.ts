@@ -66,6 +66,11 @@ export interface ServerOptions {
   nodeArgs?: string[];
   /** Default true: resolve only once GET /healthz answers code 0. */
   waitHealthy?: boolean;
+  /**
+   * Default true: callbacks to loopback and private addresses allowed (DEV_CALLBACK_ENV), as the
+   * test receivers listen on 127.0.0.1. false: the server's own default policy.
+   */
+  devCallbacks?: boolean;
 }
 
 export interface ExitInfo {
@@ -138,7 +143,7 @@ export class XcronServer {
     const env = childEnv({
       XCRON_HTTP_HOST: '127.0.0.1',
       // The test receivers listen on 127.0.0.1: the development setting (as --dev), set explicitly.
-      ...DEV_CALLBACK_ENV,
+      ...(opts.devCallbacks === false ? {} : DEV_CALLBACK_ENV),
       XCRON_HTTP_PORT: String(full.port),
       XCRON_DATA_DIR: full.dataDir,
       XCRON_NODE_ID: `e2e-${full.port}`,
