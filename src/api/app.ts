@@ -10,6 +10,7 @@ import { Codes, RequestAbortedError, StoreUnavailableError, XcronError } from '.
 import { TaskService } from '../service/index.js';
 import { uiRoutes } from '../ui/index.js';
 import { authMiddleware, principalOf } from './auth.js';
+import { refuseCrossSite } from './cross-site.js';
 import type { ApiDeps } from './deps.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
@@ -86,6 +87,8 @@ export function createApp(deps: ApiDeps): Hono {
     app.use('/xcron/*', limit);
     app.use('/ui/api/*', limit);
   }
+  // Pages of other sites may not change anything here (src/api/cross-site.ts).
+  app.use('/xcron/*', refuseCrossSite);
   // The dashboard's schedule preview computes on the main thread: always limited per client, on top
   // of the configured limit.
   app.use('/ui/api/*', rateLimit({ ...PREVIEW_RATE_LIMIT, clock: deps.clock, keyOf }));
