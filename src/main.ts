@@ -22,10 +22,10 @@ interface Args {
   command: { name: 'export' | 'import'; file: string | undefined } | null;
 }
 
-const USAGE = `usage: xcron_server [--config PATH] [--dev]         serve; --dev lets callbacks reach loopback and
-                                                    private addresses (local development, never production)
+const USAGE = `usage: xcron_server [--config PATH] [--dev]         serve
        xcron_server export [--out FILE] [--config PATH]  write every task as JSON lines
        xcron_server import FILE [--config PATH]         create the tasks of an export
+  --dev: callbacks may reach loopback and private addresses (local development, never production)
   default config: ./xcron.toml; every key can be overridden with XCRON_<KEY> or XCRON_<SECTION>_<KEY>
 `;
 
