@@ -34,9 +34,13 @@ RUN npx tsc -p tsconfig.json \
 # ---- runtime: only production dependencies and the compiled code ----
 FROM ${BASE_IMAGE} AS runtime
 # http_host is set explicitly: inside a container the service must listen on every interface.
+# That is an address other machines can reach, which without API tokens needs allow_open: the port
+# is reachable only where it is published. Set XCRON_AUTH_TOKENS before publishing it beyond this
+# host (docs/production.md).
 ENV NODE_ENV=production \
     XCRON_DATA_DIR=/data \
     XCRON_HTTP_HOST=0.0.0.0 \
+    XCRON_ALLOW_OPEN=true \
     XCRON_HTTP_PORT=8000
 WORKDIR /app
 COPY --from=build --chown=node:node /app/node_modules ./node_modules

@@ -23,7 +23,7 @@ export const LAYERS = [
   { name: 'scheduler', paths: ['src/scheduler/'] },
   { name: 'service', paths: ['src/service/'] },
   { name: 'api, ui', paths: ['src/api/', 'src/ui/', 'src/transfer.ts', 'src/metrics.ts'] },
-  { name: 'main', paths: ['src/main.ts', 'src/xcron.ts', 'src/xcron-node.ts'] },
+  { name: 'main', paths: ['src/main.ts', 'src/xcron.ts', 'src/xcron-node.ts', 'src/startup-errors.ts'] },
 ];
 
 // Upward arrows tolerated for now, each as 'from -> to' with the reason next to it. Empty: keep

@@ -9,26 +9,30 @@
 import { VERSION, loadConfig, type Config } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './log.js';
-import { startupFailureText } from './store/startup-errors.js';
+import { startupFailureText } from './startup-errors.js';
 import { runTransfer } from './transfer.js';
 import { createXcron, type Xcron } from './xcron.js';
 
 interface Args {
   configPath: string;
   explicit: boolean;
+  /** --dev: callbacks may reach loopback and private addresses (local development only). */
+  dev: boolean;
   /** A command instead of serving: export or import tasks. */
   command: { name: 'export' | 'import'; file: string | undefined } | null;
 }
 
-const USAGE = `usage: xcron_server [--config PATH]                 serve
+const USAGE = `usage: xcron_server [--config PATH] [--dev]         serve
        xcron_server export [--out FILE] [--config PATH]  write every task as JSON lines
        xcron_server import FILE [--config PATH]         create the tasks of an export
+  --dev: callbacks may reach loopback and private addresses (local development, never production)
   default config: ./xcron.toml; every key can be overridden with XCRON_<KEY> or XCRON_<SECTION>_<KEY>
 `;
 
 function parseArgs(argv: string[]): Args {
   let configPath: string | undefined;
   let command: Args['command'] = null;
+  let dev = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (i === 0 && (a === 'export' || a === 'import')) {
@@ -43,6 +47,8 @@ function parseArgs(argv: string[]): Args {
       if (!configPath) throw new ConfigError('--config needs a file path');
     } else if (a.startsWith('--config=')) {
       configPath = a.slice('--config='.length);
+    } else if (a === '--dev') {
+      dev = true;
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -54,9 +60,9 @@ function parseArgs(argv: string[]): Args {
     }
   }
   const fromEnv = process.env.XCRON_CONFIG;
-  if (configPath) return { configPath, explicit: true, command };
-  if (fromEnv) return { configPath: fromEnv, explicit: true, command };
-  return { configPath: 'xcron.toml', explicit: false, command };
+  if (configPath) return { configPath, explicit: true, dev, command };
+  if (fromEnv) return { configPath: fromEnv, explicit: true, dev, command };
+  return { configPath: 'xcron.toml', explicit: false, dev, command };
 }
 
 export async function main(): Promise<void> {
@@ -64,12 +70,13 @@ export async function main(): Promise<void> {
   let args: Args;
   try {
     args = parseArgs(process.argv.slice(2));
-    cfg = loadConfig({ path: args.configPath, explicit: args.explicit, env: process.env });
+    cfg = loadConfig({ path: args.configPath, explicit: args.explicit, env: process.env, dev: args.dev });
   } catch (e) {
     if (e instanceof ConfigError) configError(e);
     throw e;
   }
   const log = createLogger(cfg.log_level, cfg.node_id, { buffered: true });
+  if (args.dev) log.warn('development mode (--dev): callbacks may reach loopback and private addresses; never use --dev in production');
   if (args.command) {
     try {
       process.exit(await runTransfer(args.command.name, args.command.file, cfg, log));
@@ -130,7 +137,7 @@ function configError(e: ConfigError): never {
 }
 
 main().catch((e: unknown) => {
-  // A store error explained by src/store/startup-errors.ts prints without its stack.
+  // An explained failure (src/startup-errors.ts, src/store/startup-errors.ts) prints without its stack.
   const verbose = ['debug', 'trace'].includes(process.env.XCRON_LOG_LEVEL ?? '');
   process.stderr.write(`xcron: failed to start: ${startupFailureText(e, verbose)}\n`);
   process.exit(1);

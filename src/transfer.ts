@@ -18,6 +18,7 @@ import { SystemClock } from './clock/index.js';
 import type { Config } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { connectRedis, createRedisClient } from './redis/connection.js';
+import { redactRedisUrl } from './redis/url.js';
 import { RedisTaskStore } from './store/redis.js';
 import { TaskService, type Notifier } from './service/index.js';
 import { openSqliteStore } from './store/sqlite-open.js';
@@ -40,7 +41,7 @@ export async function openStore(cfg: Config, log: Logger): Promise<TaskStore> {
     name: `xcron:${cfg.node_id}:transfer`,
     log,
   });
-  await connectRedis(client, 30_000, log);
+  await connectRedis(client, cfg.cluster.connect_timeout_ms, log, redactRedisUrl(cfg.cluster.redis_url));
   return new RedisTaskStore({ client, prefix: cfg.cluster.key_prefix, slots: cfg.cluster.slots, log, replicaAcks: { count: cfg.cluster.min_replica_acks, timeoutMs: cfg.cluster.replica_ack_timeout_ms } });
 }
 

@@ -10,13 +10,16 @@ import type { Clock, TimerHandle } from './clock/index.js';
 import type { Ownership } from './cluster/index.js';
 import type { ClusterMode } from './cluster/redis.js';
 import type { Config } from './config/index.js';
+import { openBindRefusal } from './config/exposure.js';
 import type { DeliveryService } from './delivery/threaded.js';
+import { ConfigError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { Scheduler } from './scheduler/index.js';
 import { runShutdown, type ShutdownStep, type StepOutcome } from './shutdown.js';
 import { retentionRound } from './store/retention.js';
 import type { TaskStore } from './store/types.js';
 import type { ResultsConsumer } from './service/results.js';
+import { listenFailure } from './startup-errors.js';
 
 /** History retention: the first round this long after start, then one round per interval. */
 const PRUNE_FIRST_MS = 30_000;
@@ -67,6 +70,8 @@ type Server = ReturnType<typeof serve>;
 export interface NodeEnv {
   clock: Clock;
   stepTimeoutMs: number;
+  /** API tokens configured (an open address needs some, or allow_open). */
+  tokenCount: number;
   /** The results queue consumer ([results]); null: none configured. */
   results: ResultsConsumer | null;
 }
@@ -113,12 +118,16 @@ export class Node extends carrying<XcronParts>() implements Xcron {
     if (this.stopping) throw new Error('xcron: listen() after stop()');
     if (this.server) throw new Error('xcron: already listening');
     const host = opts.host ?? this.config.http_host;
-    const server = serve({ fetch: this.app.fetch, port: opts.port ?? this.config.http_port, hostname: host });
+    const port = opts.port ?? this.config.http_port;
+    const openRefusal = openBindRefusal(host, this.env.tokenCount, this.config.allow_open);
+    if (openRefusal !== null) throw new ConfigError(openRefusal);
+    const server = serve({ fetch: this.app.fetch, port, hostname: host });
     this.server = server;
     answerClientErrors(server, { log: this.log, observe: (status) => this.metrics.observeRequest('other', 'OTHER', status, 0) });
     await new Promise<void>((resolveListen, reject) => {
       server.once('listening', () => resolveListen());
-      server.once('error', reject);
+      // A busy port, a foreign address, …: told in one line (src/startup-errors.ts).
+      server.once('error', (e) => reject(listenFailure(e, host, port)));
     });
     const addr = server.address();
     this.port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? this.config.http_port);

@@ -24,18 +24,22 @@ import { SystemClock, type Clock, type TimerHandle } from './clock/index.js';
 import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
 import { LeaseGate } from './cluster/lease-table.js';
 import { openClusterMode, type ClusterMode } from './cluster/redis.js';
+import { openBindRefusal } from './config/exposure.js';
 import { VERSION, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
+import { ConfigError, StoreUnavailableError } from './errors.js';
 import { DestinationPolicy, type DestinationPolicyOptions } from './delivery/ssrf.js';
 import { ThreadedDelivery, type DeliveryService } from './delivery/threaded.js';
 import { Targets } from './delivery/targets/index.js';
 import { createResultsConsumer } from './service/results.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
+import { redactRedisUrl } from './redis/url.js';
 import { Scheduler } from './scheduler/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
 import { TaskService, type Notifier } from './service/index.js';
 import { runShutdown, type ShutdownStep, type StepOutcome } from './shutdown.js';
+import { listenFailure, redisFailure } from './startup-errors.js';
 import { retentionRound } from './store/retention.js';
 import { checkLogLine, openSqliteStore } from './store/sqlite-open.js';
 import { ThreadedSqliteStore } from './store/sqlite-thread.js';
@@ -70,6 +74,9 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
   const log = deps.log ?? createLogger(cfg.log_level, cfg.node_id);
   const stepTimeoutMs = deps.shutdownStepTimeoutMs ?? 10_000;
   const auth = new TokenAuth(resolveTokens(cfg.auth));
+  // An address other machines can reach, without tokens: only when allow_open says so.
+  const openRefusal = openBindRefusal(cfg.http_host, auth.count, cfg.allow_open);
+  if (openRefusal !== null) throw new ConfigError(openRefusal);
   const destinationOptions: DestinationPolicyOptions = {
     denyCidrs: cfg.callback.deny_cidrs,
     allowHosts: cfg.callback.allow_hosts,
@@ -82,7 +89,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
   let store: TaskStore;
   let ownership: Ownership;
   let where: Record<string, unknown>;
-  const cluster = cfg.cluster.redis_url !== '' ? await openClusterMode({ cluster: cfg.cluster, nodeId: cfg.node_id, log }) : null;
+  const cluster = cfg.cluster.redis_url !== '' ? await openCluster(cfg, log) : null;
   if (cluster) {
     store = cluster.store;
     ownership = cluster.ownership;
@@ -272,7 +279,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
         retrying: (runId) => retrying.has(runId),
       },
     });
-    return new Node({ config: cfg, log, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where }, { clock, stepTimeoutMs, results });
+    return new Node({ config: cfg, log, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where }, { clock, stepTimeoutMs, results, tokenCount: auth.count });
   } catch (e) {
     // Nothing may stay open when assembly fails half way.
     metrics?.close();
@@ -280,6 +287,16 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
     await store.close().catch(() => undefined);
     await cluster?.close().catch(() => undefined);
     throw e;
+  }
+}
+
+/** Cluster mode; Redis not reachable within [cluster] connect_timeout_ms ends the start with a message naming the URL. */
+async function openCluster(cfg: Config, log: Logger): Promise<ClusterMode> {
+  const timeoutMs = cfg.cluster.connect_timeout_ms;
+  try {
+    return await openClusterMode({ cluster: cfg.cluster, nodeId: cfg.node_id, log, connectTimeoutMs: timeoutMs });
+  } catch (e) {
+    throw e instanceof StoreUnavailableError ? redisFailure(e, redactRedisUrl(cfg.cluster.redis_url), timeoutMs) : e;
   }
 }
 

@@ -182,6 +182,9 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     XCRON_HTTP_HOST: '127.0.0.1',
+    // The bench receivers listen on 127.0.0.1 (loopback and private callbacks are refused by default).
+    XCRON_CALLBACK_ALLOW_LOOPBACK: 'true',
+    XCRON_CALLBACK_ALLOW_PRIVATE: 'true',
     XCRON_HTTP_PORT: String(port),
     XCRON_DATA_DIR: o.dataDir,
     XCRON_LOG_LEVEL: 'warn',

@@ -13,6 +13,7 @@ import { authMiddleware, principalOf } from './auth.js';
 import { defineOperation, reply } from './contract/registry.js';
 import { ClusterData, HealthData, ReadyData } from './contract/schemas.js';
 import { batchRoutes } from './batch.js';
+import { refuseCrossSite } from './cross-site.js';
 import type { ApiDeps } from './deps.js';
 import { DOCS_PATHS, docsRoutes } from './docs.js';
 import { fail, requestUuid } from './envelope.js';
@@ -121,6 +122,8 @@ export function createApp(deps: ApiDeps): Hono {
     app.use('/xcron/*', limit);
     app.use('/ui/api/*', limit);
   }
+  // Pages of other sites may not change anything here (src/api/cross-site.ts).
+  app.use('/xcron/*', refuseCrossSite);
   // The dashboard's schedule preview computes on the main thread: always limited per client, on top
   // of the configured limit.
   app.use('/ui/api/*', rateLimit({ ...PREVIEW_RATE_LIMIT, clock: deps.clock, keyOf }));

@@ -37,7 +37,13 @@ export function bodyReadError(c: Context, e: unknown): unknown {
 async function parseJsonBody(c: Context): Promise<unknown> {
   const ct = c.req.header('content-type');
   if (ct !== undefined && ct !== '' && !JSON_TYPE.test(ct)) {
-    throw new XcronError(Codes.BAD_JSON, 415, `request body must be JSON (Content-Type: application/json), got Content-Type ${JSON.stringify(ct.slice(0, 60))}`);
+    // Refused, not parsed: a browser sends form and text/plain bodies to any origin without asking
+    // first (a "simple request"), so accepting them would let any web page create tasks here.
+    throw new XcronError(
+      Codes.BAD_JSON,
+      415,
+      `request body must be JSON, got Content-Type ${JSON.stringify(ct.slice(0, 60))}: send the header Content-Type: application/json (curl: add -H 'Content-Type: application/json'; curl -d alone sends application/x-www-form-urlencoded)`,
+    );
   }
   let text: string;
   try {

@@ -35,6 +35,7 @@ import type { Logger } from 'pino';
 import { ConfigError, StoreUnavailableError } from '../errors.js';
 import { connectRedis, createRedisClient, toStoreError, type RedisClient } from '../redis/connection.js';
 import { RedisKeys } from '../redis/keys.js';
+import { redactRedisUrl } from '../redis/url.js';
 import { evalScript, script } from '../redis/scripts.js';
 import { RedisTaskStore } from '../store/redis.js';
 import type { HeldFireStore, TaskStore } from '../store/types.js';
@@ -582,7 +583,7 @@ export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: str
   const clients = [storeClient, ownClient, subClient];
   try {
     const timeout = o.connectTimeoutMs ?? 30_000;
-    await Promise.all(clients.map((cl) => connectRedis(cl, timeout, log)));
+    await Promise.all(clients.map((cl) => connectRedis(cl, timeout, log, redactRedisUrl(c.redis_url))));
   } catch (e) {
     for (const cl of clients) cl.disconnect();
     throw new StoreUnavailableError((e as Error).message);

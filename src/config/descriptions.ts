@@ -20,7 +20,7 @@ export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey | NamedSectionKey
   scheduler: 'How tasks are loaded, committed and fired.',
   delivery: 'How callbacks are sent: timeouts, retries, concurrency. A task\'s own `timeout_ms`, `retry` and `async_timeout_ms` override the defaults here.',
   callback: 'Callback bodies, signing, the report-token secret and the SSRF guard (where callbacks and alert webhooks may connect). Guard rule order: `allow_hosts`, then `deny_cidrs`, then `allow_loopback` / `allow_private`.',
-  auth: 'API tokens and rate limits. With no token configured the API is open and a warning is logged at start.',
+  auth: 'API tokens and rate limits. With no token configured the API is open and a warning is logged at start; the server then listens on a loopback address only, unless `allow_open = true`.',
   store: 'The SQLite store of standalone mode.',
   history: 'Retention of run records, completed tasks and run logs.',
   alert: 'Alerts on final failures and auto-pause.',
@@ -31,7 +31,8 @@ export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey | NamedSectionKey
 
 export const KEY_DESCRIPTIONS: KeyDescriptions = {
   node_id: 'Unique name of this node (run records, `/xcron/cluster`). Empty: `<hostname>-<http_port>`.',
-  http_host: 'Address the HTTP API listens on.',
+  http_host: 'Address the HTTP API listens on. The default, `127.0.0.1`, serves this machine only. Another address (`0.0.0.0`: every interface) needs API tokens (`[auth] tokens`) or `allow_open = true`, else the server does not start (exit 2).',
+  allow_open: 'Serve on an address other machines can reach (`http_host` other than loopback) without API tokens. Without tokens anyone who can connect may create tasks, and so make this server send requests; leave it `false` and configure `[auth] tokens` unless a private network or a proxy in front guards the port. The container image sets it, as a container must listen on every interface.',
   http_port: 'Port of the HTTP API (0 picks a free port).',
   data_dir: 'Directory of the SQLite file (standalone mode); created if missing.',
   default_timezone: 'IANA time zone of cron tasks created without a `timezone` field. Stored with each task at creation, so changing it later does not move existing tasks.',
@@ -66,8 +67,8 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     report_secret: 'Secret behind `X-Xcron-Report-Token`, the per-run token a worker presents to `reportRun` and `appendRunLog`. At least 16 characters. Empty: a random secret is created once and kept in the store, shared by every node. Prefer the environment variable to writing it in the file.',
     deny_cidrs: 'CIDRs or addresses callbacks may not connect to. The default refuses link-local addresses and the cloud metadata endpoints (AWS/GCP/Azure `169.254.169.254`, AWS IPv6 `fd00:ec2::254`, Alibaba `100.100.100.200`). Setting it replaces the list: keep the metadata entries.',
     allow_hosts: 'Hostnames (`receiver.internal`, `*.jobs.internal`), IP addresses or CIDRs always allowed; they beat every other rule.',
-    allow_loopback: 'Allow loopback destinations (127.0.0.0/8, ::1, 0.0.0.0/8, ::).',
-    allow_private: 'Allow private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). Set this and `allow_loopback` to `false` when untrusted users create tasks, and name the receivers you allow in `allow_hosts`.',
+    allow_loopback: 'Allow callbacks to loopback destinations (127.0.0.0/8, ::1, 0.0.0.0/8, ::), that is to this machine. Off by default: a task could otherwise reach services that trust local connections. For local development, `./xcron_server --dev` allows loopback and private destinations; in production, name the receivers you allow in `allow_hosts` instead.',
+    allow_private: 'Allow callbacks to private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fec0::/10). Off by default. Receivers on an internal network: name them in `allow_hosts` (hostnames or CIDRs) rather than allowing every private address.',
   },
   auth: {
     tokens: 'API tokens: a list of `{ token, role, name? }`; role `admin` may call every endpoint, role `read` the read endpoints and `/metrics`. A token is at least 16 printable ASCII characters without spaces. From the environment as a JSON array.',
@@ -104,6 +105,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     redis_sentinel_password: 'The Sentinels\' own password (`redis+sentinel://` URLs). Empty: none.',
     min_replica_acks: 'Replicas that must confirm each task write and each fire commit and claim (Redis `WAIT`) before it is acknowledged or acted on, so a failover to a replica cannot lose it. 0: off. With fewer replicas reachable, writes answer 503 and nothing fires: keep it below your replica count. Not available with `redis_cluster = true`.',
     replica_ack_timeout_ms: 'How long a write waits for those confirmations before it fails as unavailable (HTTP 503, code 1004).',
+    connect_timeout_ms: 'How long the start waits for Redis (ms). Meanwhile a `waiting for Redis at <url>` line is logged; then the process exits with code 1 and a message naming the URL (its password hidden). Also the wait of `xcron_server export` and `import`.',
   },
   targets: {
     kind: '`redis_stream` (XADD to a stream), `amqp` (publish to a RabbitMQ exchange with publisher confirms) or `nats` (JetStream publish). Required.',

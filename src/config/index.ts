@@ -60,8 +60,8 @@ const callbackSchema = z.strictObject({
     .array(z.string().refine((s) => isCidr(s) || (s.length <= 253 && HOST_PATTERN.test(s)), 'expected a hostname, "*.domain", an IP address or a CIDR'))
     .max(1000)
     .default([]),
-  allow_loopback: z.boolean().default(true),
-  allow_private: z.boolean().default(true),
+  allow_loopback: z.boolean().default(false),
+  allow_private: z.boolean().default(false),
 });
 
 const TOKEN_RE = /^[\x21-\x7e]+$/;
@@ -118,6 +118,8 @@ const clusterSchema = z.strictObject({
   min_replica_acks: int(0, 100).default(0),
   /** How long a write waits for those confirmations before it fails as unavailable (503/1004). */
   replica_ack_timeout_ms: int(10, 60_000).default(1000),
+  /** How long the start waits for Redis before it gives up (exit 1, naming the URL). */
+  connect_timeout_ms: int(100, 86_400_000).default(30_000),
 });
 
 /** A URL's scheme, for the checks of the queue targets and the results queue. */
@@ -153,7 +155,9 @@ const resultsSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   node_id: z.string().max(100).default(''),
-  http_host: z.string().min(1).default('0.0.0.0'),
+  http_host: z.string().min(1).default('127.0.0.1'),
+  /** Serve on an address other machines can reach without API tokens (refused at start otherwise). */
+  allow_open: z.boolean().default(false),
   http_port: int(0, 65_535).default(8000),
   data_dir: z.string().min(1).default('./data'),
   default_timezone: z.string().min(1).default('UTC'),
@@ -296,8 +300,11 @@ function checkTargets(cfg: Config): void {
 
 export const VERSION = '0.1.0';
 
-/** Reads the TOML file (if it exists or was named explicitly), applies env, validates. */
-export function loadConfig(opts: { path?: string | undefined; explicit: boolean; env: NodeJS.ProcessEnv }): Config {
+/**
+ * Reads the TOML file (if it exists or was named explicitly), applies env, validates. `dev` (the
+ * server's --dev flag) then allows callbacks to loopback and private addresses, over file and env.
+ */
+export function loadConfig(opts: { path?: string | undefined; explicit: boolean; env: NodeJS.ProcessEnv; dev?: boolean }): Config {
   let raw: Raw = {};
   if (opts.path) {
     let text: string | null = null;
@@ -316,7 +323,9 @@ export function loadConfig(opts: { path?: string | undefined; explicit: boolean;
       }
     }
   }
-  return validateConfig(applyEnv(raw, opts.env));
+  const merged = applyEnv(raw, opts.env);
+  if (opts.dev) merged.callback = { ...(isPlainObject(merged.callback) ? merged.callback : {}), allow_loopback: true, allow_private: true };
+  return validateConfig(merged);
 }
 
 function deepFreeze<T>(o: T): T {

@@ -13,9 +13,9 @@
  *   2. `deny_cidrs`: refused. Default: link-local (169.254.0.0/16, fe80::/10) and the cloud metadata
  *      addresses (169.254.169.254, fd00:ec2::254, 100.100.100.200).
  *   3. loopback (127.0.0.0/8, ::1, and 0.0.0.0/8 / ::, which reach this host): refused unless
- *      `allow_loopback` (default true).
+ *      `allow_loopback` (default false; the server's --dev flag sets it).
  *   4. private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fec0::/10): refused unless
- *      `allow_private` (default true).
+ *      `allow_private` (default false; the server's --dev flag sets it).
  * IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) IPv6 addresses are judged as the IPv4
  * address they carry.
  */
@@ -188,11 +188,11 @@ export class DestinationPolicy {
     if (denied) return `${shown} is in the denied range ${denied.cidr} ([callback] deny_cidrs)`;
     if (!this.allowLoopback) {
       const r = hit(this.loopback);
-      if (r) return `${shown} is a loopback address (${r.cidr}) and [callback] allow_loopback is false`;
+      if (r) return `${shown} is a loopback address (${r.cidr}) and [callback] allow_loopback is false (for local development start the server with --dev; else name the receiver in [callback] allow_hosts)`;
     }
     if (!this.allowPrivate) {
       const r = hit(this.private_);
-      if (r) return `${shown} is a private address (${r.cidr}) and [callback] allow_private is false`;
+      if (r) return `${shown} is a private address (${r.cidr}) and [callback] allow_private is false (name the receiver in [callback] allow_hosts, or set allow_private = true)`;
     }
     return null;
   }

@@ -112,7 +112,7 @@ export function createRedisClient(o: RedisConnectOptions): RedisClient {
 }
 
 /** Connects (retrying until `timeoutMs`), then resolves; rejects with the last error. */
-export async function connectRedis(client: RedisClient, timeoutMs: number, log: Logger): Promise<void> {
+export async function connectRedis(client: RedisClient, timeoutMs: number, log: Logger, target = 'Redis'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   // The reason (refused, WRONGPASS, …) arrives as an 'error' event; connect() only says "closed".
   let reason: string | null = null;
@@ -130,7 +130,7 @@ export async function connectRedis(client: RedisClient, timeoutMs: number, log: 
       } catch (e) {
         const why = reason ?? (e as Error).message;
         if (Date.now() >= deadline) throw new Error(`cannot connect to Redis: ${why}`);
-        if (attempt === 1 || attempt % 10 === 0) log.warn({ err: why }, 'waiting for Redis');
+        if (attempt === 1 || attempt % 10 === 0) log.warn({ err: why, redis: target, gives_up_in_ms: Math.max(0, deadline - Date.now()) }, `waiting for Redis at ${target}`);
         await new Promise((r) => setTimeout(r, 500));
       }
     }

@@ -52,3 +52,11 @@ export function parseRedisUrl(url: string): RedisEndpoint {
   });
   return { nodes, username, password, db: dbText ? Number(dbText) : 0, tls: scheme === 'rediss', sentinel: name === null ? null : { name } };
 }
+
+/** The URL with its password replaced by `***`, for logs and messages. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/)([^@/]*)@/i, (_, scheme: string, auth: string) => {
+    const i = auth.indexOf(':');
+    return `${scheme}${i < 0 ? '***' : `${auth.slice(0, i)}:***`}@`;
+  });
+}

@@ -138,6 +138,9 @@ export class XNode {
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('XCRON_') && v !== undefined) env[k] = v;
     Object.assign(env, {
       XCRON_HTTP_HOST: '127.0.0.1',
+      // The test receivers listen on 127.0.0.1 (loopback and private callbacks are refused by default).
+      XCRON_CALLBACK_ALLOW_LOOPBACK: 'true',
+      XCRON_CALLBACK_ALLOW_PRIVATE: 'true',
       XCRON_HTTP_PORT: String(port),
       XCRON_DATA_DIR: join(dir, 'data'),
       XCRON_NODE_ID: o.name,

@@ -1,8 +1,9 @@
 /**
  * The one-minute demo of README.md, run as printed: the receiver one-liner as a real `node -e`
  * process, the createTask body sent to the real built server with its default configuration, and
- * the callbacks the receiver prints. Only the ports change (the demo's 8000 and 9000 become free
- * ports).
+ * the callbacks the receiver prints. The server starts with the README's command line (`--dev`) and
+ * nothing else that allows callbacks to this machine; without `--dev` the demo's callback is refused
+ * with a message naming it. Only the ports change (the demo's 8000 and 9000 become free ports).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -58,13 +59,16 @@ describe('the README demo', () => {
     if (!body) throw new Error("README demo: no createTask -d '{…}' body");
     expect(script).toContain('.listen(9000)');
     expect(body).toContain('http://127.0.0.1:9000/');
+    const serverArgs = /bash build\.sh && \.\/xcron_server([^\n`]*)\n/.exec(section)?.[1]?.trim().split(/\s+/).filter(Boolean);
+    expect(serverArgs).toEqual(['--dev']);
 
     const port = await freePort();
     receiver = spawn(process.execPath, ['-e', script.replace('.listen(9000)', `.listen(${port})`)], { stdio: ['ignore', 'pipe', 'pipe'] });
     receiver.stdout!.on('data', (d: Buffer) => (printed += d.toString()));
     receiver.stderr!.on('data', (d: Buffer) => (printed += d.toString()));
 
-    const srv = await XcronServer.start();
+    // The server's own callback policy (devCallbacks: false), plus the README's flag.
+    const srv = await XcronServer.start({ devCallbacks: false, args: serverArgs });
     // The receiver may still be starting: a refused first attempt is retried by the server anyway.
     const res = await fetch(`${srv.baseUrl}/xcron/createTask`, {
       method: 'POST',
@@ -95,5 +99,16 @@ describe('the README demo', () => {
 
     const del = await fetch(`${srv.baseUrl}/xcron/deleteTask`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ task_id: id }) });
     expect(((await del.json()) as { code: number }).code).toBe(0);
+  });
+
+  it('without --dev the demo task is refused, and the message says to start with --dev', async () => {
+    const body = /xcron\/createTask[^\n]*-d '(\{[\s\S]*?\})'/.exec(demoSection())?.[1];
+    if (!body) throw new Error("README demo: no createTask -d '{…}' body");
+    const srv = await XcronServer.start({ devCallbacks: false });
+    const res = await fetch(`${srv.baseUrl}/xcron/createTask`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+    const answer = (await res.json()) as { code: number; message: string };
+    expect(res.status).toBe(400);
+    expect(answer.code).toBe(1011);
+    expect(answer.message).toContain('start the server with --dev');
   });
 });

@@ -146,7 +146,7 @@ export function malformedCases(ctx: CaseContext): MalformedCase[] {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       status: 415,
       code: 1000,
-      message: /Content-Type.*"application\/x-www-form-urlencoded"/,
+      message: /Content-Type.*"application\/x-www-form-urlencoded".*-H 'Content-Type: application\/json'/,
     },
     // --- deleteTask / queryTask ---
     { name: 'deleteTask unknown task_id', method: 'POST', path: '/xcron/deleteTask', json: { task_id: 'no-such-task-000' }, status: 404, code: 1007, message: /task "no-such-task-000" not found/ },

@@ -36,6 +36,12 @@ export function cleanupTempDirs(): void {
   tempDirs.clear();
 }
 
+/**
+ * Callbacks to loopback and private addresses, refused by default, allowed: the test receivers
+ * listen on 127.0.0.1. A test of the default policy overrides these with 'false'.
+ */
+export const DEV_CALLBACK_ENV: Readonly<Record<string, string>> = { XCRON_CALLBACK_ALLOW_LOOPBACK: 'true', XCRON_CALLBACK_ALLOW_PRIVATE: 'true' };
+
 /** The environment of a child: ours without any XCRON_* (unknown keys are fatal), plus `extra`. */
 export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -60,6 +66,11 @@ export interface ServerOptions {
   nodeArgs?: string[];
   /** Default true: resolve only once GET /healthz answers code 0. */
   waitHealthy?: boolean;
+  /**
+   * Default true: callbacks to loopback and private addresses allowed (DEV_CALLBACK_ENV), as the
+   * test receivers listen on 127.0.0.1. false: the server's own default policy.
+   */
+  devCallbacks?: boolean;
 }
 
 export interface ExitInfo {
@@ -131,6 +142,8 @@ export class XcronServer {
     };
     const env = childEnv({
       XCRON_HTTP_HOST: '127.0.0.1',
+      // The test receivers listen on 127.0.0.1: the development setting (as --dev), set explicitly.
+      ...(opts.devCallbacks === false ? {} : DEV_CALLBACK_ENV),
       XCRON_HTTP_PORT: String(full.port),
       XCRON_DATA_DIR: full.dataDir,
       XCRON_NODE_ID: `e2e-${full.port}`,

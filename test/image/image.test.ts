@@ -216,7 +216,8 @@ describe.skipIf(unavailable !== null)('the container image (buildah, local base 
     expect(cfg.WorkingDir).toBe('/app');
     expect([...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])]).toEqual(['node', '--enable-source-maps', 'dist/src/main.js']);
     expect(cfg.Healthcheck?.Test?.join(' ')).toContain('/healthz');
-    expect(cfg.Env).toEqual(expect.arrayContaining(['XCRON_DATA_DIR=/data', 'XCRON_HTTP_HOST=0.0.0.0', 'NODE_ENV=production']));
+    // Every interface, open on purpose (allow_open): the port is reachable only where it is published.
+    expect(cfg.Env).toEqual(expect.arrayContaining(['XCRON_DATA_DIR=/data', 'XCRON_HTTP_HOST=0.0.0.0', 'XCRON_ALLOW_OPEN=true', 'NODE_ENV=production']));
   });
 
   it('holds the compiled service and production dependencies only: no tests, benches, sources or dev dependencies', async () => {

@@ -21,7 +21,11 @@ const fromEnv = (env: Record<string, string>) => validateConfig(applyEnv({}, env
 describe('defaults', () => {
   it('an empty configuration gets the documented defaults', () => {
     const c = validateConfig({});
-    expect(c.http_host).toBe('0.0.0.0');
+    expect(c.http_host).toBe('127.0.0.1');
+    expect(c.allow_open).toBe(false);
+    expect(c.callback.allow_loopback).toBe(false);
+    expect(c.callback.allow_private).toBe(false);
+    expect(c.cluster.connect_timeout_ms).toBe(30_000);
     expect(c.http_port).toBe(8000);
     expect(c.data_dir).toBe('./data');
     expect(c.default_timezone).toBe('UTC');
