@@ -141,7 +141,7 @@ details summary { cursor: pointer; color: var(--accent); font-size: 12px; }
 .warn-text { color: var(--warn); }
 .preview.warn { color: var(--warn); }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(140px, 1fr)); gap: 8px; }
-.figures .card .value { font-size: 17px; }
+.figures .card .value { font-size: 15px; white-space: normal; }
 svg.spark { width: 120px; height: 28px; display: block; }
 svg.spark .bar-ok { fill: #2f9a5c; }
 svg.spark .bar-fail { fill: var(--bad); }
@@ -171,7 +171,8 @@ td.figs { white-space: nowrap; }
   .table-wrap { border: 0; background: transparent; overflow: visible; }
   table.cards-sm, table.cards-sm tbody, table.cards-sm tr, table.cards-sm td { display: block; width: 100%; }
   table.cards-sm thead { display: none; }
-  table.cards-sm tr { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; margin-bottom: 8px; padding: 6px 4px; }
+  table.cards-sm tr { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; margin-bottom: 8px; padding: 6px 4px; display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }
+  table.cards-sm td:first-child, table.cards-sm td.actions, table.cards-sm td.wide, table.cards-sm td.empty { grid-column: 1 / -1; }
   table.cards-sm td { border: 0; padding: 3px 8px; text-align: left; }
   table.cards-sm td.num, table.cards-sm td.actions { text-align: left; white-space: normal; }
   table.cards-sm td.actions button { margin: 2px 4px 2px 0; }

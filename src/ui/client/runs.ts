@@ -103,7 +103,7 @@ function runRow(r: RunView, a: RunActions): HTMLTableRowElement {
     cell(5, {}, fmtTime(r.start_time)),
     cell(6, {}, fmtTime(r.end_time)),
     cell(7, { class: 'mono small' }, r.node || '—'),
-    h('td', { class: r.error ? 'err' : '', 'data-label': 'Details' }, more.length ? more : h('span', { class: 'muted', text: '—' })),
+    h('td', { class: r.error ? 'err wide' : 'wide', 'data-label': 'Details' }, more.length ? more : h('span', { class: 'muted', text: '—' })),
     h('td', { class: 'actions' }, runButtons(r, a)),
   );
 }

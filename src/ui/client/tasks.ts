@@ -58,7 +58,7 @@ function taskRow(t: TaskView, refresh: () => void): HTMLTableRowElement {
     cell(4, {}, timeCell(t.last_fire_time, t.timezone)),
     cell(5, {}, t.last_status ? badge(t.last_status) : h('span', { class: 'muted', text: '—' })),
     cell(6, { class: 'num run-count' }, fmtNum(t.run_count)),
-    cell(7, { class: 'figs' }, figuresCell(cachedFigures(t.task_id))),
+    cell(7, { class: 'figs wide' }, figuresCell(cachedFigures(t.task_id))),
     h('td', { class: 'actions' }, actionButtons(t, refresh, true)),
   );
 }
