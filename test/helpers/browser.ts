@@ -28,6 +28,8 @@ export interface Tab {
   page: Page;
   /** Uncaught errors in the page, and console errors (a CSP refusal shows there). */
   errors: string[];
+  /** Responses of 400 and above the page received (deliberate refusals among them). */
+  failed: string[];
 }
 
 export function requireChromium(): void {
@@ -53,11 +55,16 @@ export async function openTab(size: Size, timezoneId = 'UTC'): Promise<Tab> {
   ctx.setDefaultTimeout(30_000);
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   const errors: string[] = [];
+  const failed: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    // Chromium logs every HTTP error response; those are in `failed`, with their URL.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console: ${m.text()}`);
   });
-  return { ctx, page, errors };
+  page.on('response', (r) => {
+    if (r.status() >= 400) failed.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+  });
+  return { ctx, page, errors, failed };
 }
 
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');

@@ -127,6 +127,7 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
     await page.waitForSelector(`#runs-table tr[data-run-id="${failedRunId}"]:has-text("retried as")`);
     await shot(page, `task-retried-${size.name}`);
     expect(tab.errors).toEqual([]);
+    expect(tab.failed).toEqual([]);
   }, 240_000);
 
   it("an async run shows its deadline and elapsed time, and its log tails live", async () => {
@@ -173,6 +174,7 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
     expect(await row.locator('.deadline').count()).toBe(0);
     await shot(page, `task-async-done-${size.name}`);
     expect(tab.errors).toEqual([]);
+    expect(tab.failed).toEqual([]);
   }, 240_000);
 
   it('every page passes axe, has its title, a focused heading after navigating, and no sideways scroll', async () => {
@@ -221,5 +223,6 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
     await page.waitForSelector('#login-form');
     await checkPage(tab, size, 'login', /^Sign in · xcron$/);
     expect(tab.errors).toEqual([]);
+    expect(tab.failed).toEqual([]);
   }, 240_000);
 });
