@@ -13,6 +13,7 @@ import { authMiddleware, principalOf } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { fail, ok, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
+import { opsRoutes } from './ops.js';
 import { clientIp, rateLimit } from './ratelimit.js';
 import { bodyReadError, readJson } from './request.js';
 import { runRoutes } from './runs.js';
@@ -42,6 +43,13 @@ export const ROUTES: Record<string, string[]> = {
   '/xcron/appendRunLog': ['POST'],
   '/xcron/runLog': ['GET'],
   '/xcron/cluster': ['GET'],
+  '/xcron/runs': ['GET'],
+  '/xcron/retryRun': ['POST'],
+  '/xcron/retryRuns': ['POST'],
+  '/xcron/pauseTasks': ['POST'],
+  '/xcron/resumeTasks': ['POST'],
+  '/xcron/deleteTasks': ['POST'],
+  '/xcron/report': ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
   '/metrics': ['GET'],
@@ -167,6 +175,7 @@ export function createApp(deps: ApiDeps): Hono {
     new TaskService({ store: deps.store, notifier: deps.notifier, clock: deps.clock, slots: deps.slots, limits: deps.limits, nodeId: deps.nodeId, newId: deps.newId });
   taskRoutes(app, { ...deps, service });
   manageRoutes(app, { ...deps, service });
+  opsRoutes(app, { ...deps, service });
   if (deps.runs) runRoutes(app, { ...deps, runs: deps.runs });
   uiRoutes(app, deps); // the web dashboard at /ui (page and assets need no token; its data calls do)
 

@@ -2,7 +2,8 @@
  * API authentication: bearer tokens with a role.
  *
  *   admin — every endpoint.
- *   read  — GET /xcron/queryTask, /xcron/listTasks, /xcron/taskRuns, /xcron/runLog, /xcron/stats,
+ *   read  — GET /xcron/queryTask, /xcron/listTasks, /xcron/taskRuns, /xcron/runs, /xcron/report,
+ *           /xcron/runLog, /xcron/stats,
  *           /xcron/cluster, GET /metrics and the dashboard's schedule preview /ui/api/next-fires.
  *           Everything else (and any endpoint added later) needs admin. The dashboard's page and
  *           static assets (/ui, /ui/app.js, /ui/app.css) need no token: the login screen must load.
@@ -37,7 +38,18 @@ export interface Principal {
 }
 
 /** Paths a `read` token may call. Unlisted paths need `admin` (deny by default). */
-export const READ_PATHS: ReadonlySet<string> = new Set(['/xcron/queryTask', '/xcron/listTasks', '/xcron/taskRuns', '/xcron/runLog', '/xcron/stats', '/xcron/cluster', '/metrics', '/ui/api/next-fires']);
+export const READ_PATHS: ReadonlySet<string> = new Set([
+  '/xcron/queryTask',
+  '/xcron/listTasks',
+  '/xcron/taskRuns',
+  '/xcron/runs',
+  '/xcron/report',
+  '/xcron/runLog',
+  '/xcron/stats',
+  '/xcron/cluster',
+  '/metrics',
+  '/ui/api/next-fires',
+]);
 /**
  * Paths no API token is needed for: the probes, and the worker endpoints of async runs, which
  * authenticate with the per-run report token the worker received with its callback.

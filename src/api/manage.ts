@@ -7,13 +7,15 @@ import type { Hono } from 'hono';
 import { Codes, XcronError } from '../errors.js';
 import { taskNotFound, type TaskService } from '../service/index.js';
 import type { DueKey } from '../store/types.js';
-import { exactBodyText, type Task } from '../task/index.js';
+import { exactBodyText, parseRunRequest, tagProblem, type Task } from '../task/index.js';
 import type { ApiDeps } from './deps.js';
 import { ok } from './envelope.js';
 import { bodyWithTaskId, decodeCursor, encodeCursor, parseLimit, requestText, taskIdOf } from './request.js';
 import { runView, taskView } from './views.js';
 
 const STATES = ['active', 'paused', 'completed'] as const;
+const TRIGGER_FIELDS = ['task_id', 'body', 'headers'];
+const LAST_STATUSES = ['SUCCESS', 'FAIL', 'SKIPPED', 'MISSED'];
 
 export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): void {
   const { service } = deps;
@@ -37,8 +39,12 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
   });
 
   app.post('/xcron/triggerTask', async (c) => {
-    const { id } = await bodyWithTaskId(c);
-    const run = await service.trigger(id);
+    const { body, id } = await bodyWithTaskId(c);
+    for (const k of Object.keys(body)) {
+      if (!TRIGGER_FIELDS.includes(k)) throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${k}' (known fields: ${TRIGGER_FIELDS.join(', ')})`);
+    }
+    const request = parseRunRequest(body.body, body.headers, deps.limits, exactBodyText(requestText(c), ['body']));
+    const run = await service.trigger(id, request);
     if (!run) throw taskNotFound(id);
     return ok(c, { task_id: id, run_id: run.run_id, scheduled_time: run.scheduled_time });
   });
@@ -53,7 +59,16 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
     const name = c.req.query('name') ?? c.req.query('name_prefix');
     const limit = parseLimit(c.req.query('limit'), 50, 1000);
     const after = decodeCursor(c.req.query('cursor'));
-    const rows = await deps.store.listTasks({ state, namePrefix: name ? name : null, after, limit: limit + 1 });
+    const lastQ = c.req.query('last_status');
+    if (lastQ !== undefined && lastQ !== '' && !LAST_STATUSES.includes(lastQ)) {
+      throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'last_status': must be one of ${LAST_STATUSES.join(', ')}, got ${JSON.stringify(lastQ.slice(0, 40))}`);
+    }
+    const tagQ = c.req.query('tag');
+    if (tagQ !== undefined && tagQ !== '') {
+      const why = tagProblem(tagQ);
+      if (why !== null) throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'tag': ${why}`);
+    }
+    const rows = await deps.store.listTasks({ state, namePrefix: name ? name : null, after, limit: limit + 1, tag: tagQ || null, lastStatus: lastQ || null });
     const page = rows.slice(0, limit);
     const more = rows.length > limit;
     // A held fire shows as not made yet; a task that then no longer matches the state asked for is

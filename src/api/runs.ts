@@ -12,7 +12,7 @@ import { ok } from './envelope.js';
 import { readJson } from './request.js';
 import { runView } from './views.js';
 
-const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}$/;
+const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}(?::r\d{1,6})?$/;
 const MAX_MESSAGE = 4096;
 const MAX_OUTPUT_BYTES = 65_536;
 const MAX_LINE = 4096;

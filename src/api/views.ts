@@ -1,5 +1,5 @@
 /** How tasks and runs are shown in responses. */
-import type { Run, Task } from '../task/index.js';
+import { fireIdOfRun, retryOf, type Run, type RunRequest, type Task } from '../task/index.js';
 import { RawJson } from './envelope.js';
 
 /** Runs behind queryTask's `stats`. */
@@ -76,6 +76,7 @@ export function taskView(t: Task): Record<string, unknown> {
   if (t.max_consecutive_failures !== null) v.max_consecutive_failures = t.max_consecutive_failures;
   if (t.completion !== 'sync') v.completion = t.completion;
   if (t.async_timeout_ms !== null) v.async_timeout_ms = t.async_timeout_ms;
+  if (t.tags) v.tags = t.tags;
   return v;
 }
 
@@ -97,5 +98,13 @@ export function runView(r: Run): Record<string, unknown> {
     ...(r.deadline !== null ? { deadline: r.deadline } : {}),
     ...(r.message !== null ? { message: r.message } : {}),
     ...(r.output !== null ? { output: JSON.parse(r.output) as unknown } : {}),
+    ...(r.request ? { request: requestView(r.request) } : {}),
+    ...(retryOf(r.run_id) !== null ? { retry_of: retryOf(r.run_id), fire_id: fireIdOfRun(r.run_id) } : {}),
+    ...(r.retried_by ? { retried_by: r.retried_by } : {}),
   };
+}
+
+/** A run's one-off request: the body (parsed: a number beyond 2^53 shows rounded here, it is sent as given), the headers. */
+function requestView(q: RunRequest): Record<string, unknown> {
+  return { ...(q.body !== null ? { body: JSON.parse(q.body) as unknown } : {}), ...(q.headers ? { headers: q.headers } : {}) };
 }

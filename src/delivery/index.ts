@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { sleep, type Clock } from '../clock/index.js';
 import type { LeaseGate } from '../cluster/lease-table.js';
 import type { HttpMethod, RetryPolicy } from '../task/index.js';
+import { fireIdOfRun } from '../task/types.js';
 import { Semaphore } from './semaphore.js';
 import { DestinationRefusedError, type DestinationPolicy } from './ssrf.js';
 
@@ -282,7 +283,7 @@ export class Delivery {
       'content-type', 'application/json',
       'user-agent', this.o.userAgent,
       'x-xcron-task-id', job.task_id,
-      'x-xcron-fire-id', job.run_id,
+      'x-xcron-fire-id', fireIdOfRun(job.run_id),
       'x-xcron-scheduled-time', String(job.scheduled_time),
       'x-xcron-attempt', String(attemptNo),
     );

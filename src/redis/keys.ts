@@ -16,6 +16,9 @@
  *   B:done             finished runs by creation time (retention)
  *   B:completed        completed tasks by update_time (purgeCompleted)
  *   B:runstat          run counts by status
+ *   B:all              every run by scheduled_time (runs across tasks, GET /xcron/runs)
+ *   B:fail             FAIL runs by scheduled_time (failures and the dead-letter list)
+ *   B:rep:<day>        the daily report's tallies of a UTC day (status and lateness-bucket counts)
  *   B:log:<run_id>     a run's log lines ("<time>|<line>", seq = position + 1), B:logm:<run_id> totals
  * Global keys, each written by a one-key command of its own (never in a slot script):
  *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id),

@@ -15,7 +15,7 @@ import { rendezvous, slotOf, type Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import { StoreUnavailableError } from '../errors.js';
 import { HELD, type ClaimResult, type DueKey, type FireRequest, type FireResult, type TaskStore, type WithHeld } from '../store/types.js';
-import { PERIODIC, fireId, nextFire, reportToken, type RetryPolicy, type Run, type ShardResult, type Task } from '../task/index.js';
+import { PERIODIC, fireId, nextFire, reportToken, withRunHeaders, type RetryPolicy, type Run, type RunRequest, type ShardResult, type Task } from '../task/index.js';
 import { redeliveryAttempt } from './attempts.js';
 import { MinHeap, TimeBuckets } from './heap.js';
 import { RunRecorder } from './recorder.js';
@@ -198,6 +198,8 @@ interface Dispatch {
   token: number;
   /** The delivery job, built while the fire was held (so its due time only hands it over). */
   job?: DeliveryJob;
+  /** The run's one-off body/headers (triggerTask with a body, its retries), sent instead of the task's. */
+  request?: RunRequest | null;
 }
 
 const MAX_KEY_ID = '\uffff';
@@ -399,12 +401,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (run.status === 'RUNNING' && run.deadline !== null) {
         // An async run awaiting its report, left by a node whose lease lapsed: its deadline is enforced here.
         this.acquireInflight(task.id, runId);
-        this.awaitReport({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts, token }, run.deadline, run.attempts);
+        this.awaitReport({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts, token, request: run.request }, run.deadline, run.attempts);
         return;
       }
       this.emit('fired', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, committed_at: run.scheduled_time, status: 'PENDING' });
       this.emit('released', { task_id: task.id, run_id: runId, scheduled_time: run.scheduled_time, released_at: Math.max(run.scheduled_time, this.o.clock.now()) });
-      this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1, token }, null);
+      this.dispatch({ task, run_id: runId, scheduled: run.scheduled_time, first_attempt: run.attempts + 1, token, request: run.request }, null);
     } catch (e) {
       this.reportStoreError(e);
     } finally {
@@ -886,12 +888,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           if (run.status === 'RUNNING' && run.deadline !== null) {
             // An async run awaiting its report: not redelivered; its deadline is enforced here now.
             this.acquireInflight(task.id, run.run_id);
-            this.awaitReport({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts, token }, run.deadline, run.attempts);
+            this.awaitReport({ task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: run.attempts, token, request: run.request }, run.deadline, run.attempts);
             continue;
           }
           count++;
           // Counts on from every attempt that may have reached the receiver (src/scheduler/attempts.ts).
-          const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: redeliveryAttempt(run, task, this.o.clock.now()), token };
+          const d: Dispatch = { task, run_id: run.run_id, scheduled: run.scheduled_time, first_attempt: redeliveryAttempt(run, task, this.o.clock.now()), token, request: run.request };
           // Committed ahead before a restart: still goes out at its time, not before.
           if ((task as WithHeld<Task>)[HELD]?.run_id === run.run_id && run.attempts === 0) {
             // Committed ahead and not claimed yet (by the node that committed it): still undoable,
@@ -1444,8 +1446,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       scheduled_time: d.scheduled,
       url: task.callback.url,
       method: task.callback.method,
-      headers: task.callback.headers,
-      body: task.callback.body_text ?? JSON.stringify(task.callback.body),
+      headers: withRunHeaders(task.callback.headers, d.request?.headers ?? null),
+      body: d.request?.body ?? task.callback.body_text ?? JSON.stringify(task.callback.body),
       timeout_ms: task.timeout_ms ?? this.o.defaultTimeoutMs,
       retry: task.retry ?? this.o.defaultRetry,
       first_attempt: Math.max(1, d.first_attempt),

@@ -10,7 +10,7 @@ import type { Clock } from '../clock/index.js';
 import type { Notifier } from '../cluster/index.js';
 import { Codes, XcronError } from '../errors.js';
 import type { CreateResult, DueKey, GraphRefusal, TaskChanges, TaskStore } from '../store/types.js';
-import { ONE_SHOT, fireId, firstFire, manualFireTime, nextFire, slotOf, validateCreate, validateUpdate, type Run, type Task, type ValidationLimits } from '../task/index.js';
+import { ONE_SHOT, fireId, firstFire, manualFireTime, nextFire, slotOf, validateCreate, validateUpdate, type Run, type RunRequest, type Task, type ValidationLimits } from '../task/index.js';
 
 export interface TaskServiceOptions {
   store: TaskStore;
@@ -145,11 +145,13 @@ export class TaskService {
   /**
    * Fires a task once now, outside its schedule (triggerTask, a child task): records a PENDING run
    * in the outbox and gets it delivered by the slot's owner. Null when the task does not exist.
+   * `request`: a body and/or headers this run sends instead of the task's (kept on the run record,
+   * so retries and redelivery send them too).
    */
-  async trigger(id: string): Promise<ManualRun | null> {
+  async trigger(id: string, request: RunRequest | null = null): Promise<ManualRun | null> {
     const task = await this.o.store.get(id);
     if (!task) return null;
-    const run = await this.allocateManualRun(task);
+    const run = await this.allocateManualRun(task, request);
     if (run) this.o.notifier.runQueued(run.run_id, run.slot);
     return run;
   }
@@ -232,13 +234,13 @@ export class TaskService {
    * A fire id for a manual run of `task`: a millisecond at or after now that is none of its ticks
    * (fire ids of ticks stay theirs) and no other manual run's. Null when the task is gone.
    */
-  private async allocateManualRun(task: Task): Promise<ManualRun | null> {
+  private async allocateManualRun(task: Task, request: RunRequest | null): Promise<ManualRun | null> {
     const now = this.o.clock.now();
     let at = now;
     for (let i = 0; i < MAX_FIRE_ID_TRIES; i++, at++) {
       at = manualFireTime(task, at);
       const run_id = fireId(task.id, at);
-      const res = await this.o.store.commitTrigger({ slot: task.slot, task_id: task.id, run_id, scheduled_time: at, node: this.o.nodeId, now });
+      const res = await this.o.store.commitTrigger({ slot: task.slot, task_id: task.id, run_id, scheduled_time: at, node: this.o.nodeId, now, request });
       if (res === 'committed') return { task_id: task.id, run_id, scheduled_time: at, slot: task.slot };
       if (!(await this.o.store.get(task.id))) return null;
     }

@@ -40,6 +40,7 @@ const RUN_SCALARS: Record<string, { kind: Kind; nullable: boolean }> = {
   deadline: { kind: 'int', nullable: true },
   message: { kind: 'str', nullable: true },
   output: { kind: 'str', nullable: true },
+  retried_by: { kind: 'str', nullable: true },
 };
 /** Run fields kept for the store's own use (not part of Run). */
 const RUN_INTERNAL = new Set(['created', 'tok']);
@@ -86,6 +87,7 @@ export function decodeTask(flat: unknown): Task {
   delete o.h_tick;
   delete o.h_last;
   delete o.g_rev; // the child-graph write counter (RedisChildGraph), not a Task field
+  if (o.tags === undefined) o.tags = null; // tasks written before tags existed
   return o as unknown as Task;
 }
 
@@ -108,6 +110,7 @@ export function changeFields(changes: TaskChanges): { set: string[]; del: string
 export function decodeRun(flat: unknown): Run {
   const o = decode(flat, RUN_SCALARS, RUN_INTERNAL);
   if (o.shards === undefined) o.shards = null;
+  if (o.request === undefined) o.request = null;
   if (o.claimed_by !== undefined) Object.defineProperty(o, CLAIMED_BY, { value: o.claimed_by, enumerable: false });
   delete o.claimed_by;
   return o as unknown as Run;

@@ -53,6 +53,8 @@ export async function mergeSlots<T>(
   limit: number,
   keyOf: (t: T) => DueKey,
   read: (slot: number, after: DueKey | null, n: number) => Promise<SlotPage<T>>,
+  /** -1: in descending (time, id) order, `after` then being the exclusive upper bound. */
+  order: 1 | -1 = 1,
 ): Promise<T[]> {
   if (slots.length === 0 || limit <= 0) return [];
   const first = Math.min(limit, Math.ceil(limit / slots.length) + 2);
@@ -83,7 +85,7 @@ export async function mergeSlots<T>(
     for (const s of src) {
       if (s.pos >= s.items.length) continue;
       const k = keyOf(s.items[s.pos]!);
-      if (bestKey === null || cmpKey(k, bestKey) < 0) {
+      if (bestKey === null || order * cmpKey(k, bestKey) < 0) {
         best = s;
         bestKey = k;
       }

@@ -15,6 +15,7 @@ import { changeFields, cursorArgs, decodeRun, decodeTask, opt, optText, packed, 
 import { StoreConnection, type StoreConnectionOptions } from './redis-conn.js';
 import { RedisChildGraph } from './redis-graph.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
+import { queryRuns } from './redis-runs.js';
 import { eachSlot, groupBy, mergeSlots } from './redis-slots.js';
 import type {
   ClaimRequest,
@@ -30,8 +31,12 @@ import type {
   LogCaps,
   OutboxQuery,
   PendingDelivery,
+  ReportDay,
   ReportRequest,
   ReportResult,
+  RetryRequest,
+  RetryResult,
+  RunsQuery,
   RunLogLine,
   RunUpdate,
   StoreStats,
@@ -326,7 +331,37 @@ export class RedisTaskStore implements TaskStore {
   }
 
   commitTrigger(req: Parameters<TaskStore['commitTrigger']>[0]): Promise<FireResult> {
-    return this.replicated(async () => (await this.run('commitTrigger', req.slot, [req.task_id, req.run_id, req.scheduled_time, req.node, req.now])) as FireResult);
+    return this.replicated(
+      async () => (await this.run('commitTrigger', req.slot, [req.task_id, req.run_id, req.scheduled_time, req.node, req.now, req.request ? `=${JSON.stringify(req.request)}` : ''])) as FireResult,
+    );
+  }
+
+  commitRetry(req: RetryRequest): Promise<RetryResult> {
+    return this.replicated(async () => {
+      const [result, run] = (await this.run('commitRetry', req.slot, [req.of, req.run_id, req.task_id, req.scheduled_time, req.node, req.now])) as [RetryResult['result'], string[]];
+      return { result, run: run.length === 0 ? null : decodeRun(run) };
+    });
+  }
+
+  queryRuns(q: RunsQuery): Promise<Run[]> {
+    return this.guard(() => queryRuns(q, this.allSlots(), (id) => this.slotOfTask(id), (slot, args) => this.run('queryRuns', slot, args)));
+  }
+
+  reportDays(fromDay: number, toDay: number): Promise<ReportDay[]> {
+    return this.guard(async () => {
+      const byDay = new Map<number, Record<string, number>>();
+      await eachSlot(this.allSlots(), 16, async (s) => {
+        const r = (await this.run('reportDays', s, [fromDay, toDay])) as (string | string[])[];
+        for (let i = 0; i + 1 < r.length; i += 2) {
+          const day = Number(r[i]);
+          let counts = byDay.get(day);
+          if (!counts) byDay.set(day, (counts = {}));
+          const h = r[i + 1] as string[];
+          for (let j = 0; j + 1 < h.length; j += 2) counts[h[j]!] = (counts[h[j]!] ?? 0) + Number(h[j + 1]);
+        }
+      });
+      return [...byDay].sort((a, b) => a[0] - b[0]).map(([day, counts]) => ({ day, counts }));
+    });
   }
 
   listTasks(q: ListTasksQuery): Promise<Task[]> {
@@ -337,7 +372,7 @@ export class RedisTaskStore implements TaskStore {
         q.limit,
         (t) => ({ time: 0, id: t.id }),
         async (slot, after, n) => {
-          const r = (await this.run('listTasks', slot, [q.state ?? '', after ? after.id : '', n, q.namePrefix ?? ''])) as unknown[];
+          const r = (await this.run('listTasks', slot, [q.state ?? '', after ? after.id : '', n, q.namePrefix ?? '', q.tag ?? '', q.lastStatus ?? ''])) as unknown[];
           return {
             exhausted: r[0] === 1,
             last: r[1] === '' ? null : { time: 0, id: r[1] as string },

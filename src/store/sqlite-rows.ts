@@ -37,6 +37,7 @@ type SpecColumn = Pick<
   | 'max_consecutive_failures'
   | 'completion'
   | 'async_timeout_ms'
+  | 'tags'
 >;
 
 /**
@@ -70,6 +71,7 @@ export function rowToTask(r: TaskRow): Task {
     max_consecutive_failures: s.max_consecutive_failures ?? null,
     completion: s.completion ?? 'sync',
     async_timeout_ms: s.async_timeout_ms ?? null,
+    tags: s.tags ?? null,
     idempotency_key: r.idempotency_key,
     state: r.state as Task['state'],
     create_time: r.create_time,
@@ -97,13 +99,15 @@ export function specOf(t: Task): string {
     max_consecutive_failures: t.max_consecutive_failures,
     completion: t.completion,
     async_timeout_ms: t.async_timeout_ms,
+    tags: t.tags ?? null,
   };
   return JSON.stringify(s);
 }
 
-export interface RunRow extends Omit<Run, 'status' | 'shards'> {
+export interface RunRow extends Omit<Run, 'status' | 'shards' | 'request'> {
   status: string;
   shards: string | null;
+  request: string | null;
 }
 
 export const rowToRun = (r: RunRow): Run => ({
@@ -124,7 +128,9 @@ export const rowToRun = (r: RunRow): Run => ({
   deadline: r.deadline ?? null,
   message: r.message ?? null,
   output: r.output ?? null,
+  request: r.request ? (JSON.parse(r.request) as Run['request']) : null,
+  retried_by: r.retried_by ?? null,
 });
 
 export const RUN_COLS =
-  'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body, shards, deadline, message, output';
+  'run_id, task_id, slot, node, scheduled_time, start_time, end_time, attempts, status, http_status, error, duration_ms, response_body, shards, deadline, message, output, request, retried_by';

@@ -136,6 +136,23 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'drop the runs(task_id) index',
     up: (db) => db.exec('DROP INDEX IF EXISTS runs_task'),
   },
+  {
+    version: 7,
+    // runs_time: the run list across tasks, newest first (GET /xcron/runs); its keys grow with
+    // time, so an insert appends at the right edge of the index. runs_fail: failed runs only (the
+    // dead-letter list). report_days: the daily report, kept apart from the runs so that it
+    // outlives their retention.
+    name: 'operator features: one-off run requests, retries, run list indexes, the daily report',
+    up: (db) => {
+      addColumn(db, 'runs', 'request', 'TEXT');
+      addColumn(db, 'runs', 'retried_by', 'TEXT');
+      db.exec(`
+        CREATE INDEX IF NOT EXISTS runs_time ON runs(scheduled_time, run_id);
+        CREATE INDEX IF NOT EXISTS runs_fail ON runs(scheduled_time, run_id) WHERE status = 'FAIL';
+        CREATE TABLE IF NOT EXISTS report_days (day INTEGER NOT NULL, k TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, k)) WITHOUT ROWID;
+      `);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -42,7 +42,7 @@ export function prepareStatements(db: Database.Database) {
     reportClose: db.prepare(
       `UPDATE runs SET status = ?, end_time = ?, message = ?, output = ?, error = ?, deadline = NULL,
          duration_ms = ? - COALESCE(start_time, scheduled_time), start_time = COALESCE(start_time, ?)
-       WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
+       WHERE run_id = ? AND status IN ('PENDING', 'RUNNING') RETURNING scheduled_time, start_time`,
     ),
     logStats: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0) AS bytes, COALESCE(MAX(seq), 0) AS last FROM run_logs WHERE run_id = ?'),
     logInsert: db.prepare('INSERT INTO run_logs (run_id, seq, time, line) VALUES (?,?,?,?)'),
@@ -52,7 +52,7 @@ export function prepareStatements(db: Database.Database) {
     runFinish: db.prepare(
       `UPDATE runs SET status = ?, attempts = MAX(attempts, ?), node = COALESCE(?, node), start_time = COALESCE(start_time, ?), end_time = ?,
          http_status = ?, error = ?, duration_ms = ?, response_body = ?, shards = ?
-       WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')`,
+       WHERE run_id = ? AND status IN ('PENDING', 'RUNNING') RETURNING scheduled_time, start_time`,
     ),
     taskLastStatus: db.prepare('UPDATE tasks SET last_status = ? WHERE id = ?'),
     runLateFacts: db.prepare(
@@ -83,6 +83,10 @@ export function prepareStatements(db: Database.Database) {
       `SELECT ${RUN_COLS} FROM runs WHERE run_id > ? AND run_id < ? AND task_id = ? AND (scheduled_time < ? OR (scheduled_time = ? AND run_id < ?)) ORDER BY scheduled_time DESC, run_id DESC LIMIT ?`,
     ),
     ping: db.prepare('SELECT 1'),
+    setRequest: db.prepare('UPDATE runs SET request = ? WHERE run_id = ?'),
+    setRetriedBy: db.prepare('UPDATE runs SET retried_by = ? WHERE run_id = ?'),
+    reportAdd: db.prepare('INSERT INTO report_days (day, k, n) VALUES (?,?,?) ON CONFLICT (day, k) DO UPDATE SET n = n + excluded.n'),
+    reportRead: db.prepare('SELECT day, k, n FROM report_days WHERE day >= ? AND day <= ? ORDER BY day'),
   };
 }
 

@@ -8,7 +8,8 @@ import type { Task } from '../task/index.js';
 import { rowToRun, rowToTask, runRange, specOf, type RunRow, type TaskRow } from './sqlite-rows.js';
 import { PRUNE_BATCH, type Statements } from './sqlite-statements.js';
 import { findCycle } from './child-graph.js';
-import type { CreateResult, FireRequest, FireResult, GraphRefusal, LogCaps, ReportRequest, ReportResult, RunUpdate, TaskChanges, TaskExpectation, TaskStore, UncommitRequest } from './types.js';
+import { ReportTally } from './report.js';
+import type { RetryRequest, RetryResult, CreateResult, FireRequest, FireResult, GraphRefusal, LogCaps, ReportRequest, ReportResult, RunUpdate, TaskChanges, TaskExpectation, TaskStore, UncommitRequest } from './types.js';
 
 /** Rolls back an uncommitFire whose task no longer shows the commit. */
 export class NotUndone extends Error {}
@@ -34,6 +35,7 @@ function deleteTask(st: Statements, id: string): Task | null {
 function commitFires(st: Statements, reqs: readonly FireRequest[]): FireResult[] {
   const epoch = Number((st.epoch.get() as { v: string }).v);
   const out: FireResult[] = [];
+  let tally: ReportTally | null = null;
   for (const r of reqs) {
     if (r.token !== epoch) {
       out.push('fenced');
@@ -47,10 +49,17 @@ function commitFires(st: Statements, reqs: readonly FireRequest[]): FireResult[]
       continue;
     }
     const final = r.run.status !== 'PENDING';
-    st.insertRun.run(r.run.run_id, r.task_id, r.slot, r.run.node, r.expected, final ? r.now : null, final ? r.now : null, r.run.status, r.run.error, r.now);
+    const ins = st.insertRun.run(r.run.run_id, r.task_id, r.slot, r.run.node, r.expected, final ? r.now : null, final ? r.now : null, r.run.status, r.run.error, r.now);
+    if (final && ins.changes === 1) (tally ??= new ReportTally()).run(r.run.status, r.expected, null);
     out.push('committed');
   }
+  if (tally) addReport(st, tally);
   return out;
+}
+
+/** Adds a write's report tallies to the daily report (report_days). */
+function addReport(st: Statements, tally: ReportTally): void {
+  for (const [day, k, n] of tally.entries()) st.reportAdd.run(day, k, n);
 }
 
 /** A retried fire that an earlier call committed already, exactly (FireRequest.retry). */
@@ -95,20 +104,41 @@ function commitTrigger(st: Statements, r: TriggerRequest): FireResult {
   const res = st.countTrigger.run(r.scheduled_time, r.now, r.task_id);
   if (res.changes !== 1) return 'conflict';
   st.insertRun.run(r.run_id, r.task_id, r.slot, r.node, r.scheduled_time, null, null, 'PENDING', null, r.now);
+  if (r.request) st.setRequest.run(JSON.stringify(r.request), r.run_id);
   return 'committed';
 }
 
+function commitRetry(st: Statements, r: RetryRequest): RetryResult {
+  const row = st.getRun.get(r.of) as RunRow | undefined;
+  if (!row) return { result: 'not_found', run: null };
+  const run = rowToRun(row);
+  if (run.status !== 'FAIL') return { result: 'not_failed', run };
+  if (run.retried_by !== null || st.getRun.get(r.run_id)) return { result: 'retried', run };
+  if (st.countTrigger.run(r.scheduled_time, r.now, r.task_id).changes !== 1) return { result: 'task_gone', run };
+  st.insertRun.run(r.run_id, r.task_id, r.slot, r.node, r.scheduled_time, null, null, 'PENDING', null, r.now);
+  if (run.request) st.setRequest.run(JSON.stringify(run.request), r.run_id);
+  st.setRetriedBy.run(r.run_id, r.of);
+  return { result: 'committed', run: { ...run, retried_by: r.run_id } };
+}
+
+type Started = { scheduled_time: number; start_time: number | null } | undefined;
+
 function updateRuns(st: Statements, ups: readonly RunUpdate[]): void {
+  let tally: ReportTally | null = null;
   for (const u of ups) {
     if (u.status === 'RUNNING') {
       const res = st.runRunning.run(u.attempts, u.node ?? null, u.start_time ?? null, u.deadline === undefined ? 0 : 1, u.deadline ?? null, u.http_status ?? null, u.run_id);
       // Closed already (an async worker reported first): keep the outcome, fill in the callback's facts.
       if (res.changes === 0) st.runLateFacts.run(u.attempts, u.node ?? null, u.start_time ?? null, u.http_status ?? null, u.run_id);
     } else {
-      const res = st.runFinish.run(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.shards ? JSON.stringify(u.shards) : null, u.run_id);
-      if (res.changes === 1) st.taskLastStatus.run(u.status, u.task_id);
+      const res = st.runFinish.get(u.status, u.attempts, u.node ?? null, u.start_time ?? null, u.end_time ?? null, u.http_status ?? null, u.error ?? null, u.duration_ms ?? null, u.response_body ?? null, u.shards ? JSON.stringify(u.shards) : null, u.run_id) as Started;
+      if (res) {
+        st.taskLastStatus.run(u.status, u.task_id);
+        (tally ??= new ReportTally()).run(u.status, res.scheduled_time, res.start_time);
+      }
     }
   }
+  if (tally) addReport(st, tally);
 }
 
 function pruneExcess(st: Statements, taskIds: readonly string[], maxPerTask: number): number {
@@ -133,8 +163,13 @@ function reportRun(st: Statements, q: ReportRequest): ReportResult {
   }
   if (q.expire && (row.deadline === null || row.deadline > q.now)) return { result: 'not_open', run: rowToRun(row) };
   const error = q.status === 'FAIL' ? (q.expire ? 'timeout' : (q.message ?? 'reported FAIL')) : null;
-  st.reportClose.run(q.status, q.now, q.message, q.output, error, q.now, q.now, q.run_id);
+  const closed = st.reportClose.get(q.status, q.now, q.message, q.output, error, q.now, q.now, q.run_id) as Started;
   st.taskLastStatus.run(q.status, row.task_id);
+  if (closed) {
+    const tally = new ReportTally();
+    tally.run(q.status, closed.scheduled_time, closed.start_time);
+    addReport(st, tally);
+  }
   return { result: 'closed', run: rowToRun(st.getRun.get(q.run_id) as RunRow) };
 }
 
@@ -166,6 +201,7 @@ export function transactions(db: Database.Database, st: Statements) {
     uncommitFire: db.transaction((u: UncommitRequest) => uncommitFire(st, u)),
     updateTask: db.transaction((id: string, ch: TaskChanges, ex: TaskExpectation) => updateTask(st, id, ch, ex)),
     commitTrigger: db.transaction((r: TriggerRequest) => commitTrigger(st, r)),
+    commitRetry: db.transaction((r: RetryRequest) => commitRetry(st, r)),
     updateRuns: db.transaction((ups: readonly RunUpdate[]) => updateRuns(st, ups)),
     pruneExcess: db.transaction((taskIds: readonly string[], maxPerTask: number) => pruneExcess(st, taskIds, maxPerTask)),
     purgeCompleted: db.transaction((olderThan: number) => purgeCompleted(st, olderThan)),

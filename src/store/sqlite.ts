@@ -15,6 +15,7 @@ import { StoreUnavailableError } from '../errors.js';
 import { StoreHealth } from './sqlite-check.js';
 import type { Run, Task } from '../task/index.js';
 import { RUN_COLS, rowToRun, rowToTask, runRange, type RunRow, type TaskRow } from './sqlite-rows.js';
+import { runsQuery, tasksQuery } from './sqlite-queries.js';
 import { migrate } from './sqlite-schema.js';
 import { PRUNE_BATCH, prepareStatements, ShapedStatements, type Statements } from './sqlite-statements.js';
 import { NotUndone, transactions, type Transactions, type TriggerRequest } from './sqlite-tx.js';
@@ -28,8 +29,12 @@ import type {
   GraphRefusal,
   ListRunsQuery,
   LogCaps,
+  ReportDay,
   ReportRequest,
   ReportResult,
+  RetryRequest,
+  RetryResult,
+  RunsQuery,
   RunLogLine,
   ListTasksQuery,
   PendingDelivery,
@@ -251,25 +256,33 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() => this.tx.commitTrigger(req));
   }
 
+  commitRetry(req: RetryRequest): Promise<RetryResult> {
+    return this.guard(() => this.tx.commitRetry(req));
+  }
+
   listTasks(q: ListTasksQuery): Promise<Task[]> {
     return this.guard(() => {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      if (q.state) {
-        where.push('state = ?');
-        params.push(q.state);
-      }
-      if (q.after) {
-        where.push('id > ?');
-        params.push(q.after);
-      }
-      if (q.namePrefix) {
-        where.push("json_extract(spec, '$.name') >= ? AND json_extract(spec, '$.name') < ?");
-        params.push(q.namePrefix, `${q.namePrefix}\uffff`);
-      }
-      const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
-      params.push(q.limit);
+      const { sql, params } = tasksQuery(q);
       return (this.shaped.get(sql).all(...params) as TaskRow[]).map(rowToTask);
+    });
+  }
+
+  queryRuns(q: RunsQuery): Promise<Run[]> {
+    return this.guard(() => {
+      const { sql, params } = runsQuery(q);
+      return (this.shaped.get(sql).all(...params) as RunRow[]).map(rowToRun);
+    });
+  }
+
+  reportDays(fromDay: number, toDay: number): Promise<ReportDay[]> {
+    return this.guard(() => {
+      const out: ReportDay[] = [];
+      for (const r of this.st.reportRead.all(fromDay, toDay) as { day: number; k: string; n: number }[]) {
+        let d = out[out.length - 1];
+        if (!d || d.day !== r.day) out.push((d = { day: r.day, counts: {} }));
+        d.counts[r.k] = r.n;
+      }
+      return out;
     });
   }
 

@@ -2,7 +2,10 @@
  * The TaskStore contract. Implementations: `sqlite` (standalone) and `redis` (cluster).
  * The same contract test suite (test/component/store-contract.ts) runs against each.
  */
-import type { Run, RunStatus, ShardResult, Task } from '../task/index.js';
+import type { Run, RunRequest, RunStatus, ShardResult, Task } from '../task/index.js';
+import type { ReportDay } from './report.js';
+
+export type { ReportDay } from './report.js';
 
 /** Position in the (next_fire_time, task_id) order, used to page through due tasks. */
 export interface DueKey {
@@ -196,6 +199,51 @@ export interface ListTasksQuery {
   /** Exclusive cursor: the last task_id of the previous page (tasks are ordered by id). */
   after: string | null;
   limit: number;
+  /** Only tasks carrying this tag. */
+  tag?: string | null;
+  /** Only tasks whose last run ended with this status. */
+  lastStatus?: string | null;
+}
+
+/** Runs across tasks (GET /xcron/runs), newest first ((scheduled_time, run_id) descending). */
+export interface RunsQuery {
+  status: RunStatus | null;
+  /** scheduled_time at or after (ms). */
+  from: number | null;
+  /** scheduled_time at or before (ms). */
+  to: number | null;
+  task_id: string | null;
+  /** Only runs of tasks whose name starts with this prefix. */
+  namePrefix: string | null;
+  /** true: only runs retried already (retried_by set); false: only runs not retried. */
+  replayed: boolean | null;
+  /** Exclusive cursor from the previous page. */
+  before: DueKey | null;
+  limit: number;
+}
+
+/** A retry of a finished FAIL run (retryRun): a new PENDING run `run_id` replaying `of`. */
+export interface RetryRequest {
+  /** The run retried. */
+  of: string;
+  /** The new run's id (retryRunId(of)). */
+  run_id: string;
+  task_id: string;
+  slot: number;
+  scheduled_time: number;
+  node: string;
+  now: number;
+}
+
+/**
+ * committed: the retry run is recorded (PENDING, with the original's one-off request), the
+ * original carries retried_by. not_found: no such run. not_failed: the run is not FAIL. retried:
+ * it was retried already (run.retried_by). task_gone: its task was deleted.
+ */
+export interface RetryResult {
+  result: 'committed' | 'not_found' | 'not_failed' | 'retried' | 'task_gone';
+  /** The original run, as it is after the call. */
+  run: Run | null;
 }
 
 export interface ListRunsQuery {
@@ -284,8 +332,14 @@ export interface TaskStore {
    * node may record it; the slot owner delivers it from the outbox). Returns 'committed', or
    * 'conflict' when the task is gone or the run_id is taken (pick another).
    */
-  commitTrigger(req: { slot: number; task_id: string; run_id: string; scheduled_time: number; node: string; now: number }): Promise<FireResult>;
-  /** Tasks ordered by id, filtered by state and name prefix. */
+  commitTrigger(req: { slot: number; task_id: string; run_id: string; scheduled_time: number; node: string; now: number; request?: RunRequest | null }): Promise<FireResult>;
+  /** Records a retry of a finished FAIL run and marks the original, atomically (see RetryResult). */
+  commitRetry(req: RetryRequest): Promise<RetryResult>;
+  /** Runs across tasks, newest first, filtered (RunsQuery). */
+  queryRuns(q: RunsQuery): Promise<Run[]>;
+  /** The daily report's tallies of days `fromDay` to `toDay` (days since the epoch, UTC), days with any. */
+  reportDays(fromDay: number, toDay: number): Promise<ReportDay[]>;
+  /** Tasks ordered by id, filtered by state, name prefix, tag and last status. */
   listTasks(q: ListTasksQuery): Promise<Task[]>;
   /** Counts for /xcron/stats. */
   stats(): Promise<StoreStats>;

@@ -34,3 +34,5 @@ export function manualFireTime(task: Parameters<typeof nextFire>[0], from: numbe
 export { reportToken, checkReportToken } from './token.js';
 export { slotOf } from './slot.js';
 export { exactBodyText } from './json-text.js';
+export { parseTags, tagProblem, MAX_TAGS } from './tags.js';
+export { parseRunRequest, withRunHeaders } from './run-request.js';

@@ -116,9 +116,9 @@ export function hasLossyNumber(json: string): boolean {
   return lossy;
 }
 
-/** The exact text of `callback.body` when parsing it would change one of its numbers, else null. */
-export function exactBodyText(requestText: string | undefined): string | null {
+/** The exact text of `callback.body` (or the value at `path`) when parsing it would change one of its numbers, else null. */
+export function exactBodyText(requestText: string | undefined, path: readonly string[] = ['callback', 'body']): string | null {
   if (requestText === undefined || !/\d{16}|\d[eE.]/.test(requestText)) return null; // fast path: no number that can lose digits or change spelling
-  const text = valueText(requestText, ['callback', 'body']);
+  const text = valueText(requestText, path);
   return text !== null && hasLossyNumber(text) ? text : null;
 }

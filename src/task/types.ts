@@ -65,6 +65,8 @@ export interface TaskSpec {
   completion: CompletionMode;
   /** Deadline for an async run's report, from the callback's answer (null: the server default). */
   async_timeout_ms: number | null;
+  /** Labels for filtering and bulk operations (listTasks?tag=, pauseTasks {tag}); null: none. */
+  tags: string[] | null;
 }
 
 export type CompletionMode = 'sync' | 'async';
@@ -107,6 +109,17 @@ export interface Run {
   message: string | null;
   /** The worker's reported output (reportRun), as JSON text. */
   output: string | null;
+  /** A one-off body/headers for this run only (triggerTask with a body, a retry of such a run). */
+  request: RunRequest | null;
+  /** The run that delivered this FAIL run again (retryRun), null while it is not replayed. */
+  retried_by: string | null;
+}
+
+/** What a run sends instead of its task's callback body/headers (fields left null: the task's). */
+export interface RunRequest {
+  /** The JSON body text. */
+  body: string | null;
+  headers: Record<string, string> | null;
 }
 
 export interface ShardResult {
@@ -119,3 +132,25 @@ export interface ShardResult {
 }
 
 export const fireId = (taskId: string, scheduledMs: number): string => `${taskId}:${scheduledMs}`;
+
+/** A retry run's id is the run it retries plus `:r<N>` (`<task_id>:<ms>:r1`, then `:r2`, ...). */
+const RETRY_SUFFIX = /:r(\d+)$/;
+
+/** The fire id a run's callback carries: a retry run keeps the fire id of the run it replays. */
+export const fireIdOfRun = (runId: string): string => runId.replace(RETRY_SUFFIX, '');
+
+/** The run a retry run replays (null for a run that is no retry). */
+export function retryOf(runId: string): string | null {
+  const m = RETRY_SUFFIX.exec(runId);
+  if (!m) return null;
+  const n = Number(m[1]);
+  const root = runId.slice(0, m.index);
+  return n <= 1 ? root : `${root}:r${n - 1}`;
+}
+
+/** The id of the run that retries `runId`: `<fire id>:r<N+1>`. */
+export function retryRunId(runId: string): string {
+  const m = RETRY_SUFFIX.exec(runId);
+  return m ? `${runId.slice(0, m.index)}:r${Number(m[1]) + 1}` : `${runId}:r1`;
+}
+

@@ -4,6 +4,7 @@
  */
 import { Codes, XcronError, badInput, describe, invalidOption, typeError } from '../errors.js';
 import { checkTimezone, parseOneShot, parseSchedule } from './schedule.js';
+import { parseTags } from './tags.js';
 import {
   ONE_SHOT,
   PERIODIC,
@@ -36,7 +37,7 @@ export interface CreateRequest {
 
 const OPTION_FIELDS = [
   'name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused', 'start_time', 'end_time', 'on_success', 'alert_url',
-  'max_consecutive_failures', 'completion', 'async_timeout_ms',
+  'max_consecutive_failures', 'completion', 'async_timeout_ms', 'tags',
 ];
 export const MAX_ASYNC_TIMEOUT_MS = 7 * 86_400_000;
 const CREATE_FIELDS = new Set(['type', 'format', 'callback', 'idempotency_key', ...OPTION_FIELDS]);
@@ -160,19 +161,20 @@ export function headerValueProblem(value: string): string | null {
   return 'must not start or end with a space or tab (receivers strip it, so the value would not arrive as given)';
 }
 
-function parseHeaders(v: unknown): Record<string, string> | null {
+/** Callback headers (a task's `callback.headers`, or a run's one-off `headers` with `field`). */
+export function parseHeaders(v: unknown, field = 'callback.headers'): Record<string, string> | null {
   if (v === undefined || v === null) return null;
-  if (!isObject(v)) throw typeError('callback.headers', 'an object of string values', v);
+  if (!isObject(v)) throw typeError(field, 'an object of string values', v);
   const out: Record<string, string> = {};
   const entries = Object.entries(v);
-  if (entries.length > 50) throw invalidOption('callback.headers', `at most 50 headers, got ${entries.length}`);
+  if (entries.length > 50) throw invalidOption(field, `at most 50 headers, got ${entries.length}`);
   for (const [name, value] of entries) {
-    if (!TOKEN_RE.test(name) || name.length > 100) throw invalidOption('callback.headers', `${JSON.stringify(name.slice(0, 40))} is not a valid header name (an HTTP token of 1 to 100 characters: letters, digits and !#$%&'*+-.^_\`|~)`);
+    if (!TOKEN_RE.test(name) || name.length > 100) throw invalidOption(field, `${JSON.stringify(name.slice(0, 40))} is not a valid header name (an HTTP token of 1 to 100 characters: letters, digits and !#$%&'*+-.^_\`|~)`);
     const lower = name.toLowerCase();
-    if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-xcron-')) throw invalidOption('callback.headers', `header '${name}' is set by xcron and cannot be overridden`);
-    if (typeof value !== 'string') throw typeError(`callback.headers.${name}`, 'a string', value);
+    if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-xcron-')) throw invalidOption(field, `header '${name}' is set by xcron and cannot be overridden`);
+    if (typeof value !== 'string') throw typeError(`${field}.${name}`, 'a string', value);
     const why = headerValueProblem(value);
-    if (why !== null) throw invalidOption(`callback.headers.${name}`, why);
+    if (why !== null) throw invalidOption(`${field}.${name}`, why);
     out[name] = value;
   }
   return out;
@@ -248,6 +250,7 @@ export function validateCreate(body: unknown, now: number, limits: ValidationLim
     max_consecutive_failures: null,
     completion: 'sync',
     async_timeout_ms: null,
+    tags: null,
   };
   applyPolicyFields(o, spec);
   let paused = false;
@@ -319,6 +322,7 @@ function applyPolicyFields(o: Record<string, unknown>, spec: TaskSpec): void {
   if (o.async_timeout_ms !== undefined) {
     spec.async_timeout_ms = o.async_timeout_ms === null ? null : intField(o.async_timeout_ms, 'async_timeout_ms', 1000, MAX_ASYNC_TIMEOUT_MS);
   }
+  if (o.tags !== undefined) spec.tags = parseTags(o.tags);
   if (o.max_consecutive_failures !== undefined) {
     spec.max_consecutive_failures = o.max_consecutive_failures === null ? null : intField(o.max_consecutive_failures, 'max_consecutive_failures', 0, 10_000);
   }

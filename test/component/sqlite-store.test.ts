@@ -7,12 +7,20 @@ import { fireId } from '../../src/task/index.js';
 import { T0, makeTask, tempDir } from './fixtures.js';
 import { sqliteHarness } from './sqlite-harness.js';
 import { storeContract } from './store-contract.js';
+import { storeOpsContract } from './store-contract-ops.js';
 
 storeContract('sqlite', () =>
   sqliteHarness('xcron-sqlite-', (file) => {
     const store = new SqliteTaskStore({ file, synchronous: 'normal' });
     return Promise.resolve({ store, epoch: store.claimEpoch() });
   }),  { uncommit: true },
+);
+
+storeOpsContract('sqlite', () =>
+  sqliteHarness('xcron-sqlite-ops-', (file) => {
+    const store = new SqliteTaskStore({ file, synchronous: 'normal' });
+    return Promise.resolve({ store, epoch: store.claimEpoch() });
+  }),
 );
 
 describe('SqliteTaskStore specifics', () => {

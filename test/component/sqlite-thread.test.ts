@@ -17,6 +17,7 @@ import { fireId, type Task } from '../../src/task/index.js';
 import { T0, makeTask, silentLog as log, tempDir } from './fixtures.js';
 import { sqliteHarness } from './sqlite-harness.js';
 import { storeContract } from './store-contract.js';
+import { storeOpsContract } from './store-contract-ops.js';
 
 const WORKER = new URL('../../dist/src/store/sqlite-worker.js', import.meta.url);
 
@@ -29,6 +30,13 @@ storeContract('sqlite in a worker thread', () =>
     const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
     return { store, epoch: store.epoch };
   }),  { uncommit: true },
+);
+
+storeOpsContract('sqlite in a worker thread', () =>
+  sqliteHarness('xcron-sqlite-thread-ops-', async (file) => {
+    const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
+    return { store, epoch: store.epoch };
+  }),
 );
 
 describe('ThreadedSqliteStore specifics', () => {

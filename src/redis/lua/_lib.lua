@@ -85,6 +85,45 @@ local function drop_run(base, run_id)
   end
   redis.call('ZREM', base .. ':open', run_id)
   redis.call('ZREM', base .. ':done', run_id)
+  redis.call('ZREM', base .. ':all', run_id)
+  redis.call('ZREM', base .. ':fail', run_id)
+end
+
+-- The daily report (src/store/report.ts): the upper edges (ms) of the lateness buckets, the same
+-- list as LATENESS_EDGES there.
+local REPORT_EDGES = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 300000}
+
+-- Adds a finished run to a write's report tallies (`tally`: day -> field -> count): its status, and
+-- its lateness bucket (l<i>) when it started (SUCCESS or FAIL). The day is its scheduled time's (UTC).
+local function report_tally(tally, status, scheduled, start)
+  local sched = tonumber(scheduled)
+  local day = string.format('%d', math.floor(sched / 86400000))
+  local t = tally[day]
+  if not t then
+    t = {}
+    tally[day] = t
+  end
+  t[status] = (t[status] or 0) + 1
+  if start and (status == 'SUCCESS' or status == 'FAIL') then
+    local late = math.max(0, tonumber(start) - sched)
+    local b = #REPORT_EDGES
+    for i = 1, #REPORT_EDGES do
+      if late < REPORT_EDGES[i] then
+        b = i - 1
+        break
+      end
+    end
+    t['l' .. b] = (t['l' .. b] or 0) + 1
+  end
+end
+
+-- Writes a write's report tallies: one hash per slot and day (B:rep:<day>), kept 400 days.
+local function report_flush(base, tally)
+  for day, t in pairs(tally) do
+    local key = base .. ':rep:' .. day
+    for f, n in pairs(t) do redis.call('HINCRBY', key, f, n) end
+    redis.call('EXPIRE', key, 34560000)
+  end
 end
 
 -- Deletes a task, its runs and every index entry of it. Returns its hash (flat), or {} if unknown.

@@ -30,6 +30,7 @@ if lease then lease_epoch = string.match(lease, '^(%d+)|') end
 local epoch = redis.call('GET', base .. ':epoch')
 local out = {}
 local counts = {}
+local tally = {}
 -- This exact commit applied already (see retry above)?
 local function applied(cur, rk, token, expected, nxt, node, status)
   if cur[3] ~= expected then return false end
@@ -92,11 +93,13 @@ for i = 1, #A, 11 do
         put(run, 'error', err)
         redis.call('HSET', rk, unpack(run))
         redis.call('ZADD', base .. ':runs:' .. id, expected, run_id)
+        redis.call('ZADD', base .. ':all', expected, run_id)
         if status == 'PENDING' then
           redis.call('ZADD', base .. ':open', expected, run_id)
         else
           redis.call('HSET', rk, 'start_time', now, 'end_time', now)
           redis.call('ZADD', base .. ':done', now, run_id)
+          report_tally(tally, status, expected, nil)
         end
         counts[status] = (counts[status] or 0) + 1
       end
@@ -105,4 +108,5 @@ for i = 1, #A, 11 do
   end
 end
 for status, n in pairs(counts) do redis.call('HINCRBY', base .. ':runstat', status, n) end
+report_flush(base, tally)
 return out

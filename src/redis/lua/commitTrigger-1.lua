@@ -2,7 +2,8 @@
 -- last_fire_time = its scheduled time; the schedule is untouched. Not fenced: any node may record
 -- it, and the slot's owner delivers it.
 -- KEYS[1]: the slot's key base.
--- ARGV: task_id, run_id, scheduled_time, node, now
+-- ARGV: task_id, run_id, scheduled_time, node, now, request ('' = none, else marker + the run's
+--       one-off request as JSON)
 -- Returns 'committed', or 'conflict' when the task is gone or the run_id is taken.
 --@include _lib.lua
 local base = KEYS[1]
@@ -17,5 +18,8 @@ redis.call('HSET', rk, 'run_id', run_id, 'task_id', id, 'slot', slot, 'node', no
   'scheduled_time', scheduled, 'attempts', 0, 'status', 'PENDING', 'created', now)
 redis.call('ZADD', base .. ':runs:' .. id, scheduled, run_id)
 redis.call('ZADD', base .. ':open', scheduled, run_id)
+redis.call('ZADD', base .. ':all', scheduled, run_id)
+local request = opt(ARGV[6] or '')
+if request then redis.call('HSET', rk, 'j:request', request) end
 count_status(base, nil, 'PENDING')
 return 'committed'

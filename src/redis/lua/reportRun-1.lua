@@ -32,6 +32,10 @@ redis.call('HDEL', rk, 'deadline')
 count_status(base, cur[1], status)
 redis.call('ZREM', base .. ':open', run_id)
 redis.call('ZADD', base .. ':done', cur[6] or '0', run_id)
+if status == 'FAIL' then redis.call('ZADD', base .. ':fail', cur[4], run_id) end
+local tally = {}
+report_tally(tally, status, cur[4], start)
+report_flush(base, tally)
 local tk = base .. ':t:' .. cur[5]
 if redis.call('EXISTS', tk) == 1 then redis.call('HSET', tk, 'last_status', status) end
 return {'closed', redis.call('HGETALL', rk)}

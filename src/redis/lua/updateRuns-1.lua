@@ -14,6 +14,7 @@ local base = KEYS[1]
 local A = cjson.decode(ARGV[1])
 local changed = 0
 local delta = {}
+local tally = {}
 local function move(from, to)
   delta[from] = (delta[from] or 0) - 1
   delta[to] = (delta[to] or 0) + 1
@@ -24,7 +25,7 @@ for i = 1, #A, 13 do
   local run_id, task_id, status, attempts = A[i], A[i + 1], A[i + 2], tonumber(A[i + 3])
   local rk = base .. ':r:' .. run_id
   local cur = redis.call('HMGET', rk, 'status', 'attempts', 'start_time', 'created',
-    'end_time', 'http_status', 'error', 'duration_ms', 'response_body', 'j:shards', 'deadline')
+    'end_time', 'http_status', 'error', 'duration_ms', 'response_body', 'j:shards', 'deadline', 'scheduled_time')
   if cur[1] == 'PENDING' or cur[1] == 'RUNNING' then
     changed = changed + 1
     local set, del = {}, {}
@@ -58,6 +59,10 @@ for i = 1, #A, 13 do
     if status ~= 'RUNNING' then
       redis.call('ZREM', base .. ':open', run_id)
       redis.call('ZADD', base .. ':done', cur[4] or '0', run_id)
+      if cur[12] then
+        if status == 'FAIL' then redis.call('ZADD', base .. ':fail', cur[12], run_id) end
+        report_tally(tally, status, cur[12], cur[3] or opt(A[i + 5]))
+      end
       local tk = base .. ':t:' .. task_id
       if redis.call('EXISTS', tk) == 1 then redis.call('HSET', tk, 'last_status', status) end
     end
@@ -76,4 +81,5 @@ end
 for s, n in pairs(delta) do
   if n ~= 0 then redis.call('HINCRBY', base .. ':runstat', s, n) end
 end
+report_flush(base, tally)
 return changed
