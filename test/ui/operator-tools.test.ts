@@ -199,4 +199,51 @@ describe('dashboard tools', () => {
     expect(tab.errors).toEqual([]);
     expect(tab.failed).toEqual([]);
   }, 240_000);
+
+  it('says why a task was auto-paused, and sorts the list by failures and by last fire', async () => {
+    const srv = await XcronServer.start();
+    receiver.on('/always-500', { status: 500, body: '{"error":"upstream timeout"}' });
+    const flaky = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'b-flaky', max_consecutive_failures: 2, retry: { max_attempts: 1 }, callback: { url: receiver.url('/always-500') } })).task_id;
+    const fine = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'a-fine', callback: { url: receiver.url('/fine') } })).task_id;
+    for (let i = 1; i <= 2; i++) {
+      const r = await srv.client.call('POST', '/xcron/triggerTask', { json: { task_id: flaky } });
+      expect(r.body.code).toBe(0);
+      await waitUntil(() => srv.client.call<{ runs: { status: string }[] }>('GET', `/xcron/taskRuns?task_id=${flaky}`), (x) => x.body.data.runs.filter((run) => run.status === 'FAIL').length === i, WAIT, `failure ${i}`);
+    }
+    await waitUntil(() => srv.client.mustQuery(flaky), (t) => t.state === 'paused', WAIT, 'the auto-pause');
+    expect((await srv.client.call('POST', '/xcron/triggerTask', { json: { task_id: fine } })).body.code).toBe(0);
+    await waitUntil(() => srv.client.mustQuery(fine), (t) => t.last_status === 'SUCCESS', WAIT, 'the fine run');
+
+    const tab = await open();
+    const { page } = tab;
+    await page.goto(`${srv.baseUrl}/ui#/task/${flaky}`);
+    await page.waitForSelector('#pause-reason');
+    expect(await page.textContent('#pause-reason')).toMatch(/^Auto-paused: the last 2 runs failed in a row \(the task's limit is 2\)\. Last error: .*500/);
+    await shot(page, 'task-auto-paused-desktop');
+
+    const order = async (): Promise<string[]> => page.locator('#tasks-table tbody tr[data-task-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')!));
+    await page.goto(`${srv.baseUrl}/ui#/tasks?sort=failures`);
+    await expect.poll(order, { timeout: WAIT }).toEqual([flaky, fine]);
+    // The fine task fired last.
+    await page.selectOption('#sort', 'last_fire');
+    await expect.poll(order, { timeout: WAIT }).toEqual([fine, flaky]);
+    expect(tab.errors).toEqual([]);
+  }, 240_000);
+
+  it('shows every schedule in plain language: task page, list and form preview', async () => {
+    const srv = await XcronServer.start();
+    const id = (await srv.client.mustCreate({ type: 1, format: '0 9 * * 1-5', timezone: 'Europe/Berlin', name: 'weekdays', callback: { url: receiver.url('/x') } })).task_id;
+    const tab = await open();
+    const { page } = tab;
+    await page.goto(`${srv.baseUrl}/ui#/task/${id}`);
+    await page.waitForSelector('#task-description');
+    expect(await page.textContent('#task-description')).toMatch(/09:00.*Monday through Friday/);
+    await page.goto(`${srv.baseUrl}/ui#/tasks`);
+    expect(await page.locator(`#tasks-table tr[data-task-id="${id}"] .description`).textContent()).toMatch(/09:00.*Monday through Friday/);
+    await page.goto(`${srv.baseUrl}/ui#/new`);
+    await page.fill('#f-format', '*/15 * * * *');
+    await page.waitForSelector('#f-description');
+    expect(await page.textContent('#f-description')).toMatch(/15 minutes/);
+    expect(tab.errors).toEqual([]);
+  }, 240_000);
 });

@@ -90,6 +90,11 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
     const item = page.locator('#failure-list li', { has: page.locator(`a.failure-task:has-text("${name}")`) });
     await item.waitFor();
     expect(await item.locator('.err').textContent()).toMatch(/500/);
+    // The charts come from the server's run history, so they are drawn on load: today's bar of the
+    // daily report has the failure, and the activity charts count the two runs.
+    await page.waitForSelector('[data-testid="chart-report"] svg rect.fail', { state: 'attached' });
+    await page.waitForSelector('#chart-source:has-text("from 2 run records")');
+    await page.waitForSelector('[data-testid="chart-failures"] .legend', { state: 'attached' });
     await checkPage(tab, size, 'overview', /^Overview · xcron$/);
 
     // The list, failing only: this task, not the healthy one.
