@@ -1,9 +1,17 @@
 /**
  * Auto-refresh without losing the user's place: a refresh that would replace content holding a text
- * selection waits for the next tick, and after a replace the focused control (found again by its id,
- * or by its row and data-action), the scroll of inner boxes and the page's scroll are put back.
+ * selection, or under a pressed mouse button or finger (a click in progress would be lost), waits
+ * for the next tick; content that did not change is left alone; and after a replace the focused
+ * control (found again by its id, or by its row and data-action), the scroll of inner boxes and the
+ * page's scroll are put back.
  */
-import { replace, type Child } from './dom.js';
+import { add, replace, type Child } from './dom.js';
+
+let pressed: Node | null = null;
+if (typeof document !== 'undefined') {
+  document.addEventListener('pointerdown', (ev) => (pressed = ev.target instanceof Node ? ev.target : null), true);
+  for (const t of ['pointerup', 'pointercancel', 'click']) document.addEventListener(t, () => (pressed = null), true);
+}
 
 const ROW = '[data-task-id],[data-run-id],[data-key]';
 const ROW_ATTRS = ['data-task-id', 'data-run-id', 'data-key'];
@@ -38,7 +46,10 @@ export function selecting(box: Node): boolean {
  * it. `force` replaces anyway (the user asked for new content).
  */
 export function refreshInto(box: HTMLElement, content: Child, force = false): boolean {
-  if (!force && selecting(box)) return false;
+  if (!force && (selecting(box) || (pressed !== null && box.contains(pressed)))) return false;
+  const fresh = document.createElement('div');
+  add(fresh, content);
+  if (fresh.innerHTML === box.innerHTML) return true;
   const active = document.activeElement;
   const focusSel = active && active !== document.body && box.contains(active) ? selectorOf(active) : null;
   const scrolled: [string, number, number][] = [];
@@ -50,7 +61,7 @@ export function refreshInto(box: HTMLElement, content: Child, force = false): bo
   const y = window.scrollY;
   // Hold the height while swapping, so the page does not jump up when the content is briefly empty.
   box.style.minHeight = `${box.offsetHeight}px`;
-  replace(box, content);
+  replace(box, [...fresh.childNodes]);
   box.style.minHeight = '';
   for (const [sel, left, top] of scrolled) {
     const el = box.querySelector(sel);
