@@ -1,5 +1,5 @@
 /** How tasks and runs are shown in responses. */
-import { fireIdOfRun, retryOf, type Run, type RunRequest, type Task } from '../task/index.js';
+import { describeSchedule, fireIdOfRun, retryOf, type Run, type RunRequest, type Task } from '../task/index.js';
 import { RawJson } from './envelope.js';
 
 /** Runs behind queryTask's `stats`. */
@@ -55,6 +55,7 @@ export function taskView(t: Task): Record<string, unknown> {
     create_time: String(Math.floor(t.create_time / 1000)),
     type: t.type,
     format: t.format,
+    description: describeSchedule(t.type, t.format, t.timezone),
     run_count: t.run_count,
     callback,
     state: t.state,

@@ -36,3 +36,4 @@ export { slotOf } from './slot.js';
 export { exactBodyText } from './json-text.js';
 export { parseTags, tagProblem, MAX_TAGS } from './tags.js';
 export { parseRunRequest, withRunHeaders } from './run-request.js';
+export { describeSchedule } from './describe.js';

@@ -12,7 +12,7 @@ export interface Schedule {
   next(afterMs: number): number | null;
 }
 
-const NICKNAMES: Record<string, string> = {
+export const NICKNAMES: Record<string, string> = {
   '@yearly': '0 0 1 1 *',
   '@annually': '0 0 1 1 *',
   '@monthly': '0 0 1 * *',

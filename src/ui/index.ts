@@ -11,6 +11,7 @@ import type { Context, Hono } from 'hono';
 import type { ApiDeps } from '../api/deps.js';
 import { fail, ok } from '../api/envelope.js';
 import { Codes, XcronError } from '../errors.js';
+import { describeSchedule } from '../task/index.js';
 import { CLIENT_JS } from './client.js';
 import { nextFires, parsePreviewQuery } from './preview.js';
 import { renderShell } from './shell.js';
@@ -70,7 +71,7 @@ export function uiRoutes(app: Hono, deps: UiDeps): void {
     const q = parsePreviewQuery((name) => c.req.query(name), deps.limits.defaultTimezone);
     c.header('Cache-Control', 'no-store');
     const { times, truncated } = nextFires(q, deps.clock.now());
-    return ok(c, { times, timezone: q.timezone, ...(truncated ? { truncated } : {}) });
+    return ok(c, { times, timezone: q.timezone, description: describeSchedule(q.type, q.format, q.timezone), ...(truncated ? { truncated } : {}) });
   });
 
   // Anything else under /ui: 405 (with Allow) on a known path, 404 otherwise, in the API envelope.

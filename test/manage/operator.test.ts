@@ -192,6 +192,11 @@ describe('tags and bulk operations', () => {
     const b = await h.create({ type: 1, format: '0 0 1 1 *', name: 'etl-b', tags: ['etl'], callback: { url: rx.url('/bad') } });
     const c = await h.create({ type: 1, format: '0 0 1 1 *', name: 'web-c', tags: ['web'], callback: { url: rx.url('/ok') } });
     expect((await h.query(a)).tags).toEqual(['etl', 'team:data']);
+    expect((await h.query(a)).description).toBe('At 00:00, on day 1 of the month, only in January (UTC)');
+    const listed = await h.ok<{ tasks: { task_id: string; description: string }[] }>('/xcron/listTasks?tag=web');
+    expect(listed.tasks).toMatchObject([{ task_id: c, description: 'At 00:00, on day 1 of the month, only in January (UTC)' }]);
+    const preview = await h.ok<{ description: string }>('/ui/api/next-fires?type=1&format=0%200%2012%20%3F%20*%202-6&timezone=Europe%2FBerlin');
+    expect(preview.description).toBe('At 12:00, Monday through Friday (Europe/Berlin)');
     const list = async (q: string): Promise<string[]> => (await h.ok<{ tasks: { task_id: string }[] }>(`/xcron/listTasks?${q}`)).tasks.map((t) => t.task_id).sort();
     expect(await list('tag=etl')).toEqual([a, b].sort());
     expect(await list('tag=team:data')).toEqual([a]);

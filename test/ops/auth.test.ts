@@ -45,7 +45,7 @@ describe('TokenAuth', () => {
   });
 
   it('the role table: read paths are exactly the read-only endpoints', () => {
-    expect([...READ_PATHS].sort()).toEqual(['/metrics', '/ui/api/next-fires', '/xcron/cluster', '/xcron/listTasks', '/xcron/queryTask', '/xcron/runLog', '/xcron/stats', '/xcron/taskRuns']);
+    expect([...READ_PATHS].sort()).toEqual(['/metrics', '/ui/api/next-fires', '/xcron/cluster', '/xcron/listTasks', '/xcron/queryTask', '/xcron/report', '/xcron/runLog', '/xcron/runs', '/xcron/stats', '/xcron/taskRuns']);
     expect([...PUBLIC_PATHS].sort()).toEqual(['/healthz', '/readyz', '/xcron/appendRunLog', '/xcron/reportRun']);
     expect(requiredRole('/xcron/createTask')).toBe('admin');
     expect(requiredRole('/xcron/someFutureEndpoint')).toBe('admin'); // deny by default
