@@ -184,5 +184,6 @@ td.figs { white-space: nowrap; }
   button, .btn { white-space: normal; }
   .slots { grid-template-columns: repeat(16, minmax(0, 1fr)); }
   svg.spark { width: 100px; }
+  .card .value { white-space: normal; font-size: 17px; }
 }
 `;

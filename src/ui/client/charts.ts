@@ -55,15 +55,19 @@ function text(attrs: Record<string, string | number>, content: string): SVGTextE
   return el;
 }
 
-/** A chart of the series over the last minute at least (longer when the samples go back further). */
-export function lineChart(title: string, unit: string, series: readonly Series[], testid: string): HTMLDivElement {
+/**
+ * A chart of the series over the last minute at least (longer when the samples go back further), or
+ * from `from` (ms) when given.
+ */
+export function lineChart(title: string, unit: string, series: readonly Series[], testid: string, from?: number): HTMLDivElement {
   const pts: [number, number][] = [];
   for (const s of series) for (const [t, v] of s.values) if (v !== null) pts.push([t, v]);
   const box = h('div', { class: 'chart', 'data-testid': testid }, h('div', { class: 'title' }, title, legendOf(series, unit)));
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title });
   const t1 = Date.now();
   let t0 = t1 - 60_000;
-  if (pts.length) t0 = Math.min(t0, ...pts.map((p) => p[0]));
+  if (from !== undefined) t0 = Math.min(t0, from);
+  else if (pts.length) t0 = Math.min(t0, ...pts.map((p) => p[0]));
   const ymax = niceMax(pts.reduce((m, p) => Math.max(m, p[1]), 0));
   const x = (t: number): number => L + ((W - L - R) * (t - t0)) / Math.max(1, t1 - t0);
   const y = (v: number): number => T + (H - T - B) * (1 - v / ymax);

@@ -19,6 +19,8 @@ export interface Activity {
   p99: Point[];
   /** How many runs it was computed from. */
   runs: number;
+  /** Where the window starts (ms). */
+  from: number;
 }
 
 const q = (sorted: number[], p: number): number | null => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
@@ -48,6 +50,7 @@ export function activityOf(runs: readonly RunView[], from: number, to: number): 
     p50: pts((c) => q(c.late.sort((x, y) => x - y), 0.5)),
     p99: pts((c) => q(c.late, 0.99)),
     runs: runs.length,
+    from: start,
   };
 }
 

@@ -87,12 +87,12 @@ const reportBars = (days: ReportDay[]): HTMLDivElement =>
 
 function activityCharts(a: Activity | null): HTMLDivElement[] {
   const src = a
-    ? { fired: a.fired, ok: a.ok, fail: a.fail, miss: a.miss, p50: a.p50, p99: a.p99, unit: '/min' }
-    : { fired: pick('rFired'), ok: pick('rOk'), fail: pick('rFail'), miss: pick('rMiss'), p50: latPick('p50'), p99: latPick('p99'), unit: '/min' };
+    ? { fired: a.fired, ok: a.ok, fail: a.fail, miss: a.miss, p50: a.p50, p99: a.p99, unit: '/min', from: a.from }
+    : { fired: pick('rFired'), ok: pick('rOk'), fail: pick('rFail'), miss: pick('rMiss'), p50: latPick('p50'), p99: latPick('p99'), unit: '/min', from: undefined };
   return [
-    lineChart('Fires', src.unit, [{ name: 'fired', color: '#2457c5', values: src.fired }, { name: 'succeeded', color: '#17703d', values: src.ok }], 'chart-fires'),
-    lineChart('Failures', src.unit, [{ name: 'failed', color: '#a8302f', values: src.fail }, { name: 'skipped+missed', color: '#875500', values: src.miss }], 'chart-failures'),
-    lineChart('Fire lateness', 'ms', [{ name: 'p50', color: '#2457c5', values: src.p50 }, { name: 'p99', color: '#a8302f', values: src.p99 }], 'chart-lateness'),
+    lineChart('Fires', src.unit, [{ name: 'fired', color: '#2457c5', values: src.fired }, { name: 'succeeded', color: '#17703d', values: src.ok }], 'chart-fires', src.from),
+    lineChart('Failures', src.unit, [{ name: 'failed', color: '#a8302f', values: src.fail }, { name: 'skipped+missed', color: '#875500', values: src.miss }], 'chart-failures', src.from),
+    lineChart('Fire lateness', 'ms', [{ name: 'p50', color: '#2457c5', values: src.p50 }, { name: 'p99', color: '#a8302f', values: src.p99 }], 'chart-lateness', src.from),
   ];
 }
 
@@ -119,7 +119,7 @@ export function viewOverview(seq: number): void {
   const drawCharts = (): void => {
     if (!current(seq)) return;
     chartNote.textContent = activity
-      ? `(per minute over the last ${HISTORY_MINUTES} min, from ${activity.runs} run records in the store)`
+      ? `(per minute over the last ${HISTORY_MINUTES} min, from ${activity.runs} run record${activity.runs === 1 ? '' : 's'} in the store)`
       : `(sampled every ${POLL_MS / 1000} s while this page is open; rates per minute)`;
     refreshInto(charts, activityCharts(activity));
   };
