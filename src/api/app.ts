@@ -10,8 +10,11 @@ import { Codes, RequestAbortedError, StoreUnavailableError, XcronError } from '.
 import { TaskService } from '../service/index.js';
 import { uiRoutes } from '../ui/index.js';
 import { authMiddleware, principalOf } from './auth.js';
+import { defineOperation, reply } from './contract/registry.js';
+import { ClusterData, HealthData, ReadyData } from './contract/schemas.js';
 import type { ApiDeps } from './deps.js';
-import { fail, ok, requestUuid } from './envelope.js';
+import { DOCS_ASSETS, docsRoutes } from './docs.js';
+import { fail, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
 import { opsRoutes } from './ops.js';
 import { clientIp, rateLimit } from './ratelimit.js';
@@ -25,7 +28,7 @@ export type { ApiDeps, ApiLimits, ApiMetrics, Notifier, RunsDeps } from './deps.
 export const PREVIEW_RATE_LIMIT = { perSec: 10, burst: 20 } as const;
 
 /** Requests logged at debug instead of info (probes and scrapes). */
-const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs', ...Object.keys(DOCS_ASSETS)]);
 
 /** Route table: path → allowed methods (for 405 with an Allow header). */
 export const ROUTES: Record<string, string[]> = {
@@ -53,7 +56,26 @@ export const ROUTES: Record<string, string[]> = {
   '/healthz': ['GET'],
   '/readyz': ['GET'],
   '/metrics': ['GET'],
+  '/openapi.json': ['GET'],
+  '/docs': ['GET'],
+  ...Object.fromEntries(Object.keys(DOCS_ASSETS).map((p) => [p, ['GET']])),
 };
+
+export const healthzOp = defineOperation({
+  method: 'get', path: '/healthz', operationId: 'healthz', tag: 'operations', summary: 'Liveness', access: 'public', data: HealthData, rateLimited: false,
+});
+export const readyzOp = defineOperation({
+  method: 'get', path: '/readyz', operationId: 'readyz', tag: 'operations', summary: 'Readiness',
+  description: 'Ready when the store is reachable and the node is a cluster member (owns its slots); else 503 with code 1016 and the reason.',
+  access: 'public', data: ReadyData, errors: [Codes.STORE_UNAVAILABLE], rateLimited: false,
+});
+export const clusterOp = defineOperation({
+  method: 'get', path: '/xcron/cluster', operationId: 'cluster', tag: 'operations', summary: 'Cluster membership and slot ownership', access: 'read', data: ClusterData, store: 'read',
+});
+export const metricsOp = defineOperation({
+  method: 'get', path: '/metrics', operationId: 'metrics', tag: 'operations', summary: 'Prometheus metrics',
+  access: 'metrics', raw: { type: 'text/plain', description: 'Prometheus text exposition format.' }, errors: [Codes.ROUTE_NOT_FOUND], rateLimited: false,
+});
 
 export function createApp(deps: ApiDeps): Hono {
   const app = new Hono();
@@ -128,20 +150,20 @@ export function createApp(deps: ApiDeps): Hono {
     }
   });
 
-  app.get('/healthz', (c) => ok(c, { status: 'ok', version: deps.version }));
-  app.get('/readyz', async (c) => {
+  app.get(healthzOp.path, (c) => reply(c, healthzOp, { status: 'ok', version: deps.version }));
+  app.get(readyzOp.path, async (c) => {
     const storeOk = await deps.store.ping().catch(() => false);
     const extra = deps.isReady ? await deps.isReady().catch(() => false) : true;
     const member = deps.ownership.isMember();
-    if (storeOk && extra && member) return ok(c, { ready: true, store: true, member });
+    if (storeOk && extra && member) return reply(c, readyzOp, { ready: true, store: true, member });
     const why = !storeOk ? 'store unreachable' : !member ? 'not a member (no slot ownership; fenced or still joining)' : 'not ready';
     return fail(c, new XcronError(Codes.STORE_UNAVAILABLE, 503, `not ready: ${why}`));
   });
 
-  app.get('/xcron/cluster', async (c) => ok(c, await deps.ownership.describe()));
+  app.get(clusterOp.path, async (c) => reply(c, clusterOp, await deps.ownership.describe()));
 
   const m = deps.metrics;
-  app.get('/metrics', async (c) => {
+  app.get(metricsOp.path, async (c) => {
     if (!m) return fail(c, new XcronError(Codes.ROUTE_NOT_FOUND, 404, 'metrics are not enabled in this app'));
     return c.body(await m.render(), 200, { 'Content-Type': m.contentType });
   });
@@ -177,6 +199,7 @@ export function createApp(deps: ApiDeps): Hono {
   manageRoutes(app, { ...deps, service });
   opsRoutes(app, { ...deps, service });
   if (deps.runs) runRoutes(app, { ...deps, runs: deps.runs });
+  docsRoutes(app, deps); // /openapi.json and the API reference page /docs
   uiRoutes(app, deps); // the web dashboard at /ui (page and assets need no token; its data calls do)
 
   // Wrong method on a known path: 405 with Allow. Unknown path: 404. Both in the envelope.

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock/index.js';
 import type { Notifier, Ownership } from '../cluster/index.js';
 import type { TaskService } from '../service/index.js';
+import type { LiveStats } from '../scheduler/stats.js';
 import type { LogCaps, TaskStore } from '../store/types.js';
 import type { Run, Task } from '../task/index.js';
 import type { TokenAuth } from './auth.js';
@@ -43,7 +44,7 @@ export interface ApiDeps {
   /** Async completion (reportRun, appendRunLog, runLog). Absent: those endpoints are not served. */
   runs?: RunsDeps;
   /** In-memory figures merged into /xcron/stats (lateness, latency, rates). */
-  liveStats?: () => Record<string, unknown>;
+  liveStats?: () => LiveStats;
   /** GET /metrics (Prometheus text) and the per-request observer. Absent: no /metrics. */
   metrics?: ApiMetrics;
   /** API tokens. Absent or empty: the API is open. */

@@ -4,41 +4,144 @@
  * (validation, next fire, the optimistic retry, the child graph, fire ids) live in the service.
  */
 import type { Hono } from 'hono';
+import { z } from 'zod';
 import { Codes, XcronError } from '../errors.js';
 import { taskNotFound, type TaskService } from '../service/index.js';
 import type { DueKey } from '../store/types.js';
-import { exactBodyText, parseRunRequest, tagProblem, type Task } from '../task/index.js';
+import { UpdateTaskInput, exactBodyText, parseRunRequest, tagProblem, type Task } from '../task/index.js';
+import { defineOperation, reply, type OperationSpec } from './contract/registry.js';
+import { ListTasksData, StatsData, TASK_STATES, TaskId, TaskIdInput, TaskRunsData, TaskScheduleData, TaskStateData, TriggerTaskData } from './contract/schemas.js';
+import { TriggerTaskInput } from './contract/ops-schemas.js';
 import type { ApiDeps } from './deps.js';
-import { ok } from './envelope.js';
 import { bodyWithTaskId, decodeCursor, encodeCursor, parseLimit, requestText, taskIdOf } from './request.js';
 import { runView, taskView } from './views.js';
 
-const STATES = ['active', 'paused', 'completed'] as const;
+const STATES = TASK_STATES;
 const TRIGGER_FIELDS = ['task_id', 'body', 'headers'];
-const LAST_STATUSES = ['SUCCESS', 'FAIL', 'SKIPPED', 'MISSED'];
+const LAST_STATUSES = ['SUCCESS', 'FAIL', 'SKIPPED', 'MISSED'] as const;
+const byId = { tag: 'tasks', body: TaskIdInput, errors: [Codes.TASK_NOT_FOUND], store: 'write' } as const satisfies Partial<OperationSpec>;
+const Limit = (max: number) => z.int().min(1).max(max).optional().meta({ description: `Page size, 1 to ${max} (default 50).` });
+const CursorQ = z.string().optional().meta({ description: 'The `next_cursor` of the previous page.' });
+
+export const updateTaskOp = defineOperation({
+  method: 'post',
+  path: '/xcron/updateTask',
+  operationId: 'updateTask',
+  tag: 'tasks',
+  summary: 'Change a task',
+  description: 'Fields not given are kept; `callback` given is replaced whole. The next fire is recomputed when the schedule changes; a completed one-shot given a new time becomes active again.',
+  access: 'admin',
+  body: UpdateTaskInput,
+  data: TaskScheduleData,
+  errors: [Codes.TASK_NOT_FOUND, Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED],
+  store: 'write',
+});
+
+export const pauseTaskOp = defineOperation({
+  ...byId,
+  method: 'post',
+  path: '/xcron/pauseTask',
+  operationId: 'pauseTask',
+  summary: 'Pause a task',
+  description: 'Stops firing; idempotent.',
+  access: 'admin',
+  data: TaskStateData,
+});
+
+export const resumeTaskOp = defineOperation({
+  ...byId,
+  method: 'post',
+  path: '/xcron/resumeTask',
+  operationId: 'resumeTask',
+  summary: 'Resume a task',
+  description: 'Periodic: continues from now (ticks while paused are not fired); one-shot: keeps its time, firing at once if it passed.',
+  access: 'admin',
+  data: TaskScheduleData,
+});
+
+export const triggerTaskOp = defineOperation({
+  ...byId,
+  method: 'post',
+  path: '/xcron/triggerTask',
+  operationId: 'triggerTask',
+  summary: 'Fire a task once now',
+  description: 'Fires once now, outside the schedule (also when paused), as a run with its own fire id `<task_id>:<now ms>`. `body` and `headers` are sent for this run only (kept on the run record for its retries and redelivery).',
+  access: 'admin',
+  body: TriggerTaskInput,
+  data: TriggerTaskData,
+  errors: [Codes.TASK_NOT_FOUND, Codes.BAD_JSON, Codes.INVALID_OPTION, Codes.TOO_LARGE],
+});
+
+export const listTasksOp = defineOperation({
+  method: 'get',
+  path: '/xcron/listTasks',
+  operationId: 'listTasks',
+  tag: 'tasks',
+  summary: 'List tasks',
+  description: 'Tasks ordered by id, a page at a time (stable while tasks are added).',
+  access: 'read',
+  query: z.object({
+    state: z.enum(STATES).optional().meta({ description: 'Only tasks in this state.' }),
+    name: z.string().optional().meta({ description: 'Only tasks whose name starts with this.' }),
+    name_prefix: z.string().optional().meta({ description: 'The same as `name`.', deprecated: true }),
+    tag: z.string().optional().meta({ description: 'Only tasks carrying this tag.' }),
+    last_status: z.enum(LAST_STATUSES).optional().meta({ description: 'Only tasks whose last run ended with this status.' }),
+    limit: Limit(1000),
+    cursor: CursorQ,
+  }),
+  data: ListTasksData,
+  errors: [Codes.INVALID_OPTION],
+  store: 'read',
+});
+
+export const taskRunsOp = defineOperation({
+  method: 'get',
+  path: '/xcron/taskRuns',
+  operationId: 'taskRuns',
+  tag: 'runs',
+  summary: "A task's runs",
+  description: 'Run records, newest first.',
+  access: 'read',
+  query: z.object({ task_id: TaskId, limit: Limit(1000), cursor: CursorQ }),
+  data: TaskRunsData,
+  errors: [Codes.BAD_JSON, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION],
+  store: 'read',
+});
+
+export const statsOp = defineOperation({
+  method: 'get',
+  path: '/xcron/stats',
+  operationId: 'stats',
+  tag: 'operations',
+  summary: 'Counts and rates',
+  description: "Tasks by state, runs by status, and this node's fire/success/failure counts, rates and percentiles (`live`; null without a scheduler).",
+  access: 'read',
+  data: StatsData,
+  store: 'read',
+});
 
 export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): void {
   const { service } = deps;
 
-  app.post('/xcron/updateTask', async (c) => {
+  app.post(updateTaskOp.path, async (c) => {
     const { body, id } = await bodyWithTaskId(c);
     const t = await service.update(id, body, exactBodyText(requestText(c)));
-    return ok(c, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
+    return reply(c, updateTaskOp, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
   });
 
-  app.post('/xcron/pauseTask', async (c) => {
+  app.post(pauseTaskOp.path, async (c) => {
     const { id } = await bodyWithTaskId(c);
     const t = await service.pause(id);
-    return ok(c, { task_id: t.id, state: t.state });
+    return reply(c, pauseTaskOp, { task_id: t.id, state: t.state });
   });
 
-  app.post('/xcron/resumeTask', async (c) => {
+  app.post(resumeTaskOp.path, async (c) => {
     const { id } = await bodyWithTaskId(c);
     const t = await service.resume(id);
-    return ok(c, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
+    return reply(c, resumeTaskOp, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
   });
 
-  app.post('/xcron/triggerTask', async (c) => {
+  app.post(triggerTaskOp.path, async (c) => {
     const { body, id } = await bodyWithTaskId(c);
     for (const k of Object.keys(body)) {
       if (!TRIGGER_FIELDS.includes(k)) throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${k}' (known fields: ${TRIGGER_FIELDS.join(', ')})`);
@@ -46,10 +149,10 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
     const request = parseRunRequest(body.body, body.headers, deps.limits, exactBodyText(requestText(c), ['body']));
     const run = await service.trigger(id, request);
     if (!run) throw taskNotFound(id);
-    return ok(c, { task_id: id, run_id: run.run_id, scheduled_time: run.scheduled_time });
+    return reply(c, triggerTaskOp, { task_id: id, run_id: run.run_id, scheduled_time: run.scheduled_time });
   });
 
-  app.get('/xcron/listTasks', async (c) => {
+  app.get(listTasksOp.path, async (c) => {
     const stateQ = c.req.query('state');
     let state: Task['state'] | null = null;
     if (stateQ !== undefined && stateQ !== '') {
@@ -60,7 +163,7 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
     const limit = parseLimit(c.req.query('limit'), 50, 1000);
     const after = decodeCursor(c.req.query('cursor'));
     const lastQ = c.req.query('last_status');
-    if (lastQ !== undefined && lastQ !== '' && !LAST_STATUSES.includes(lastQ)) {
+    if (lastQ !== undefined && lastQ !== '' && !(LAST_STATUSES as readonly string[]).includes(lastQ)) {
       throw new XcronError(Codes.INVALID_OPTION, 400, `invalid 'last_status': must be one of ${LAST_STATUSES.join(', ')}, got ${JSON.stringify(lastQ.slice(0, 40))}`);
     }
     const tagQ = c.req.query('tag');
@@ -74,10 +177,10 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
     // A held fire shows as not made yet; a task that then no longer matches the state asked for is
     // left out of this page (the cursor still moves past it).
     const shown = deps.viewTask ? page.map(deps.viewTask).filter((t) => state === null || t.state === state) : page;
-    return ok(c, { tasks: shown.map(taskView), next_cursor: more ? encodeCursor(page[page.length - 1]!.id) : null });
+    return reply(c, listTasksOp, { tasks: shown.map(taskView), next_cursor: more ? encodeCursor(page[page.length - 1]!.id) : null });
   });
 
-  app.get('/xcron/taskRuns', async (c) => {
+  app.get(taskRunsOp.path, async (c) => {
     const id = taskIdOf(c.req.query('task_id'));
     const limit = parseLimit(c.req.query('limit'), 50, 1000);
     const raw = decodeCursor(c.req.query('cursor'));
@@ -91,11 +194,11 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
     const rows = await deps.store.pageRuns({ task_id: id, before, limit: limit + 1 });
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return ok(c, { runs: page.map(runView), next_cursor: rows.length > limit && last ? encodeCursor(`${last.scheduled_time}:${last.run_id}`) : null });
+    return reply(c, taskRunsOp, { runs: page.map(runView), next_cursor: rows.length > limit && last ? encodeCursor(`${last.scheduled_time}:${last.run_id}`) : null });
   });
 
-  app.get('/xcron/stats', async (c) => {
+  app.get(statsOp.path, async (c) => {
     const s = await deps.store.stats();
-    return ok(c, { node: deps.nodeId, tasks: s.tasks, runs: s.runs, live: deps.liveStats ? deps.liveStats() : null });
+    return reply(c, statsOp, { node: deps.nodeId, tasks: s.tasks, runs: s.runs, live: deps.liveStats ? deps.liveStats() : null });
   });
 }

@@ -4,13 +4,15 @@
  * report. Routes parse and check the request and call one service or store operation.
  */
 import type { Context, Hono } from 'hono';
+import type { z } from 'zod';
 import { Codes, XcronError, describe } from '../errors.js';
 import { BULK_IDS_SHOWN, bulkTasks, RunReplay, type BulkAction, type TaskService } from '../service/index.js';
 import { DAY_MS, dayOf, histPercentile, LATENESS_EDGES } from '../store/report.js';
 import type { DueKey, RunsQuery } from '../store/types.js';
 import { isObject, tagProblem, type Run, type RunStatus } from '../task/index.js';
+import { BulkData, BulkInput, ReportData, ReportQueryParams, RetryRunData, RetryRunInput, RetryRunsData, RetryRunsInput, RunsPageData, RunsQueryParams } from './contract/ops-schemas.js';
+import { defineOperation, reply, type Operation } from './contract/registry.js';
 import type { ApiDeps } from './deps.js';
-import { ok } from './envelope.js';
 import { decodeCursor, encodeCursor, parseLimit, readJson } from './request.js';
 import { runView } from './views.js';
 
@@ -63,7 +65,7 @@ function runCursor(raw: string | undefined): DueKey | null {
 }
 
 /** Runs as shown by GET /xcron/runs: each with its task's name when the task has one. */
-async function runsWithNames(deps: ApiDeps, runs: readonly Run[]): Promise<Record<string, unknown>[]> {
+async function runsWithNames(deps: ApiDeps, runs: readonly Run[]): Promise<z.output<typeof RunsPageData>['runs']> {
   const names = new Map<string, string | null>();
   for (const r of runs) {
     if (!names.has(r.task_id)) names.set(r.task_id, (await deps.store.get(r.task_id))?.name ?? null);
@@ -87,10 +89,84 @@ function bulkSelector(body: Record<string, unknown>): { tag: string | null; name
   return { tag: tag as string | null, namePrefix };
 }
 
+export const runsOp = defineOperation({
+  method: 'get',
+  path: '/xcron/runs',
+  operationId: 'listRuns',
+  tag: 'runs',
+  summary: 'Runs across tasks',
+  description: 'Run records of every task, newest first (scheduled_time, then run_id), each with its task\'s name. `status=FAIL&replayed=false` is the dead-letter list.',
+  access: 'read',
+  query: RunsQueryParams,
+  data: RunsPageData,
+  errors: [Codes.INVALID_OPTION, Codes.BAD_JSON],
+  store: 'read',
+});
+
+export const retryRunOp = defineOperation({
+  method: 'post',
+  path: '/xcron/retryRun',
+  operationId: 'retryRun',
+  tag: 'runs',
+  summary: 'Deliver a failed run again',
+  description: 'A finished FAIL run is delivered again as the new run `<run_id>:r<N>` (a new attempt series) with its original one-off body, if any; the callback keeps the original fire id.',
+  access: 'admin',
+  body: RetryRunInput,
+  data: RetryRunData,
+  errors: [Codes.BAD_JSON, Codes.RUN_NOT_FOUND, Codes.RUN_NOT_FAILED, Codes.RUN_RETRIED, Codes.TASK_NOT_FOUND],
+  store: 'write',
+});
+
+export const retryRunsOp = defineOperation({
+  method: 'post',
+  path: '/xcron/retryRuns',
+  operationId: 'retryRuns',
+  tag: 'runs',
+  summary: 'Deliver failed runs again',
+  description: 'Retries the newest matching FAIL runs not retried yet, up to `limit`; `dry_run` only lists them.',
+  access: 'admin',
+  body: RetryRunsInput,
+  data: RetryRunsData,
+  errors: [Codes.BAD_JSON, Codes.INVALID_OPTION],
+  store: 'write',
+});
+
+const bulkOp = (path: string, operationId: string, summary: string): Operation<typeof BulkData> =>
+  defineOperation({
+    method: 'post',
+    path,
+    operationId,
+    tag: 'tasks',
+    summary,
+    description: 'Acts on every task selected by `tag` or `name_prefix` (exactly one); `dry_run` shows what would change.',
+    access: 'admin',
+    body: BulkInput,
+    data: BulkData,
+    errors: [Codes.BAD_JSON, Codes.INVALID_OPTION],
+    store: 'write',
+  });
+export const pauseTasksOp = bulkOp('/xcron/pauseTasks', 'pauseTasks', 'Pause tasks in bulk');
+export const resumeTasksOp = bulkOp('/xcron/resumeTasks', 'resumeTasks', 'Resume tasks in bulk');
+export const deleteTasksOp = bulkOp('/xcron/deleteTasks', 'deleteTasks', 'Delete tasks in bulk');
+
+export const reportOp = defineOperation({
+  method: 'get',
+  path: '/xcron/report',
+  operationId: 'dailyReport',
+  tag: 'operations',
+  summary: 'Daily run report',
+  description: 'Per UTC day: runs by final status and lateness p50/p99 (upper edges of fixed buckets), kept apart from the run records.',
+  access: 'read',
+  query: ReportQueryParams,
+  data: ReportData,
+  errors: [Codes.INVALID_OPTION],
+  store: 'read',
+});
+
 export function opsRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): void {
   const replay = new RunReplay({ store: deps.store, notifier: deps.notifier, clock: deps.clock, nodeId: deps.nodeId });
 
-  app.get('/xcron/runs', async (c) => {
+  app.get(runsOp.path, async (c) => {
     const statusQ = c.req.query('status');
     if (statusQ !== undefined && statusQ !== '' && !(RUN_STATUSES as readonly string[]).includes(statusQ)) {
       throw bad('status', `must be one of ${RUN_STATUSES.join(', ')}, got ${JSON.stringify(statusQ.slice(0, 40))}`);
@@ -109,18 +185,18 @@ export function opsRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): 
     const rows = await deps.store.queryRuns(q);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return ok(c, { runs: await runsWithNames(deps, page), next_cursor: rows.length > limit && last ? encodeCursor(`${last.scheduled_time}:${last.run_id}`) : null });
+    return reply(c, runsOp, { runs: await runsWithNames(deps, page), next_cursor: rows.length > limit && last ? encodeCursor(`${last.scheduled_time}:${last.run_id}`) : null });
   });
 
-  app.post('/xcron/retryRun', async (c) => {
+  app.post(retryRunOp.path, async (c) => {
     const body = await objectBody(c, ['run_id']);
     if (body.run_id === undefined || body.run_id === null || body.run_id === '') throw new XcronError(Codes.BAD_JSON, 400, "'run_id' is required");
     if (typeof body.run_id !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'run_id' must be a string, got ${describe(body.run_id)}`);
     if (!RUN_ID_RE.test(body.run_id)) throw new XcronError(Codes.RUN_NOT_FOUND, 404, `run ${JSON.stringify(body.run_id.slice(0, 100))} not found`);
-    return ok(c, await replay.retry(body.run_id));
+    return reply(c, retryRunOp, await replay.retry(body.run_id));
   });
 
-  app.post('/xcron/retryRuns', async (c) => {
+  app.post(retryRunsOp.path, async (c) => {
     const body = await objectBody(c, ['status', 'task_id', 'name_prefix', 'from', 'to', 'limit', 'dry_run']);
     if (body.status !== undefined && body.status !== null && body.status !== 'FAIL') throw bad('status', `only "FAIL" runs can be retried, got ${describe(body.status)}`);
     let limit = 100;
@@ -136,24 +212,24 @@ export function opsRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): 
     };
     if (typeof body.from === 'string' || typeof body.to === 'string') throw bad(typeof body.from === 'string' ? 'from' : 'to', 'must be a number (ms since the epoch)');
     const dryRun = optBool(body.dry_run, 'dry_run') ?? false;
-    return ok(c, await replay.retryMany(filter, limit, dryRun));
+    return reply(c, retryRunsOp, await replay.retryMany(filter, limit, dryRun));
   });
 
-  const bulk = (path: string, action: BulkAction): void => {
-    app.post(path, async (c) => {
+  const bulk = (op: Operation<typeof BulkData>, action: BulkAction): void => {
+    app.post(op.path, async (c) => {
       const body = await objectBody(c, ['tag', 'name_prefix', 'dry_run']);
       const sel = bulkSelector(body);
       const dryRun = optBool(body.dry_run, 'dry_run') ?? false;
       const res = await bulkTasks(deps.service, deps.store, action, sel, dryRun);
       const note = res.count > BULK_IDS_SHOWN ? ` (task_ids lists the first ${BULK_IDS_SHOWN})` : '';
-      return ok(c, { ...res, dry_run: dryRun }, `ok${note}`);
+      return reply(c, op, { ...res, dry_run: dryRun }, `ok${note}`);
     });
   };
-  bulk('/xcron/pauseTasks', 'pause');
-  bulk('/xcron/resumeTasks', 'resume');
-  bulk('/xcron/deleteTasks', 'delete');
+  bulk(pauseTasksOp, 'pause');
+  bulk(resumeTasksOp, 'resume');
+  bulk(deleteTasksOp, 'delete');
 
-  app.get('/xcron/report', async (c) => {
+  app.get(reportOp.path, async (c) => {
     const daysQ = c.req.query('days');
     let days = 30;
     if (daysQ !== undefined && daysQ !== '') {
@@ -162,7 +238,7 @@ export function opsRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): 
     }
     const today = dayOf(deps.clock.now());
     const stored = new Map((await deps.store.reportDays(today - days + 1, today)).map((d) => [d.day, d.counts]));
-    const out: Record<string, unknown>[] = [];
+    const out: z.output<typeof ReportData>['days'] = [];
     for (let d = today - days + 1; d <= today; d++) {
       const k = stored.get(d) ?? {};
       const success = k.SUCCESS ?? 0;
@@ -178,6 +254,6 @@ export function opsRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): 
         lateness_p99_ms: histPercentile(k, 0.99),
       });
     }
-    return ok(c, { days: out, lateness_bucket_edges_ms: LATENESS_EDGES });
+    return reply(c, reportOp, { days: out, lateness_bucket_edges_ms: [...LATENESS_EDGES] });
   });
 }

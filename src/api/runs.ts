@@ -4,11 +4,13 @@
  * the per-run X-Xcron-Report-Token they received with the callback, not with an API token.
  */
 import type { Hono } from 'hono';
+import { z } from 'zod';
 import { Codes, XcronError, describe } from '../errors.js';
 import type { AttemptEvent } from '../delivery/index.js';
 import { checkReportToken, isObject } from '../task/index.js';
+import { defineOperation, reply } from './contract/registry.js';
+import { AppendRunLogData, ReportRunData, RunId, RunLogData } from './contract/schemas.js';
 import type { ApiDeps, RunsDeps } from './deps.js';
-import { ok } from './envelope.js';
 import { readJson } from './request.js';
 import { runView } from './views.js';
 
@@ -17,6 +19,67 @@ const MAX_MESSAGE = 4096;
 const MAX_OUTPUT_BYTES = 65_536;
 const MAX_LINE = 4096;
 const MAX_LINES_PER_CALL = 1000;
+
+const ReportToken = z.string().meta({ description: 'The run\'s report token: the `X-Xcron-Report-Token` header of its callback.' });
+
+export const reportRunOp = defineOperation({
+  method: 'post',
+  path: '/xcron/reportRun',
+  operationId: 'reportRun',
+  tag: 'async runs',
+  summary: 'Report the outcome of an async run',
+  description: 'Closes a RUNNING run with the worker\'s outcome. A repeated report of the same outcome answers "ok (already reported)".',
+  access: 'report',
+  body: z
+    .strictObject({
+      run_id: RunId,
+      token: ReportToken,
+      status: z.enum(['SUCCESS', 'FAIL']),
+      message: z.string().nullable().optional().meta({ description: 'Kept on the run (first 4096 characters); a FAIL\'s message becomes its error.' }),
+      output: z.unknown().optional().meta({ description: 'Any JSON, at most 64 KiB as JSON text; kept on the run.' }),
+    })
+    .meta({ id: 'ReportRunInput' }),
+  data: ReportRunData,
+  errors: [Codes.UNAUTHORIZED, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION, Codes.RUN_CLOSED, Codes.RUN_NOT_ASYNC],
+  store: 'write',
+});
+
+export const appendRunLogOp = defineOperation({
+  method: 'post',
+  path: '/xcron/appendRunLog',
+  operationId: 'appendRunLog',
+  tag: 'async runs',
+  summary: "Append to a run's execution log",
+  description: 'Lines can be appended while the run is RUNNING and after its report. A full log drops lines (`dropped`).',
+  access: 'report',
+  body: z
+    .strictObject({
+      run_id: RunId,
+      token: ReportToken,
+      lines: z.array(z.string().meta({ description: 'One line; longer than 4096 characters is cut.' })).max(MAX_LINES_PER_CALL),
+    })
+    .meta({ id: 'AppendRunLogInput' }),
+  data: AppendRunLogData,
+  errors: [Codes.UNAUTHORIZED, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION],
+  store: 'write',
+});
+
+export const runLogOp = defineOperation({
+  method: 'get',
+  path: '/xcron/runLog',
+  operationId: 'runLog',
+  tag: 'async runs',
+  summary: "Read a run's execution log",
+  access: 'read',
+  query: z.object({
+    run_id: RunId,
+    since: z.int().min(0).optional().meta({ description: 'Lines after this sequence number (default 0: from the start).' }),
+    limit: z.int().min(1).max(5000).optional().meta({ description: 'At most this many lines (default 500).' }),
+  }),
+  data: RunLogData,
+  errors: [Codes.BAD_JSON, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION],
+  store: 'read',
+});
 
 /** Runs whose last attempt failed with a retry to come, as the delivery's attempt events show them. */
 export class RetryingRuns {
@@ -75,7 +138,7 @@ async function refuseSyncRun(deps: ApiDeps & { runs: RunsDeps }, runId: string):
 export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
   const { runs } = deps;
 
-  app.post('/xcron/reportRun', async (c) => {
+  app.post(reportRunOp.path, async (c) => {
     const body = await readJson(c);
     if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object {run_id, token, status}, got ${describe(body)}`);
     for (const k of Object.keys(body)) {
@@ -109,18 +172,18 @@ export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
       case 'conflict':
         throw new XcronError(Codes.RUN_CLOSED, 409, `run ${runId} is already closed as ${res.run?.status ?? '?'}; a ${body.status} report cannot change it`);
       case 'same':
-        return ok(c, { run_id: runId, status: res.run?.status ?? body.status }, 'ok (already reported)');
+        return reply(c, reportRunOp, { run_id: runId, status: res.run?.status ?? body.status }, 'ok (already reported)');
       default: {
         const run = res.run!;
         const task = await deps.store.get(run.task_id).catch(() => null);
         runs.onRunClosed(run, task);
         deps.notifier.runReported?.(run.run_id, run.slot);
-        return ok(c, { run_id: runId, status: run.status });
+        return reply(c, reportRunOp, { run_id: runId, status: run.status });
       }
     }
   });
 
-  app.post('/xcron/appendRunLog', async (c) => {
+  app.post(appendRunLogOp.path, async (c) => {
     const body = await readJson(c);
     if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object {run_id, token, lines}, got ${describe(body)}`);
     for (const k of Object.keys(body)) {
@@ -136,10 +199,10 @@ export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
     });
     const res = await deps.store.appendRunLog(runId, lines, deps.clock.now(), runs.logCaps);
     if (!res) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(runId)} not found`);
-    return ok(c, { run_id: runId, accepted: res.accepted, dropped: res.dropped }, res.dropped > 0 ? `ok (${res.dropped} lines dropped: the run's log is full)` : 'ok');
+    return reply(c, appendRunLogOp, { run_id: runId, accepted: res.accepted, dropped: res.dropped }, res.dropped > 0 ? `ok (${res.dropped} lines dropped: the run's log is full)` : 'ok');
   });
 
-  app.get('/xcron/runLog', async (c) => {
+  app.get(runLogOp.path, async (c) => {
     const runId = runIdOf(c.req.query('run_id'));
     const sinceQ = c.req.query('since');
     let since = 0;
@@ -157,7 +220,7 @@ export function runRoutes(app: Hono, deps: ApiDeps & { runs: RunsDeps }): void {
     if (!run) throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(runId)} not found`);
     const lines = await deps.store.readRunLog(runId, since, limit);
     const last = lines[lines.length - 1];
-    return ok(c, {
+    return reply(c, runLogOp, {
       run_id: runId,
       status: run.status,
       finished: run.status !== 'PENDING' && run.status !== 'RUNNING',

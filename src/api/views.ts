@@ -1,5 +1,7 @@
 /** How tasks and runs are shown in responses. */
+import type { z } from 'zod';
 import { describeSchedule, fireIdOfRun, retryOf, type Run, type RunRequest, type Task } from '../task/index.js';
+import type { CallbackView, RunView, TaskRunStats, TaskView } from './contract/schemas.js';
 import { RawJson } from './envelope.js';
 
 /** Runs behind queryTask's `stats`. */
@@ -10,7 +12,7 @@ function pct(sorted: number[], p: number): number | null {
 }
 
 /** Per-task figures over its newest retained runs (at most 200): queryTask's `stats`. */
-export function taskRunStats(runs: readonly Run[]): Record<string, unknown> {
+export function taskRunStats(runs: readonly Run[]): z.output<typeof TaskRunStats> {
   let successes = 0;
   let failures = 0;
   let skipped = 0;
@@ -42,15 +44,15 @@ export function taskRunStats(runs: readonly Run[]): Record<string, unknown> {
 }
 
 /** The public view of a task (queryTask's data). */
-export function taskView(t: Task): Record<string, unknown> {
-  const callback: Record<string, unknown> = { url: t.callback.url, body: t.callback.body_text !== undefined ? new RawJson(t.callback.body_text) : t.callback.body };
+export function taskView(t: Task): z.output<typeof TaskView> {
+  const callback: z.output<typeof CallbackView> = { url: t.callback.url, body: t.callback.body_text !== undefined ? new RawJson(t.callback.body_text) : t.callback.body };
   if (t.callback.method !== 'POST') callback.method = t.callback.method;
   if (t.callback.headers) callback.headers = t.callback.headers;
   if (t.callback.urls) {
     callback.urls = t.callback.urls;
     callback.route = t.callback.route;
   }
-  const v: Record<string, unknown> = {
+  const v: z.output<typeof TaskView> = {
     task_id: t.id,
     create_time: String(Math.floor(t.create_time / 1000)),
     type: t.type,
@@ -81,7 +83,7 @@ export function taskView(t: Task): Record<string, unknown> {
   return v;
 }
 
-export function runView(r: Run): Record<string, unknown> {
+export function runView(r: Run): z.output<typeof RunView> {
   return {
     run_id: r.run_id,
     task_id: r.task_id,
@@ -100,9 +102,15 @@ export function runView(r: Run): Record<string, unknown> {
     ...(r.message !== null ? { message: r.message } : {}),
     ...(r.output !== null ? { output: JSON.parse(r.output) as unknown } : {}),
     ...(r.request ? { request: requestView(r.request) } : {}),
-    ...(retryOf(r.run_id) !== null ? { retry_of: retryOf(r.run_id), fire_id: fireIdOfRun(r.run_id) } : {}),
+    ...retryFields(r.run_id),
     ...(r.retried_by ? { retried_by: r.retried_by } : {}),
   };
+}
+
+/** A retry run's link to the run it retries, and the fire id it keeps. */
+function retryFields(runId: string): { retry_of?: string; fire_id?: string } {
+  const of = retryOf(runId);
+  return of === null ? {} : { retry_of: of, fire_id: fireIdOfRun(runId) };
 }
 
 /** A run's one-off request: the body (parsed: a number beyond 2^53 shows rounded here, it is sent as given), the headers. */

@@ -13,12 +13,34 @@ class Ring {
     this.i = (this.i + 1) % this.buf.length;
     if (this.n < this.buf.length) this.n++;
   }
-  summary(): { count: number; p50: number | null; p90: number | null; p99: number | null; max: number | null } {
+  summary(): Summary {
     if (this.n === 0) return { count: 0, p50: null, p90: null, p99: null, max: null };
     const a = Array.from(this.buf.subarray(0, this.n)).sort((x, y) => x - y);
     const q = (p: number): number => a[Math.min(a.length - 1, Math.floor(p * a.length))]!;
     return { count: this.n, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: a[a.length - 1]! };
   }
+}
+
+interface Summary {
+  count: number;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+/** A node's live figures (/xcron/stats `live`). */
+export interface LiveStats {
+  since: number;
+  fired: number;
+  skipped: number;
+  missed: number;
+  succeeded: number;
+  failed: number;
+  success_rate: number | null;
+  failure_rate: number | null;
+  lateness_ms: Summary;
+  callback_latency_ms: Summary;
 }
 
 export class SchedulerStats {
@@ -45,7 +67,7 @@ export class SchedulerStats {
     });
   }
 
-  snapshot(): Record<string, unknown> {
+  snapshot(): LiveStats {
     const done = this.succeeded + this.failed;
     return {
       since: this.since,

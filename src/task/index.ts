@@ -37,3 +37,4 @@ export { exactBodyText } from './json-text.js';
 export { parseTags, tagProblem, MAX_TAGS } from './tags.js';
 export { parseRunRequest, withRunHeaders } from './run-request.js';
 export { describeSchedule } from './describe.js';
+export { CallbackInput, CreateTaskInput, RetryInput, UpdateTaskInput } from './schema.js';

@@ -4,6 +4,7 @@
  */
 import { Codes, XcronError, badInput, describe, invalidOption, typeError } from '../errors.js';
 import { checkTimezone, parseOneShot, parseSchedule } from './schedule.js';
+import { CallbackInput, CreateTaskInput, RetryInput, UpdateTaskInput, fieldsOf } from './schema.js';
 import { parseTags } from './tags.js';
 import {
   ONE_SHOT,
@@ -35,13 +36,11 @@ export interface CreateRequest {
   next_fire_time: number;
 }
 
-const OPTION_FIELDS = [
-  'name', 'timezone', 'timeout_ms', 'retry', 'misfire', 'overlap', 'paused', 'start_time', 'end_time', 'on_success', 'alert_url',
-  'max_consecutive_failures', 'completion', 'async_timeout_ms', 'tags',
-];
 export const MAX_ASYNC_TIMEOUT_MS = 7 * 86_400_000;
-const CREATE_FIELDS = new Set(['type', 'format', 'callback', 'idempotency_key', ...OPTION_FIELDS]);
-const CALLBACK_FIELDS = new Set(['url', 'urls', 'route', 'body', 'method', 'headers']);
+/** The accepted fields: the request schemas' (./schema.ts), which the OpenAPI document shows too. */
+const CREATE_FIELDS = fieldsOf(CreateTaskInput);
+const CALLBACK_FIELDS = fieldsOf(CallbackInput);
+const RETRY_FIELDS = fieldsOf(RetryInput);
 const MAX_TARGETS = 32;
 const MAX_CHILDREN = 32;
 const METHODS: readonly HttpMethod[] = ['POST', 'PUT', 'PATCH', 'DELETE', 'GET'];
@@ -124,7 +123,7 @@ export function checkUrl(v: unknown, field = 'callback.url'): string {
 export function parseRetry(v: unknown, field = 'retry'): RetryPolicy | null {
   if (v === undefined || v === null) return null;
   const o = isObject(v) ? v : (() => { throw typeError(field, 'an object {max_attempts, backoff_ms, max_backoff_ms}', v); })();
-  rejectUnknown(o, new Set(['max_attempts', 'backoff_ms', 'max_backoff_ms']), `${field}.`);
+  rejectUnknown(o, RETRY_FIELDS, `${field}.`);
   const max_attempts = o.max_attempts === undefined ? 3 : intField(o.max_attempts, `${field}.max_attempts`, 1, 100);
   const backoff_ms = o.backoff_ms === undefined ? 1000 : intField(o.backoff_ms, `${field}.backoff_ms`, 0, 3_600_000);
   const max_backoff_ms = o.max_backoff_ms === undefined ? Math.max(60_000, backoff_ms) : intField(o.max_backoff_ms, `${field}.max_backoff_ms`, 0, 86_400_000);
@@ -284,7 +283,7 @@ export function firstFire(
   return next;
 }
 
-const UPDATE_FIELDS = new Set(['task_id', 'format', 'callback', ...OPTION_FIELDS]);
+const UPDATE_FIELDS = fieldsOf(UpdateTaskInput);
 
 /** A time option: integer ms epoch (13 digits) or unix seconds (10 digits), as number or string. */
 function timeField(v: unknown, field: string): number | null {

@@ -8,8 +8,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { Context, Hono } from 'hono';
+import { z } from 'zod';
+import { defineOperation, reply } from '../api/contract/registry.js';
+import { NextFiresData } from '../api/contract/schemas.js';
 import type { ApiDeps } from '../api/deps.js';
-import { fail, ok } from '../api/envelope.js';
+import { fail } from '../api/envelope.js';
 import { Codes, XcronError } from '../errors.js';
 import { describeSchedule } from '../task/index.js';
 import { CLIENT_JS } from './client.js';
@@ -24,6 +27,30 @@ export const UI_PATHS = ['/ui', '/ui/', '/ui/app.js', '/ui/app.css', '/ui/api/ne
 
 /** Same-origin only: no inline script, no inline style markup (styles set from script are fine). */
 export const UI_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+const msQ = (what: string) => z.int().min(0).optional().meta({ description: `${what}, ms epoch.` });
+
+/** The dashboard's schedule preview: public API (read role), used by the create form and task page. */
+export const nextFiresOp = defineOperation({
+  method: 'get',
+  path: '/ui/api/next-fires',
+  operationId: 'nextFires',
+  tag: 'dashboard',
+  summary: 'Preview the next fire times of a schedule',
+  description: 'A pure calculation over a schedule (no task data). Limited per client (10 per second, burst 20) on top of the configured rate limit.',
+  access: 'read',
+  query: z.object({
+    type: z.enum(['1', '2']).optional().meta({ description: '1 periodic (default), 2 one-shot.' }),
+    format: z.string().max(256).meta({ description: 'The cron expression or one-shot timestamp.' }),
+    timezone: z.string().optional().meta({ description: 'IANA timezone (default: the server default).' }),
+    count: z.int().min(1).max(20).optional().meta({ description: 'How many fire times (default 5).' }),
+    from: msQ("A known fire time of the schedule to start from"),
+    start: msQ('Window start'),
+    end: msQ('Window end'),
+  }),
+  data: NextFiresData,
+  errors: [Codes.BAD_JSON, Codes.UNSUPPORTED_TYPE, Codes.CRON_INVALID, Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.TIMEZONE, Codes.INVALID_OPTION],
+});
 
 interface Asset {
   body: string;
@@ -67,11 +94,11 @@ export function uiRoutes(app: Hono, deps: UiDeps): void {
   app.get('/ui/', async (c) => serveAsset(c, await renderPage()));
   app.get('/ui/app.js', (c) => serveAsset(c, js));
   app.get('/ui/app.css', (c) => serveAsset(c, css));
-  app.get('/ui/api/next-fires', (c) => {
+  app.get(nextFiresOp.path, (c) => {
     const q = parsePreviewQuery((name) => c.req.query(name), deps.limits.defaultTimezone);
     c.header('Cache-Control', 'no-store');
     const { times, truncated } = nextFires(q, deps.clock.now());
-    return ok(c, { times, timezone: q.timezone, description: describeSchedule(q.type, q.format, q.timezone), ...(truncated ? { truncated } : {}) });
+    return reply(c, nextFiresOp, { times, timezone: q.timezone, description: describeSchedule(q.type, q.format, q.timezone), ...(truncated ? { truncated: true as const } : {}) });
   });
 
   // Anything else under /ui: 405 (with Allow) on a known path, 404 otherwise, in the API envelope.

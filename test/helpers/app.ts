@@ -15,6 +15,7 @@ import { VERSION } from '../../src/config/index.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import type { Task } from '../../src/task/index.js';
 import { createXcron, type Xcron } from '../../src/xcron.js';
+import { checkExchange } from './contract.js';
 import type { Envelope } from './http.js';
 import { testConfig } from './xcron.js';
 
@@ -102,6 +103,8 @@ export interface AppRequest {
   /** Sent as is. */
   body?: string;
   headers?: Record<string, string>;
+  /** Skip the check of the exchange against the OpenAPI document (only for answers outside the contract). */
+  unchecked?: boolean;
 }
 
 /** One request through app.request; parses the envelope (fails loudly when the body is not JSON). */
@@ -112,8 +115,13 @@ export async function send<T = unknown>(app: Hono, path: string, req: AppRequest
     body = JSON.stringify(req.json);
     if (!Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
   }
-  const res = await app.request(path, { method: req.method ?? (body === undefined ? 'GET' : 'POST'), headers, body });
+  const method = req.method ?? (body === undefined ? 'GET' : 'POST');
+  const res = await app.request(path, { method, headers, body });
   const text = await res.text();
+  if (req.unchecked !== true) {
+    const requestType = Object.entries(headers).find(([k]) => k.toLowerCase() === 'content-type')?.[1];
+    checkExchange({ method, url: path, requestBody: body, requestType, status: res.status, contentType: res.headers.get('content-type'), text });
+  }
   let parsed: Envelope<T>;
   try {
     parsed = JSON.parse(text) as Envelope<T>;

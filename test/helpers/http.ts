@@ -1,5 +1,6 @@
 /** A small JSON client for the xcron HTTP API (undici `request`), used against the real server. */
 import { request } from 'undici';
+import { checkExchange } from './contract.js';
 
 export interface Envelope<T = unknown> {
   uuid: string;
@@ -23,6 +24,8 @@ export interface CallOptions {
   /** Sent as is (no Content-Type unless given in headers). */
   body?: string;
   headers?: Record<string, string>;
+  /** Skip the check of the exchange against the OpenAPI document (only for answers outside the contract). */
+  unchecked?: boolean;
 }
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS';
@@ -37,6 +40,11 @@ export async function call<T = unknown>(baseUrl: string, method: Method, path: s
   }
   const res = await request(`${baseUrl}${path}`, { method, headers, body, reset: true, headersTimeout: 30_000, bodyTimeout: 30_000 });
   const text = await res.body.text();
+  if (opts.unchecked !== true) {
+    const ct = res.headers['content-type'];
+    const requestType = Object.entries(headers).find(([k]) => k.toLowerCase() === 'content-type')?.[1];
+    checkExchange({ method, url: path, requestBody: body, requestType, status: res.statusCode, contentType: typeof ct === 'string' ? ct : null, text });
+  }
   let parsed: Envelope<T> | undefined;
   let parseError: unknown;
   try {
