@@ -70,7 +70,8 @@ export interface StartOptions {
   scheduler?: boolean;
 }
 
-export interface Xcron {
+/** The parts of a node, as its handle shows them. */
+export interface XcronParts {
   readonly config: Config;
   /** The Hono app: serve it with listen(), or drive it with app.request() without a socket. */
   readonly app: Hono;
@@ -84,6 +85,9 @@ export interface Xcron {
   readonly log: Logger;
   /** Where the data is, for the start log line: { data, epoch } or the cluster settings. */
   readonly where: Readonly<Record<string, unknown>>;
+}
+
+export interface Xcron extends XcronParts {
   /** The bound HTTP port once listen() resolved; null before. */
   readonly port: number | null;
   /** Takes the slots and starts the scheduler and history retention. Calling it again returns the same promise. */
@@ -281,7 +285,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       destinations,
     });
     warnAboutConfig(cfg, auth, destinations, log);
-    return new Node({ cfg, clock, log, stepTimeoutMs, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where });
+    return new Node({ config: cfg, log, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where }, { clock, stepTimeoutMs });
   } catch (e) {
     // Nothing may stay open when assembly fails half way.
     metrics?.close();
@@ -309,32 +313,22 @@ function warnAboutConfig(cfg: Config, auth: TokenAuth, destinations: Destination
   }
 }
 
-interface NodeParts {
-  cfg: Config;
+/** What a node needs besides its parts. */
+interface NodeEnv {
   clock: Clock;
-  log: Logger;
   stepTimeoutMs: number;
-  app: Hono;
-  store: TaskStore;
-  ownership: Ownership;
-  scheduler: Scheduler;
-  delivery: DeliveryService;
-  metrics: Metrics;
-  cluster: ClusterMode | null;
-  where: Record<string, unknown>;
 }
 
-class Node implements Xcron {
-  readonly config: Config;
-  readonly app: Hono;
-  readonly store: TaskStore;
-  readonly ownership: Ownership;
-  readonly scheduler: Scheduler;
-  readonly delivery: DeliveryService;
-  readonly metrics: Metrics;
-  readonly cluster: ClusterMode | null;
-  readonly log: Logger;
-  readonly where: Readonly<Record<string, unknown>>;
+/** A class whose instances carry the given parts as their own (readonly) fields. */
+function carrying<T extends object>(): new (parts: T) => Readonly<T> {
+  return class {
+    constructor(parts: T) {
+      Object.assign(this, parts);
+    }
+  } as new (parts: T) => Readonly<T>;
+}
+
+class Node extends carrying<XcronParts>() implements Xcron {
   port: number | null = null;
   stopped: StepOutcome[] | null = null;
   private server: Server | null = null;
@@ -344,17 +338,11 @@ class Node implements Xcron {
   private pruneTimer: TimerHandle | null = null;
   private pruning: Promise<void> | null = null;
 
-  constructor(private readonly p: NodeParts) {
-    this.config = p.cfg;
-    this.app = p.app;
-    this.store = p.store;
-    this.ownership = p.ownership;
-    this.scheduler = p.scheduler;
-    this.delivery = p.delivery;
-    this.metrics = p.metrics;
-    this.cluster = p.cluster;
-    this.log = p.log;
-    this.where = p.where;
+  constructor(
+    parts: XcronParts,
+    private readonly env: NodeEnv,
+  ) {
+    super(parts);
   }
 
   start(opts: StartOptions = {}): Promise<void> {
@@ -394,7 +382,8 @@ class Node implements Xcron {
   }
 
   private async stopOnce(): Promise<void> {
-    const { cfg, log, stepTimeoutMs } = this.p;
+    const { config: cfg, log } = this;
+    const { stepTimeoutMs } = this.env;
     log.debug('stopping');
     this.retentionStop.abort();
     const steps: ShutdownStep[] = [
@@ -453,7 +442,7 @@ class Node implements Xcron {
   // the cluster, not once per node); a slot between owners waits for the next round.
   private armPrune(ms: number): void {
     if (this.retentionStop.signal.aborted) return;
-    this.pruneTimer = this.p.clock.setTimer(() => {
+    this.pruneTimer = this.env.clock.setTimer(() => {
       this.pruneTimer = null;
       this.pruning ??= this.prune().finally(() => {
         this.pruning = null;
@@ -463,7 +452,8 @@ class Node implements Xcron {
   }
 
   private async prune(): Promise<void> {
-    const { cfg, clock, log } = this.p;
+    const { config: cfg, log } = this;
+    const { clock } = this.env;
     const slots = this.cluster ? this.ownership.ownedSlots() : null;
     if (slots !== null && slots.length === 0) return;
     try {

@@ -37,7 +37,7 @@ import { connectRedis, createRedisClient, toStoreError, type RedisClient } from 
 import { RedisKeys } from '../redis/keys.js';
 import { evalScript, script } from '../redis/scripts.js';
 import { RedisTaskStore } from '../store/redis.js';
-import { CLAIMED_BY, type TaskStore, type WithClaim } from '../store/types.js';
+import type { HeldFireStore, TaskStore } from '../store/types.js';
 import type { Run } from '../task/index.js';
 import { monoMs } from '../clock/mono.js';
 import { LeaseTable } from './lease-table.js';
@@ -485,7 +485,7 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
   // A RUNNING run with a report deadline is not being delivered: it awaits its report, and the
   // slot's owner enforces the deadline (the node that sent it let go of it with the slot).
   const keep = (run: Run): boolean =>
-    !mine.has(run.run_id) && !(run.status === 'RUNNING' && run.deadline === null && othersLive(run.node)) && !othersLive((run as WithClaim<Run>)[CLAIMED_BY]);
+    !mine.has(run.run_id) && !(run.status === 'RUNNING' && run.deadline === null && othersLive(run.node)) && !othersLive(store.heldFires?.claimedBy(run));
   /**
    * Runs that left `mine` while a read of the outbox was under way, per read: the read may show
    * them unfinished although their outcome was written meanwhile (a read of many slots takes a
@@ -537,18 +537,22 @@ export function recoveryStore(store: TaskStore, ownership: RedisOwnership): Task
     for (const u of updates) if (u.status !== 'RUNNING') finished(u.run_id);
   };
   // A held fire not claimed here (undone, or its slot lost) is not in flight here any more.
-  const claimFires: NonNullable<TaskStore['claimFires']> = async (reqs, node) => {
-    const res = await store.claimFires!(reqs, node);
-    res.forEach((r, i) => {
-      if (r !== 'claimed') forget(reqs[i]!.run_id);
-    });
-    return res;
+  const held = store.heldFires;
+  const heldFires: HeldFireStore | undefined = held && {
+    ...held,
+    claimFires: async (reqs, node) => {
+      const res = await held.claimFires(reqs, node);
+      res.forEach((r, i) => {
+        if (r !== 'claimed') forget(reqs[i]!.run_id);
+      });
+      return res;
+    },
   };
   const givenBack = async (ids: readonly string[]): Promise<void> => {
     for (const id of ids) forget(id);
-    await store.releaseClaims?.(ids, self);
+    await held?.releaseClaims(ids, self);
   };
-  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, givenBack, ...(store.claimFires ? { claimFires } : {}) };
+  const overrides: Partial<TaskStore> = { unfinishedRuns, commitFires, updateRuns, givenBack, ...(heldFires ? { heldFires } : {}) };
   return new Proxy(store, {
     get(target, prop, _receiver) {
       if (typeof prop === 'string' && prop in overrides) return overrides[prop as keyof TaskStore];

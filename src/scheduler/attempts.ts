@@ -12,15 +12,16 @@
  * A redelivery may therefore skip a number (a fire committed ahead and due after the crash was
  * never sent, yet its redelivery says attempt 2): the count errs on the side of "may have reached".
  */
-import { HELD, type WithHeld } from '../store/types.js';
-import type { Run, Task } from '../task/index.js';
+import type { HeldFire } from '../store/types.js';
+import type { Run } from '../task/index.js';
 
 /**
  * The first attempt number of a redelivery of `run` (read from the outbox) at `now`: one past
- * every attempt that may have reached the receiver.
+ * every attempt that may have reached the receiver. `held`: its task's fire committed ahead and
+ * not claimed yet, as the store read it (HeldFireStore.heldOf), or null.
  */
-export function redeliveryAttempt(run: Pick<Run, 'run_id' | 'attempts' | 'scheduled_time'>, task: Task, now: number): number {
-  const heldUnclaimed = (task as WithHeld<Task>)[HELD]?.run_id === run.run_id;
+export function redeliveryAttempt(run: Pick<Run, 'run_id' | 'attempts' | 'scheduled_time'>, held: HeldFire | null, now: number): number {
+  const heldUnclaimed = held?.run_id === run.run_id;
   const mayHaveGone = !heldUnclaimed && run.scheduled_time <= now;
   return Math.max(run.attempts, mayHaveGone ? 1 : 0) + 1;
 }

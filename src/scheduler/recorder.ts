@@ -10,10 +10,12 @@
  * node acquiring a slot must find the RUNNING and final states of runs a live node delivered.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../clock/index.js';
+import type { Clock, TimerHandle } from '../clock/index.js';
 import type { RunUpdate, TaskStore } from '../store/types.js';
 
 const FLUSH_DELAY_MS = 25;
+/** How long a failed write waits before it is tried again. */
+const RETRY_MS = 1000;
 /** The longest a run's write waits for a delivery backlog to clear. */
 export const MAX_DEFER_MS = 3000;
 /** Runs queued at most before they are written, backlog or not. */
@@ -28,7 +30,7 @@ export class RunRecorder {
   private scheduled = false;
   private urgentScheduled = false;
   private flushing: Promise<void> | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private retryTimer: TimerHandle | null = null;
   /** When the oldest update queued now was queued. */
   private oldestAt = 0;
   /** Flushes put off because callbacks were queued. */
@@ -102,10 +104,10 @@ export class RunRecorder {
         // The chunks written already stay written; the rest goes again (a newer update of a run wins).
         for (let i = done; i < batch.length; i++) if (!this.pending.has(batch[i]!.run_id)) this.pending.set(batch[i]!.run_id, batch[i]!);
         if (!this.retryTimer) {
-          this.retryTimer = setTimeout(() => {
+          this.retryTimer = this.clock.setTimer(() => {
             this.retryTimer = null;
             void this.flush();
-          }, 1000);
+          }, RETRY_MS);
         }
       }
     })();
@@ -139,7 +141,7 @@ export class RunRecorder {
   }
 
   stop(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer?.cancel();
     this.retryTimer = null;
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { Run, Task } from '../task/index.js';
 import type { SlotPage } from './redis-slots.js';
-import { CLAIMED_BY, HELD, type DueKey, type HeldFire, type RunUpdate, type TaskChanges } from './types.js';
+import type { DueKey, HeldFire, RunUpdate, TaskChanges } from './types.js';
 
 type Kind = 'str' | 'int';
 export const TASK_SCALARS: Record<string, { kind: Kind; nullable: boolean }> = {
@@ -76,12 +76,19 @@ function decode(flat: unknown, scalars: Record<string, { kind: Kind; nullable: b
   return o;
 }
 
-/** A task hash: the fields of Task, plus the held-fire marker (h_*) as the HELD symbol. */
+/**
+ * What a read saw of the held-fire fields (h_*, claimed_by), kept beside the object it decoded
+ * (never a field of it: never serialised, never written back). Read through HeldFireStore.
+ */
+export const heldMarks = new WeakMap<Task, HeldFire>();
+export const claimMarks = new WeakMap<Run, string>();
+
+/** A task hash: the fields of Task; its held-fire marker (h_*) goes to heldMarks. */
 export function decodeTask(flat: unknown): Task {
   const o = decode(flat, TASK_SCALARS);
   if (o.h_run !== undefined) {
     const held: HeldFire = { run_id: o.h_run as string, tick: Number(o.h_tick), last_fire_time: o.h_last === '' || o.h_last === undefined ? null : Number(o.h_last) };
-    Object.defineProperty(o, HELD, { value: held, enumerable: false });
+    heldMarks.set(o as unknown as Task, held);
   }
   delete o.h_run;
   delete o.h_tick;
@@ -111,7 +118,7 @@ export function decodeRun(flat: unknown): Run {
   const o = decode(flat, RUN_SCALARS, RUN_INTERNAL);
   if (o.shards === undefined) o.shards = null;
   if (o.request === undefined) o.request = null;
-  if (o.claimed_by !== undefined) Object.defineProperty(o, CLAIMED_BY, { value: o.claimed_by, enumerable: false });
+  if (o.claimed_by !== undefined) claimMarks.set(o as unknown as Run, o.claimed_by as string);
   delete o.claimed_by;
   return o as unknown as Run;
 }

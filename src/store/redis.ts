@@ -11,12 +11,12 @@ import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
 import { isUnavailable, toStoreError, type RedisClient } from '../redis/connection.js';
 import { slotOf, type Run, type RunStatus, type Task } from '../task/index.js';
-import { changeFields, cursorArgs, decodeRun, decodeTask, opt, optText, packed, runUpdateArgs, taskFields, timedPage } from './redis-codec.js';
+import { claimMarks, changeFields, cursorArgs, decodeRun, decodeTask, heldMarks, opt, optText, packed, runUpdateArgs, taskFields, timedPage } from './redis-codec.js';
 import { StoreConnection, type StoreConnectionOptions } from './redis-conn.js';
 import { RedisChildGraph } from './redis-graph.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
 import { queryRuns } from './redis-runs.js';
-import { eachSlot, groupBy, mergeSlots } from './redis-slots.js';
+import { eachSlot, groupBy, mergeSlots, type SlotPage } from './redis-slots.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -26,6 +26,7 @@ import type {
   FireRequest,
   FireResult,
   GraphRefusal,
+  HeldFireStore,
   ListRunsQuery,
   ListTasksQuery,
   LogCaps,
@@ -59,6 +60,14 @@ export class RedisTaskStore implements TaskStore {
   private readonly log: Logger;
 
   private readonly graph: RedisChildGraph;
+  /** Fires committed ahead are undone from any node and claimed by their owner, in Redis. */
+  readonly heldFires: HeldFireStore = {
+    claimFires: (reqs, node) => this.claimFires(reqs, node),
+    releaseClaims: (runIds, node) => this.releaseClaims(runIds, node),
+    uncommitHeld: (taskId) => this.uncommitHeld(taskId),
+    heldOf: (task) => heldMarks.get(task) ?? null,
+    claimedBy: (run) => claimMarks.get(run) ?? null,
+  };
 
   constructor(o: RedisStoreOptions) {
     this.conn = new StoreConnection(o);
@@ -160,26 +169,25 @@ export class RedisTaskStore implements TaskStore {
   }
 
   dueTasks(q: DueQuery): Promise<Task[]> {
-    return this.guard(() =>
-      mergeSlots<Task>(
-        q.slots ?? this.allSlots(),
-        q.after,
-        q.limit,
-        (t) => ({ time: t.next_fire_time!, id: t.id }),
-        async (slot, after, n) => timedPage((await this.run('dueTasks', slot, [...cursorArgs(after), q.upTo, n])) as unknown[], decodeTask),
-      ),
+    return this.merged<Task>(
+      q,
+      (t) => ({ time: t.next_fire_time!, id: t.id }),
+      async (slot, after, n) => timedPage((await this.run('dueTasks', slot, [...cursorArgs(after), q.upTo, n])) as unknown[], decodeTask),
     );
   }
 
   dueKeys(q: DueQuery): Promise<DueKey[]> {
-    return this.guard(() =>
-      mergeSlots<DueKey>(q.slots ?? this.allSlots(), q.after, q.limit, (k) => k, async (slot, after, n) => {
-        const r = (await this.run('dueKeys', slot, [...cursorArgs(after), q.upTo, n])) as (number | string)[];
-        const items: DueKey[] = [];
-        for (let i = 1; i < r.length; i += 2) items.push({ id: r[i] as string, time: Number(r[i + 1]) });
-        return { exhausted: r[0] === 1, last: items.length > 0 ? items[items.length - 1]! : null, items };
-      }),
-    );
+    return this.merged<DueKey>(q, (k) => k, async (slot, after, n) => {
+      const r = (await this.run('dueKeys', slot, [...cursorArgs(after), q.upTo, n])) as (number | string)[];
+      const items: DueKey[] = [];
+      for (let i = 1; i < r.length; i += 2) items.push({ id: r[i] as string, time: Number(r[i + 1]) });
+      return { exhausted: r[0] === 1, last: items.length > 0 ? items[items.length - 1]! : null, items };
+    });
+  }
+
+  /** An ordered read over the query's slots (all by default): each slot's pages merged in (time, id) order. */
+  private merged<T>(q: { slots: readonly number[] | null; after: DueKey | null; limit: number }, keyOf: (t: T) => DueKey, read: (slot: number, after: DueKey | null, n: number) => Promise<SlotPage<T>>): Promise<T[]> {
+    return this.guard(() => mergeSlots<T>(q.slots ?? this.allSlots(), q.after, q.limit, keyOf, read));
   }
 
   commitFires(reqs: readonly FireRequest[]): Promise<FireResult[]> {
@@ -269,18 +277,14 @@ export class RedisTaskStore implements TaskStore {
   }
 
   unfinishedRuns(q: OutboxQuery): Promise<PendingDelivery[]> {
-    return this.guard(() =>
-      mergeSlots<PendingDelivery>(
-        q.slots ?? this.allSlots(),
-        q.after,
-        q.limit,
-        (p) => ({ time: p.run.scheduled_time, id: p.run.run_id }),
-        async (slot, after, n) =>
-          timedPage((await this.run('unfinishedRuns', slot, [...cursorArgs(after), n, q.upTo ?? ''])) as unknown[], (x) => {
-            const [run, task] = x as [unknown, unknown];
-            return { run: decodeRun(run), task: decodeTask(task) };
-          }),
-      ),
+    return this.merged<PendingDelivery>(
+      q,
+      (p) => ({ time: p.run.scheduled_time, id: p.run.run_id }),
+      async (slot, after, n) =>
+        timedPage((await this.run('unfinishedRuns', slot, [...cursorArgs(after), n, q.upTo ?? ''])) as unknown[], (x) => {
+          const [run, task] = x as [unknown, unknown];
+          return { run: decodeRun(run), task: decodeTask(task) };
+        }),
     );
   }
 

@@ -50,8 +50,8 @@ export interface FireRequest {
     error: string | null;
   };
   /**
-   * Committed ahead of its due time (the scheduler holds it until then). A store with claimFires
-   * keeps such a fire undoable (uncommitHeld) until it is claimed at its due time.
+   * Committed ahead of its due time (the scheduler holds it until then). A store with heldFires
+   * keeps such a fire undoable (heldFires.uncommitHeld) until it is claimed at its due time.
    */
   ahead?: boolean;
   /**
@@ -65,7 +65,7 @@ export interface FireRequest {
   retry?: boolean;
 }
 
-/** A fire committed ahead of its due time and not yet claimed (stores with claimFires). */
+/** A fire committed ahead of its due time and not yet claimed (a store with heldFires). */
 export interface HeldFire {
   run_id: string;
   tick: number;
@@ -74,17 +74,31 @@ export interface HeldFire {
 }
 
 /**
- * Where a store with claimFires puts a task's unclaimed held fire (a symbol: never serialised,
- * never written back as a task field).
+ * The held-fire capability of a store shared by nodes: a fire committed ahead of its due time
+ * (FireRequest.ahead) stays undoable from any node (the API node is not the fire's owner) until
+ * its owner claims it shortly before its due time, and the owner delivers it only if claimed.
  */
-export const HELD: unique symbol = Symbol('xcron.held');
-export type WithHeld<T> = T & { [HELD]?: HeldFire };
+export interface HeldFireStore {
+  /**
+   * Claims fires committed ahead, fenced like commitFires; the owner delivers only those answered
+   * 'claimed'. A claim and an undo are atomic against each other, and a claim repeated after a
+   * lost reply answers the same.
+   */
+  claimFires(reqs: readonly ClaimRequest[], node: string): Promise<ClaimResult[]>;
+  /** Removes `node`'s claim from runs it gives back undelivered. */
+  releaseClaims(runIds: readonly string[], node: string): Promise<void>;
+  /**
+   * Undoes the task's fire committed ahead if it is not claimed yet: the run is removed and the
+   * task restored as before that commit. Returns true when undone.
+   */
+  uncommitHeld(taskId: string): Promise<boolean>;
+  /** The task's fire committed ahead and not claimed yet, as this store read it (null: none). */
+  heldOf(task: Task): HeldFire | null;
+  /** The node that claimed the run, as this store read it (null: none). */
+  claimedBy(run: Run): string | null;
+}
 
-/** Where a store with claimFires puts the node that claimed a run (a symbol, never serialised). */
-export const CLAIMED_BY: unique symbol = Symbol('xcron.claimed_by');
-export type WithClaim<T> = T & { [CLAIMED_BY]?: string };
-
-/** A claim at the due time of a fire committed ahead (see TaskStore.claimFires). */
+/** A claim at the due time of a fire committed ahead (see HeldFireStore.claimFires). */
 export interface ClaimRequest {
   slot: number;
   /** The caller's fencing token for the slot; null: the slot is not owned (answered 'fenced'). */
@@ -283,21 +297,8 @@ export interface TaskStore {
    * a store without it commits every fire at its due time.
    */
   uncommitFire?(req: UncommitRequest): Promise<boolean>;
-  /**
-   * Optional, with uncommitHeld (a store shared by nodes: the API node is not the fire's owner).
-   * Claims fires committed ahead (FireRequest.ahead) shortly before their due time, fenced like
-   * commitFires;
-   * the owner delivers only those answered 'claimed'. A claim and an undo are atomic against each
-   * other, and a claim repeated after a lost reply answers the same.
-   */
-  claimFires?(reqs: readonly ClaimRequest[], node: string): Promise<ClaimResult[]>;
-  /** Optional, with claimFires: removes `node`'s claim from runs it gives back undelivered. */
-  releaseClaims?(runIds: readonly string[], node: string): Promise<void>;
-  /**
-   * Optional, with claimFires. Undoes the task's fire committed ahead if it is not claimed yet: the
-   * run is removed and the task restored as before that commit. Returns true when undone.
-   */
-  uncommitHeld?(taskId: string): Promise<boolean>;
+  /** Optional: fires committed ahead are undone and claimed in the store itself (a store shared by nodes). */
+  readonly heldFires?: HeldFireStore;
   /**
    * Optional (a node's view of a shared store): runs this node gave back without delivering them
    * (their slot was lost), so that it redelivers them from the outbox if it owns the slot again.

@@ -11,6 +11,7 @@ import { ManualClock, type TimerHandle } from '../../src/clock/index.js';
 import { LocalOwnership } from '../../src/cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../../src/delivery/index.js';
 import { StoreUnavailableError } from '../../src/errors.js';
+import { RELEASE_CHUNK } from '../../src/scheduler/held.js';
 import { Scheduler, type Deliverer, type FiredEvent, type FinishedEvent, type ReleasedEvent, type SchedulerOptions } from '../../src/scheduler/index.js';
 import { SqliteTaskStore } from '../../src/store/sqlite.js';
 import { fireId, type Task } from '../../src/task/index.js';
@@ -708,7 +709,8 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
 
   it('a burst of held fires due at one ms is handed over in paced chunks: each once, none before its time', async () => {
     const at = T0 + 10 * SEC;
-    const n = 1000; // many times RELEASE_CHUNK: several 1 ms continuations
+    const n = 1000; // many times RELEASE_CHUNK: several 1 ms continuations (on the scheduler's clock)
+    const chunks = Math.ceil(n / RELEASE_CHUNK);
     const tasks = Array.from({ length: n }, (_, i) => oneShot(`b${String(i).padStart(4, '0')}`, at, T0));
     const h = await setup({ tasks, ...AHEAD });
     const sent = deliveredAt(h);
@@ -716,9 +718,15 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
     expect(h.sched.heldCount()).toBe(n);
     expect(h.deliverer.jobs).toEqual([]);
     await h.runUntil(at);
+    expect(h.deliverer.jobs.length).toBe(RELEASE_CHUNK); // the first chunk; the next one after 1 ms
+    await h.runUntil(at + chunks);
     await vi.waitFor(() => expect(h.deliverer.jobs.length).toBe(n), { timeout: 20_000, interval: 5 });
     expect(new Set(h.deliverer.jobs.map((j) => j.run_id)).size).toBe(n);
-    expect([...sent.values()].every((t) => t === at)).toBe(true);
+    // one chunk per ms from the due time on: none before it
+    const times = [...sent.values()];
+    expect(Math.min(...times)).toBe(at);
+    expect(Math.max(...times)).toBe(at + chunks - 1);
+    for (let k = 0; k < chunks; k++) expect(times.filter((t) => t === at + k).length).toBe(Math.min(RELEASE_CHUNK, n - k * RELEASE_CHUNK));
     expect(h.sched.heldCount()).toBe(0);
     await h.runUntil(at + MIN);
     expect(h.deliverer.jobs).toHaveLength(n);

@@ -7,8 +7,8 @@
  * slots are derived from task ids (slotOf, 256 slots) as the API derives them.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CLAIMED_BY, HELD, type DueKey, type DueQuery, type FireRequest, type TaskStore, type WithClaim, type WithHeld } from '../../src/store/types.js';
-import { fireId, type Run, type Task } from '../../src/task/index.js';
+import type { DueKey, DueQuery, FireRequest, TaskStore } from '../../src/store/types.js';
+import { fireId, type Task } from '../../src/task/index.js';
 import { T0, idsInDistinctSlots, makeTask, oneShot } from './fixtures.js';
 
 export interface StoreHarness {
@@ -25,7 +25,7 @@ const MIN = 60_000;
 export interface ContractOptions {
   /** The store implements the optional uncommitFire (fires committed ahead can be undone). */
   uncommit?: boolean;
-  /** The store implements the optional claimFires and uncommitHeld (a store shared by nodes). */
+  /** The store offers the optional heldFires capability (a store shared by nodes). */
   claims?: boolean;
 }
 
@@ -541,18 +541,19 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
       });
     });
 
-    describe('claimFires and uncommitHeld (fires committed ahead, undone from any node)', () => {
+    describe('heldFires: claimFires and uncommitHeld (fires committed ahead, undone from any node)', () => {
       if (!opts.claims) {
         it('are not offered', () => {
-          expect(store.claimFires).toBeUndefined();
-          expect(store.uncommitHeld).toBeUndefined();
-          expect(store.releaseClaims).toBeUndefined();
+          expect(store.heldFires).toBeUndefined();
         });
         return;
       }
-      const heldOf = (t: Task | null) => (t as WithHeld<Task> | null)?.[HELD];
-      const claim = (t: Task, tick: number, token: number | null = h.token(t.slot), node = 'node-a') => store.claimFires!([{ slot: t.slot, token, task_id: t.id, run_id: fireId(t.id, tick) }], node);
-      const claimerOf = async (runId: string) => ((await store.getRun(runId)) as WithClaim<Run> | null)?.[CLAIMED_BY];
+      const heldOf = (t: Task | null) => (t ? (store.heldFires!.heldOf(t) ?? undefined) : undefined);
+      const claim = (t: Task, tick: number, token: number | null = h.token(t.slot), node = 'node-a') => store.heldFires!.claimFires([{ slot: t.slot, token, task_id: t.id, run_id: fireId(t.id, tick) }], node);
+      const claimerOf = async (runId: string) => {
+        const run = await store.getRun(runId);
+        return run ? (store.heldFires!.claimedBy(run) ?? undefined) : undefined;
+      };
 
       it('a one-shot committed ahead is held: uncommitHeld removes the run and restores the task; a claim then answers undone', async () => {
         const t = oneShot('held-os', T0 + 5000);
@@ -566,7 +567,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect(Object.keys(stored!)).not.toContain('h_run');
         expect(JSON.stringify(stored)).not.toContain('h_run');
 
-        expect(await store.uncommitHeld!('held-os')).toBe(true);
+        expect(await store.heldFires!.uncommitHeld('held-os')).toBe(true);
         const back = await store.get('held-os');
         expect(back).toMatchObject({ state: 'active', next_fire_time: tick, run_count: 0, last_fire_time: null });
         expect(heldOf(back)).toBeUndefined();
@@ -574,7 +575,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect((await store.stats()).tasks).toMatchObject({ active: 1, completed: 0 });
         expect((await store.dueTasks({ slots: null, after: null, upTo: tick, limit: 10 })).map((x) => x.id)).toEqual(['held-os']);
         expect(await claim(t, tick)).toEqual(['undone']);
-        expect(await store.uncommitHeld!('held-os')).toBe(false);
+        expect(await store.heldFires!.uncommitHeld('held-os')).toBe(false);
         // committed again (once), claimed, delivered
         expect(await store.commitFires([fire(t, { next: null, now: tick - 100, ahead: true })])).toEqual(['committed']);
         expect(await store.commitFires([fire(t, { next: null, now: tick - 100, ahead: true })])).toEqual(['conflict']);
@@ -596,7 +597,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         // retried after its due time (not ahead): sent at once, so no longer undoable by another node
         expect(await store.commitFires([fire(b, { next: null, now: tb + 50, retry: true })])).toEqual(['committed']);
         expect(heldOf(await store.get('retry-late'))).toBeUndefined();
-        expect(await store.uncommitHeld!('retry-late')).toBe(false);
+        expect(await store.heldFires!.uncommitHeld('retry-late')).toBe(false);
         expect(await store.getRun(fireId('retry-late', tb))).toMatchObject({ status: 'PENDING', attempts: 0 });
         // another token (the slot moved and came back): not this caller's commit
         const stale = h.token(a.slot);
@@ -616,12 +617,12 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         // the claimer is recorded on the run (not a Run field), and given back only by that node
         expect(await claimerOf(fireId('held-claimed', tick))).toBe('node-a');
         expect(Object.keys((await store.getRun(fireId('held-claimed', tick)))!)).not.toContain('claimed_by');
-        await store.releaseClaims!([fireId('held-claimed', tick)], 'node-b');
+        await store.heldFires!.releaseClaims([fireId('held-claimed', tick)], 'node-b');
         expect(await claimerOf(fireId('held-claimed', tick))).toBe('node-a');
-        await store.releaseClaims!([fireId('held-claimed', tick)], 'node-a');
+        await store.heldFires!.releaseClaims([fireId('held-claimed', tick)], 'node-a');
         expect(await claimerOf(fireId('held-claimed', tick))).toBeUndefined();
         expect((await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).map((p) => p.run.run_id)).toEqual([fireId('held-claimed', tick)]);
-        expect(await store.uncommitHeld!('held-claimed')).toBe(false);
+        expect(await store.heldFires!.uncommitHeld('held-claimed')).toBe(false);
         expect(await store.get('held-claimed')).toMatchObject({ next_fire_time: tick + MIN, run_count: 1, last_fire_time: tick });
         expect(await claim(t, tick)).toEqual(['claimed']);
       });
@@ -633,10 +634,10 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect(await store.commitFires([fire(t)])).toEqual(['committed']);
         const t2 = (await store.get('held-per'))!;
         expect(heldOf(t2)).toBeUndefined(); // committed at its due time: nothing to undo
-        expect(await store.uncommitHeld!('held-per')).toBe(false);
+        expect(await store.heldFires!.uncommitHeld('held-per')).toBe(false);
         expect(await store.commitFires([fire(t2, { next: tick + 2 * MIN, now: tick + MIN - 500, ahead: true })])).toEqual(['committed']);
         expect(heldOf(await store.get('held-per'))).toEqual({ run_id: fireId('held-per', tick + MIN), tick: tick + MIN, last_fire_time: tick });
-        expect(await store.uncommitHeld!('held-per')).toBe(true);
+        expect(await store.heldFires!.uncommitHeld('held-per')).toBe(true);
         expect(await store.get('held-per')).toMatchObject({ state: 'active', next_fire_time: tick + MIN, run_count: 1, last_fire_time: tick });
         expect((await store.listRuns('held-per', 10)).map((r) => r.run_id)).toEqual([fireId('held-per', tick)]);
       });
@@ -662,14 +663,14 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         const tick = a.next_fire_time!;
         expect(await store.commitFires([fire(a, { next: null, now: tick - 800, ahead: true }), fire(b, { next: null, now: tick - 800, ahead: true })])).toEqual(['committed', 'committed']);
         await store.updateRuns([{ run_id: fireId('held-busy', tick), task_id: 'held-busy', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: tick }]);
-        expect(await store.uncommitHeld!('held-busy')).toBe(false);
+        expect(await store.heldFires!.uncommitHeld('held-busy')).toBe(false);
         expect(await store.get('held-busy')).toMatchObject({ state: 'completed', run_count: 1 });
         expect(await store.getRun(fireId('held-busy', tick))).toMatchObject({ status: 'RUNNING' });
 
         const cur = (await store.get('held-upd'))!;
         expect(await store.updateTask('held-upd', { name: 'renamed', update_time: tick - 700 }, { state: cur.state, next_fire_time: cur.next_fire_time })).toMatchObject({ name: 'renamed' });
         expect(heldOf(await store.get('held-upd'))).toBeUndefined();
-        expect(await store.uncommitHeld!('held-upd')).toBe(false);
+        expect(await store.heldFires!.uncommitHeld('held-upd')).toBe(false);
         expect(await claim(b, tick)).toEqual(['claimed']);
       });
 
@@ -680,7 +681,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect(await store.commitFires([fire(t, { next: null, now: tick - 800, ahead: true })])).toEqual(['committed']);
         expect(await store.delete('held-del')).not.toBeNull();
         expect(await claim(t, tick)).toEqual(['undone']);
-        expect(await store.uncommitHeld!('held-del')).toBe(false);
+        expect(await store.heldFires!.uncommitHeld('held-del')).toBe(false);
       });
     });
 

@@ -6,22 +6,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { gate, header, Receiver, type Gate, type ReceivedRequest } from '../helpers/receiver.js';
 import { waitUntil } from '../helpers/wait.js';
 import { Harness, NODE_ID, type RunView } from './harness.js';
+import type { AlertEvent } from '../../src/scheduler/index.js';
 
 const fire = (r: ReceivedRequest): string => header(r, 'x-xcron-fire-id') ?? '';
 
-interface AlertBody {
-  event: string;
-  task_id: string;
-  task_name: string | null;
-  run_id: string;
-  scheduled_time: number;
-  error: string | null;
-  http_status: number | null;
-  attempts: number;
-  node: string;
-  time: number;
-  consecutive_failures?: number;
-}
+type AlertBody = AlertEvent;
 const alertOf = (r: ReceivedRequest): AlertBody => JSON.parse(r.body) as AlertBody;
 
 let h: Harness;

@@ -10,8 +10,6 @@ import { SystemClock } from '../../src/clock/index.js';
 import { LeaseGate, LeaseTable } from '../../src/cluster/lease-table.js';
 import { Delivery, type DeliveryJob } from '../../src/delivery/index.js';
 import { redeliveryAttempt } from '../../src/scheduler/attempts.js';
-import { HELD } from '../../src/store/types.js';
-import type { Task } from '../../src/task/index.js';
 import { Receiver } from '../helpers/receiver.js';
 
 const log = pino({ level: 'silent' });
@@ -123,13 +121,13 @@ describe('Delivery with a lease gate', () => {
 });
 
 describe('redeliveryAttempt', () => {
-  const task = { id: 't' } as Task;
   it('counts the first attempt once the fire is due (whatever the record says), never a fire still held unclaimed', () => {
-    expect(redeliveryAttempt({ run_id: 'r', attempts: 0, scheduled_time: 100 }, task, 200)).toBe(2);
-    expect(redeliveryAttempt({ run_id: 'r', attempts: 0, scheduled_time: 300 }, task, 200)).toBe(1);
-    expect(redeliveryAttempt({ run_id: 'r', attempts: 1, scheduled_time: 100 }, task, 200)).toBe(2);
-    expect(redeliveryAttempt({ run_id: 'r', attempts: 4, scheduled_time: 100 }, task, 200)).toBe(5);
-    const held = { ...task, [HELD]: { run_id: 'r', tick: 100, last_fire_time: null } } as Task;
-    expect(redeliveryAttempt({ run_id: 'r', attempts: 0, scheduled_time: 100 }, held, 200)).toBe(1);
+    expect(redeliveryAttempt({ run_id: 'r', attempts: 0, scheduled_time: 100 }, null, 200)).toBe(2);
+    expect(redeliveryAttempt({ run_id: 'r', attempts: 0, scheduled_time: 300 }, null, 200)).toBe(1);
+    expect(redeliveryAttempt({ run_id: 'r', attempts: 1, scheduled_time: 100 }, null, 200)).toBe(2);
+    expect(redeliveryAttempt({ run_id: 'r', attempts: 4, scheduled_time: 100 }, null, 200)).toBe(5);
+    expect(redeliveryAttempt({ run_id: 'r', attempts: 0, scheduled_time: 100 }, { run_id: 'r', tick: 100, last_fire_time: null }, 200)).toBe(1);
+    // A held fire of another run of the task does not count.
+    expect(redeliveryAttempt({ run_id: 'r', attempts: 0, scheduled_time: 100 }, { run_id: 'other', tick: 50, last_fire_time: null }, 200)).toBe(2);
   });
 });

@@ -53,6 +53,15 @@ local function start_after(key, after_time, after_id)
   return count_upto(key, after_time, after_id)
 end
 
+-- One page of a slot's due set (dueTasks, dueKeys): {id, score, id, score, ...} after the cursor.
+-- args: after_time ('' = from the start), after_id, up_to, limit. Returns the rows, up_to and limit.
+local function due_page(base, args)
+  local due = base .. ':due'
+  local limit = tonumber(args[4])
+  local start = start_after(due, args[1], args[2])
+  return redis.call('ZRANGE', due, start, start + limit - 1, 'WITHSCORES'), tonumber(args[3]), limit
+end
+
 -- Nullable string arguments: '' is null, otherwise the value follows a one-character marker.
 local function opt(v)
   if v == '' then return nil end

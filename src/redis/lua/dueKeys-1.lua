@@ -6,11 +6,7 @@
 -- Returns {exhausted (0|1), id, time, id, time, ...}.
 --@include _lib.lua
 local base = KEYS[1]
-local due = base .. ':due'
-local limit = tonumber(ARGV[4])
-local up_to = tonumber(ARGV[3])
-local start = start_after(due, ARGV[1], ARGV[2])
-local rows = redis.call('ZRANGE', due, start, start + limit - 1, 'WITHSCORES')
+local rows, up_to, limit = due_page(base, ARGV)
 local out = {0}
 for i = 1, #rows, 2 do
   if tonumber(rows[i + 1]) > up_to then

@@ -73,13 +73,11 @@ export interface TaskPage {
   next_cursor: string | null;
 }
 
-export interface ShardView {
+/** One target of a broadcast run: its outcome fields are a run's. */
+export interface ShardView extends Pick<RunView, 'attempts' | 'http_status' | 'error'> {
   index: number;
   url: string;
   ok: boolean;
-  attempts: number;
-  http_status: number | null;
-  error: string | null;
 }
 
 export interface RunView {

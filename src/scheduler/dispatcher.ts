@@ -1,0 +1,182 @@
+/**
+ * The dispatcher: hands a fire to delivery along its route (overlap 'queue' waits behind the run
+ * in flight), records its attempts and outcome, and starts its async deadline or its follow-ups.
+ * A fire whose lease lapsed before it was sent is left to its slot's owner.
+ */
+import { randomBytes } from 'node:crypto';
+import { sendRouted } from '../delivery/fanout.js';
+import type { DeliveryJob } from '../delivery/index.js';
+import { Router } from '../delivery/routing.js';
+import { slotOf } from '../cluster/index.js';
+import { reportToken, withRunHeaders } from '../task/index.js';
+import type { SchedulerCore } from './core.js';
+import type { Deadlines } from './deadlines.js';
+import type { InFlight } from './inflight.js';
+import type { Dispatch } from './types.js';
+
+/** The report deadline of an async run when neither the task nor the options set one. */
+const DEFAULT_ASYNC_TIMEOUT_MS = 3_600_000;
+/** How long an attempt's record waits after the store failed, before it is written again. */
+const RECORD_RETRY_MS = 1000;
+
+export class Dispatcher {
+  private readonly router = new Router();
+  private readonly reportSecret: string;
+
+  /** `deliverRun`: takes a run back from the outbox (when this node owns its slot). */
+  constructor(
+    private readonly c: SchedulerCore,
+    readonly inflight: InFlight,
+    private readonly deadlines: Deadlines,
+    private readonly deliverRun: (runId: string) => Promise<void>,
+  ) {
+    this.reportSecret = c.o.reportSecret ?? randomBytes(32).toString('hex');
+  }
+
+  /**
+   * Delivers a fire, or queues it behind the run of its task in flight here (overlap 'queue').
+   * Recovered runs queue too: an unreported async run of the task (re-armed first, since the
+   * outbox is read oldest first) keeps the later runs waiting, as before the restart.
+   */
+  dispatch(d: Dispatch): void {
+    if (this.inflight.busy(d.task.id) && d.task.overlap === 'queue') {
+      this.inflight.enqueue(d);
+      return;
+    }
+    void this.run(d);
+  }
+
+  jobOf(d: Dispatch): DeliveryJob {
+    const { task } = d;
+    return {
+      run_id: d.run_id,
+      task_id: task.id,
+      scheduled_time: d.scheduled,
+      url: task.callback.url,
+      method: task.callback.method,
+      headers: withRunHeaders(task.callback.headers, d.request?.headers ?? null),
+      body: d.request?.body ?? task.callback.body_text ?? JSON.stringify(task.callback.body),
+      timeout_ms: task.timeout_ms ?? this.c.o.defaultTimeoutMs,
+      retry: task.retry ?? this.c.o.defaultRetry,
+      first_attempt: Math.max(1, d.first_attempt),
+      extra_headers: { 'x-xcron-run-id': d.run_id, 'x-xcron-report-token': reportToken(this.reportSecret, d.run_id) },
+      slot: task.slot,
+      token: d.token,
+    };
+  }
+
+  /**
+   * Deliveries of lost slots that have not started are given back: the new owner (or this node,
+   * once it owns the slot again) delivers them from the outbox, so they are not sent twice. Those
+   * already in an HTTP exchange go on (at least once).
+   */
+  giveBack(lost: ReadonlySet<number>): void {
+    const { delivery, store, log, ownership } = this.c.o;
+    const given = new Set<string>();
+    delivery.cancelWaiting?.((job) => {
+      if (!lost.has(slotOf(job.task_id, ownership.slotCount))) return false;
+      given.add(job.run_id);
+      return true;
+    });
+    if (given.size === 0) return;
+    void Promise.resolve(store.givenBack?.([...given])).catch((err: unknown) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err), runs: given.size }, 'could not mark runs given back; the new owner delivers them once this node leaves the cluster'),
+    );
+    log.info({ runs: given.size, slots: lost.size }, 'deliveries not started yet given back with their lost slots');
+  }
+
+  /**
+   * Records that attempt `n` of a run may reach the receiver, before it is sent (a retry, or the
+   * first attempt of a redelivery): a redelivery after a crash then counts on from it. Waits for
+   * the store (retrying each second) while this node still holds the run's lease; false when the
+   * lease lapsed or the scheduler stopped (the attempt is not sent).
+   */
+  private async recordAttempt(d: Dispatch, n: number, start: number): Promise<boolean> {
+    for (;;) {
+      if (this.c.stopped || !this.c.o.ownership.holds(d.task.slot, d.token)) return false;
+      if (await this.c.recorder.writeNow({ run_id: d.run_id, task_id: d.task.id, status: 'RUNNING', attempts: n, node: this.c.o.nodeId, start_time: start })) return true;
+      await this.c.sleep(RECORD_RETRY_MS);
+    }
+  }
+
+  /**
+   * A fire was not sent because its lease lapsed before the request was written (this node was
+   * paused, or lost the slot): it stays in the outbox, no longer in flight here, and the slot's
+   * owner is told to deliver it (this node, if it owns the slot again under a new lease).
+   */
+  private leftToOwner(d: Dispatch, attempts: number): void {
+    const slot = d.task.slot;
+    const { log, store, ownership, onRunQueued } = this.c.o;
+    log.info({ task_id: d.task.id, fire_id: d.run_id, slot, attempts }, 'fire not sent: the lease lapsed before the request was written; left to the slot owner');
+    void (async () => {
+      try {
+        // The attempts sent before are recorded first: the owner counts on from them.
+        await this.c.recorder.flush();
+        await store.givenBack?.([d.run_id]);
+      } catch (err) {
+        log.warn({ err: err instanceof Error ? err.message : String(err), fire_id: d.run_id }, 'could not mark a run given back; its slot owner delivers it once this node leaves the cluster');
+      }
+      if (this.c.stopped) return;
+      if (onRunQueued) onRunQueued(d.run_id, slot);
+      else if (ownership.tokenFor(slot) !== null) await this.deliverRun(d.run_id);
+    })();
+  }
+
+  /** Delivers a fire now (in flight until it ends, or, async, until it is reported). */
+  async run(d: Dispatch): Promise<void> {
+    const { task } = d;
+    const { recorder } = this.c;
+    const node = this.c.o.nodeId;
+    this.inflight.acquire(task.id, d.run_id);
+    let awaitingReport = false;
+    const start = this.c.o.clock.now();
+    const onAttempt = (n: number): void => recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node, start_time: start }, task.completion === 'async');
+    // Attempts numbered 2 or more go out once the run record counts them (one write per number,
+    // shared by a broadcast's shards).
+    const recording = new Map<number, Promise<boolean>>();
+    const beforeAttempt = (n: number): Promise<boolean> => {
+      let p = recording.get(n);
+      if (!p) {
+        p = this.recordAttempt(d, n, start);
+        recording.set(n, p);
+      }
+      return p;
+    };
+    try {
+      const { result, shards } = await sendRouted(this.c.o.delivery, d.job ?? this.jobOf(d), this.router.route(task), { onAttempt, beforeAttempt });
+      if (result.lapsed === true) {
+        this.leftToOwner(d, result.attempts);
+      } else if (this.deadlines.closedByReport(d.run_id)) {
+        // The worker's report already closed this run (and children/alerts/stats acted on it).
+      } else if (!result.aborted && result.ok && (task.completion === 'async' || result.status === 202)) {
+        // Async completion: the run stays RUNNING until the worker reports (or the deadline).
+        const deadline = this.c.o.clock.now() + (task.async_timeout_ms ?? this.c.o.defaultAsyncTimeoutMs ?? DEFAULT_ASYNC_TIMEOUT_MS);
+        recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: result.attempts, node, start_time: start, http_status: result.status, deadline }, true);
+        awaitingReport = true;
+        this.deadlines.await(d, deadline, result.attempts);
+      } else if (!result.aborted) {
+        recorder.push({
+          run_id: d.run_id,
+          task_id: task.id,
+          status: result.ok ? 'SUCCESS' : 'FAIL',
+          attempts: result.attempts,
+          node,
+          start_time: start,
+          end_time: result.end_time,
+          http_status: result.status,
+          error: result.error,
+          duration_ms: result.end_time - start,
+          response_body: result.body,
+          shards,
+        });
+        this.c.finished({ task_id: task.id, task, run_id: d.run_id, scheduled_time: d.scheduled, result, token: d.token });
+      }
+    } catch (err) {
+      this.c.o.log.error({ err, task_id: task.id, fire_id: d.run_id }, 'delivery failed unexpectedly; run left for redelivery');
+    } finally {
+      this.deadlines.answered(d.run_id);
+      // An async run stays in flight (overlap skip/queue) until it is reported or times out.
+      if (!awaitingReport) this.inflight.release(task.id, d.run_id);
+    }
+  }
+}
