@@ -179,6 +179,9 @@ describe('dashboard tools', () => {
     for (const id of nightly) expect((await srv.client.mustQuery(id)).state).toBe('paused');
     expect((await srv.client.mustQuery(other)).state).toBe('active');
 
+    // A success message goes after 4 s and the page moves up; wait for that before the next click.
+    const noFlash = (): Promise<void> => expect.poll(() => page.locator('.flash.ok').count(), { timeout: WAIT }).toBe(0);
+    await noFlash();
     await page.selectOption('#bulk-action', 'resume');
     await page.click('#bulk-preview');
     await page.waitForSelector('#bulk-count:has-text("Would resume 3 tasks")');
@@ -186,6 +189,7 @@ describe('dashboard tools', () => {
     await page.waitForSelector('.flash.ok:has-text("resume: 3 tasks changed")');
     for (const id of nightly) expect((await srv.client.mustQuery(id)).state).toBe('active');
 
+    await noFlash();
     await page.selectOption('#bulk-by', 'name_prefix');
     await page.fill('#bulk-value', 'nightly-');
     await page.selectOption('#bulk-action', 'delete');
