@@ -1,9 +1,13 @@
-/** The dashboard's stylesheet (served as /ui/app.css). Plain CSS, system fonts, laptop-first. */
+/**
+ * The dashboard's stylesheet (served as /ui/app.css). Plain CSS, system fonts; laptop-first, with a
+ * phone layout under 700 px (tables become cards, no sideways scrolling). Text colours keep a
+ * contrast of at least 4.5:1 on their backgrounds, badges included.
+ */
 export const STYLE_CSS = `
 :root {
-  --bg: #f5f6f8; --panel: #fff; --text: #1d232b; --muted: #66717f; --line: #dde1e6;
-  --accent: #2457c5; --accent-weak: #e8eefb; --ok: #1f8a4c; --ok-weak: #e4f4ea;
-  --bad: #c43d3d; --bad-weak: #fbe9e9; --warn: #a86a00; --warn-weak: #fdf2dc; --run: #2457c5; --run-weak: #e8eefb;
+  --bg: #f5f6f8; --panel: #fff; --text: #1d232b; --muted: #5b6574; --line: #dde1e6;
+  --accent: #2457c5; --accent-weak: #e8eefb; --ok: #17703d; --ok-weak: #e4f4ea;
+  --bad: #a8302f; --bad-weak: #fbe9e9; --warn: #875500; --warn-weak: #fdf2dc; --run: #2457c5; --run-weak: #e8eefb;
   --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
 }
 * { box-sizing: border-box; }
@@ -23,6 +27,8 @@ header.top nav a:hover { background: #263242; color: #fff; text-decoration: none
 header.top nav a.active { background: #2c3a4d; color: #fff; }
 #auth-status { font-size: 12.5px; color: #c4ccd6; display: flex; gap: 8px; align-items: center; }
 #auth-status .dot { width: 8px; height: 8px; border-radius: 50%; display: inline-block; background: #7a8594; }
+h1:focus { outline: none; }
+h1:focus-visible { outline: 2px solid #9db7ee; }
 #auth-status .dot.up { background: #3fbf72; }
 #auth-status .dot.down { background: #e05252; }
 #auth-status button { background: transparent; color: #c4ccd6; border: 1px solid #3a4759; padding: 2px 8px; }
@@ -102,7 +108,7 @@ ol.fires li { font-variant-numeric: tabular-nums; }
 .chart .legend { font-weight: 400; font-size: 12px; color: var(--muted); display: flex; gap: 12px; }
 .chart .legend i { display: inline-block; width: 10px; height: 3px; vertical-align: middle; margin-right: 4px; border-radius: 2px; }
 .chart svg { width: 100%; height: auto; display: block; }
-.chart svg text { font-size: 10.5px; fill: #7a8594; font-family: system-ui, sans-serif; }
+.chart svg text { font-size: 10.5px; fill: #5b6574; font-family: system-ui, sans-serif; }
 .chart svg .grid { stroke: #edf0f3; stroke-width: 1; }
 .chart svg .axis { stroke: #c9cfd6; stroke-width: 1; }
 .chart svg polyline { fill: none; stroke-width: 1.8; stroke-linejoin: round; }
@@ -130,4 +136,54 @@ label input[type=checkbox] { vertical-align: -2px; }
 td.node i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; vertical-align: -1px; margin-right: 6px; }
 .pager { display: flex; gap: 8px; align-items: center; margin-top: 10px; }
 details summary { cursor: pointer; color: var(--accent); font-size: 12px; }
+
+.zone { color: var(--muted); font-size: 12px; }
+.warn-text { color: var(--warn); }
+.preview.warn { color: var(--warn); }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(140px, 1fr)); gap: 8px; }
+.figures .card .value { font-size: 15px; white-space: normal; }
+svg.spark { width: 120px; height: 28px; display: block; }
+svg.spark .bar-ok { fill: #2f9a5c; }
+svg.spark .bar-fail { fill: var(--bad); }
+svg.spark .bar-other { fill: #b0b8c2; }
+td.figs { white-space: nowrap; }
+.tag { display: inline-block; font-size: 11.5px; padding: 0 6px; margin: 1px 3px 1px 0; border-radius: 3px; background: #eef0f3; color: #3d4651; border: 1px solid #dde1e6; }
+.note { padding: 8px 12px; border-radius: 5px; background: var(--warn-weak); color: #5c3a00; border: 1px solid #f0d8a8; margin-bottom: 10px; }
+.log { max-height: 320px; min-height: 60px; }
+.log .seq { color: var(--muted); user-select: none; }
+.inline-form { display: grid; gap: 8px; margin-top: 8px; }
+.bars rect.success { fill: #2f9a5c; }
+.bars rect.fail { fill: var(--bad); }
+.bars rect.skipped { fill: #c98a1a; }
+.bars rect.missed { fill: #8a94a1; }
+.failures li { margin-bottom: 6px; }
+.filters { margin-bottom: 10px; }
+
+@media (max-width: 700px) {
+  header.top { height: auto; flex-wrap: wrap; gap: 4px 12px; padding: 6px 12px; }
+  header.top nav { flex-wrap: wrap; order: 3; flex-basis: 100%; }
+  main { padding: 12px 10px 30px; }
+  #flash { padding: 0 10px; }
+  footer { padding: 0 10px 16px; }
+  .grid2, .grid3, .fields2, .fields3 { grid-template-columns: minmax(0, 1fr); }
+  dl.kv { grid-template-columns: minmax(90px, auto) minmax(0, 1fr); }
+  dl.kv dd.wide { grid-column: 2; }
+  .table-wrap { border: 0; background: transparent; overflow: visible; }
+  table.cards-sm, table.cards-sm tbody, table.cards-sm tr, table.cards-sm td { display: block; width: 100%; }
+  table.cards-sm thead { display: none; }
+  table.cards-sm tr { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; margin-bottom: 8px; padding: 6px 4px; display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }
+  table.cards-sm td:first-child, table.cards-sm td.actions, table.cards-sm td.wide, table.cards-sm td.empty { grid-column: 1 / -1; }
+  table.cards-sm td { border: 0; padding: 3px 8px; text-align: left; }
+  table.cards-sm td.num, table.cards-sm td.actions { text-align: left; white-space: normal; }
+  table.cards-sm td.actions button { margin: 2px 4px 2px 0; }
+  table.cards-sm td[data-label]::before { content: attr(data-label); display: block; font-size: 11.5px; color: var(--muted); }
+  table.cards-sm td.empty::before { content: none; }
+  td.err { max-width: none; }
+  .ellipsis { max-width: 100%; }
+  pre { max-width: 100%; }
+  button, .btn { white-space: normal; }
+  .slots { grid-template-columns: repeat(16, minmax(0, 1fr)); }
+  svg.spark { width: 100px; }
+  .card .value { white-space: normal; font-size: 17px; }
+}
 `;

@@ -2,7 +2,9 @@
  * The dashboard client's packaging and its form logic without a browser: bundleClient links the
  * compiled modules into one classic script, refuses imports the browser could not resolve, and the
  * compiled form model (run from dist/ in a VM, as the browser runs it) builds createTask requests
- * and updateTask bodies of only what changed. Needs `bash build.sh` (dist/src/ui/client/).
+ * and updateTask bodies of only what changed (a cleared field back to its default, unknown advanced
+ * keys refused); the list's search and the overview's per-minute history are checked the same way.
+ * Needs `bash build.sh` (dist/src/ui/client/).
  */
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
@@ -50,7 +52,7 @@ describe('bundleClient', () => {
 
 interface FormModel {
   buildRequest(f: Record<string, string>): { req: Record<string, unknown>; advanced: Record<string, unknown> };
-  buildUpdate(built: { req: Record<string, unknown>; advanced: Record<string, unknown> }, t: Record<string, unknown>): Record<string, unknown>;
+  buildUpdate(built: { req: Record<string, unknown>; advanced: Record<string, unknown> }, t: Record<string, unknown>, defaultTz: string): Record<string, unknown>;
   advancedText(t: Record<string, unknown> | null, edit: boolean): string;
 }
 
@@ -61,7 +63,7 @@ function formModel(): FormModel {
   return out.fm as FormModel;
 }
 
-const EMPTY = { type: '1', format: '', name: '', timezone: '', url: '', method: 'POST', headers: '', body: '', advanced: '', timeout: '', attempts: '', backoff: '', maxBackoff: '', misfire: 'fire_once', overlap: 'allow' };
+const EMPTY = { type: '1', format: '', name: '', timezone: '', url: '', method: 'POST', headers: '', body: '', advanced: '', timeout: '', attempts: '', backoff: '', maxBackoff: '', misfire: 'fire_once', overlap: 'allow', completion: 'sync', asyncTimeout: '', tags: '' };
 
 const TASK = {
   task_id: 't1',
@@ -123,19 +125,69 @@ describe('the dashboard form model (compiled client code)', () => {
 
   it('sends only what changed on an edit', () => {
     expect(fm.advancedText(TASK, true)).toBe('{\n  "end_time": 1999999999000\n}');
-    expect(fm.buildUpdate(fm.buildRequest(TASK_FORM), TASK)).toEqual({ task_id: 't1' });
-    // One retry field changed (the others left empty): the retry goes whole, merged over the stored one.
-    expect(fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, attempts: '5', backoff: '', maxBackoff: '', timezone: 'Asia/Tokyo' }), TASK)).toEqual({
+    expect(fm.buildUpdate(fm.buildRequest(TASK_FORM), TASK, 'UTC')).toEqual({ task_id: 't1' });
+    // Retry fields cleared go back to the server's defaults: the retry is sent with only what is left.
+    expect(fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, attempts: '5', backoff: '', maxBackoff: '', timezone: 'Asia/Tokyo' }), TASK, 'UTC')).toEqual({
       task_id: 't1',
       timezone: 'Asia/Tokyo',
-      retry: { max_attempts: 5, backoff_ms: 1000, max_backoff_ms: 60_000 },
+      retry: { max_attempts: 5 },
     });
+    // A cleared timezone goes back to the server's default zone; cleared retry: no policy (defaults).
+    expect(fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, timezone: '', attempts: '', backoff: '', maxBackoff: '' }), { ...TASK, timezone: 'Asia/Tokyo' }, 'Europe/Berlin')).toEqual({
+      task_id: 't1',
+      timezone: 'Europe/Berlin',
+      retry: null,
+    });
+    // completion and async_timeout_ms: set, and cleared back to null; tags replace the list.
+    const asyncTask = { ...TASK, completion: 'async', async_timeout_ms: 5000, tags: ['a'] };
+    const asyncForm = { ...TASK_FORM, completion: 'async', asyncTimeout: '5000', tags: 'a' };
+    expect(fm.buildUpdate(fm.buildRequest(asyncForm), asyncTask, 'UTC')).toEqual({ task_id: 't1' });
+    expect(fm.buildUpdate(fm.buildRequest({ ...asyncForm, completion: 'sync', asyncTimeout: '', tags: 'a, b b' }), asyncTask, 'UTC')).toEqual({
+      task_id: 't1',
+      completion: 'sync',
+      async_timeout_ms: null,
+      tags: ['a', 'b'],
+    });
+    expect(fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, completion: 'async', asyncTimeout: '90000' }), TASK, 'UTC')).toEqual({ task_id: 't1', completion: 'async', async_timeout_ms: 90000 });
     // A changed callback goes whole; an advanced key removed is cleared with null.
-    expect(fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, method: 'PATCH', advanced: '' }), TASK)).toEqual({
+    expect(fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, method: 'PATCH', advanced: '' }), TASK, 'UTC')).toEqual({
       task_id: 't1',
       callback: { url: 'https://a.example/hook', method: 'PATCH', body: { x: 1 } },
       end_time: null,
     });
-    expect(() => fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, advanced: '{"idempotency_key": "k"}' }), TASK)).toThrow('idempotency_key cannot be changed on an existing task');
+    expect(() => fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, advanced: '{"idempotency_key": "k"}' }), TASK, 'UTC')).toThrow('idempotency_key cannot be changed on an existing task');
+  });
+
+  it('refuses unknown keys in the advanced options, naming them', () => {
+    expect(() => fm.buildRequest({ ...EMPTY, advanced: '{"end_tme": 1999999999}' })).toThrow("Advanced options: unknown key 'end_tme'");
+    expect(() => fm.buildRequest({ ...EMPTY, advanced: '{"timeout_ms": 5}' })).toThrow("unknown key 'timeout_ms'");
+    expect(() => fm.buildRequest({ ...EMPTY, advanced: '{"callback": {"urls": ["https://b.example"], "body": {}}}' })).toThrow("unknown key 'callback.body'");
+    expect(fm.buildRequest({ ...EMPTY, format: '* * * * *', advanced: '{"max_consecutive_failures": 3}' }).req.max_consecutive_failures).toBe(3);
+  });
+});
+
+describe('the task list search and the overview history (compiled client code)', () => {
+  const out = run(bundleClient([...readClientModules(compiledClientDir()), cjs('harness', 'globalThis.out.tasks = require("./tasks.js");\nglobalThis.out.history = require("./history.js");')], 'harness'));
+  const { matches } = out.tasks as { matches(t: Record<string, unknown>, q: string): boolean };
+  const { activityOf } = out.history as { activityOf(runs: Record<string, unknown>[], from: number, to: number): Record<string, [number, number | null][]> };
+
+  it('matches any part of the name, the id or a URL, ignoring case', () => {
+    const t = { task_id: 'Ab12_xy', name: 'Nightly-Settlement', callback: { url: 'https://Pay.example/hooks/settle', urls: ['https://backup.example/Z9'] } };
+    for (const q of ['settle', 'NIGHTLY', 'ly-set', 'ab12', '_XY', 'pay.example/hooks', 'z9']) expect(matches(t, q), q).toBe(true);
+    for (const q of ['nightly settlement', 'abc', 'https://other']) expect(matches(t, q), q).toBe(false);
+    expect(matches({ task_id: 'x1', callback: { url: 'https://a.example' } }, 'x1')).toBe(true);
+  });
+
+  it('counts runs per minute and their lateness from run records', () => {
+    const t0 = 1_900_000_020_000 - (1_900_000_020_000 % 60_000);
+    const run = (at: number, status: string, late: number | null): Record<string, unknown> => ({ run_id: `t:${at}`, scheduled_time: at, start_time: late === null ? null : at + late, status });
+    const runs = [run(t0 + 1000, 'SUCCESS', 10), run(t0 + 2000, 'FAIL', 30), run(t0 + 61_000, 'SUCCESS', 20), run(t0 + 62_000, 'MISSED', null), run(t0 - 5000, 'SUCCESS', 1)];
+    const a = activityOf(runs, t0, t0 + 120_000);
+    expect(a.fired!.map((p) => p[1])).toEqual([2, 1]);
+    expect(a.ok!.map((p) => p[1])).toEqual([1, 1]);
+    expect(a.fail!.map((p) => p[1])).toEqual([1, 0]);
+    expect(a.miss!.map((p) => p[1])).toEqual([0, 1]);
+    expect(a.p50!.map((p) => p[1])).toEqual([30, 20]);
+    expect(a.p99!.map((p) => p[1])).toEqual([30, 20]);
   });
 });

@@ -199,8 +199,9 @@ describe('web dashboard (/ui) in headless Chromium', () => {
     await page.click('header nav a[data-nav="overview"]');
     await waitNumber(page, '[data-testid="stat-fired"]', (n) => n >= 2, 'the fired counter');
     await waitNumber(page, '[data-testid="stat-active"]', (n) => n === 4, 'the active-task counter to show the 4 active tasks');
-    await page.waitForSelector('[data-testid="chart-fires"] svg polyline', { state: 'attached', timeout: 45_000 });
-    await page.waitForSelector('[data-testid="chart-lateness"] svg polyline', { state: 'attached', timeout: 45_000 });
+    // (A series with one point so far is a dot.)
+    await page.waitForSelector('[data-testid="chart-fires"] svg :is(polyline, circle)', { state: 'attached', timeout: 45_000 });
+    await page.waitForSelector('[data-testid="chart-lateness"] svg :is(polyline, circle)', { state: 'attached', timeout: 45_000 });
     await page.screenshot({ path: join(SHOTS, 'overview.png') });
 
     // Delete (two clicks, no native dialog): back on the list, and the API no longer knows the task.

@@ -69,5 +69,4 @@ export function viewLogin(seq: number): void {
     h('div', { class: 'row' }, submit),
   );
   setView(h('div', { class: 'login' }, form));
-  input.focus();
 }

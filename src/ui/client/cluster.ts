@@ -2,6 +2,7 @@
 import { api, errText } from './api.js';
 import { h, replace } from './dom.js';
 import { errorBox } from './flash.js';
+import { refreshInto } from './keep.js';
 import type { ClusterView, SlotView } from './types.js';
 import { current, every, setView } from './view.js';
 import { card } from './widgets.js';
@@ -102,7 +103,7 @@ export function viewCluster(seq: number): void {
       if (current(seq)) replace(box, errorBox(`Could not load the cluster view: ${errText(e)}`));
       return;
     }
-    if (current(seq)) replace(box, clusterContent(c));
+    if (current(seq)) refreshInto(box, clusterContent(c));
   };
   every(5000, () => {
     if (!document.hidden) void load();

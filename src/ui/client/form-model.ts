@@ -23,6 +23,10 @@ export interface FormValues {
   maxBackoff: string;
   misfire: string;
   overlap: string;
+  completion: string;
+  asyncTimeout: string;
+  /** Comma-separated. */
+  tags: string;
 }
 
 export type Json = Record<string, unknown>;
@@ -47,6 +51,9 @@ export interface TaskRequest extends Json {
   misfire: string;
   overlap: string;
   paused?: boolean;
+  completion?: string;
+  async_timeout_ms?: number;
+  tags?: string[];
 }
 
 export interface Built {
@@ -57,6 +64,25 @@ export interface Built {
 
 /** The task fields edited as JSON in "Advanced options". */
 export const ADV_KEYS = ['start_time', 'end_time', 'on_success', 'alert_url', 'max_consecutive_failures', 'idempotency_key'] as const;
+
+/** What "Advanced options" may hold; anything else is refused before it is sent. */
+const ADV_ALLOWED: ReadonlySet<string> = new Set([...ADV_KEYS, 'callback']);
+const ADV_CALLBACK_ALLOWED: ReadonlySet<string> = new Set(['urls', 'route']);
+
+/** Throws on a key "Advanced options" does not take (as createTask refuses unknown fields). */
+export function checkAdvancedKeys(adv: Json, edit: boolean): void {
+  for (const k of Object.keys(adv)) {
+    if (!ADV_ALLOWED.has(k)) throw new Error(`Advanced options: unknown key '${k}' (allowed: ${[...ADV_ALLOWED].filter((x) => !(edit && x === 'idempotency_key')).join(', ')}; the other fields have their own inputs)`);
+  }
+  const cb = adv.callback;
+  if (cb !== undefined) {
+    if (cb === null || typeof cb !== 'object' || Array.isArray(cb)) throw new Error('Advanced options: callback must be an object with urls and route');
+    for (const k of Object.keys(cb)) if (!ADV_CALLBACK_ALLOWED.has(k)) throw new Error(`Advanced options: unknown key 'callback.${k}' (allowed: callback.urls, callback.route)`);
+  }
+}
+
+/** The tags field: comma- or space-separated, duplicates dropped. */
+export const parseTags = (v: string): string[] => [...new Set(v.split(/[,\s]+/).map((t) => t.trim()).filter(Boolean))];
 
 /** Equal as JSON, with undefined as null. */
 export const same = (a: unknown, b: unknown): boolean => JSON.stringify(a === undefined ? null : a) === JSON.stringify(b === undefined ? null : b);
@@ -95,6 +121,7 @@ export function buildRequest(f: FormValues): Built {
   const headers = parseJsonObject(f.headers, 'Headers');
   const body = parseJsonObject(f.body, 'Body') || {};
   const advanced = parseJsonObject(f.advanced, 'Advanced options') || {};
+  checkAdvancedKeys(advanced, false);
   const callback: CallbackRequest = { url: f.url.trim(), body };
   if (f.method !== 'POST') callback.method = f.method;
   if (headers && Object.keys(headers).length) callback.headers = headers;
@@ -112,6 +139,11 @@ export function buildRequest(f: FormValues): Built {
   if (bo !== null) retry.backoff_ms = bo;
   if (mb !== null) retry.max_backoff_ms = mb;
   if (Object.keys(retry).length) req.retry = retry;
+  if (f.completion === 'async') req.completion = 'async';
+  const asyncTimeout = intField(f.asyncTimeout, 'Async report deadline');
+  if (asyncTimeout !== null) req.async_timeout_ms = asyncTimeout;
+  const tags = parseTags(f.tags);
+  if (tags.length) req.tags = tags;
   for (const [k, v] of Object.entries(advanced)) if (k !== 'callback') req[k] = v;
   if (callback.urls && callback.url === '') delete callback.url;
   return { req, advanced };
@@ -127,12 +159,17 @@ const normCallback = (c: CallbackRequest | CallbackView): Json => ({
   body: c.body || {},
 });
 
-/** The updateTask body: only what changed (a callback that changed is sent whole). */
-export function buildUpdate(built: Built, t: TaskView): Json {
+/**
+ * The updateTask body: only what changed (a callback that changed is sent whole). A field the user
+ * cleared goes back to the default: null for the optional ones, the server's default zone for the
+ * timezone (`defaultTz`), and a retry policy without the cleared values.
+ */
+export function buildUpdate(built: Built, t: TaskView, defaultTz: string): Json {
   const req = built.req;
   const out: Json = { task_id: t.task_id };
   if (req.format !== t.format) out.format = req.format;
-  if ((req.timezone || t.timezone) !== t.timezone) out.timezone = req.timezone;
+  const tz = req.timezone || defaultTz;
+  if (tz !== t.timezone) out.timezone = tz;
   if ((req.name || null) !== (t.name || null)) out.name = req.name || null;
   if (!same(normCallback(req.callback), normCallback(t.callback))) {
     const c2: CallbackRequest = { ...req.callback };
@@ -141,11 +178,13 @@ export function buildUpdate(built: Built, t: TaskView): Json {
   }
   if (!same(req.timeout_ms ?? null, t.timeout_ms ?? null)) out.timeout_ms = req.timeout_ms ?? null;
   const r0 = t.retry || null;
-  let r1: Json | null = req.retry || null;
-  if (r1 && r0) r1 = { ...r0, ...r1 };
+  const r1: Json | null = req.retry || null;
   if (!same(r1, r0)) out.retry = r1;
   if (req.misfire !== t.misfire) out.misfire = req.misfire;
   if (req.overlap !== t.overlap) out.overlap = req.overlap;
+  if ((req.completion || 'sync') !== (t.completion || 'sync')) out.completion = req.completion || 'sync';
+  if (!same(req.async_timeout_ms ?? null, t.async_timeout_ms ?? null)) out.async_timeout_ms = req.async_timeout_ms ?? null;
+  if (!same(req.tags ?? [], t.tags ?? [])) out.tags = req.tags ?? [];
   for (const k of ADV_KEYS) {
     if (k === 'idempotency_key') continue;
     const v = built.advanced[k];

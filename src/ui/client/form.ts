@@ -6,7 +6,7 @@ import { json, localInputValue, oneShotMs } from './format.js';
 import { advancedText, buildRequest, buildUpdate, type Built, type FormValues } from './form-model.js';
 import { livePreview } from './preview.js';
 import type { TaskView } from './types.js';
-import { current, setView } from './view.js';
+import { current, setTitle, setView } from './view.js';
 
 const TIMEZONES = ['Asia/Shanghai', 'Asia/Tokyo', 'Asia/Kolkata', 'Europe/London', 'Europe/Berlin', 'America/New_York', 'America/Chicago', 'America/Los_Angeles', 'Australia/Sydney'];
 const CRON_PLACEHOLDER = '*/5 * * * *  ·  0 */10 * * * *  ·  @every 30s  ·  @daily';
@@ -21,13 +21,12 @@ function browserTimezone(): string {
 
 const options = (values: readonly string[], selected: string): HTMLOptionElement[] => values.map((m) => h('option', { value: m, text: m, selected: selected === m }));
 
-/** The form's inputs, filled from `t` when editing. */
-function formFields(t: TaskView | null) {
-  const edit = t !== null;
+/** The form's inputs, filled from `t` when editing (`edit`) or cloning it. */
+function formFields(t: TaskView | null, edit: boolean) {
   const cb = t?.callback;
   const retry = t?.retry;
   const f = {
-    name: h('input', { name: 'name', id: 'f-name', value: t?.name ?? '', placeholder: 'e.g. order-timeout-sweep', maxlength: 200 }),
+    name: h('input', { name: 'name', id: 'f-name', value: t ? (edit ? (t.name ?? '') : `${t.name ?? t.task_id}-copy`) : '', placeholder: 'e.g. order-timeout-sweep', maxlength: 200 }),
     type: h(
       'select',
       { name: 'type', id: 'f-type', disabled: edit },
@@ -42,6 +41,14 @@ function formFields(t: TaskView | null) {
     headers: h('textarea', { name: 'headers', id: 'f-headers', rows: 3, placeholder: '{"X-Api-Key": "…"}' }),
     body: h('textarea', { name: 'body', id: 'f-body', rows: 5 }),
     timeout: h('input', { name: 'timeout_ms', id: 'f-timeout', inputmode: 'numeric', value: t?.timeout_ms || '', placeholder: 'default' }),
+    completion: h(
+      'select',
+      { name: 'completion', id: 'f-completion' },
+      h('option', { value: 'sync', text: 'sync: a 2xx answer finishes the run', selected: (t?.completion ?? 'sync') === 'sync' }),
+      h('option', { value: 'async', text: 'async: the worker reports the outcome', selected: t?.completion === 'async' }),
+    ),
+    asyncTimeout: h('input', { name: 'async_timeout_ms', id: 'f-async-timeout', inputmode: 'numeric', value: t?.async_timeout_ms || '', placeholder: 'default (1 h)' }),
+    tags: h('input', { name: 'tags', id: 'f-tags', value: (t?.tags ?? []).join(', '), placeholder: 'e.g. billing, nightly' }),
     attempts: h('input', { name: 'max_attempts', id: 'f-attempts', inputmode: 'numeric', value: retry ? retry.max_attempts : '', placeholder: 'default' }),
     backoff: h('input', { name: 'backoff_ms', id: 'f-backoff', inputmode: 'numeric', value: retry ? retry.backoff_ms : '', placeholder: 'default' }),
     maxBackoff: h('input', { name: 'max_backoff_ms', id: 'f-max-backoff', inputmode: 'numeric', value: retry ? retry.max_backoff_ms : '', placeholder: 'default' }),
@@ -57,7 +64,7 @@ function formFields(t: TaskView | null) {
   };
   f.headers.value = cb?.headers ? json(cb.headers) : '';
   f.body.value = json(cb?.body || {});
-  f.advanced.value = advancedText(t, edit);
+  f.advanced.value = advancedText(t, true); // never an existing idempotency key (a clone is a new task)
   if (t && t.type === 2) f.at.value = localInputValue(oneShotMs(t.format));
   return f;
 }
@@ -80,6 +87,9 @@ const valuesOf = (f: Fields): FormValues => ({
   maxBackoff: f.maxBackoff.value,
   misfire: f.misfire.value,
   overlap: f.overlap.value,
+  completion: f.completion.value,
+  asyncTimeout: f.asyncTimeout.value,
+  tags: f.tags.value,
 });
 
 const field = (id: string, label: string, ...control: Child[]): HTMLDivElement => h('div', { class: 'field' }, h('label', { for: id, text: label }), ...control);
@@ -97,7 +107,7 @@ function layout(f: Fields, edit: boolean, atField: HTMLElement, preview: HTMLEle
       'div',
       { class: 'panel' },
       h('h2', { text: 'Schedule' }),
-      field('f-name', 'Name (optional; the list searches by name prefix)', f.name),
+      pair(field('f-name', 'Name (optional)', f.name), field('f-tags', 'Tags (optional, comma-separated)', f.tags)),
       pair(field('f-type', `Type${edit ? ' (fixed)' : ''}`, f.type), field('f-timezone', 'Timezone (IANA)', f.timezone, tzList)),
       field(
         'f-format',
@@ -111,6 +121,8 @@ function layout(f: Fields, edit: boolean, atField: HTMLElement, preview: HTMLEle
       pair(field('f-misfire', 'Misfire (ticks missed while down)', f.misfire), field('f-overlap', 'Overlap (previous run still going)', f.overlap)),
       pair(field('f-timeout', 'Callback timeout (ms)', f.timeout), field('f-attempts', 'Retry: max attempts', f.attempts)),
       pair(field('f-backoff', 'Retry: backoff (ms)', f.backoff), field('f-max-backoff', 'Retry: max backoff (ms)', f.maxBackoff)),
+      pair(field('f-completion', 'Completion', f.completion), field('f-async-timeout', 'Async report deadline (ms)', f.asyncTimeout)),
+      h('p', { class: 'hint muted small', text: 'A cleared field goes back to its default when saved.' }),
       edit ? null : h('div', { class: 'field' }, h('label', {}, f.paused, ' Create paused')),
     ),
     h(
@@ -134,7 +146,7 @@ async function submitForm(built: Built, paused: boolean, t: TaskView | null): Pr
     location.hash = `#/task/${encodeURIComponent(created.task_id)}`;
     return;
   }
-  const upd = buildUpdate(built, t);
+  const upd = buildUpdate(built, t, document.body.getAttribute('data-default-tz') || 'UTC');
   const changed = Object.keys(upd).filter((k) => k !== 'task_id');
   if (changed.length === 0) flash('ok', 'Nothing changed');
   else {
@@ -144,9 +156,8 @@ async function submitForm(built: Built, paused: boolean, t: TaskView | null): Pr
   location.hash = `#/task/${encodeURIComponent(t.task_id)}`;
 }
 
-function buildForm(seq: number, t: TaskView | null): void {
-  const edit = t !== null;
-  const f = formFields(t);
+function buildForm(seq: number, t: TaskView | null, edit: boolean): void {
+  const f = formFields(t, edit);
   const preview = h('div', { class: 'preview', id: 'f-preview', 'aria-live': 'polite' });
   const err = h('div', { class: 'form-error', id: 'form-error' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'f-submit', text: edit ? 'Save changes' : 'Create task' });
@@ -169,6 +180,16 @@ function buildForm(seq: number, t: TaskView | null): void {
     pv.schedule();
   });
   for (const input of [f.format, f.timezone, f.advanced]) input.addEventListener('input', () => pv.schedule());
+  // An error from the last submit is about the old input: it goes as soon as the input changes.
+  {
+    const clearErr = (): void => {
+      err.textContent = '';
+    };
+    for (const input of Object.values(f)) {
+      input.addEventListener('input', clearErr);
+      input.addEventListener('change', clearErr);
+    }
+  }
 
   const onSubmit = async (ev: Event): Promise<void> => {
     ev.preventDefault();
@@ -184,7 +205,7 @@ function buildForm(seq: number, t: TaskView | null): void {
     }
     submit.disabled = true;
     try {
-      await submitForm(built, f.paused.checked, t);
+      await submitForm(built, f.paused.checked, edit ? t : null);
     } catch (e) {
       if (current(seq)) add(err, errorBox((statusOf(e) === 403 ? 'Not allowed with this token: ' : '') + errText(e)));
     } finally {
@@ -198,22 +219,24 @@ function buildForm(seq: number, t: TaskView | null): void {
     err,
     h('div', { class: 'form-actions' }, submit, h('a', { class: 'btn', href: t ? `#/task/${encodeURIComponent(t.task_id)}` : '#/tasks', text: 'Cancel' })),
   );
-  setView(h('h1', { text: t ? `Edit task ${t.name || t.task_id}` : 'New task' }), form);
+  const title = t ? (edit ? `Edit task ${t.name || t.task_id}` : `New task (copy of ${t.name || t.task_id})`) : 'New task';
+  setView(h('h1', { text: title }), form);
+  setTitle(title);
   syncType();
   if (f.format.value) void pv.run();
-  (edit ? f.format : f.name).focus();
 }
 
-/** The form for a new task (`editId` null) or for editing an existing one. */
-export function viewForm(seq: number, editId: string | null): void {
+/** The form for a new task (`editId` null; `cloneId`: prefilled from that task) or for editing one. */
+export function viewForm(seq: number, editId: string | null, cloneId: string | null): void {
   setView(h('h1', { text: editId ? 'Edit task' : 'New task' }), h('div', { class: 'empty', text: 'Loading…' }));
-  if (!editId) {
-    buildForm(seq, null);
+  const from = editId ?? cloneId;
+  if (!from) {
+    buildForm(seq, null, false);
     return;
   }
-  api<TaskView>('GET', `/xcron/queryTask${qs({ task_id: editId })}`).then(
+  api<TaskView>('GET', `/xcron/queryTask${qs({ task_id: from })}`).then(
     (t) => {
-      if (current(seq)) buildForm(seq, t);
+      if (current(seq)) buildForm(seq, t, editId !== null);
     },
     (e: unknown) => {
       if (current(seq)) setView(h('h1', { text: 'Edit task' }), errorBox(errText(e)));

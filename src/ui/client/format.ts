@@ -59,3 +59,50 @@ export function oneShotMs(format: string): number {
 }
 
 export const schedText = (t: Pick<TaskView, 'type' | 'format'>): string => (t.type === 2 ? `once at ${fmtTime(oneShotMs(t.format))}` : t.format);
+
+/** This browser's IANA time zone ('UTC' when it cannot tell). */
+export function browserZone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  } catch {
+    return 'UTC';
+  }
+}
+
+const zoneFormats = new Map<string, Intl.DateTimeFormat | null>();
+
+/** 2030-01-01 08:00:30 in the IANA zone `tz` (null when the browser does not know the zone). */
+export function zoneTime(ms: number, tz: string): string | null {
+  let f = zoneFormats.get(tz);
+  if (f === undefined) {
+    try {
+      f = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+    } catch {
+      f = null;
+    }
+    zoneFormats.set(tz, f);
+  }
+  if (!f) return null;
+  const parts = f.formatToParts(new Date(ms));
+  const g = (t: string): string => parts.find((p) => p.type === t)?.value ?? '';
+  return `${g('year')}-${g('month')}-${g('day')} ${g('hour')}:${g('minute')}:${g('second')}`;
+}
+
+/** The same instant in the task's zone, when that differs from local time ('' otherwise). */
+export function inZone(ms: number, tz: string | undefined): string {
+  if (!tz) return '';
+  const z = zoneTime(ms, tz);
+  if (z === null || z === zoneTime(ms, browserZone())) return '';
+  return `${z} ${tz}`;
+}
+
+/** "42 %" for a 0..1 rate, "—" for none. */
+export const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(v === 1 || v === 0 ? 0 : 1)} %`);
+
+/** "1m 05s" for an elapsed time. */
+export function fmtElapsed(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+}

@@ -10,7 +10,7 @@ import { setRouter } from './view.js';
 
 onAuthChange(renderAuthStatus);
 setRouter(route);
-window.addEventListener('hashchange', () => route());
+window.addEventListener('hashchange', () => route(true));
 renderAuthStatus();
 setInterval(() => void pollStats(), POLL_MS);
 void pollStats();

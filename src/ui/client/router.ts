@@ -9,7 +9,7 @@ import { viewOverview } from './overview.js';
 import { S } from './state.js';
 import { viewTask } from './task.js';
 import { viewTasks } from './tasks.js';
-import { markNav, resetView, setView } from './view.js';
+import { focusHeadingOnDraw, markNav, resetView, setTitle, setView } from './view.js';
 
 export interface HashRoute {
   /** The path's segments, decoded. */
@@ -36,14 +36,25 @@ export function parseHash(hash: string): HashRoute {
 
 function notFound(): void {
   markNav('');
+  setTitle('Not found');
   setView(h('h1', { text: 'Not found' }), h('p', {}, 'No dashboard page ', h('code', { text: location.hash }), '. ', h('a', { href: '#/', text: 'Back to the overview' })));
 }
 
-/** Draws the page for the current hash (the previous view's timers stop). */
-export function route(): void {
+let lastHash = location.hash;
+
+const TITLES: Record<string, string> = { '': 'Overview', tasks: 'Tasks', task: 'Task', new: 'New task', edit: 'Edit task', cluster: 'Cluster', login: 'Sign in' };
+
+/** Draws the page for the current hash (the previous view's timers stop); `moved`: a route change. */
+export function route(moved = false): void {
+  // A filter typed into the same page (its hash changes) keeps the focus in that input.
+  const active = document.activeElement;
+  const keepId = moved && active instanceof HTMLInputElement && active.id && parseHash(lastHash).parts[0] === parseHash(location.hash).parts[0] ? active.id : '';
+  lastHash = location.hash;
   const seq = resetView();
+  if (moved && !keepId) focusHeadingOnDraw();
   const { parts, params } = parseHash(location.hash);
   const [p0 = '', p1] = parts;
+  setTitle(TITLES[p0] ?? 'Not found');
   if (p0 !== 'login' && S.auth === 'needed' && !S.token) {
     S.afterLogin = location.hash || '#/';
     location.hash = '#/login';
@@ -61,10 +72,10 @@ export function route(): void {
       viewTask(seq, p1, params);
     } else if (p0 === 'new') {
       markNav('new');
-      viewForm(seq, null);
+      viewForm(seq, null, params.clone || null);
     } else if (p0 === 'edit' && p1) {
       markNav('tasks');
-      viewForm(seq, p1);
+      viewForm(seq, p1, null);
     } else if (p0 === 'cluster') {
       markNav('cluster');
       viewCluster(seq);
@@ -74,5 +85,10 @@ export function route(): void {
     } else notFound();
   } catch (e) {
     flash('error', errText(e));
+  }
+  const again = keepId ? document.getElementById(keepId) : null;
+  if (again instanceof HTMLInputElement) {
+    again.focus();
+    if (again.type === 'search' || again.type === 'text') again.setSelectionRange(again.value.length, again.value.length);
   }
 }

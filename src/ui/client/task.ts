@@ -1,12 +1,19 @@
-/** The task page: facts, actions, the next fire times, and the runs (refreshed every 3 s). */
+/**
+ * The task page: facts, figures, actions, the next fire times, the runs and a run's log (refreshed
+ * every 3 s without losing focus, selection or scroll).
+ */
 import { api, errText, qs, statusOf } from './api.js';
 import { byId, h, replace, type Child } from './dom.js';
+import { figureCards } from './figures.js';
 import { errorBox } from './flash.js';
-import { fmtTime, json, oneShotMs, rel } from './format.js';
+import { fmtTime, inZone, json, oneShotMs, rel } from './format.js';
+import { refreshInto } from './keep.js';
+import { showRunLog } from './runlog.js';
 import { runsPanel } from './runs.js';
-import type { Fires, TaskView } from './types.js';
-import { current, every, setView } from './view.js';
-import { act, actionButtons, badge, confirmButton, timeCell } from './widgets.js';
+import { toggleTriggerForm } from './trigger.js';
+import type { Fires, RunView, TaskView } from './types.js';
+import { current, every, setTitle, setView } from './view.js';
+import { act, actionButtons, badge, confirmButton, tagChips, timeCell } from './widgets.js';
 
 type Fact = [string, Child];
 
@@ -15,17 +22,19 @@ function shortFacts(t: TaskView): Fact[] {
   const rows: Fact[] = [
     ['Task id', h('code', { text: t.task_id })],
     ['Type', t.type === 1 ? 'periodic (cron)' : 'one-shot'],
-    ['Schedule', h('code', { text: t.format })],
+    ['Schedule', h('span', {}, h('code', { text: t.format }), t.description ? h('div', { class: 'small', id: 'task-description', text: t.description }) : null)],
     ['Timezone', t.timezone],
     ['Runs', h('span', { id: 'task-run-count', text: String(t.run_count) })],
     ['Last status', t.last_status ? badge(t.last_status) : '—'],
-    ['Last fire', timeCell(t.last_fire_time)],
-    ['Created', fmtTime(Number(t.create_time) * 1000)],
+    ['Last fire', timeCell(t.last_fire_time, t.timezone)],
+    ['Created', timeCell(Number(t.create_time) * 1000, t.timezone)],
+    ['Completion', t.completion === 'async' ? `async (report within ${t.async_timeout_ms ? `${t.async_timeout_ms} ms` : 'the server default'})` : 'sync'],
     ['Timeout', t.timeout_ms ? `${t.timeout_ms} ms` : 'server default'],
     ['Misfire / overlap', `${t.misfire} / ${t.overlap}`],
     ['Retry', t.retry ? `${t.retry.max_attempts} attempts, backoff ${t.retry.backoff_ms}–${t.retry.max_backoff_ms} ms` : 'server default'],
   ];
-  if (t.type === 2) rows.push(['Fires at', fmtTime(oneShotMs(t.format))]);
+  if (t.type === 2) rows.push(['Fires at', timeCell(oneShotMs(t.format), t.timezone)]);
+  if (t.tags && t.tags.length) rows.push(['Tags', h('span', { id: 'task-tags' }, tagChips(t.tags))]);
   if (t.max_consecutive_failures !== undefined) rows.push(['Auto-pause after', `${t.max_consecutive_failures} failures`]);
   return rows;
 }
@@ -80,30 +89,75 @@ async function firesContent(t: TaskView): Promise<Child> {
     const data = await api<Fires>('GET', `/ui/api/next-fires${query}`);
     return [
       note,
-      h('ol', { class: 'fires', id: 'next-fire-list' }, data.times.map((ms) => h('li', { title: new Date(ms).toISOString() }, fmtTime(ms), ' ', h('span', { class: 'muted small', text: rel(ms) })))),
-      h('p', { class: 'muted small', text: `Shown in this browser's time zone; the task evaluates its schedule in ${t.timezone}.` }),
+      h(
+        'ol',
+        { class: 'fires', id: 'next-fire-list' },
+        data.times.map((ms) => {
+          const z = inZone(ms, t.timezone);
+          return h('li', { title: new Date(ms).toISOString() }, fmtTime(ms), z ? ' local' : '', ' ', h('span', { class: 'muted small', text: rel(ms) }), z ? h('div', { class: 'zone', text: z }) : null);
+        }),
+      ),
+      h('p', { class: 'muted small', text: `Local time of this browser; the task evaluates its schedule in ${t.timezone}.` }),
     ];
   } catch {
     return [note, h('div', {}, 'Next fire: ', fmtTime(t.next_fire_time), ' ', h('span', { class: 'muted small', text: rel(t.next_fire_time) }))];
   }
 }
 
+/**
+ * Why a paused task is paused, when the runs show it: its newest finished runs all failed, as many
+ * as its max_consecutive_failures (the auto-pause), with the last error.
+ */
+export function autoPauseNote(t: TaskView, runs: readonly RunView[]): HTMLElement | null {
+  const limit = t.max_consecutive_failures;
+  if (t.state !== 'paused' || !limit) return null;
+  const finished = runs.filter((r) => r.status === 'SUCCESS' || r.status === 'FAIL');
+  const lastN = finished.slice(0, limit);
+  if (lastN.length < limit || !lastN.every((r) => r.status === 'FAIL')) return null;
+  const err = lastN[0]?.error;
+  return h('div', { class: 'note', id: 'pause-reason', role: 'status' }, `Auto-paused: the last ${limit} run${limit === 1 ? '' : 's'} failed in a row (the task's limit is ${limit}).`, err ? [' Last error: ', h('code', { text: err })] : null, ' Fix the cause, retry the failed run, then resume.');
+}
+
 export function viewTask(seq: number, id: string, params: Record<string, string>): void {
   const head = h('h1', {}, h('span', { text: id }));
   const info = h('div', { class: 'panel', id: 'task-info' }, h('span', { class: 'muted', text: 'Loading…' }));
+  const figures = h('div', { id: 'figures-box' });
+  const reason = h('div', { id: 'reason-box' });
   const fires = h('div', { class: 'panel', id: 'next-fires' }, h('span', { class: 'muted', text: '…' }));
   const runsBox = h('div', { id: 'runs' }, h('div', { class: 'empty', text: 'Loading runs…' }));
   const runsPager = h('div', { class: 'pager' });
+  const triggerBox = h('div', { id: 'trigger-box', hidden: true });
+  const logBox = h('div', { id: 'run-log', hidden: true });
   const live = h('input', { type: 'checkbox', id: 'runs-live', checked: true });
   setView(
     head,
     h('div', { class: 'row', id: 'task-actions' }),
-    h('div', { class: 'grid2' }, h('div', {}, h('h2', { text: 'Task' }), info), h('div', {}, h('h2', { text: 'Next fire times' }), fires)),
+    triggerBox,
+    reason,
+    h('div', { class: 'grid2' }, h('div', {}, h('h2', { text: 'Task' }), info), h('div', {}, h('h2', { text: 'Figures' }), figures, h('h2', { text: 'Next fire times' }), fires)),
     h('div', { class: 'row' }, h('h2', { text: 'Runs' }), h('span', { class: 'muted small', text: 'newest first' }), h('span', { class: 'spacer' }), h('label', {}, live, ' live (refresh every 3 s)')),
     runsBox,
     runsPager,
+    logBox,
   );
-  const loadRuns = runsPanel(seq, id, runsBox, runsPager, live, params.runs || '');
+  let task: TaskView | null = null;
+  let newestRuns: RunView[] = [];
+  const drawExtras = (): void => {
+    if (!task || !current(seq)) return;
+    refreshInto(figures, figureCards(task.stats, newestRuns));
+    refreshInto(reason, autoPauseNote(task, newestRuns));
+  };
+  const openLog = (runId: string): void => {
+    showRunLog(seq, logBox, runId, () => undefined);
+    logBox.scrollIntoView({ block: 'nearest' });
+  };
+  const actions = { showLog: openLog, refresh: () => refreshAll(), timezone: undefined as string | undefined, async: false };
+  const loadRuns = runsPanel(seq, id, runsBox, runsPager, live, params.runs || '', actions, (runs, newest) => {
+    if (!newest) return;
+    newestRuns = runs;
+    drawExtras();
+  });
+  if (params.log) openLog(params.log);
   let lastFiresKey = '';
   let actionsKey = '';
 
@@ -112,15 +166,17 @@ export function viewTask(seq: number, id: string, params: Record<string, string>
     if (key === lastFiresKey) return;
     lastFiresKey = key;
     const content = await firesContent(t);
-    if (current(seq)) replace(fires, content);
+    if (current(seq)) refreshInto(fires, content);
   };
 
   const renderActions = (t: TaskView): void => {
     if (actionsKey === t.state) return;
     actionsKey = t.state;
-    replace(byId('task-actions'), [
+    refreshInto(byId('task-actions'), [
       h('a', { class: 'btn', href: `#/edit/${encodeURIComponent(t.task_id)}`, id: 'edit-task', text: 'Edit' }),
+      h('a', { class: 'btn', href: `#/new?clone=${encodeURIComponent(t.task_id)}`, id: 'clone-task', text: 'Clone' }),
       actionButtons(t, refreshAll, false),
+      h('button', { type: 'button', 'data-action': 'trigger-body', text: 'Trigger with a body…', onclick: () => task && toggleTriggerForm(triggerBox, task, refreshAll) }),
       confirmButton('Delete', 'Click again to delete', () =>
         act('delete', t.task_id, () => {
           location.hash = '#/tasks';
@@ -139,9 +195,16 @@ export function viewTask(seq: number, id: string, params: Record<string, string>
       return;
     }
     if (!current(seq)) return;
-    replace(head, [h('span', { text: t.name || t.task_id }), h('span', { id: 'task-state' }, badge(t.state))]);
+    task = t;
+    actions.timezone = t.timezone;
+    actions.async = t.completion === 'async';
+    if (!head.querySelector('#task-state') || head.textContent !== `${t.name || t.task_id}${t.state}`) {
+      replace(head, [h('span', { text: t.name || t.task_id }), h('span', { id: 'task-state' }, badge(t.state))]);
+      setTitle(`Task ${t.name || t.task_id}`);
+    }
     renderActions(t);
-    replace(info, factList(t));
+    refreshInto(info, factList(t));
+    drawExtras();
     void loadFires(t);
   };
 

@@ -46,6 +46,26 @@ export interface TaskView {
   on_success?: string[];
   alert_url?: string;
   max_consecutive_failures?: number;
+  completion?: 'sync' | 'async';
+  async_timeout_ms?: number;
+  tags?: string[];
+  /** The schedule in plain language. */
+  description?: string;
+  /** queryTask only: figures over the newest retained runs. */
+  stats?: TaskStats;
+}
+
+/** queryTask's `stats`. */
+export interface TaskStats {
+  window_runs?: number;
+  fires?: number;
+  successes?: number;
+  failures?: number;
+  skipped?: number;
+  missed?: number;
+  success_rate?: number | null;
+  lateness_ms?: Percentiles;
+  duration_ms?: Percentiles;
 }
 
 export interface TaskPage {
@@ -62,6 +82,9 @@ export interface ShardView extends Pick<RunView, 'attempts' | 'http_status' | 'e
 
 export interface RunView {
   run_id: string;
+  task_id?: string;
+  /** /xcron/runs: the task's name, when it has one. */
+  task_name?: string;
   node: string | null;
   scheduled_time: number;
   start_time: number | null;
@@ -73,6 +96,41 @@ export interface RunView {
   duration_ms: number | null;
   response_body: string | null;
   shards: ShardView[] | null;
+  /** Async runs: the report deadline while RUNNING, and the worker's report. */
+  deadline?: number;
+  message?: string;
+  output?: unknown;
+  /** A replay: the run it delivers again; on the original, the replay's id. */
+  retry_of?: string;
+  retried_by?: string;
+}
+
+/** /xcron/runLog. */
+export interface RunLog {
+  run_id: string;
+  status: string;
+  finished: boolean;
+  lines: { seq: number; time: number; line: string }[];
+  next_since: number;
+  run?: RunView;
+}
+
+/** One day of /xcron/report. */
+export interface ReportDay {
+  date: string;
+  success: number;
+  fail: number;
+  skipped: number;
+  missed: number;
+  lateness_p50_ms: number | null;
+  lateness_p99_ms: number | null;
+}
+
+/** pauseTasks / resumeTasks / deleteTasks / retryRuns. */
+export interface BulkResult {
+  count: number;
+  task_ids?: string[];
+  run_ids?: string[];
 }
 
 export interface RunPage {
@@ -121,4 +179,6 @@ export interface ClusterView {
 export interface Fires {
   times: number[];
   timezone: string;
+  description?: string;
+  truncated?: boolean;
 }

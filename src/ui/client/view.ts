@@ -8,12 +8,14 @@ let seqNow = 0;
 let timers: number[] = [];
 let statsListener: (() => void) | null = null;
 let router: () => void = () => undefined;
+let headingFocus = false;
 
 /** Stops the previous view's timers and listener; returns the new view's sequence number. */
 export function resetView(): number {
   for (const t of timers) clearInterval(t);
   timers = [];
   statsListener = null;
+  headingFocus = false;
   seqNow++;
   return seqNow;
 }
@@ -35,8 +37,27 @@ export function statsPolled(): void {
   statsListener?.();
 }
 
+/** The page title: "<what> · xcron". */
+export function setTitle(what: string): void {
+  document.title = `${what} · xcron`;
+}
+
+/**
+ * After a route change (not the first load): the view's heading takes the focus, so a screen reader
+ * announces the new page and Tab starts from it; no input is focused (no phone keyboard pops up).
+ */
+export function focusHeadingOnDraw(): void {
+  headingFocus = true;
+}
+
 export function setView(...children: Child[]): void {
-  replace(byId('view'), children);
+  const view = byId('view');
+  replace(view, children);
+  const h1 = view.querySelector('h1');
+  if (!h1) return;
+  h1.setAttribute('tabindex', '-1');
+  const a = document.activeElement;
+  if (headingFocus && (a === null || a === document.body || !view.contains(a))) h1.focus();
 }
 
 /** Highlights the header link of a section ('' for none). */

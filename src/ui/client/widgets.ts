@@ -2,16 +2,29 @@
 import { api, errText, statusOf } from './api.js';
 import { h, type Props } from './dom.js';
 import { flash } from './flash.js';
-import { fmtTime, rel } from './format.js';
+import { fmtTime, inZone, rel } from './format.js';
 import type { TaskView } from './types.js';
 
 export const badge = (text: string): HTMLSpanElement => h('span', { class: `badge ${text}`, text });
 
-/** A local time with "in 5s" under it; the ISO time and ms epoch on hover. */
-export function timeCell(ms: number | null | undefined): HTMLSpanElement {
+/**
+ * A local time with "in 5s" under it, and the same instant in the task's zone `tz` when that is not
+ * this browser's; the ISO time and ms epoch on hover.
+ */
+export function timeCell(ms: number | null | undefined, tz?: string): HTMLSpanElement {
   if (ms === null || ms === undefined) return h('span', { class: 'muted', text: '—' });
-  return h('span', { title: `${new Date(ms).toISOString()} (${ms})` }, fmtTime(ms), h('div', { class: 'sub', text: rel(ms) }));
+  const zoned = inZone(ms, tz);
+  return h(
+    'span',
+    { title: `${new Date(ms).toISOString()} (${ms})` },
+    h('span', { class: 'local', text: zoned ? `${fmtTime(ms)} local` : fmtTime(ms) }),
+    zoned ? h('div', { class: 'zone', text: zoned }) : null,
+    h('div', { class: 'sub', text: rel(ms) }),
+  );
 }
+
+/** The task's tags as chips. */
+export const tagChips = (tags: readonly string[] | undefined): HTMLSpanElement[] => (tags ?? []).map((t) => h('span', { class: 'tag', text: t }));
 
 export function card(label: string, value: string, cls = '', testid?: string): HTMLDivElement {
   return h('div', { class: 'card' }, h('div', { class: 'label', text: label }), h('div', { class: `value${cls ? ` ${cls}` : ''}`, 'data-testid': testid, text: value }));
