@@ -17,6 +17,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../../src/api/app.js';
+import { CODE_INFO } from '../../src/api/contract/errors.js';
 import { Codes } from '../../src/errors.js';
 import { slotOf } from '../../src/cluster/index.js';
 import { DestinationPolicy } from '../../src/delivery/ssrf.js';
@@ -307,18 +308,12 @@ function checkAnswer(b: Built, a: Answer): string | null {
   return null;
 }
 
-/** The error codes each refusal status may carry (API.md); anything else is not specific. */
-const CODES_OF_STATUS: Record<number, number[]> = {
-  400: [Codes.BAD_JSON, Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED, Codes.UNSUPPORTED_TYPE],
-  401: [Codes.UNAUTHORIZED],
-  403: [Codes.UNAUTHORIZED],
-  404: [Codes.TASK_NOT_FOUND, Codes.ROUTE_NOT_FOUND],
-  405: [Codes.METHOD_NOT_ALLOWED],
-  409: [Codes.RUN_CLOSED],
-  413: [Codes.TOO_LARGE],
-  415: [Codes.BAD_JSON, Codes.UNSUPPORTED_TYPE],
-  429: [Codes.RATE_LIMITED],
-};
+/** The error codes each refusal status may carry (the contract's code table, as docs/api.md lists it); anything else is not specific. */
+const CODES_OF_STATUS: Record<number, number[]> = {};
+for (const [code, info] of Object.entries(CODE_INFO)) {
+  if (Number(code) === Codes.INTERNAL) continue;
+  for (const st of info.statuses) (CODES_OF_STATUS[st] ??= []).push(Number(code));
+}
 
 const RUNTIME_FIELDS = new Set(['id', 'slot', 'state', 'create_time', 'update_time', 'next_fire_time', 'last_fire_time', 'last_status', 'run_count']);
 
