@@ -29,10 +29,12 @@ import type {
   TaskPage,
   TaskRunsQuery,
   TaskView,
+  TriggerOptions,
   TriggerTaskResult,
   UpdateTaskRequest,
   UpdateTaskResult,
 } from './types.js';
+import type { BulkOptions, BulkResult, BulkSelector, DailyReport, RetryRunResult, RetryRunsRequest, RetryRunsResult, RunAcrossTasks, RunsPage, RunsQuery } from './ops-types.js';
 
 /** How failed requests are retried. */
 export interface RetryOptions {
@@ -194,14 +196,33 @@ export class XcronClient {
     return (await this.call<ResumeTaskResult>('POST', '/xcron/resumeTask', { body: { task_id: taskId } }, opts)).data;
   }
 
-  /** POST /xcron/triggerTask: one run now, outside the schedule (also when paused). */
-  async triggerTask(taskId: string, opts?: CallOptions): Promise<TriggerTaskResult> {
-    return (await this.call<TriggerTaskResult>('POST', '/xcron/triggerTask', { body: { task_id: taskId } }, opts)).data;
+  /**
+   * POST /xcron/triggerTask: one run now, outside the schedule (also when paused). `run.body` and
+   * `run.headers` apply to this run only.
+   */
+  async triggerTask(taskId: string, run: TriggerOptions = {}, opts?: CallOptions): Promise<TriggerTaskResult> {
+    return (await this.call<TriggerTaskResult>('POST', '/xcron/triggerTask', { body: { task_id: taskId, ...run } }, opts)).data;
   }
 
   /** GET /xcron/listTasks: one page, ordered by task id. */
   async listTasks(query: ListTasksQuery = {}, opts?: CallOptions): Promise<TaskPage> {
-    return (await this.call<TaskPage>('GET', '/xcron/listTasks', { query: { state: query.state, name: query.name, limit: query.limit, cursor: query.cursor } }, opts)).data;
+    const { state, name, tag, last_status, limit, cursor } = query;
+    return (await this.call<TaskPage>('GET', '/xcron/listTasks', { query: { state, name, tag, last_status, limit, cursor } }, opts)).data;
+  }
+
+  /** POST /xcron/pauseTasks: pauses every task with the tag or name prefix. */
+  async pauseTasks(select: BulkSelector, o: BulkOptions = {}, opts?: CallOptions): Promise<BulkResult> {
+    return (await this.call<BulkResult>('POST', '/xcron/pauseTasks', { body: { ...select, ...o } }, opts)).data;
+  }
+
+  /** POST /xcron/resumeTasks: resumes every task with the tag or name prefix. */
+  async resumeTasks(select: BulkSelector, o: BulkOptions = {}, opts?: CallOptions): Promise<BulkResult> {
+    return (await this.call<BulkResult>('POST', '/xcron/resumeTasks', { body: { ...select, ...o } }, opts)).data;
+  }
+
+  /** POST /xcron/deleteTasks: deletes every task with the tag or name prefix. */
+  async deleteTasks(select: BulkSelector, o: BulkOptions = {}, opts?: CallOptions): Promise<BulkResult> {
+    return (await this.call<BulkResult>('POST', '/xcron/deleteTasks', { body: { ...select, ...o } }, opts)).data;
   }
 
   /** Every task matching `query`, page after page (`limit` is the page size). */
@@ -239,6 +260,45 @@ export class XcronClient {
       if (page.next_cursor === null) return;
       cursor = page.next_cursor;
     }
+  }
+
+  // ---- runs across tasks, replay, report ------------------------------------------------------
+
+  /** GET /xcron/runs: one page of runs of every task, newest first. `{status: 'FAIL', replayed: false}` is the dead-letter list. */
+  async listRuns(query: RunsQuery = {}, opts?: CallOptions): Promise<RunsPage> {
+    const { status, from, to, name_prefix, task_id, replayed, limit, cursor } = query;
+    return (await this.call<RunsPage>('GET', '/xcron/runs', { query: { status, from, to, name_prefix, task_id, replayed, limit, cursor } }, opts)).data;
+  }
+
+  /** Every run matching `query`, newest first, page after page (`limit` is the page size). */
+  async *iterateRuns(query: Omit<RunsQuery, 'cursor'> = {}, opts?: CallOptions): AsyncGenerator<RunAcrossTasks, void, undefined> {
+    for await (const page of this.listRunsPages(query, opts)) yield* page.runs;
+  }
+
+  /** The pages of listRuns, following `next_cursor` until it is null. */
+  async *listRunsPages(query: RunsQuery = {}, opts?: CallOptions): AsyncGenerator<RunsPage, void, undefined> {
+    let cursor = query.cursor ?? null;
+    for (;;) {
+      const page = await this.listRuns({ ...query, cursor }, opts);
+      yield page;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** POST /xcron/retryRun: delivers a finished FAIL run again as `<run_id>:r<N>`. */
+  async retryRun(runId: string, opts?: CallOptions): Promise<RetryRunResult> {
+    return (await this.call<RetryRunResult>('POST', '/xcron/retryRun', { body: { run_id: runId } }, opts)).data;
+  }
+
+  /** POST /xcron/retryRuns: delivers the newest matching FAIL runs not retried yet again (`dry_run` lists them). */
+  async retryRuns(req: RetryRunsRequest = {}, opts?: CallOptions): Promise<RetryRunsResult> {
+    return (await this.call<RetryRunsResult>('POST', '/xcron/retryRuns', { body: req }, opts)).data;
+  }
+
+  /** GET /xcron/report: per UTC day, runs by final status and lateness, for `days` days (1..366, default 30). */
+  async report(days?: number, opts?: CallOptions): Promise<DailyReport> {
+    return (await this.call<DailyReport>('GET', '/xcron/report', { query: { days } }, opts)).data;
   }
 
   // ---- service -----------------------------------------------------------------------------

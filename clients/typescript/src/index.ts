@@ -5,4 +5,5 @@
 export * from './client.js';
 export * from './errors.js';
 export type * from './types.js';
+export type * from './ops-types.js';
 export * from './receiver.js';
