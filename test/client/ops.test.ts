@@ -2,7 +2,8 @@
  * The client's operator methods against the real built server: tags and the bulk actions by tag
  * and name prefix (with dry runs), triggerTask with a one-off body and headers, runs across tasks
  * with their filters and pagination, replay of failed runs (one and in bulk) with the typed
- * conflict and not-found errors, and the daily report.
+ * conflict and not-found errors, the daily report, and a check that every documented API operation
+ * has a method.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +41,17 @@ async function thrown(p: Promise<unknown>): Promise<XcronApiError> {
 }
 
 const unique = (): string => randomUUID().slice(0, 8);
+
+describe('coverage', () => {
+  it('every API operation the server documents has a client method', async () => {
+    const doc = (await (await fetch(`${server.baseUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
+    const methodOf: Record<string, string> = { dailyReport: 'report' };
+    const api = Object.entries(doc.paths).filter(([path]) => path.startsWith('/xcron/') || ['/healthz', '/readyz', '/metrics'].includes(path));
+    expect(api.length).toBeGreaterThan(20);
+    const missing = api.flatMap(([, ops]) => Object.values(ops).map((o) => methodOf[o.operationId] ?? o.operationId)).filter((name) => typeof (XcronClient.prototype as unknown as Record<string, unknown>)[name] !== 'function');
+    expect(missing).toEqual([]);
+  });
+});
 
 describe('tags and bulk actions', () => {
   it('listTasks by tag, pause/resume/delete by tag and by name prefix, dry runs change nothing', async () => {
