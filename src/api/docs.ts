@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { Context, Hono } from 'hono';
+import type { Hono } from 'hono';
 import { Codes, XcronError } from '../errors.js';
-import { UI_CSP } from '../ui/index.js';
+import { serveAsset, type Asset } from '../ui/index.js';
 import { openApiText } from './contract/openapi.js';
 import { defineOperation } from './contract/registry.js';
 import type { ApiDeps } from './deps.js';
@@ -86,30 +86,12 @@ const DOCS_CSS = `body { margin: 0; }
 .docs-loading { font-family: sans-serif; padding: 2rem; }
 `;
 
-interface Asset {
-  body: string;
-  type: string;
-  etag: string;
-}
-
 const etagOf = (s: string): string => `"${createHash('sha256').update(s).digest('hex').slice(0, 16)}"`;
 
 let distDir: string | null = null;
 function distFile(name: string): string {
   distDir ??= dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
   return readFileSync(join(distDir, name), 'utf8');
-}
-
-function send(c: Context, a: Asset): Response {
-  c.header('Content-Security-Policy', UI_CSP);
-  c.header('X-Content-Type-Options', 'nosniff');
-  c.header('Referrer-Policy', 'no-referrer');
-  c.header('Cache-Control', 'no-cache');
-  c.header('ETag', a.etag);
-  const inm = c.req.header('if-none-match');
-  if (inm !== undefined && inm.split(',').some((t) => t.trim() === a.etag)) return c.body(null, 304);
-  c.header('Content-Type', a.type);
-  return c.body(a.body, 200);
 }
 
 /** Mounts /openapi.json, /docs and the page's files; call before the API's catch-all route. */
@@ -127,13 +109,13 @@ export function docsRoutes(app: Hono, deps: Pick<ApiDeps, 'version'>): void {
   app.get(openApiOp.path, (c) => {
     const a = asset(openApiOp.path, () => openApiText(deps.version), 'application/json');
     c.header('Access-Control-Allow-Origin', '*'); // a public description, readable by other tools
-    return send(c, a);
+    return serveAsset(c, a);
   });
-  app.get(docsOp.path, (c) => send(c, asset(docsOp.path, () => PAGE, 'text/html; charset=utf-8')));
+  app.get(docsOp.path, (c) => serveAsset(c, asset(docsOp.path, () => PAGE, 'text/html; charset=utf-8')));
   app.get('/docs/', (c) => c.redirect('/docs', 301));
   for (const [path, [file, type]] of Object.entries(DOCS_ASSETS)) {
     const make = (): string => (file !== null ? distFile(file) : path.endsWith('.js') ? INIT_JS : DOCS_CSS);
-    app.get(path, (c) => send(c, asset(path, make, type)));
+    app.get(path, (c) => serveAsset(c, asset(path, make, type)));
   }
   for (const path of DOCS_PATHS) {
     app.all(path, (c) => fail(c, new XcronError(Codes.METHOD_NOT_ALLOWED, 405, `method ${c.req.method} is not allowed on ${path}; use GET, HEAD`), { Allow: 'GET, HEAD' }));

@@ -52,7 +52,8 @@ export const nextFiresOp = defineOperation({
   errors: [Codes.BAD_JSON, Codes.UNSUPPORTED_TYPE, Codes.CRON_INVALID, Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.TIMEZONE, Codes.INVALID_OPTION],
 });
 
-interface Asset {
+/** A file the dashboard (or the API reference page) serves, with its ETag. */
+export interface Asset {
   body: string;
   type: string;
   etag: string;
@@ -68,7 +69,8 @@ function securityHeaders(c: Context): void {
   c.header('Referrer-Policy', 'no-referrer');
 }
 
-function serveAsset(c: Context, a: Asset): Response {
+/** Serves an asset under the dashboard's security headers, answering 304 to a matching If-None-Match. */
+export function serveAsset(c: Context, a: Asset): Response {
   securityHeaders(c);
   c.header('Cache-Control', 'no-cache');
   c.header('ETag', a.etag);
