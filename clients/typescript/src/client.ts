@@ -29,115 +29,13 @@ import type {
   TaskPage,
   TaskRunsQuery,
   TaskView,
+  TriggerOptions,
   TriggerTaskResult,
   UpdateTaskRequest,
   UpdateTaskResult,
 } from './types.js';
-
-/** How failed requests are retried. */
-export interface RetryOptions {
-  /** Retries after the first request (default 3; 0 = never retry). */
-  retries?: number;
-  /** First backoff delay (default 200 ms); doubles with each retry, with full jitter. */
-  baseDelayMs?: number;
-  /** Cap of one backoff delay (default 5000 ms). */
-  maxDelayMs?: number;
-  /**
-   * A Retry-After longer than this is not waited for: the error is thrown at once (default 60000).
-   * A shorter one is the least delay before the retry.
-   */
-  maxRetryAfterMs?: number;
-  /** HTTP statuses that are retried (default [503]; add 429 to wait out rate limits). */
-  statuses?: readonly number[];
-  /**
-   * Also retry connection errors and timeouts of GET requests, which change nothing (default
-   * true). POSTs are never retried on those: the server may have applied them.
-   */
-  networkErrorsOnGet?: boolean;
-  /** Called before each retry's wait, with what failed and how long the wait is. */
-  onRetry?: (info: RetryInfo) => void;
-}
-
-export interface RetryInfo {
-  method: string;
-  path: string;
-  /** The attempt that failed (1-based). */
-  attempt: number;
-  delayMs: number;
-  /** The Retry-After of the answer, in ms, when it had one. */
-  retryAfterMs: number | null;
-  error: XcronApiError | XcronTransportError;
-}
-
-export interface ClientOptions {
-  /** Base URL of any node (or the load balancer), e.g. `http://127.0.0.1:8000`. */
-  baseUrl: string;
-  /** An API token, sent as `Authorization: Bearer <token>`. */
-  token?: string;
-  /** Extra headers on every request. */
-  headers?: Record<string, string>;
-  /** Timeout of one request (default 30000 ms). */
-  timeoutMs?: number;
-  retry?: RetryOptions;
-  /** A fetch implementation (default: the global fetch). */
-  fetch?: typeof fetch;
-  /** Jitter source in [0, 1) (default Math.random). */
-  random?: () => number;
-}
-
-/** Per-call options, the last argument of every method. */
-export interface CallOptions {
-  signal?: AbortSignal;
-  /** Sent as X-Request-Id (1-128 of `A-Za-z0-9._:@/+=-`); the server echoes it and logs it. */
-  requestId?: string;
-  /** Overrides the client's request timeout. */
-  timeoutMs?: number;
-  /** Overrides the client's retry count for this call. */
-  retries?: number;
-}
-
-export type HttpMethod = 'GET' | 'POST';
-
-export interface RequestSpec {
-  /** Query parameters; undefined and null values are left out. */
-  query?: Record<string, string | number | boolean | null | undefined>;
-  /** Sent as JSON. */
-  body?: unknown;
-}
-
-/** What a successful call answered: the envelope's data plus its request id and message. */
-export interface ApiResult<T> {
-  data: T;
-  message: string;
-  requestId: string;
-  httpStatus: number;
-}
-
-const sleep = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal!.reason as Error);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-
-/** Retry-After in ms (delta seconds or an HTTP date), or null. */
-export function parseRetryAfter(v: string | null, now = Date.now()): number | null {
-  if (v === null || v.trim() === '') return null;
-  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
-}
-
-function isEnvelope(v: unknown): v is Envelope<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as { code?: unknown }).code === 'number' && typeof (v as { message?: unknown }).message === 'string';
-}
+import type { BulkOptions, BulkResult, BulkSelector, DailyReport, RetryRunResult, RetryRunsRequest, RetryRunsResult, RunAcrossTasks, RunsPage, RunsQuery } from './ops-types.js';
+import { isEnvelope, parseRetryAfter, sleep, type ApiResult, type CallOptions, type ClientOptions, type HttpMethod, type RequestSpec, type RetryOptions } from './options.js';
 
 export class XcronClient {
   readonly baseUrl: string;
@@ -194,14 +92,33 @@ export class XcronClient {
     return (await this.call<ResumeTaskResult>('POST', '/xcron/resumeTask', { body: { task_id: taskId } }, opts)).data;
   }
 
-  /** POST /xcron/triggerTask: one run now, outside the schedule (also when paused). */
-  async triggerTask(taskId: string, opts?: CallOptions): Promise<TriggerTaskResult> {
-    return (await this.call<TriggerTaskResult>('POST', '/xcron/triggerTask', { body: { task_id: taskId } }, opts)).data;
+  /**
+   * POST /xcron/triggerTask: one run now, outside the schedule (also when paused). `run.body` and
+   * `run.headers` apply to this run only.
+   */
+  async triggerTask(taskId: string, run: TriggerOptions = {}, opts?: CallOptions): Promise<TriggerTaskResult> {
+    return (await this.call<TriggerTaskResult>('POST', '/xcron/triggerTask', { body: { task_id: taskId, ...run } }, opts)).data;
   }
 
   /** GET /xcron/listTasks: one page, ordered by task id. */
   async listTasks(query: ListTasksQuery = {}, opts?: CallOptions): Promise<TaskPage> {
-    return (await this.call<TaskPage>('GET', '/xcron/listTasks', { query: { state: query.state, name: query.name, limit: query.limit, cursor: query.cursor } }, opts)).data;
+    const { state, name, tag, last_status, limit, cursor } = query;
+    return (await this.call<TaskPage>('GET', '/xcron/listTasks', { query: { state, name, tag, last_status, limit, cursor } }, opts)).data;
+  }
+
+  /** POST /xcron/pauseTasks: pauses every task with the tag or name prefix. */
+  async pauseTasks(select: BulkSelector, o: BulkOptions = {}, opts?: CallOptions): Promise<BulkResult> {
+    return (await this.call<BulkResult>('POST', '/xcron/pauseTasks', { body: { ...select, ...o } }, opts)).data;
+  }
+
+  /** POST /xcron/resumeTasks: resumes every task with the tag or name prefix. */
+  async resumeTasks(select: BulkSelector, o: BulkOptions = {}, opts?: CallOptions): Promise<BulkResult> {
+    return (await this.call<BulkResult>('POST', '/xcron/resumeTasks', { body: { ...select, ...o } }, opts)).data;
+  }
+
+  /** POST /xcron/deleteTasks: deletes every task with the tag or name prefix. */
+  async deleteTasks(select: BulkSelector, o: BulkOptions = {}, opts?: CallOptions): Promise<BulkResult> {
+    return (await this.call<BulkResult>('POST', '/xcron/deleteTasks', { body: { ...select, ...o } }, opts)).data;
   }
 
   /** Every task matching `query`, page after page (`limit` is the page size). */
@@ -239,6 +156,45 @@ export class XcronClient {
       if (page.next_cursor === null) return;
       cursor = page.next_cursor;
     }
+  }
+
+  // ---- runs across tasks, replay, report ------------------------------------------------------
+
+  /** GET /xcron/runs: one page of runs of every task, newest first. `{status: 'FAIL', replayed: false}` is the dead-letter list. */
+  async listRuns(query: RunsQuery = {}, opts?: CallOptions): Promise<RunsPage> {
+    const { status, from, to, name_prefix, task_id, replayed, limit, cursor } = query;
+    return (await this.call<RunsPage>('GET', '/xcron/runs', { query: { status, from, to, name_prefix, task_id, replayed, limit, cursor } }, opts)).data;
+  }
+
+  /** Every run matching `query`, newest first, page after page (`limit` is the page size). */
+  async *iterateRuns(query: Omit<RunsQuery, 'cursor'> = {}, opts?: CallOptions): AsyncGenerator<RunAcrossTasks, void, undefined> {
+    for await (const page of this.listRunsPages(query, opts)) yield* page.runs;
+  }
+
+  /** The pages of listRuns, following `next_cursor` until it is null. */
+  async *listRunsPages(query: RunsQuery = {}, opts?: CallOptions): AsyncGenerator<RunsPage, void, undefined> {
+    let cursor = query.cursor ?? null;
+    for (;;) {
+      const page = await this.listRuns({ ...query, cursor }, opts);
+      yield page;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** POST /xcron/retryRun: delivers a finished FAIL run again as `<run_id>:r<N>`. */
+  async retryRun(runId: string, opts?: CallOptions): Promise<RetryRunResult> {
+    return (await this.call<RetryRunResult>('POST', '/xcron/retryRun', { body: { run_id: runId } }, opts)).data;
+  }
+
+  /** POST /xcron/retryRuns: delivers the newest matching FAIL runs not retried yet again (`dry_run` lists them). */
+  async retryRuns(req: RetryRunsRequest = {}, opts?: CallOptions): Promise<RetryRunsResult> {
+    return (await this.call<RetryRunsResult>('POST', '/xcron/retryRuns', { body: req }, opts)).data;
+  }
+
+  /** GET /xcron/report: per UTC day, runs by final status and lateness, for `days` days (1..366, default 30). */
+  async report(days?: number, opts?: CallOptions): Promise<DailyReport> {
+    return (await this.call<DailyReport>('GET', '/xcron/report', { query: { days } }, opts)).data;
   }
 
   // ---- service -----------------------------------------------------------------------------

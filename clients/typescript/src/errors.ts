@@ -25,7 +25,12 @@ export const ErrorCodes = {
   RATE_LIMITED: 1014,
   STORE_UNAVAILABLE: 1016,
   RUN_CLOSED: 1017,
+  RUN_NOT_ASYNC: 1018,
   UNSUPPORTED_TYPE: 1020,
+  RUN_NOT_FOUND: 1021,
+  RUN_NOT_FAILED: 1022,
+  RUN_RETRIED: 1023,
+  UNKNOWN_TARGET: 1024,
   INTERNAL: 1099,
 } as const;
 
@@ -78,12 +83,12 @@ export class XcronApiError extends XcronClientError {
   readonly serverMessage: string;
 }
 
-/** Bad input: 1000-1003, 1005, 1006, 1008, 1009, 1011, 1020. The message names the field. */
+/** Bad input: 1000-1003, 1005, 1006, 1008, 1009, 1011, 1020, 1024. The message names the field. */
 export class XcronValidationError extends XcronApiError {
   override readonly name: string = 'XcronValidationError';
 }
 
-/** 1007: no such task (or run); 1012: no such endpoint. */
+/** 1007: no such task (or run); 1012: no such endpoint; 1021: no such run (retryRun). */
 export class XcronNotFoundError extends XcronApiError {
   override readonly name: string = 'XcronNotFoundError';
 }
@@ -103,7 +108,10 @@ export class XcronUnavailableError extends XcronApiError {
   override readonly name: string = 'XcronUnavailableError';
 }
 
-/** 1017 (409): the run is already closed with the other outcome. */
+/**
+ * 409: 1017 the run is already closed with the other outcome; 1018 a sync run takes no report;
+ * 1022 the run is not a finished FAIL run; 1023 the run was retried already.
+ */
 export class XcronConflictError extends XcronApiError {
   override readonly name: string = 'XcronConflictError';
 }
@@ -113,17 +121,18 @@ export class XcronServerError extends XcronApiError {
   override readonly name: string = 'XcronServerError';
 }
 
-const VALIDATION = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1008, 1009, 1011, 1020]);
+const VALIDATION = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1008, 1009, 1011, 1020, 1024]);
+const CONFLICT = new Set<number>([1017, 1018, 1022, 1023]);
 
 /** The error class of a failure envelope's code (and HTTP status, for codes this client does not know). */
 export function apiErrorOf(init: ApiErrorInit): XcronApiError {
   const { code, httpStatus } = init;
   if (VALIDATION.has(code)) return new XcronValidationError(init);
-  if (code === ErrorCodes.TASK_NOT_FOUND || code === ErrorCodes.ROUTE_NOT_FOUND) return new XcronNotFoundError(init);
+  if (code === ErrorCodes.TASK_NOT_FOUND || code === ErrorCodes.ROUTE_NOT_FOUND || code === ErrorCodes.RUN_NOT_FOUND) return new XcronNotFoundError(init);
   if (code === ErrorCodes.UNAUTHORIZED) return new XcronAuthError(init);
   if (code === ErrorCodes.RATE_LIMITED) return new XcronRateLimitError(init);
   if (code === ErrorCodes.STORE_WRITE || code === ErrorCodes.STORE_UNAVAILABLE || httpStatus === 503) return new XcronUnavailableError(init);
-  if (code === ErrorCodes.RUN_CLOSED) return new XcronConflictError(init);
+  if (CONFLICT.has(code)) return new XcronConflictError(init);
   return new XcronServerError(init);
 }
 

@@ -65,6 +65,8 @@ export interface TaskOptions {
   completion?: CompletionMode;
   /** Report deadline of an async run, 1000 ms .. 7 days. */
   async_timeout_ms?: number | null;
+  /** Up to 16 labels of 1..64 characters (`A-Za-z0-9_.:-`), for listTasks `tag` and the bulk actions. */
+  tags?: string[] | null;
 }
 
 export interface CreateTaskRequest extends TaskOptions {
@@ -110,6 +112,14 @@ export interface PauseTaskResult {
 }
 
 export type ResumeTaskResult = UpdateTaskResult;
+
+/** Per-run overrides of a triggerTask call. */
+export interface TriggerOptions {
+  /** Sent as this run's body instead of the task's. */
+  body?: Record<string, unknown>;
+  /** Added to the task's headers for this run (a name in both: this value). */
+  headers?: Record<string, string>;
+}
 
 export interface TriggerTaskResult {
   task_id: string;
@@ -173,6 +183,7 @@ export interface TaskView {
   max_consecutive_failures?: number;
   completion?: CompletionMode;
   async_timeout_ms?: number;
+  tags?: string[];
 }
 
 /** queryTask adds the task's run figures. */
@@ -216,6 +227,10 @@ export interface ListTasksQuery {
   state?: TaskState;
   /** A name prefix. */
   name?: string;
+  /** Only tasks carrying this tag. */
+  tag?: string;
+  /** Only tasks whose last run ended with this status. */
+  last_status?: 'SUCCESS' | 'FAIL' | 'SKIPPED' | 'MISSED';
   /** 1..1000 (server default 50). */
   limit?: number;
   cursor?: string | null;
