@@ -109,6 +109,7 @@ describe('createXcron', () => {
     expect(x.stopped?.map((s) => [s.name, s.outcome])).toEqual([
       ['start', 'ok'],
       ['http', 'ok'],
+      ['results', 'ok'],
       ['timers', 'ok'],
       ['drain', 'ok'],
       ['history', 'failed'],

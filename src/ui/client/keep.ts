@@ -41,6 +41,13 @@ export function selecting(box: Node): boolean {
   return box.contains(sel.getRangeAt(0).commonAncestorContainer);
 }
 
+/** True when both nodes hold equal children (same elements, attributes and text). */
+function sameChildren(a: Node, b: Node): boolean {
+  if (a.childNodes.length !== b.childNodes.length) return false;
+  for (let i = 0; i < a.childNodes.length; i++) if (!a.childNodes[i]!.isEqualNode(b.childNodes[i]!)) return false;
+  return true;
+}
+
 /**
  * Replaces `box`'s content for a refresh; false (nothing changed) while the user selects text in
  * it. `force` replaces anyway (the user asked for new content).
@@ -49,7 +56,7 @@ export function refreshInto(box: HTMLElement, content: Child, force = false): bo
   if (!force && (selecting(box) || (pressed !== null && box.contains(pressed)))) return false;
   const fresh = document.createElement('div');
   add(fresh, content);
-  if (fresh.innerHTML === box.innerHTML) return true;
+  if (sameChildren(fresh, box)) return true;
   const active = document.activeElement;
   const focusSel = active && active !== document.body && box.contains(active) ? selectorOf(active) : null;
   const scrolled: [string, number, number][] = [];
