@@ -9,7 +9,7 @@
 import type { Config } from './index.js';
 
 /** Sections of named tables (`[targets.<name>]`): described per key of one table. */
-type NamedSectionKey = 'targets';
+type NamedSectionKey = 'targets' | 'flow';
 type SectionKey = Exclude<{ [K in keyof Config]: Config[K] extends readonly unknown[] ? never : Config[K] extends object ? K : never }[keyof Config], NamedSectionKey>;
 
 export type KeyDescriptions = {
@@ -26,6 +26,7 @@ export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey | NamedSectionKey
   alert: 'Alerts on final failures and auto-pause.',
   cluster: 'Cluster mode: several nodes sharing one Redis. With an empty `redis_url` the process runs standalone on SQLite.',
   targets: 'Named queue targets, one table each: `[targets.orders]`. A task sends to one with `"callback": {"target": "orders", "key": "…", "body": {…}}` instead of an HTTP URL; the URL and its credentials stay here and never appear in tasks, logs or the dashboard. Set in the file only (no environment variables); keep the file readable by the service alone when a URL carries a password. See [Queue targets](targets.md).',
+  flow: 'Named flow limits, one table each: `[flow.partner-api]`. A task opts in with `"flow_key": "partner-api"`; every task naming a key shares its limit (across the nodes of a cluster). Fires over the limit wait, in order; they are neither dropped nor failed. A task can instead carry its own limit (`"flow": {…}`). Set in the file only (no environment variables). See [Flow control](flow-control.md).',
   results: 'The results queue: executors report run outcomes (the body of `POST /xcron/reportRun`) by writing to a Redis stream or an AMQP queue that xcron consumes, at least once. See [Queue targets](targets.md).',
 };
 
@@ -48,6 +49,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     commit_coalesce_ms: 'While fires stream in (the last commit held 4 or more), at most one commit per this many ms. Adds at most this much lateness, and only under load. 0 commits as soon as the previous commit returns, which batches enough when the store runs in its own thread; with `[store] worker_thread = false`, 5 helps.',
     commit_ahead_ms: 'A fire is committed up to this many ms before it is due and held until then (the callback never leaves early). `pauseTask`, `updateTask` and `deleteTask` before the due time undo a held fire (in a cluster, through any node until the owner claims it 100 ms before the due time). Tasks with `overlap: "skip"` commit at the due time. 0 commits every fire when due.',
     max_loaded: 'At most this many tasks are held in memory; the window shrinks when more are due.',
+    jitter_seed: 'Seed of the jitter offsets (`jitter_ms`): a fire goes out at an offset derived from the seed, the task id and the tick, the same on every node and after a restart. Give every node of a cluster the same seed; changing it moves the offsets of future fires.',
   },
   delivery: {
     timeout_ms: 'Default per-attempt timeout of a callback (ms); a task\'s `timeout_ms` overrides it.',
@@ -115,6 +117,11 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     exchange: '`amqp`: the exchange to publish to. Empty: the default exchange, where the routing key names a queue.',
     routing_key: '`amqp`: the routing key. A task\'s `key` overrides it. Messages are published mandatory: one that no queue receives counts as refused.',
     subject: '`nats`: the subject (required), which a JetStream stream must capture. A task\'s `key` overrides it.',
+  },
+  flow: {
+    rate: 'At most this many fires go out per `period_ms` (a sliding window). 0: no rate limit.',
+    period_ms: 'The window of `rate` (ms).',
+    parallelism: 'At most this many runs in flight at once (an async run counts until its report or deadline). 0: no cap. A key needs `rate` or `parallelism`.',
   },
   results: {
     kind: 'Empty: no results queue. `redis_stream`: read a stream through a consumer group. `amqp`: consume a queue with manual acknowledgements.',

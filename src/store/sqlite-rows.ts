@@ -38,6 +38,9 @@ type SpecColumn = Pick<
   | 'completion'
   | 'async_timeout_ms'
   | 'tags'
+  | 'jitter_ms'
+  | 'flow_key'
+  | 'flow'
 >;
 
 /**
@@ -72,6 +75,9 @@ export function rowToTask(r: TaskRow): Task {
     completion: s.completion ?? 'sync',
     async_timeout_ms: s.async_timeout_ms ?? null,
     tags: s.tags ?? null,
+    jitter_ms: s.jitter_ms ?? null,
+    flow_key: s.flow_key ?? null,
+    flow: s.flow ?? null,
     idempotency_key: r.idempotency_key,
     state: r.state as Task['state'],
     create_time: r.create_time,
@@ -126,6 +132,9 @@ export function specOf(t: Task): string {
     completion: t.completion,
     async_timeout_ms: t.async_timeout_ms,
     tags: t.tags ?? null,
+    jitter_ms: t.jitter_ms ?? null,
+    flow_key: t.flow_key ?? null,
+    flow: t.flow ?? null,
   };
   return JSON.stringify(s);
 }
