@@ -138,16 +138,13 @@ export class Metrics {
         this.set(o.scheduler.inflightCount());
       },
     });
-    const known = new Set<string>();
     new Gauge({
       name: 'xcron_flow_waiting_fires',
       help: "Fires waiting on a flow limit on this node, by flow key ('task': tasks with a limit of their own).",
       labelNames: ['key'],
       registers,
       collect() {
-        const waiting = o.scheduler.flowWaiting?.() ?? new Map<string, number>();
-        for (const key of waiting.keys()) known.add(key);
-        for (const key of known) this.set({ key }, waiting.get(key) ?? 0);
+        for (const [key, n] of o.scheduler.flowWaiting?.() ?? []) this.set({ key }, n);
       },
     });
     const flowDelay = new Histogram({ name: 'xcron_flow_delay_seconds', help: "How long fires waited on their flow limit before their first attempt, by flow key ('task': tasks with a limit of their own). Not part of xcron_fire_lateness_seconds.", labelNames: ['key'], buckets: LATENESS_BUCKETS, registers });

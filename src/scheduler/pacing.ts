@@ -24,6 +24,9 @@ const BACKEND_RETRY_MS = 1000;
 /** A parallelism permit outlives a run's own bound by this much before it expires unreleased. */
 const LEASE_SLACK_MS = 60_000;
 
+/** A flow key's metric label: a task's own limit counts under `task` (one series for them all). */
+const labelOf = (key: string): string => (key.startsWith(TASK_FLOW_PREFIX) ? 'task' : key);
+
 interface Waiter {
   d: Dispatch;
   key: string;
@@ -39,7 +42,9 @@ export class Pacer {
   private readonly again = new Set<string>();
   private readonly timers = new Map<string, TimerHandle>();
   private readonly jittering = new Map<string, { d: Dispatch; timer: TimerHandle; resolve: (ok: boolean) => void }>();
-  private warnedKeys = new Set<string>();
+  private readonly warnedKeys = new Set<string>();
+  /** The metric labels of every key that had a waiting fire (they stay, at 0, once empty). */
+  private readonly labels = new Set<string>();
   private lastBackendWarn = -Infinity;
 
   constructor(
@@ -58,6 +63,7 @@ export class Pacer {
     if (key === null || !this.flow) return NO_PERMIT;
     const limit = this.limitOf(key, d.task);
     if (!limit) return NO_PERMIT;
+    this.labels.add(labelOf(key));
     return new Promise<Permit | null>((resolve) => {
       const q = this.queues.get(key) ?? [];
       q.push({ d, key, limit, since: this.c.o.clock.now(), resolve });
@@ -68,11 +74,8 @@ export class Pacer {
 
   /** Fires waiting on a flow limit, by flow key (a task's own limit counts under `task`). */
   waiting(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [key, q] of this.queues) {
-      const label = key.startsWith(TASK_FLOW_PREFIX) ? 'task' : key;
-      out.set(label, (out.get(label) ?? 0) + q.length);
-    }
+    const out = new Map<string, number>([...this.labels].map((l) => [l, 0]));
+    for (const [key, q] of this.queues) out.set(labelOf(key), (out.get(labelOf(key)) ?? 0) + q.length);
     return out;
   }
 
@@ -180,7 +183,7 @@ export class Pacer {
         q.shift();
         if (q.length === 0) this.queues.delete(key);
         const waited = this.c.o.clock.now() - w.since;
-        this.c.events.emit('flowAdmitted', { key: key.startsWith(TASK_FLOW_PREFIX) ? 'task' : key, task_id: w.d.task.id, run_id: w.d.run_id, waited_ms: waited });
+        this.c.events.emit('flowAdmitted', { key: labelOf(key), task_id: w.d.task.id, run_id: w.d.run_id, waited_ms: waited });
         const holder = w.d.run_id;
         let released = false;
         w.resolve(
