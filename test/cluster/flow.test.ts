@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { preferredOwner } from '../../src/cluster/redis.js';
 import { header, Receiver, type ReceivedRequest } from '../helpers/receiver.js';
 import { RedisServer, stopAllRedis } from '../helpers/redis.js';
+import { maxInWindow } from '../helpers/windows.js';
 import { uniquePrefix } from './harness.js';
 import { XNode, api, dumpLogs, ensureBuilt, stopAllNodes, until } from './procs.js';
 
@@ -65,15 +66,6 @@ async function burst(n: number, path: string, at: number, flowKey: string): Prom
 
 const nodeOf = (q: ReceivedRequest): string => (header(q, 'user-agent') ?? '').replace(/^xcron-test\//, '');
 
-function maxInWindow(times: readonly number[], width: number): number {
-  const s = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < s.length; i++) {
-    while (j < s.length && s[j]! < s[i]! + width) j++;
-    best = Math.max(best, j - i);
-  }
-  return best;
-}
 
 describe('flow control across nodes', () => {
   it(`a shared rate of ${RATE} per second holds over three nodes; every fire arrives once`, async () => {

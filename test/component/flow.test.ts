@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { jitterOffset } from '../../src/task/index.js';
 import { createXcron, type Xcron } from '../../src/xcron.js';
 import { header, Receiver, type ReceivedRequest } from '../helpers/receiver.js';
+import { maxInWindow } from '../helpers/windows.js';
 import { testConfig } from '../helpers/xcron.js';
 import { silentLog as log, tempDir } from './fixtures.js';
 
@@ -54,16 +55,6 @@ async function create(base: string, body: Record<string, unknown>): Promise<stri
   return r.data.task_id as string;
 }
 
-/** The most arrivals inside any window [t, t + width) that starts at an arrival. */
-function maxInWindow(times: readonly number[], width: number): number {
-  const s = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < s.length; i++) {
-    while (j < s.length && s[j]! < s[i]! + width) j++;
-    best = Math.max(best, j - i);
-  }
-  return best;
-}
 
 /** One-shot tasks due together at `at` (unix ms), each with `extra` fields. */
 async function burst(e: Env, n: number, path: string, at: number, extra: Record<string, unknown>): Promise<string[]> {
