@@ -18,7 +18,9 @@ import { uniquePrefix } from './harness.js';
 import { XNode, api, dumpLogs, ensureBuilt, stopAllNodes, until } from './procs.js';
 
 const SLOTS = 32;
-const TOLERANCE_MS = 250;
+/** Three node processes and their delivery threads on a loaded machine: a wider send-latency spread than standalone. */
+const TOLERANCE_MS = 500;
+const PERIOD_MS = 2000;
 const RATE = 4;
 const PAR = 2;
 let redis: RedisServer;
@@ -32,7 +34,7 @@ beforeAll(async () => {
   const prefix = uniquePrefix('flow');
   const dir = mkdtempSync(join(tmpdir(), 'xcron-flow-cluster-'));
   const config = join(dir, 'xcron.toml');
-  writeFileSync(config, `[flow.shared]\nrate = ${RATE}\nperiod_ms = 1000\n\n[flow.par]\nparallelism = ${PAR}\n`);
+  writeFileSync(config, `[flow.shared]\nrate = ${RATE}\nperiod_ms = ${PERIOD_MS}\n\n[flow.par]\nparallelism = ${PAR}\n`);
   const start = (name: string): Promise<XNode> => XNode.start({ redisUrl: redis.url, prefix, name, slots: SLOTS, env: { XCRON_CONFIG: config } });
   nodes = [await start('flow-a'), await start('flow-b'), await start('flow-c')];
   const names = nodes.map((n) => n.name);
@@ -68,14 +70,16 @@ const nodeOf = (q: ReceivedRequest): string => (header(q, 'user-agent') ?? '').r
 
 
 describe('flow control across nodes', () => {
-  it(`a shared rate of ${RATE} per second holds over three nodes; every fire arrives once`, async () => {
+  it(`a shared rate of ${RATE} per ${PERIOD_MS} ms holds over three nodes; every fire arrives once`, async () => {
     const N = 20;
     const ids = await burst(N, '/shared', Date.now() + 3000, 'shared');
     const got = (await rx.waitFor((r) => r.filter((q) => q.path === '/shared').length >= N, 90_000, `${N} callbacks through the shared rate`)).filter((q) => q.path === '/shared');
     expect(new Set(got.map((q) => header(q, 'x-xcron-task-id')))).toEqual(new Set(ids));
     expect(got).toHaveLength(N);
     expect(new Set(got.map(nodeOf)).size).toBeGreaterThan(1);
-    expect(maxInWindow(got.map((q) => q.arrivedAt), 1000 - TOLERANCE_MS)).toBeLessThanOrEqual(RATE);
+    const t0 = Math.min(...got.map((q) => q.arrivedAt));
+    const trace = got.map((q) => `${q.arrivedAt - t0}@${nodeOf(q)}`).join(' ');
+    expect(maxInWindow(got.map((q) => q.arrivedAt), PERIOD_MS - TOLERANCE_MS), trace).toBeLessThanOrEqual(RATE);
     // each node reports its own waits; together they cover every fire
     let admitted = 0;
     for (const n of nodes) {
