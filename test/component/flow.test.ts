@@ -99,6 +99,23 @@ describe('flow control (standalone)', () => {
     expect(Math.max(...got.map((q) => open(q.arrivedAt)))).toBe(2);
   }, 120_000);
 
+  it('an async run holds its parallelism permit until it is reported', async () => {
+    const e = await node({ flow: { jobs: { parallelism: 1 } } });
+    e.rx.on('/job', { status: 202 });
+    await burst(e, 2, '/job', Date.now() + 1500, { flow_key: 'jobs' });
+    const [first] = (await e.rx.waitFor((r) => r.some((q) => q.path === '/job'), WAIT, 'the first async job')).filter((q) => q.path === '/job');
+    // The first run is RUNNING (awaiting its report): the second waits on the permit, visibly.
+    const waiting = async (): Promise<string> => (await (await fetch(`${e.base}/metrics`)).text()).match(/xcron_flow_waiting_fires\{key="jobs"\} (\d+)/)?.[1] ?? '';
+    const deadline = Date.now() + WAIT;
+    while ((await waiting()) !== '1' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await waiting()).toBe('1');
+    expect(e.rx.to('/job')).toHaveLength(1);
+    const r = await post(e.base, 'reportRun', { run_id: header(first!, 'x-xcron-run-id'), token: header(first!, 'x-xcron-report-token'), status: 'SUCCESS' });
+    expect(r, r.message).toMatchObject({ code: 0 });
+    // The report frees the permit: the second job goes out.
+    await e.rx.waitFor((q) => q.filter((x) => x.path === '/job').length >= 2, WAIT, 'the second async job after the report');
+  }, 120_000);
+
   it("a task's own limit (flow): a periodic task's fires wait on it", async () => {
     const e = await node({});
     const id = await create(e.base, { type: 1, format: '* * * * * *', callback: { url: e.rx.url('/own') }, flow: { rate: 1, period_ms: 2500 } });
