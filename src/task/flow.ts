@@ -9,12 +9,11 @@ import { PERIODIC, type FlowLimit, type TaskSpec } from './types.js';
 
 /** The largest jitter: an hour. */
 export const MAX_JITTER_MS = 3_600_000;
-export const MAX_FLOW_RATE = 1_000_000;
-export const MAX_FLOW_PERIOD_MS = 86_400_000;
-export const MAX_FLOW_PARALLELISM = 100_000;
+const MAX_FLOW_RATE = 1_000_000;
+const MAX_FLOW_PERIOD_MS = 86_400_000;
+const MAX_FLOW_PARALLELISM = 100_000;
 /** The flow key of a task's own limit (`flow`) is this plus its id. */
 export const TASK_FLOW_PREFIX = 'task:';
-export const FLOW_KEY_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 function whole(v: unknown, field: string, min: number, max: number): number {
   if (typeof v !== 'number') throw typeError(field, 'an integer', v);
