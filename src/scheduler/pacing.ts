@@ -58,7 +58,7 @@ export class Pacer {
    * scheduler stopped) and stays in the outbox.
    */
   async admit(d: Dispatch): Promise<Permit | null> {
-    if (!(await this.jitter(d))) return null;
+    if (this.c.stopped || !(await this.jitter(d))) return null;
     const key = flowKeyOf(d.task);
     if (key === null || !this.flow) return NO_PERMIT;
     const limit = this.limitOf(key, d.task);
@@ -119,11 +119,18 @@ export class Pacer {
     // A manual run (triggerTask, a child) is not a tick: it goes out at once.
     if (wait <= 0 || nextFire(task, d.scheduled - 1) !== d.scheduled) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
-      const timer = this.c.o.clock.setTimer(() => {
-        this.jittering.delete(d.run_id);
-        resolve(!this.c.stopped);
-      }, wait);
-      this.jittering.set(d.run_id, { d, timer, resolve });
+      // Never one long sleep (DESIGN: each wake re-reads the clock, so a clock jump is followed).
+      const arm = (): void => {
+        const left = at - this.c.o.clock.now();
+        if (left <= 0 || this.c.stopped) {
+          this.jittering.delete(d.run_id);
+          resolve(!this.c.stopped);
+          return;
+        }
+        const timer = this.c.o.clock.setTimer(arm, Math.min(left, this.c.o.maxSleepMs));
+        this.jittering.set(d.run_id, { d, timer, resolve });
+      };
+      arm();
     });
   }
 
