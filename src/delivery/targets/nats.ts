@@ -12,6 +12,18 @@ import { LAPSED_SEND, metadata, withTimeout, type SendResult, type TargetConfig,
 
 const HEADER_NAMES: Record<string, string> = { task_id: 'Xcron-Task-Id', fire_id: 'Xcron-Fire-Id', scheduled_time: 'Xcron-Scheduled-Time', attempt: 'Xcron-Attempt', report_token: 'Xcron-Report-Token' };
 
+/** A connection to `nats://[user:password@]host:port` (`tls://`), reconnecting for ever once made. */
+export function connectNats(url: string, name: string): Promise<NatsConnection> {
+  const u = new URL(url);
+  return connect({
+    servers: `${u.hostname}:${u.port || '4222'}`,
+    ...(u.username ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'tls:' ? { tls: {} } : {}),
+    maxReconnectAttempts: -1,
+    name,
+  });
+}
+
 export class NatsTransport implements Transport {
   private link: Promise<{ nc: NatsConnection; js: JetStreamClient }> | null = null;
 
@@ -20,14 +32,7 @@ export class NatsTransport implements Transport {
   private open(): Promise<{ nc: NatsConnection; js: JetStreamClient }> {
     if (this.link) return this.link;
     const p = (async () => {
-      const u = new URL(this.cfg.url);
-      const nc = await connect({
-        servers: `${u.hostname}:${u.port || '4222'}`,
-        ...(u.username ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : {}),
-        ...(u.protocol === 'tls:' ? { tls: {} } : {}),
-        maxReconnectAttempts: -1,
-        name: 'xcron-target',
-      });
+      const nc = await connectNats(this.cfg.url, 'xcron-target');
       void nc.closed().then(() => {
         if (this.link === p) this.link = null;
       });
