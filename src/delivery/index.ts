@@ -358,6 +358,7 @@ export class Delivery {
         body: job.body,
         key: ref.key,
         report_token: job.extra_headers?.['x-xcron-report-token'] ?? null,
+        signature: this.o.signingSecrets.length > 0 ? signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body) : null,
         timeout_ms: job.timeout_ms,
       };
       const r = this.o.targets

@@ -1,7 +1,7 @@
 /**
  * `nats` targets: a JetStream publish whose ack (stream and sequence) is the confirmation. The
  * metadata travels as headers (Xcron-Task-Id, Xcron-Fire-Id, Xcron-Scheduled-Time, Xcron-Attempt,
- * Xcron-Report-Token); the message id (Nats-Msg-Id) is the fire id, so JetStream drops a retry of
+ * Xcron-Report-Token, Xcron-Signature); the message id (Nats-Msg-Id) is the fire id, so JetStream drops a retry of
  * a publish that did arrive (within the stream's duplicate window). No stream capturing the
  * subject is a refusal.
  */
@@ -10,7 +10,7 @@ import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/t
 import { errorText } from './redact.js';
 import { LAPSED_SEND, metadata, withTimeout, type SendResult, type TargetConfig, type TargetMessage, type Transport } from './types.js';
 
-const HEADER_NAMES: Record<string, string> = { task_id: 'Xcron-Task-Id', fire_id: 'Xcron-Fire-Id', scheduled_time: 'Xcron-Scheduled-Time', attempt: 'Xcron-Attempt', report_token: 'Xcron-Report-Token' };
+const HEADER_NAMES: Record<string, string> = { task_id: 'Xcron-Task-Id', fire_id: 'Xcron-Fire-Id', scheduled_time: 'Xcron-Scheduled-Time', attempt: 'Xcron-Attempt', report_token: 'Xcron-Report-Token', signature: 'Xcron-Signature' };
 
 /** A connection to `nats://[user:password@]host:port` (`tls://`), reconnecting for ever once made. */
 export function connectNats(url: string, name: string): Promise<NatsConnection> {

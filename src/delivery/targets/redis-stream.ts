@@ -1,7 +1,7 @@
 /**
  * `redis_stream` targets: XADD to a stream, on a connection of the target's own (it may be another
  * Redis than the cluster store). The entry id Redis answers is the confirmation. The entry's
- * fields: task_id, fire_id, scheduled_time, attempt, report_token, body.
+ * fields: task_id, fire_id, scheduled_time, attempt, report_token, signature, body.
  *
  * Commands are not queued while the connection is down: a send then fails at once (or after
  * waiting up to its timeout for the connection to come back) and is retried with the task's
