@@ -63,7 +63,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
   },
   callback: {
     body_limit: 'Largest `callback.body` a task may carry (bytes). Larger: HTTP 413, code 1008.',
-    signing_secrets: 'HMAC-SHA256 signing secrets (at most 2: current, then next), at least 16 characters each. Empty: callbacks are not signed. Each secret adds a `v1=` part to `X-Xcron-Signature`. Prefer the environment variable to writing secrets in the file.',
+    signing_secrets: 'HMAC-SHA256 signing secrets (at most 2: current, then next), at least 16 characters each. Empty: callbacks are not signed. Each secret adds a `v1=` part to `X-Xcron-Signature`, and to the same signature on queue target messages (see [Queue targets](targets.md)). Prefer the environment variable to writing secrets in the file.',
     report_secret: 'Secret behind `X-Xcron-Report-Token`, the per-run token a worker presents to `reportRun` and `appendRunLog`. At least 16 characters. Empty: a random secret is created once and kept in the store, shared by every node. Prefer the environment variable to writing it in the file.',
     deny_cidrs: 'CIDRs or addresses callbacks may not connect to. The default refuses link-local addresses and the cloud metadata endpoints (AWS/GCP/Azure `169.254.169.254`, AWS IPv6 `fd00:ec2::254`, Alibaba `100.100.100.200`). Setting it replaces the list: keep the metadata entries.',
     allow_hosts: 'Hostnames (`receiver.internal`, `*.jobs.internal`), IP addresses or CIDRs always allowed; they beat every other rule.',
