@@ -12,7 +12,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { XcronServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
-import { WAIT, finalRun, oneShot, startWithConfig, targetSuite, uniq } from './common.js';
+import { WAIT, finalRun, oneShot, runningRun, startWithConfig, targetSuite, uniq } from './common.js';
 import { NatsServer, natsAvailable, stopAllNats } from './nats-server.js';
 
 targetSuite();
@@ -60,15 +60,6 @@ async function takeJob(stream: string, taskId: string): Promise<{ fire_id: strin
     `the job message of ${taskId}`,
   );
   return { fire_id: m!.header.get('Xcron-Fire-Id'), report_token: m!.header.get('Xcron-Report-Token') };
-}
-
-async function runningRun(srv: XcronServer, taskId: string): Promise<void> {
-  await waitUntil(
-    async () => (await srv.client.call<{ runs: { status: string }[] }>('GET', `/xcron/taskRuns?task_id=${taskId}`)).body.data.runs[0]?.status,
-    (s) => s === 'RUNNING',
-    WAIT,
-    'the run RUNNING (awaiting its report)',
-  );
 }
 
 /** Reports neither acknowledged nor still to deliver on the durable consumer. */
