@@ -4,7 +4,8 @@
  * publishes the report to the results subject; xcron pulls it through its durable consumer and
  * applies it like POST /xcron/reportRun, acknowledging after recording. A crash after recording
  * and before the acknowledgement (the real server killed by its test hook): after the restart
- * JetStream delivers the report again and it changes nothing (applied once).
+ * JetStream delivers the report again and it changes nothing (applied once). A restart of the
+ * nats-server between the job and the report: the consumer picks up again.
  * Runs on a nats-server of the test's own.
  */
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
@@ -89,6 +90,22 @@ describe.skipIf(!natsAvailable())('results through NATS JetStream', () => {
     expect(srv.lines.some((l) => l.includes('report from the results queue refused'))).toBe(true);
     expect(srv.lines.some((l) => l.includes('report from the results queue is not JSON'))).toBe(true);
   }, 90_000);
+
+  it('keeps consuming after the nats-server restarts', async () => {
+    const { jobs, results, toml } = await setup();
+    const srv = await startWithConfig(toml);
+    const task = await srv.client.mustCreate(asyncTask());
+    const job = await takeJob(jobs, task.task_id);
+    await runningRun(srv, task.task_id);
+    await nats.restart();
+    const report = JSON.stringify({ run_id: job.fire_id, token: job.report_token, status: 'SUCCESS', message: 'after the restart' });
+    // The test's own connection reconnects too: publish once it is back.
+    await waitUntil(() => jetstream(nc).publish(`${results}.in`, report).then(() => true, () => false), (ok) => ok, WAIT, 'the report published after the restart', 500);
+    const run = await finalRun(srv, task.task_id);
+    expect(run.status).toBe('SUCCESS');
+    expect(run.message).toBe('after the restart');
+    await waitUntil(() => drained(results), (d) => d, WAIT, 'the report acknowledged');
+  }, 120_000);
 
   it('a crash after recording and before the ack: delivered again after the restart, applied once', async () => {
     const { jobs, results, toml } = await setup();
