@@ -44,6 +44,7 @@ import { monoMs } from '../clock/mono.js';
 import { LeaseTable } from './lease-table.js';
 import { ClusterNotifier } from './notify.js';
 import { hash32, rendezvous, type Ownership, type OwnershipEvents, type SlotInfo } from './ownership.js';
+import { OrphanWatch } from './orphans.js';
 import { recoveryStore } from './recovery-store.js';
 
 export { recoveryStore };
@@ -117,6 +118,8 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private members: string[] = [];
   private readonly seenTicks = new Map<string, number>();
   private readonly freeTicks = new Map<number, number>();
+  /** Slots whose owner is gone, taken beyond the fair share when their chosen survivor is silent too. */
+  private readonly orphans: OrphanWatch;
   private healthyUntil = -Infinity;
   private started = false;
   private stopped = false;
@@ -145,6 +148,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     this.log = o.log;
     this.now = o.now ?? monoMs;
     this.table = new LeaseTable(o.slots, this.now);
+    this.orphans = new OrphanWatch(Math.max(TAKEOVER_SLACK_MS * 2, Math.floor(this.tickMs / 4)), Math.ceil(this.tickMs * SUSPECT_PERIODS), o.leaseMs);
   }
 
   /** The lease safety margin (ms): a lease counts as held until lease - margin after its renewal was sent. */
@@ -173,6 +177,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   /** Ends a lease here and in the shared table (`handedBack`: given up on purpose). */
   private forget(slot: number, handedBack = false): boolean {
     this.table.drop(slot, handedBack);
+    this.orphans.settled(slot);
     return this.owned.delete(slot);
   }
 
@@ -338,15 +343,19 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     let live: string[];
     /** Each other member's lease expiry estimated from its last heartbeat (monotonic ms), for the suspects. */
     const suspects = new Map<string, number>();
+    /** Each member's last heartbeat (Redis ms). */
+    const seenAt = new Map<string, number>();
+    let redisNow: number;
     try {
       const r = (await heartbeat) as unknown[];
       const tReply = this.now();
-      const redisNow = Number(r[0]);
+      redisNow = Number(r[0]);
       live = [];
       for (let i = 1; i + 1 < r.length; i += 2) {
         const m = String(r[i]);
         const seen = Number(r[i + 1]);
         live.push(m);
+        seenAt.set(m, seen);
         // The heartbeat ran before tReply, so this estimate errs late, never early.
         if (m !== this.nodeId && redisNow - seen > this.tickMs * SUSPECT_PERIODS) suspects.set(m, tReply + seen + this.leaseMs - redisNow + TAKEOVER_SLACK_MS);
       }
@@ -366,6 +375,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     for (const m of [...this.seenTicks.keys()]) if (!live.includes(m)) this.seenTicks.delete(m);
     if (!early) for (const m of live) this.seenTicks.set(m, (this.seenTicks.get(m) ?? 0) + 1);
     for (const at of suspects.values()) this.wakeAtTime(at);
+    this.orphans.observe(live, suspects);
     this.members = live;
     if (departed.length > 0 || joined.length > 0) this.log.info({ members: live, joined, departed }, 'cluster membership changed');
 
@@ -410,21 +420,38 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     // A lease still held by a member that is no longer live: its last renewal ran a moment after its
     // last heartbeat. Look again shortly (a few times) instead of a whole period later.
     let gone = false;
+    const silent = (m: string): boolean => !live.includes(m) || suspects.has(m);
+    /** Orphans taken beyond the fair share in this round. */
+    const beyondShare = new Set<number>();
     for (let s = 0; s < this.slotCount; s++) {
       const pref = preferredOwner(s, live);
       const mine = this.owned.get(s);
       if (mine) {
-        if (pref !== null && pref !== this.nodeId && (this.seenTicks.get(pref) ?? 0) >= STABLE_TICKS) handBack.push([s, mine]);
+        this.orphans.seen(s, this.nodeId);
+        if (pref === this.nodeId) this.orphans.settled(s);
+        // Never to a silent member, nor an orphan to a member not seen running since it was taken.
+        else if (pref !== null && (this.seenTicks.get(pref) ?? 0) >= STABLE_TICKS && !suspects.has(pref) && this.orphans.mayHandBack(s, seenAt.get(pref))) handBack.push([s, mine]);
         continue;
       }
       const l = parseLease(leases[s] ?? null);
       if (l !== null && l.owner !== this.nodeId) {
         this.freeTicks.delete(s);
+        this.orphans.seen(s, l.owner);
         if (!live.includes(l.owner)) gone = true;
         continue;
       }
       if (pref === this.nodeId || l !== null) {
         want.push(s);
+        continue;
+      }
+      const d = pref === null ? null : this.orphans.decide(s, pref, this.now(), silent);
+      if (d?.kind === 'take') {
+        want.push(s);
+        beyondShare.add(s);
+        continue;
+      }
+      if (d?.kind === 'wait') {
+        this.wakeAtTime(d.at);
         continue;
       }
       if (early) continue;
@@ -467,11 +494,21 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
         }
         const [ok, epoch] = r.value as [number, number | string];
         const s = want[i]!;
-        if (ok !== 1) return;
+        if (ok !== 1) {
+          const holder = parseLease(String(epoch));
+          if (holder !== null) this.orphans.seen(s, holder.owner);
+          return;
+        }
         this.keep(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
         this.freeTicks.delete(s);
+        this.orphans.seen(s, this.nodeId);
+        if (beyondShare.has(s)) this.orphans.tookBeyondShare(s, redisNow);
         got.push(s);
       });
+      // An orphan whose take failed is tried again shortly, not a whole round later.
+      if (failed !== null && this.orphans.pending(this.now())) this.wakeAtTime(this.now() + TAKEOVER_SLACK_MS * 2);
+      const extra = got.filter((s) => beyondShare.has(s));
+      if (extra.length > 0) this.log.info({ slots: extra }, 'orphaned slots taken beyond the fair share (the node chosen for them did not take them)');
       if (failed !== null) this.log.warn({ err: failed instanceof Error ? failed.message : String(failed), slots: want.length - got.length }, 'acquiring some leases failed: retried next round');
       if (got.length > 0) {
         this.log.info({ slots: got.length, owned: this.owned.size }, 'slots acquired');
