@@ -11,7 +11,9 @@
  *   3. ranks the live members per slot by rendezvous hashing. It hands back the slots whose
  *      preferred owner is another member seen for two ticks (emit 'lost', then compare-and-delete),
  *      takes the free slots it prefers (SET PX + a raise of the slot's epoch = the fencing token), and
- *      takes any slot left free for two ticks (an orphan: liveness beats balance).
+ *      takes any slot left free for two ticks (an orphan: liveness beats balance). A slot whose
+ *      owner went away and whose chosen new owner does not take it is taken sooner, beyond the fair
+ *      share (src/cluster/orphans.ts).
  * Besides, `tokenFor` answers only while the lease is surely still valid (local monotonic clock,
  * measured from before the renewal was sent, minus a margin), and a watchdog emits 'lost' when that
  * time passes without a renewal: a node frozen longer than that (SIGSTOP, a long GC pause) never
