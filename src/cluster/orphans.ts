@@ -43,6 +43,7 @@ export class OrphanWatch {
    * @param giveUpMs how long after it was first seen free an orphan is looked after this way
    */
   constructor(
+    private readonly nodeId: string,
     readonly graceMs: number,
     readonly handedBackGraceMs: number,
     private readonly giveUpMs: number,
@@ -60,6 +61,7 @@ export class OrphanWatch {
   seen(slot: number, owner: string): void {
     this.lastOwner.set(slot, owner);
     this.freeSince.delete(slot);
+    if (owner !== this.nodeId) this.beyondShare.delete(slot);
   }
 
   /**
@@ -91,7 +93,7 @@ export class OrphanWatch {
     return took === undefined || (prefSeen !== undefined && prefSeen > took);
   }
 
-  /** The slot left this node, or became its fair share. */
+  /** The slot became this node's fair share. */
   settled(slot: number): void {
     this.beyondShare.delete(slot);
   }
