@@ -23,7 +23,10 @@
  * Global keys, each written by a one-key command of its own (never in a slot script):
  *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id),
  *   {<prefix>}:secret:<name> (sharedSecret), {<prefix>}:graph (the child graph: task id -> its
- *   on_success edges; graphReserve-1.lua / graphSettle-1.lua take it as their one key).
+ *   on_success edges; graphReserve-1.lua / graphSettle-1.lua take it as their one key),
+ *   {<prefix>}:exec (the executor registry: a hash "<group>\n<address>" -> instance; the exec*
+ *   scripts take it as their one key and derive {<prefix>}:exec:exp, the fields by expiry, and
+ *   {<prefix>}:exec:g:<group>, a group's addresses by expiry; see src/redis/lua/_exec.lua).
  * The pub/sub channel of task changes: `<prefix>:changes`.
  */
 export class RedisKeys {
@@ -87,6 +90,11 @@ export class RedisKeys {
   /** A secret shared by every node (sharedSecret). */
   secret(name: string): string {
     return this.global(`secret:${name}`);
+  }
+
+  /** The executor registry's hash (the exec* scripts' one key; src/store/redis-executors.ts). */
+  executors(): string {
+    return this.global('exec');
   }
 
   /** The pub/sub channel of task changes (a channel, not a key: no hash tag). */

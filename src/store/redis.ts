@@ -17,6 +17,7 @@ import { RedisChildGraph } from './redis-graph.js';
 import { createInSlots } from './redis-batch.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
 import { queryRuns } from './redis-runs.js';
+import { redisExecutors } from './redis-executors.js';
 import { eachSlot, groupBy, mergeSlots, type SlotPage } from './redis-slots.js';
 import type {
   ClaimRequest,
@@ -24,6 +25,7 @@ import type {
   CreateResult,
   DueKey,
   DueQuery,
+  ExecutorStore,
   FireRequest,
   FireResult,
   GraphRefusal,
@@ -70,8 +72,12 @@ export class RedisTaskStore implements TaskStore {
     claimedBy: (run) => claimMarks.get(run) ?? null,
   };
 
+  /** The executor registry (src/store/redis-executors.ts). */
+  readonly executors: ExecutorStore;
+
   constructor(o: RedisStoreOptions) {
     this.conn = new StoreConnection(o);
+    this.executors = redisExecutors(this.conn);
     this.client = o.client;
     this.keys = this.conn.keys;
     this.slots = o.slots;
