@@ -70,6 +70,7 @@ export function errorCodesOf(op: Operation): Map<number, Set<Code>> {
 /** The statuses `code` comes with on `op` (415 only where a body is read; 403 only where a role or a token is checked). */
 function statusesOf(op: Operation, code: Code): readonly number[] {
   if (code === Codes.BAD_JSON) return op.body ? [400, 415] : [400];
-  if (code === Codes.UNAUTHORIZED) return op.access === 'read' || op.access === 'metrics' ? [401] : [401, 403];
+  // 403 also on read endpoints: an `executor` token may call only its two endpoints.
+  if (code === Codes.UNAUTHORIZED) return [401, 403];
   return CODE_INFO[code].statuses;
 }
