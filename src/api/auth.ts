@@ -5,7 +5,7 @@
  *   executor — only POST /xcron/registerExecutor and /xcron/unregisterExecutor (an executor
  *           registering itself and its heartbeat); admin tokens may call those too.
  *   read  — GET /xcron/queryTask, /xcron/listTasks, /xcron/taskRuns, /xcron/runs, /xcron/report,
- *           /xcron/runLog, /xcron/stats,
+ *           /xcron/runLog, /xcron/stats, /xcron/executors,
  *           /xcron/cluster, GET /metrics and the dashboard's schedule preview /ui/api/next-fires.
  *           Everything else (and any endpoint added later) needs admin. The dashboard's page and
  *           static assets (/ui, /ui/app.js, /ui/app.css) need no token: the login screen must load.

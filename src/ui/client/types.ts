@@ -182,3 +182,9 @@ export interface Fires {
   description?: string;
   truncated?: boolean;
 }
+
+/** GET /xcron/executors. */
+export interface ExecutorsView {
+  now: number;
+  groups: { group: string; live: number; instances: { address: string; ttl_ms: number; meta: Record<string, unknown> | null; last_heartbeat: number; registered_at: number; expires_at: number; live: boolean }[] }[];
+}
