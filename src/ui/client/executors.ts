@@ -1,10 +1,7 @@
 /** The executors page: every executor group with its instances, their last heartbeat and whether they are live. */
-import { api, errText } from './api.js';
-import { h, replace } from './dom.js';
-import { errorBox } from './flash.js';
-import { refreshInto } from './keep.js';
+import { h } from './dom.js';
+import { polledView } from './polled.js';
 import type { ExecutorsView } from './types.js';
-import { current, every, setView } from './view.js';
 import { card, timeCell } from './widgets.js';
 
 function groupTable(g: ExecutorsView['groups'][number]): HTMLElement {
@@ -45,20 +42,5 @@ function executorsContent(v: ExecutorsView): HTMLElement[] {
 }
 
 export function viewExecutors(seq: number): void {
-  const box = h('div', { id: 'executors' }, h('div', { class: 'empty', text: 'Loading…' }));
-  setView(h('h1', { text: 'Executors' }), box);
-  const load = async (): Promise<void> => {
-    let v: ExecutorsView;
-    try {
-      v = await api<ExecutorsView>('GET', '/xcron/executors');
-    } catch (e) {
-      if (current(seq)) replace(box, errorBox(`Could not load the executors: ${errText(e)}`));
-      return;
-    }
-    if (current(seq)) refreshInto(box, executorsContent(v));
-  };
-  every(5000, () => {
-    if (!document.hidden) void load();
-  });
-  void load();
+  polledView<ExecutorsView>(seq, 'Executors', 'executors', '/xcron/executors', 'the executors', executorsContent);
 }
