@@ -10,19 +10,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docSnippet } from '../ops/helpers.js';
 import { freePort } from '../helpers/ports.js';
-import { REPO_ROOT, XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, tempDir } from '../helpers/server.js';
+import { REPO_ROOT, XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, tempDir, which } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
 import { executors, groupTask, triggerAndWait } from './common.js';
 
 const DOC = join(REPO_ROOT, 'docs', 'executors.md');
 
-function which(cmd: string): string | null {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${cmd}`]).toString().trim() || null;
-  } catch {
-    return null;
-  }
-}
 const GO = which('go');
 if (!GO) console.log('workers-docs: the Go worker is skipped: no `go` on the PATH (install golang-go; .ci/run does)');
 
