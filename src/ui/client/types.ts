@@ -14,6 +14,8 @@ export interface Retry {
 
 export interface CallbackView {
   url: string;
+  /** An executor group (then `url` is absent; see #/executors). */
+  executor?: string;
   urls?: string[];
   route?: string;
   method?: string;
