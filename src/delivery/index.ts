@@ -200,7 +200,13 @@ export class Delivery {
   /** One HTTP exchange (or queue publish, see queue-attempt.ts), classified. */
   async attempt(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
     const ref = parseTargetUrl(job.url);
-    if (ref) return this.underCaps(`target:${ref.name}`, job, onStart, (t0) => publishAttempt(this.o.targets, ref, job, attemptNo, () => !this.lapsed(job), t0));
+    if (ref) {
+      return this.underCaps(`target:${ref.name}`, job, onStart, (t0) => {
+        // Signed like an HTTP callback (X-Xcron-Signature) when signing secrets are set.
+        const sig = this.o.signingSecrets.length > 0 ? signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body) : null;
+        return publishAttempt(this.o.targets, ref, job, attemptNo, () => !this.lapsed(job), t0, sig);
+      });
+    }
     const url = this.target(job.url);
     if (!url) return { ok: false, retryable: false, status: null, error: `invalid url ${job.url}`, body: null, retry_after_ms: null, duration_ms: 0 };
     return this.underCaps(url.origin, job, onStart, async (t0) => {
