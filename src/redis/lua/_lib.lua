@@ -126,12 +126,18 @@ local function report_tally(tally, status, scheduled, start)
   end
 end
 
--- Writes a write's report tallies: one hash per slot and day (B:rep:<day>), kept 400 days.
+-- Writes a write's report tallies: one hash per slot and day (B:rep:<day>), kept 400 days after
+-- its first field was written. The expiry is set when a write adds a field (an HINCRBY answering
+-- its own increment), not on every batch: a day's hash is written for about a day, so it still
+-- expires about 400 days after its last write.
 local function report_flush(base, tally)
   for day, t in pairs(tally) do
     local key = base .. ':rep:' .. day
-    for f, n in pairs(t) do redis.call('HINCRBY', key, f, n) end
-    redis.call('EXPIRE', key, 34560000)
+    local added = false
+    for f, n in pairs(t) do
+      if redis.call('HINCRBY', key, f, n) == n then added = true end
+    end
+    if added then redis.call('EXPIRE', key, 34560000) end
   end
 end
 
