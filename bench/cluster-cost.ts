@@ -12,16 +12,21 @@
  * commandstats, commands inside scripts included), all per callback. A node's CPU per callback is
  * its CPU over the callbacks of its slots (the burst's tasks spread evenly over the slots).
  *
+ * First, without nodes: the Redis commands of the fire path alone (commit ahead, claim, outcome
+ * through the Redis store, one-shots), with 1, 4 and 16 fires per slot script (lib/fire-path.ts):
+ * a count that does not depend on the machine's load.
+ *
  * Targets: total CPU per callback (nodes + Redis) <= 1.25x standalone and <= 10 Redis commands per
  * callback, for the largest cluster.
  *
  * Env: BENCH_CLUSTER_BURST (20000), BENCH_CLUSTER_WARMUP (10000), BENCH_CLUSTER_LEASE_MS (3000),
- *      BENCH_COST_NODES (1,2,3).
+ *      BENCH_COST_NODES (1,2,3; 0 = the fire path alone).
  */
 import { loadavg } from 'node:os';
 import { atMost, envInt, fmt, header, isMain, line, machine, makeTempDir, removeTempDir, round1, round2, runStandalone, serverPool, startServer, writeResult, type BenchResult, type ServerHandle, type TargetCheck } from './lib/common.js';
 import { clusterView, colocatedEnv, ownersOf, startCluster, stopNode, type NodeHandle } from './lib/cluster.js';
 import { burst, commandsPerCallback, printBurst, warmUp, type BurstResult, type Pool } from './lib/cluster-burst.js';
+import { firePathCommands, type FirePathResult } from './lib/fire-path.js';
 import { Receiver } from './lib/receiver-client.js';
 import { BenchRedis } from './lib/redis.js';
 
@@ -72,6 +77,7 @@ export async function runClusterCost(): Promise<BenchResult> {
   const targets: TargetCheck[] = [];
   const notes: string[] = [];
   const rows: CostRow[] = [];
+  const firePath: FirePathResult[] = [];
   let redis: BenchRedis | null = null;
   let receiver: Receiver | null = null;
   let standalone: ServerHandle | null = null;
@@ -86,6 +92,21 @@ export async function runClusterCost(): Promise<BenchResult> {
     redis = await BenchRedis.start({ name: 'cluster-cost' });
     receiver = await Receiver.start();
     line('redis-server', `pid ${redis.pid}, port ${redis.port}, no persistence`);
+
+    console.log('  --- the fire path alone (Redis store calls, no nodes): commands per one-shot fire, commit ahead + claim + outcome');
+    await firePathCommands(redis, 64, 1); // loads the scripts (a first EVALSHA answers NOSCRIPT), not counted
+    for (const perSlot of [1, 4, 16]) {
+      const f = await firePathCommands(redis, 64, perSlot);
+      firePath.push(f);
+      line(`fire path, ${perSlot} per slot script`, `${fmt(f.total, 2)}: ${Object.entries(f.by_command).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
+    }
+    await redis.flushAll();
+    if (sizes.length === 0) {
+      // BENCH_COST_NODES=0: the fire path alone
+      const r: BenchResult = { name: 'cluster-cost', started_at: new Date(started).toISOString(), duration_s: round1((Date.now() - started) / 1000), machine: m0, config: { sizes }, figures: { fire_path: firePath }, targets, notes };
+      writeResult(r);
+      return r;
+    }
 
     console.log(`  --- standalone node (loadavg ${loadavg().map(round2).join(' ')})`);
     standalone = await startServer({ name: 'cost-standalone', dataDir: sdir });
@@ -144,7 +165,7 @@ export async function runClusterCost(): Promise<BenchResult> {
       duration_s: round1((Date.now() - started) / 1000),
       machine: m0,
       config: { burst: N, warmup: W, lease_ms: leaseMs, sizes, slots: SLOTS },
-      figures: { rows, node_env: colocatedEnv(sizes[sizes.length - 1] ?? 1) },
+      figures: { fire_path: firePath, rows, node_env: colocatedEnv(sizes[sizes.length - 1] ?? 1) },
       targets,
       notes,
     };
