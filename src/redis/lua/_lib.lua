@@ -171,7 +171,7 @@ end
 -- one ZREM per key (and per ZB_CHUNK members) instead of one command per fire. The last write of a
 -- member wins, as it would when run one by one. `zb` is a table: key -> member -> score | false.
 local ZB_CHUNK = 1000
-local function zb_add(zb, key, score, member)
+local function zb_put(zb, key, member, score)
   local k = zb[key]
   if not k then
     k = {}
@@ -180,14 +180,9 @@ local function zb_add(zb, key, score, member)
   k[member] = score
 end
 
-local function zb_rem(zb, key, member)
-  local k = zb[key]
-  if not k then
-    k = {}
-    zb[key] = k
-  end
-  k[member] = false
-end
+local function zb_add(zb, key, score, member) zb_put(zb, key, member, score) end
+
+local function zb_rem(zb, key, member) zb_put(zb, key, member, false) end
 
 local function zb_flush(zb)
   for key, members in pairs(zb) do
