@@ -5,7 +5,7 @@
  */
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { Codes, XcronError } from '../errors.js';
+import { type Code, Codes, XcronError } from '../errors.js';
 import { ExecutorService, MAX_META_BYTES, MAX_TTL_MS, MIN_TTL_MS, checkExecutorAddress, parseRegistration } from '../service/index.js';
 import { checkExecutorGroup } from '../task/index.js';
 import { reply, xcronOperations } from './contract/registry.js';
@@ -49,21 +49,31 @@ const ExecutorsData = z
 
 const operation = xcronOperations('executors');
 
-export const registerExecutorOp = operation.executor('registerExecutor', {
-  summary: 'Register an executor instance, or send its heartbeat',
-  description: 'Upserts the instance `(group, address)`: the first call registers it, each later call is its heartbeat (refreshes `last_heartbeat`, `ttl_ms` and `meta`). Tasks with `callback.executor` are routed among the live instances of their group.',
-  body: RegisterInput,
-  data: RegisteredData,
-  errors: [Codes.EXECUTOR_GROUP, Codes.EXECUTOR_ADDRESS, Codes.INVALID_OPTION, Codes.SSRF_REFUSED],
-});
+/** Register and unregister name one instance `(group, address)`, so both refuse a bad group or address alike. */
+const instanceOp = <D extends z.ZodType>(operationId: string, spec: { summary: string; description: string; body: z.ZodType; data: D }, moreErrors: Code[]) =>
+  operation.executor(operationId, { ...spec, errors: [Codes.EXECUTOR_GROUP, Codes.EXECUTOR_ADDRESS, ...moreErrors] });
 
-export const unregisterExecutorOp = operation.executor('unregisterExecutor', {
-  summary: 'Unregister an executor instance',
-  description: 'Removes the instance at once (an executor shutting down); fires are no longer routed to it.',
-  body: UnregisterInput,
-  data: z.object({ group: z.string(), address: z.string(), removed: z.literal(true) }).meta({ id: 'UnregisteredExecutor' }),
-  errors: [Codes.EXECUTOR_GROUP, Codes.EXECUTOR_ADDRESS, Codes.EXECUTOR_NOT_FOUND],
-});
+export const registerExecutorOp = instanceOp(
+  'registerExecutor',
+  {
+    summary: 'Register an executor instance, or send its heartbeat',
+    description: 'Upserts the instance `(group, address)`: the first call registers it, each later call is its heartbeat (refreshes `last_heartbeat`, `ttl_ms` and `meta`). Tasks with `callback.executor` are routed among the live instances of their group.',
+    body: RegisterInput,
+    data: RegisteredData,
+  },
+  [Codes.INVALID_OPTION, Codes.SSRF_REFUSED],
+);
+
+export const unregisterExecutorOp = instanceOp(
+  'unregisterExecutor',
+  {
+    summary: 'Unregister an executor instance',
+    description: 'Removes the instance at once (an executor shutting down); fires are no longer routed to it.',
+    body: UnregisterInput,
+    data: z.object({ group: z.string(), address: z.string(), removed: z.literal(true) }).meta({ id: 'UnregisteredExecutor' }),
+  },
+  [Codes.EXECUTOR_NOT_FOUND],
+);
 
 export const executorsOp = operation.read('listExecutors', {
   path: '/xcron/executors',

@@ -17,13 +17,18 @@ const UnixTime = z
   .union([z.int().min(0), z.string().regex(/^\d{10}$|^\d{13}$/)])
   .meta({ description: 'Unix timestamp in seconds (10 digits) or milliseconds (13 digits), as a number or a string.' });
 
-export const RetryInput = z
-  .strictObject({
-    max_attempts: z.int().min(1).max(100).optional().meta({ description: 'Attempts per fire (default 3).' }),
-    backoff_ms: z.int().min(0).max(3_600_000).optional().meta({ description: 'First backoff (default 1000 ms), doubling per attempt.' }),
-    max_backoff_ms: z.int().min(0).max(86_400_000).optional().meta({ description: 'Backoff ceiling (default max(60000, backoff_ms)); not below backoff_ms.' }),
-  })
-  .meta({ id: 'RetryInput', description: 'Retry policy of a task (defaults from `[delivery]`).' });
+/** An object of optional bounded integers, declared as a table: key -> [min, max, description]. */
+function optionalInts<K extends string>(table: Record<K, readonly [min: number, max: number, description: string]>) {
+  const shape = {} as Record<K, z.ZodOptional<z.ZodInt>>;
+  for (const [key, [min, max, description]] of Object.entries(table) as [K, readonly [number, number, string]][]) shape[key] = z.int().min(min).max(max).optional().meta({ description });
+  return z.strictObject(shape);
+}
+
+export const RetryInput = optionalInts({
+  max_attempts: [1, 100, 'Attempts per fire (default 3).'],
+  backoff_ms: [0, 3_600_000, 'First backoff (default 1000 ms), doubling per attempt.'],
+  max_backoff_ms: [0, 86_400_000, 'Backoff ceiling (default max(60000, backoff_ms)); not below backoff_ms.'],
+}).meta({ id: 'RetryInput', description: 'Retry policy of a task (defaults from `[delivery]`).' });
 
 export const CallbackInput = z
   .strictObject({
@@ -41,12 +46,11 @@ export const CallbackInput = z
   })
   .meta({ id: 'CallbackInput', description: 'Where and how a fire is delivered.' });
 
-export const FlowInput = z
-  .strictObject({
-    rate: z.int().min(0).max(1_000_000).optional().meta({ description: 'At most this many fires go out per period_ms (0 or absent: no rate).' }),
-    period_ms: z.int().min(1).max(86_400_000).optional().meta({ description: 'The rate window (default 1000 ms).' }),
-    parallelism: z.int().min(0).max(100_000).optional().meta({ description: 'At most this many runs in flight (0 or absent: no cap).' }),
-  })
+export const FlowInput = optionalInts({
+  rate: [0, 1_000_000, 'At most this many fires go out per period_ms (0 or absent: no rate).'],
+  period_ms: [1, 86_400_000, 'The rate window (default 1000 ms).'],
+  parallelism: [0, 100_000, 'At most this many runs in flight (0 or absent: no cap).'],
+})
   .meta({ id: 'FlowInput', description: "The task's own flow limit; fires over it wait (in order), they are not dropped or failed. Not together with flow_key." });
 
 /** Options shared by createTask and updateTask. */
