@@ -47,6 +47,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     batch_size: 'At most this many fires are committed in one store transaction. Smaller batches hand the first callbacks of a burst to delivery sooner; larger ones cost slightly less per fire. A cluster node commits at least 16 fires per owned slot at a time.',
     commit_coalesce_ms: 'While fires stream in (the last commit held 4 or more), at most one commit per this many ms. Adds at most this much lateness, and only under load. 0 commits as soon as the previous commit returns, which batches enough when the store runs in its own thread; with `[store] worker_thread = false`, 5 helps.',
     commit_ahead_ms: 'A fire is committed up to this many ms before it is due and held until then (the callback never leaves early). `pauseTask`, `updateTask` and `deleteTask` before the due time undo a held fire (in a cluster, through any node until the owner claims it 100 ms before the due time). Tasks with `overlap: "skip"` commit at the due time. 0 commits every fire when due.',
+    handoff_ahead_ms: 'A held fire is handed to the delivery thread this many ms before it is due (at most `commit_ahead_ms`); delivery waits on its own timer and sends at the due time (never early; the lease is checked right before the send). A burst then starts on time instead of ramping up while fires are handed over. From the hand-over on, `pauseTask`, `updateTask` and `deleteTask` no longer undo the fire: it goes out as committed. 0 hands fires over at the due time.',
     max_loaded: 'At most this many tasks are held in memory; the window shrinks when more are due.',
   },
   delivery: {
@@ -56,6 +57,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     max_backoff_ms: 'Default cap of the backoff (ms); must be at least `backoff_ms`. A task\'s `retry.max_backoff_ms` overrides it.',
     global_concurrency: 'Callbacks in flight at once, over all receivers.',
     per_origin_concurrency: 'Callbacks in flight at once to one origin (scheme://host:port); a hanging receiver fills only these. Per node: in a cluster of N nodes, about cap / N on each gives the origin the same total.',
+    prewarm_connections: 'Connections per origin opened ahead of a burst: while fires handed over ahead (`[scheduler] handoff_ahead_ms`) wait for their due time, up to this many connections to their origin are opened (never more than the fires waiting, nor `per_origin_concurrency`, counting the connections already open), so the first callbacks do not wait for a handshake. One not used within 10 s is closed. 0 opens none. Mind the receiver: this many idle connections may be held open to it for a moment before a burst.',
     max_response_bytes: 'Response bytes read at most; the rest is discarded (the first 1 KiB is kept in the run record).',
     user_agent: 'User-Agent of callbacks. Empty: `xcron/<version>`.',
     async_timeout_ms: 'Report deadline of async runs (completion `async`, or a callback answered `202 Accepted`): a run not reported within this time (ms) is retried or fails with error `timeout`. A task\'s `async_timeout_ms` overrides it.',

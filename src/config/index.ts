@@ -24,6 +24,7 @@ const schedulerSchema = z.strictObject({
   batch_size: int(1, 100_000).default(250),
   commit_coalesce_ms: int(0, 50).default(0),
   commit_ahead_ms: int(0, 10_000).default(1000),
+  handoff_ahead_ms: int(0, 10_000).default(250),
   max_loaded: int(100, 10_000_000).default(200_000),
 });
 
@@ -34,6 +35,7 @@ const deliverySchema = z.strictObject({
   max_backoff_ms: int(0, 86_400_000).default(60_000),
   global_concurrency: int(1, 100_000).default(2048),
   per_origin_concurrency: int(1, 100_000).default(256),
+  prewarm_connections: int(0, 100_000).default(32),
   max_response_bytes: int(0, 100 * 1024 * 1024).default(65_536),
   user_agent: z.string().max(200).default(''),
   async_timeout_ms: int(1000, 7 * 86_400_000).default(3_600_000),

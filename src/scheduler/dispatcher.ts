@@ -49,7 +49,7 @@ export class Dispatcher {
 
   jobOf(d: Dispatch): DeliveryJob {
     const { task } = d;
-    return {
+    const job: DeliveryJob = {
       run_id: d.run_id,
       task_id: task.id,
       scheduled_time: d.scheduled,
@@ -64,6 +64,8 @@ export class Dispatcher {
       slot: task.slot,
       token: d.token,
     };
+    if (d.notBefore !== undefined) job.not_before = d.notBefore;
+    return job;
   }
 
   /**
@@ -170,7 +172,8 @@ export class Dispatcher {
     const node = this.c.o.nodeId;
     this.inflight.acquire(task.id, d.run_id);
     let awaitingReport = false;
-    const start = this.c.o.clock.now();
+    // A fire handed over ahead of its tick starts at the tick (delivery sends it then).
+    const start = Math.max(this.c.o.clock.now(), d.notBefore ?? 0);
     const onAttempt = (n: number): void => recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node, start_time: start }, task.completion === 'async');
     // Attempts numbered 2 or more go out once the run record counts them (one write per number,
     // shared by a broadcast's shards).
