@@ -20,22 +20,17 @@ import {
   isMain,
   line,
   machine,
-  makeTempDir,
   memOf,
   monoUs,
   round1,
   runStandalone,
-  serverLogSummary,
-  serverPool,
   sleep,
-  startServer,
   writeResult,
   type BenchResult,
-  type ServerHandle,
-  teardown,
 } from './lib/common.js';
 import { reportProfile } from './lib/profile.js';
-import { Receiver, analyse } from './lib/receiver-client.js';
+import { withRig } from './lib/rig.js';
+import { analyse } from './lib/receiver-client.js';
 
 export const TARGET_CPS = 8000;
 /** Issue #24 item 3: the first callback <= 10 ms after the due time ... */
@@ -48,15 +43,7 @@ export async function runBurst(): Promise<BenchResult> {
   const started = Date.now();
   header('burst', `${fmt(N)} one-shot tasks due in the same second`);
   const notes: string[] = [];
-  const dir = makeTempDir('burst');
-  let server: ServerHandle | null = null;
-  let receiver: Receiver | null = null;
-  let p: ReturnType<typeof serverPool> | null = null;
-  try {
-    receiver = await Receiver.start();
-    server = await startServer({ name: 'burst', dataDir: dir });
-    line('server ready', `${fmt(server.readyMs, 0)} ms (pid ${server.pid})`);
-    p = serverPool(server.baseUrl, 64);
+  return withRig('burst', { receiver: {} }, async ({ server, pool: p, stopServer, receiver }) => {
     const rate = await calibrateCreateRate(p, receiver.url, 1000, 64);
     const leadMs = envInt('BENCH_BURST_LEAD_MS', Math.min(300_000, Math.max(6000, Math.ceil((N / rate) * 1500) + 3000)));
     line('createTask calibration', `${fmt(rate)} req/s -> due time ${fmt(leadMs / 1000, 1)} s ahead`);
@@ -127,14 +114,7 @@ export async function runBurst(): Promise<BenchResult> {
     if (a.missing > 0) notes.push(`${a.missing} fires never arrived`);
     if (a.duplicates > 0) notes.push(`${a.duplicates} duplicate deliveries (retries)`);
 
-    const logFile = server.logFile;
-    await server.stop();
-    server = null;
-    const log = serverLogSummary(logFile);
-    if (log.lines > 0) {
-      line('server warn/error log lines', `${log.lines}: ${log.top.map((t) => `${t.count}x ${t.msg}`).join('; ')}`);
-      notes.push(`server logged ${log.lines} warn/error lines`);
-    }
+    const log = { lines: await stopServer(notes) };
     const profile = reportProfile('burst', { fromUs: (dueMs - 200) * 1000 + monoOffset, toUs: (a.lastArrival + 100) * 1000 + monoOffset });
 
     const r: BenchResult = {
@@ -175,9 +155,7 @@ export async function runBurst(): Promise<BenchResult> {
     };
     writeResult(r);
     return r;
-  } finally {
-    await teardown({ pool: p, server, receiver, dir });
-  }
+  });
 }
 
 if (isMain(import.meta.url)) runStandalone(runBurst);

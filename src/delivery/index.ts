@@ -251,7 +251,7 @@ export class Delivery {
     try {
       if (job.not_before !== undefined && job.not_before > this.o.clock.now()) {
         const origin = job.url.startsWith('target:') ? undefined : this.target(job.url)?.origin;
-        const done = origin !== undefined ? this.warm?.expect(origin) : undefined;
+        const done = origin !== undefined ? this.warm?.expect(origin, job.not_before) : undefined;
         await this.dueGate.until(job.not_before);
         done?.();
         if (this.stopping.signal.aborted) {

@@ -5,8 +5,9 @@
  * connection pool when it opens a new connection to that origin. The first callbacks at the due
  * time then do not wait for a TCP (or TLS) handshake.
  *
- * Bounded per origin by `max` (`[delivery] prewarm_connections`), by the fires waiting and by the
- * per-origin cap, minus the pool's connections to that origin already open: a receiver is never
+ * Bounded per origin by `max` (`[delivery] prewarm_connections`), by the fires due at the same
+ * instant (within 10 ms) and by the per-origin cap, minus the pool's connections to that origin
+ * already open: a receiver is never
  * asked to hold more than `max` idle connections it did not need before. A pre-opened connection
  * that is not used within `idleMs` is closed, and one the receiver closes is dropped.
  */
@@ -16,6 +17,8 @@ import type { buildConnector } from 'undici';
 
 type Connector = buildConnector.connector;
 
+/** Fires due within the same this many ms count as due together (they need connections in parallel). */
+const DUE_BUCKET_MS = 10;
 /** How long the pool's count of open connections per origin is reused before it is read again. */
 const CONNECTED_TTL_MS = 50;
 
@@ -56,21 +59,24 @@ export class WarmConnections {
   private inner: Connector | null = null;
 
   /**
-   * A delivery to `origin` waits for its due time: opens one more connection ahead if the fires
-   * waiting outnumber the connections open and being opened (within the bounds). Returns the call
-   * to make when the wait ends.
+   * A delivery to `origin` waits for its due time `at`: opens one more connection ahead if the
+   * fires due with it (within DUE_BUCKET_MS) outnumber the connections open and being opened to
+   * the origin (within the bounds). Fires spread over time need no more connections than they
+   * have; a burst due at one instant needs them in parallel. Returns the call to make when the
+   * wait ends.
    */
-  expect(origin: string): () => void {
-    const waiting = (this.waiting.get(origin) ?? 0) + 1;
-    this.waiting.set(origin, waiting);
+  expect(origin: string, at: number): () => void {
+    const key = `${Math.floor(at / DUE_BUCKET_MS)} ${origin}`;
+    const together = (this.waiting.get(key) ?? 0) + 1;
+    this.waiting.set(key, together);
     if (this.o.max > 0 && !this.closed && this.inner) {
       const have = this.connected(origin) + (this.idle.get(origin)?.length ?? 0) + (this.opening.get(origin) ?? 0);
-      if (have < Math.min(this.o.max, this.o.perOrigin, waiting)) this.open(origin);
+      if (have < Math.min(this.o.max, this.o.perOrigin, together)) this.open(origin);
     }
     return () => {
-      const n = (this.waiting.get(origin) ?? 1) - 1;
-      if (n <= 0) this.waiting.delete(origin);
-      else this.waiting.set(origin, n);
+      const n = (this.waiting.get(key) ?? 1) - 1;
+      if (n <= 0) this.waiting.delete(key);
+      else this.waiting.set(key, n);
     };
   }
 

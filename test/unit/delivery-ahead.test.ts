@@ -128,6 +128,19 @@ describe('Delivery: jobs handed over ahead (not_before)', () => {
     expect(r.connectionsAccepted).toBe(4);
   });
 
+  it('fires spread over time open no more than one connection ahead (they do not need them in parallel)', async () => {
+    const r = await receiver();
+    const clock = new ManualClock(Date.now());
+    const d = delivery({ prewarmConnections: 3, clock });
+    const t = clock.now() + 1000;
+    const p = Array.from({ length: 5 }, (_, i) => d.deliver(job(r.url('/hook'), i, t + i * 100)));
+    await vi.waitFor(() => expect(r.connectionsAccepted).toBe(1), { timeout: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(r.connectionsAccepted).toBe(1);
+    clock.advanceTo(t + 400);
+    expect((await Promise.all(p)).every((x) => x.ok)).toBe(true);
+  });
+
   it('prewarm_connections = 0 opens nothing ahead', async () => {
     const r = await receiver();
     const clock = new ManualClock(Date.now());
