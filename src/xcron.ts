@@ -23,7 +23,7 @@ import { TokenAuth, resolveTokens } from './api/auth.js';
 import { SystemClock, type Clock, type TimerHandle } from './clock/index.js';
 import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
 import { LeaseGate } from './cluster/lease-table.js';
-import { openClusterMode, type ClusterMode } from './cluster/redis.js';
+import { openClusterMode, type ClusterMode } from './cluster/mode.js';
 import { openBindRefusal } from './config/exposure.js';
 import { VERSION, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
@@ -85,7 +85,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
   };
   const destinations = new DestinationPolicy(destinationOptions);
 
-  // Standalone (SQLite, every slot) or, with [cluster] redis_url, cluster mode (src/cluster/redis.ts).
+  // Standalone (SQLite, every slot) or, with [cluster] redis_url, cluster mode (src/cluster/mode.ts).
   let store: TaskStore;
   let ownership: Ownership;
   let where: Record<string, unknown>;
