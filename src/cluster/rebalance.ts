@@ -4,6 +4,7 @@
  * to their preferred owner and which to take. Slots are ranked per member by rendezvous hashing.
  */
 import type { HeldLeases, Lease } from './held-leases.js';
+import type { OrphanWatch } from './orphans.js';
 import { hash32, rendezvous } from './ownership.js';
 
 /** Ticks a member must have been seen before slots are handed to it, and a slot must stay free before an orphan is taken. */
@@ -41,19 +42,26 @@ export const parseLease = (v: string | null): { epoch: number; owner: string } |
  * monotonic time `tReply`: the live members, sorted, and each other member's lease expiry estimated
  * from its last heartbeat (monotonic ms) for the suspects (see SUSPECT_PERIODS).
  */
-export function readHeartbeat(r: unknown[], tReply: number, o: { nodeId: string; tickMs: number; leaseMs: number }): { live: string[]; suspects: Map<string, number> } {
+export function readHeartbeat(
+  r: unknown[],
+  tReply: number,
+  o: { nodeId: string; tickMs: number; leaseMs: number },
+): { live: string[]; suspects: Map<string, number>; seenAt: Map<string, number>; redisNow: number } {
   const redisNow = Number(r[0]);
   const live: string[] = [];
   const suspects = new Map<string, number>();
+  /** Each live member's last heartbeat (Redis ms). */
+  const seenAt = new Map<string, number>();
   for (let i = 1; i + 1 < r.length; i += 2) {
     const m = String(r[i]);
     const seen = Number(r[i + 1]);
     live.push(m);
+    seenAt.set(m, seen);
     // The heartbeat ran before tReply, so this estimate errs late, never early.
     if (m !== o.nodeId && redisNow - seen > o.tickMs * SUSPECT_PERIODS) suspects.set(m, tReply + seen + o.leaseMs - redisNow + TAKEOVER_SLACK_MS);
   }
   live.sort();
-  return { live, suspects };
+  return { live, suspects, seenAt, redisNow };
 }
 
 export interface RebalanceInput {
@@ -69,29 +77,46 @@ export interface RebalanceInput {
   freeTicks: Map<number, number>;
   /** A round run early (see RedisOwnership.tick): free slots are not counted. */
   early: boolean;
+  /** The silent members among `live` (readHeartbeat's suspects). */
+  suspects: ReadonlyMap<string, unknown>;
+  /** Each live member's last heartbeat (Redis ms). */
+  seenAt: ReadonlyMap<string, number>;
+  /** Orphaned slots (src/cluster/orphans.ts): updated here. */
+  orphans: OrphanWatch;
+  /** Monotonic ms. */
+  now: number;
 }
 
 /**
- * Which held leases to hand back (their preferred owner is another member seen for STABLE_TICKS),
- * which slots to take (preferred here, this node's own lease, or an orphan free for STABLE_TICKS),
- * and whether a lease of a member that is no longer live was seen (`gone`).
+ * Which held leases to hand back (their preferred owner is another member seen for STABLE_TICKS,
+ * not silent, and for a slot taken beyond the share, seen running since), which slots to take
+ * (preferred here, this node's own lease, an orphan whose chosen owner did not take it: listed in
+ * `beyondShare` too, or a slot free for STABLE_TICKS), whether a lease of a member that is no longer
+ * live was seen (`gone`), and when to look again at orphans left to their chosen owner (`wakeAt`).
  */
-export function planRebalance(i: RebalanceInput): { handBack: [number, Lease][]; want: number[]; gone: boolean } {
+export function planRebalance(i: RebalanceInput): { handBack: [number, Lease][]; want: number[]; beyondShare: Set<number>; gone: boolean; wakeAt: number } {
   const handBack: [number, Lease][] = [];
   const want: number[] = [];
+  const beyondShare = new Set<number>();
+  let wakeAt = Infinity;
   // A lease still held by a member that is no longer live: its last renewal ran a moment after its
   // last heartbeat. Look again shortly (a few times) instead of a whole period later.
   let gone = false;
+  const silent = (m: string): boolean => !i.live.includes(m) || i.suspects.has(m);
   for (let s = 0; s < i.slotCount; s++) {
     const pref = preferredOwner(s, i.live);
     const mine = i.held.get(s);
     if (mine) {
-      if (pref !== null && pref !== i.nodeId && (i.seenTicks.get(pref) ?? 0) >= STABLE_TICKS) handBack.push([s, mine]);
+      i.orphans.seen(s, i.nodeId);
+      if (pref === i.nodeId) i.orphans.settled(s);
+      // Never to a silent member, nor an orphan to a member not seen running since it was taken.
+      else if (pref !== null && (i.seenTicks.get(pref) ?? 0) >= STABLE_TICKS && !i.suspects.has(pref) && i.orphans.mayHandBack(s, i.seenAt.get(pref))) handBack.push([s, mine]);
       continue;
     }
     const l = parseLease(i.leases[s] ?? null);
     if (l !== null && l.owner !== i.nodeId) {
       i.freeTicks.delete(s);
+      i.orphans.seen(s, l.owner);
       if (!i.live.includes(l.owner)) gone = true;
       continue;
     }
@@ -99,10 +124,20 @@ export function planRebalance(i: RebalanceInput): { handBack: [number, Lease][];
       want.push(s);
       continue;
     }
+    const d = pref === null ? null : i.orphans.decide(s, pref, i.now, silent);
+    if (d?.kind === 'take') {
+      want.push(s);
+      beyondShare.add(s);
+      continue;
+    }
+    if (d?.kind === 'wait') {
+      wakeAt = Math.min(wakeAt, d.at);
+      continue;
+    }
     if (i.early) continue;
     const n = (i.freeTicks.get(s) ?? 0) + 1;
     i.freeTicks.set(s, n);
     if (n >= STABLE_TICKS) want.push(s);
   }
-  return { handBack, want, gone };
+  return { handBack, want, beyondShare, gone, wakeAt };
 }

@@ -11,7 +11,9 @@
  *   3. ranks the live members per slot by rendezvous hashing. It hands back the slots whose
  *      preferred owner is another member seen for two ticks (emit 'lost', then compare-and-delete),
  *      takes the free slots it prefers (SET PX + a raise of the slot's epoch = the fencing token), and
- *      takes any slot left free for two ticks (an orphan: liveness beats balance).
+ *      takes any slot left free for two ticks (an orphan: liveness beats balance). A slot whose
+ *      owner went away and whose chosen new owner does not take it is taken sooner, beyond the fair
+ *      share (src/cluster/orphans.ts).
  * Besides, `tokenFor` answers only while the lease is surely still valid (local monotonic clock,
  * measured from before the renewal was sent, minus a margin), and a watchdog emits 'lost' when that
  * time passes without a renewal: a node frozen longer than that (SIGSTOP, a long GC pause) never
@@ -42,7 +44,8 @@ import { evalScript, script } from '../redis/scripts.js';
 import { monoMs } from '../clock/mono.js';
 import { HeldLeases } from './held-leases.js';
 import type { Ownership, OwnershipEvents, SlotInfo } from './ownership.js';
-import { MAX_EXTRA_ROUNDS, parseLease, planRebalance, readHeartbeat, TAKEOVER_SLACK_MS } from './rebalance.js';
+import { OrphanWatch } from './orphans.js';
+import { MAX_EXTRA_ROUNDS, parseLease, planRebalance, readHeartbeat, SUSPECT_PERIODS, TAKEOVER_SLACK_MS } from './rebalance.js';
 import { recoveryStore } from './recovery-store.js';
 
 export { recoveryStore };
@@ -81,6 +84,8 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private members: string[] = [];
   private readonly seenTicks = new Map<string, number>();
   private readonly freeTicks = new Map<number, number>();
+  /** Slots whose owner is gone, taken beyond the fair share when their chosen survivor does not take them. */
+  private readonly orphans: OrphanWatch;
   private healthyUntil = -Infinity;
   private started = false;
   private stopped = false;
@@ -108,6 +113,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     this.log = o.log;
     this.now = o.now ?? monoMs;
     this.held = new HeldLeases({ slots: o.slots, now: this.now, log: o.log, lost: (slots) => this.emit('lost', slots) });
+    this.orphans = new OrphanWatch(o.nodeId, Math.max(TAKEOVER_SLACK_MS * 2, Math.floor(this.tickMs / 4)), Math.ceil(this.tickMs * SUSPECT_PERIODS), o.leaseMs);
   }
 
   /** The lease safety margin (ms): a lease counts as held until lease - margin after its renewal was sent. */
@@ -283,8 +289,11 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     let live: string[];
     /** Each other member's lease expiry estimated from its last heartbeat (monotonic ms), for the suspects. */
     let suspects: Map<string, number>;
+    /** Each live member's last heartbeat, and Redis's time (ms). */
+    let seenAt: Map<string, number>;
+    let redisNow: number;
     try {
-      ({ live, suspects } = readHeartbeat((await heartbeat) as unknown[], this.now(), { nodeId: this.nodeId, tickMs: this.tickMs, leaseMs: this.leaseMs }));
+      ({ live, suspects, seenAt, redisNow } = readHeartbeat((await heartbeat) as unknown[], this.now(), { nodeId: this.nodeId, tickMs: this.tickMs, leaseMs: this.leaseMs }));
     } catch (e) {
       renewals.catch(() => undefined);
       this.fail('heartbeat failed', e);
@@ -300,6 +309,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     for (const m of [...this.seenTicks.keys()]) if (!live.includes(m)) this.seenTicks.delete(m);
     if (!early) for (const m of live) this.seenTicks.set(m, (this.seenTicks.get(m) ?? 0) + 1);
     for (const at of suspects.values()) this.wakeAtTime(at);
+    this.orphans.observe(live, suspects);
     this.members = live;
     if (departed.length > 0 || joined.length > 0) this.log.info({ members: live, joined, departed }, 'cluster membership changed');
 
@@ -339,7 +349,8 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       return;
     }
     if (this.stopped) return;
-    const { handBack, want, gone } = planRebalance({ nodeId: this.nodeId, slotCount: this.slotCount, live, leases, held: this.held, seenTicks: this.seenTicks, freeTicks: this.freeTicks, early });
+    const { handBack, want, beyondShare, gone, wakeAt } = planRebalance({ nodeId: this.nodeId, slotCount: this.slotCount, live, leases, held: this.held, seenTicks: this.seenTicks, freeTicks: this.freeTicks, early, suspects, seenAt, orphans: this.orphans, now: this.now() });
+    this.wakeAtTime(wakeAt);
     if (handBack.length > 0) {
       for (const [s] of handBack) this.held.forget(s, true);
       this.emit(
@@ -375,11 +386,21 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
         }
         const [ok, epoch] = r.value as [number, number | string];
         const s = want[i]!;
-        if (ok !== 1) return;
+        if (ok !== 1) {
+          const holder = parseLease(String(epoch));
+          if (holder !== null) this.orphans.seen(s, holder.owner);
+          return;
+        }
         this.held.keep(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
         this.freeTicks.delete(s);
+        this.orphans.seen(s, this.nodeId);
+        if (beyondShare.has(s)) this.orphans.tookBeyondShare(s, redisNow);
         got.push(s);
       });
+      // An orphan whose take failed is tried again shortly, not a whole round later.
+      if (failed !== null && this.orphans.pending(this.now())) this.wakeAtTime(this.now() + TAKEOVER_SLACK_MS * 2);
+      const extra = got.filter((s) => beyondShare.has(s));
+      if (extra.length > 0) this.log.info({ slots: extra }, 'orphaned slots taken beyond the fair share (the node chosen for them did not take them)');
       if (failed !== null) this.log.warn({ err: failed instanceof Error ? failed.message : String(failed), slots: want.length - got.length }, 'acquiring some leases failed: retried next round');
       if (got.length > 0) {
         this.log.info({ slots: got.length, owned: this.held.size }, 'slots acquired');

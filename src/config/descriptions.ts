@@ -26,7 +26,7 @@ export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey | NamedSectionKey
   alert: 'Alerts on final failures and auto-pause.',
   cluster: 'Cluster mode: several nodes sharing one Redis. With an empty `redis_url` the process runs standalone on SQLite.',
   targets: 'Named queue targets, one table each: `[targets.orders]`. A task sends to one with `"callback": {"target": "orders", "key": "…", "body": {…}}` instead of an HTTP URL; the URL and its credentials stay here and never appear in tasks, logs or the dashboard. Set in the file only (no environment variables); keep the file readable by the service alone when a URL carries a password. See [Queue targets](targets.md).',
-  results: 'The results queue: executors report run outcomes (the body of `POST /xcron/reportRun`) by writing to a Redis stream or an AMQP queue that xcron consumes, at least once. See [Queue targets](targets.md).',
+  results: 'The results queue: executors report run outcomes (the body of `POST /xcron/reportRun`) by writing to a Redis stream, an AMQP queue or a NATS JetStream subject that xcron consumes, at least once. See [Queue targets](targets.md).',
 };
 
 export const KEY_DESCRIPTIONS: KeyDescriptions = {
@@ -65,7 +65,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
   },
   callback: {
     body_limit: 'Largest `callback.body` a task may carry (bytes). Larger: HTTP 413, code 1008.',
-    signing_secrets: 'HMAC-SHA256 signing secrets (at most 2: current, then next), at least 16 characters each. Empty: callbacks are not signed. Each secret adds a `v1=` part to `X-Xcron-Signature`. Prefer the environment variable to writing secrets in the file.',
+    signing_secrets: 'HMAC-SHA256 signing secrets (at most 2: current, then next), at least 16 characters each. Empty: callbacks are not signed. Each secret adds a `v1=` part to `X-Xcron-Signature`, and to the same signature on queue target messages (see [Queue targets](targets.md)). Prefer the environment variable to writing secrets in the file.',
     report_secret: 'Secret behind `X-Xcron-Report-Token`, the per-run token a worker presents to `reportRun` and `appendRunLog`. At least 16 characters. Empty: a random secret is created once and kept in the store, shared by every node. Prefer the environment variable to writing it in the file.',
     deny_cidrs: 'CIDRs or addresses callbacks may not connect to. The default refuses link-local addresses and the cloud metadata endpoints (AWS/GCP/Azure `169.254.169.254`, AWS IPv6 `fd00:ec2::254`, Alibaba `100.100.100.200`). Setting it replaces the list: keep the metadata entries.',
     allow_hosts: 'Hostnames (`receiver.internal`, `*.jobs.internal`), IP addresses or CIDRs always allowed; they beat every other rule.',
@@ -119,11 +119,12 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     subject: '`nats`: the subject (required), which a JetStream stream must capture. A task\'s `key` overrides it.',
   },
   results: {
-    kind: 'Empty: no results queue. `redis_stream`: read a stream through a consumer group. `amqp`: consume a queue with manual acknowledgements.',
-    url: 'The broker of the results queue (`redis://…` or `amqp://…`). Prefer the environment variable when it carries a password.',
-    stream: '`redis_stream`: the stream executors write reports to (entries with a `report` field holding the JSON report). Created with the group if missing.',
-    group: '`redis_stream`: the consumer group (created if missing). Every node of a cluster reads through the same group, as a consumer named after its `node_id`.',
+    kind: 'Empty: no results queue. `redis_stream`: read a stream through a consumer group. `amqp`: consume a queue with manual acknowledgements. `nats`: a durable JetStream pull consumer with explicit acknowledgements.',
+    url: 'The broker of the results queue (`redis://…`, `amqp://…` or `nats://…`). Prefer the environment variable when it carries a password.',
+    stream: '`redis_stream`: the stream executors write reports to (entries with a `report` field holding the JSON report). Created with the group if missing. `nats`: the JetStream stream (created capturing `subject` if missing).',
+    subject: '`nats`: the subject executors publish reports to (the message data is the JSON report).',
+    group: '`redis_stream`: the consumer group (created if missing). Every node of a cluster reads through the same group, as a consumer named after its `node_id`. `nats`: the durable consumer\'s name, shared by every node.',
     queue: '`amqp`: the queue executors publish reports to (declared durable if missing).',
-    batch: 'Reports read per XREADGROUP (Redis) or unacknowledged at a time (AMQP prefetch).',
+    batch: 'Reports read per XREADGROUP (Redis) or unacknowledged at a time (AMQP prefetch, NATS `max_ack_pending`).',
   },
 };

@@ -146,12 +146,14 @@ const targetSchema = z.strictObject({
 
 /** The results queue: run reports from executors, consumed like POST /xcron/reportRun. */
 const resultsSchema = z.strictObject({
-  kind: z.enum(['', 'redis_stream', 'amqp']).default(''),
+  kind: z.enum(['', 'redis_stream', 'amqp', 'nats']).default(''),
   url: z.string().default(''),
   stream: z.string().max(255).default('xcron-results'),
+  /** nats: the subject executors publish reports to (captured by `stream`). */
+  subject: z.string().max(255).default('xcron.results'),
   group: z.string().min(1).max(255).default('xcron'),
   queue: z.string().max(255).default('xcron-results'),
-  /** How many reports are read (Redis) or unacknowledged (AMQP prefetch) at a time. */
+  /** How many reports are read (Redis) or unacknowledged (AMQP prefetch, NATS max_ack_pending) at a time. */
   batch: int(1, 10_000).default(100),
 });
 
@@ -298,6 +300,8 @@ function checkTargets(cfg: Config): void {
   if (!schemes.includes(schemeOf(r.url))) throw new ConfigError(`'results.url' must be a ${schemes.map((x) => `${x}://`).join(' or ')} URL for kind "${r.kind}"`);
   if (r.kind === 'redis_stream' && r.stream === '') throw new ConfigError(`'results.stream' is required for kind "redis_stream"`);
   if (r.kind === 'amqp' && r.queue === '') throw new ConfigError(`'results.queue' is required for kind "amqp"`);
+  if (r.kind === 'nats' && (r.stream === '' || r.subject === '')) throw new ConfigError(`'results.stream' and 'results.subject' are required for kind "nats"`);
+  if (r.kind === 'nats' && !/^[A-Za-z0-9_-]+$/.test(r.stream)) throw new ConfigError(`'results.stream' must be a JetStream stream name (letters, digits, _ or -) for kind "nats"`);
 }
 
 export const VERSION = '0.1.0';

@@ -215,13 +215,14 @@ export class Delivery {
     try {
       if (this.lapsed(job)) return LAPSED;
       onStart?.();
-      return await publishAttempt(this.o.targets, ref, job, attemptNo, () => !this.lapsed(job), t0);
+      // Signed like an HTTP callback (X-Xcron-Signature) when signing secrets are set.
+      const sig = this.o.signingSecrets.length > 0 ? signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body) : null;
+      return await publishAttempt(this.o.targets, ref, job, attemptNo, () => !this.lapsed(job), t0, sig);
     } finally {
       this.global.release();
       sem.release();
     }
   }
-
 
   /** One HTTP exchange (or queue publish), classified. */
   async attempt(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {

@@ -11,9 +11,10 @@ import { LAPSED, type AttemptOutcome, type DeliveryJob } from './types.js';
 /**
  * Publishes attempt `attemptNo` of `job` to the target `ref` names. `stillHeld` is asked right
  * before the message is written (false: not sent, the outcome is LAPSED). `t0`: when the attempt
- * started (performance.now()), for its duration.
+ * started (performance.now()), for its duration. `signature`: the X-Xcron-Signature value over the
+ * body (null: no signing secrets).
  */
-export async function publishAttempt(targets: Targets | undefined, ref: TargetRef, job: DeliveryJob, attemptNo: number, stillHeld: () => boolean, t0: number): Promise<AttemptOutcome> {
+export async function publishAttempt(targets: Targets | undefined, ref: TargetRef, job: DeliveryJob, attemptNo: number, stillHeld: () => boolean, t0: number, signature: string | null = null): Promise<AttemptOutcome> {
   const msg = {
     task_id: job.task_id,
     fire_id: job.run_id,
@@ -22,6 +23,7 @@ export async function publishAttempt(targets: Targets | undefined, ref: TargetRe
     body: job.body,
     key: ref.key,
     report_token: job.extra_headers?.['x-xcron-report-token'] ?? null,
+    signature,
     timeout_ms: job.timeout_ms,
   };
   const r = targets ? await targets.send(ref.name, msg, stillHeld) : { ok: false, id: null, error: `no queue targets on this node (target ${JSON.stringify(ref.name)})`, permanent: true };
