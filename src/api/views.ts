@@ -83,6 +83,9 @@ export function taskView(t: Task): z.output<typeof TaskView> {
   if (t.completion !== 'sync') v.completion = t.completion;
   if (t.async_timeout_ms !== null) v.async_timeout_ms = t.async_timeout_ms;
   if (t.tags) v.tags = t.tags;
+  if (t.jitter_ms) v.jitter_ms = t.jitter_ms;
+  if (t.flow_key) v.flow_key = t.flow_key;
+  if (t.flow) v.flow = t.flow;
   return v;
 }
 

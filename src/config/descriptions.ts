@@ -9,7 +9,7 @@
 import type { Config } from './index.js';
 
 /** Sections of named tables (`[targets.<name>]`): described per key of one table. */
-type NamedSectionKey = 'targets';
+type NamedSectionKey = 'targets' | 'flow';
 type SectionKey = Exclude<{ [K in keyof Config]: Config[K] extends readonly unknown[] ? never : Config[K] extends object ? K : never }[keyof Config], NamedSectionKey>;
 
 export type KeyDescriptions = {
@@ -26,6 +26,7 @@ export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey | NamedSectionKey
   alert: 'Alerts on final failures and auto-pause.',
   cluster: 'Cluster mode: several nodes sharing one Redis. With an empty `redis_url` the process runs standalone on SQLite.',
   targets: 'Named queue targets, one table each: `[targets.orders]`. A task sends to one with `"callback": {"target": "orders", "key": "…", "body": {…}}` instead of an HTTP URL; the URL and its credentials stay here and never appear in tasks, logs or the dashboard. Set in the file only (no environment variables); keep the file readable by the service alone when a URL carries a password. See [Queue targets](targets.md).',
+  flow: 'Named flow limits, one table each: `[flow.partner-api]`. A task opts in with `"flow_key": "partner-api"`; every task naming a key shares its limit (across the nodes of a cluster). Fires over the limit wait, in order; they are neither dropped nor failed. A task can instead carry its own limit (`"flow": {…}`). Set in the file only (no environment variables). See [Flow control](flow-control.md).',
   results: 'The results queue: executors report run outcomes (the body of `POST /xcron/reportRun`) by writing to a Redis stream, an AMQP queue or a NATS JetStream subject that xcron consumes, at least once. See [Queue targets](targets.md).',
 };
 
@@ -49,6 +50,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     commit_ahead_ms: 'A fire is committed up to this many ms before it is due and held until then (the callback never leaves early). `pauseTask`, `updateTask` and `deleteTask` before the due time undo a held fire (in a cluster, through any node until the owner claims it 100 ms before the due time). Tasks with `overlap: "skip"` commit at the due time. 0 commits every fire when due.',
     handoff_ahead_ms: 'A held fire is handed to the delivery thread this many ms before it is due (at most `commit_ahead_ms`); delivery waits on its own timer and sends at the due time (never early; the lease is checked right before the send). A burst then starts on time instead of ramping up while fires are handed over. From the hand-over on, `pauseTask`, `updateTask` and `deleteTask` no longer undo the fire: it goes out as committed. 0 hands fires over at the due time.',
     max_loaded: 'At most this many tasks are held in memory; the window shrinks when more are due.',
+    jitter_seed: 'Seed of the jitter offsets (`jitter_ms`): a fire goes out at an offset derived from the seed, the task id and the tick, the same on every node and after a restart. Give every node of a cluster the same seed; changing it moves the offsets of future fires.',
   },
   delivery: {
     timeout_ms: 'Default per-attempt timeout of a callback (ms); a task\'s `timeout_ms` overrides it.',
@@ -117,6 +119,11 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     exchange: '`amqp`: the exchange to publish to. Empty: the default exchange, where the routing key names a queue.',
     routing_key: '`amqp`: the routing key. A task\'s `key` overrides it. Messages are published mandatory: one that no queue receives counts as refused.',
     subject: '`nats`: the subject (required), which a JetStream stream must capture. A task\'s `key` overrides it.',
+  },
+  flow: {
+    rate: 'At most this many fires go out per `period_ms` (a sliding window). 0: no rate limit.',
+    period_ms: 'The window of `rate` (ms).',
+    parallelism: 'At most this many runs in flight at once (an async run counts until its report or deadline). 0: no cap. A key needs `rate` or `parallelism`.',
   },
   results: {
     kind: 'Empty: no results queue. `redis_stream`: read a stream through a consumer group. `amqp`: consume a queue with manual acknowledgements. `nats`: a durable JetStream pull consumer with explicit acknowledgements.',

@@ -26,6 +26,7 @@ const schedulerSchema = z.strictObject({
   commit_ahead_ms: int(0, 10_000).default(1000),
   handoff_ahead_ms: int(0, 10_000).default(250),
   max_loaded: int(100, 10_000_000).default(200_000),
+  jitter_seed: z.string().max(200).default(''),
 });
 
 const deliverySchema = z.strictObject({
@@ -144,6 +145,13 @@ const targetSchema = z.strictObject({
   subject: z.string().max(255).default(''),
 });
 
+/** A named flow limit (`[flow.<key>]`): tasks with `"flow_key": "<key>"` share it. */
+const flowSchema = z.strictObject({
+  rate: int(0, 1_000_000).default(0),
+  period_ms: int(1, 86_400_000).default(1000),
+  parallelism: int(0, 100_000).default(0),
+});
+
 /** The results queue: run reports from executors, consumed like POST /xcron/reportRun. */
 const resultsSchema = z.strictObject({
   kind: z.enum(['', 'redis_stream', 'amqp', 'nats']).default(''),
@@ -177,6 +185,7 @@ export const configSchema = z.strictObject({
   alert: alertSchema.default(alertSchema.parse({})),
   cluster: clusterSchema.default(clusterSchema.parse({})),
   targets: z.record(z.string(), targetSchema).default({}),
+  flow: z.record(z.string(), flowSchema).default({}),
   results: resultsSchema.default(resultsSchema.parse({})),
 });
 
@@ -284,7 +293,7 @@ export function validateConfig(raw: Raw): Config {
   return deepFreeze(cfg);
 }
 
-/** The rules across the keys of each `[targets.<name>]` and of `[results]`. */
+/** The rules across the keys of each `[targets.<name>]`, `[flow.<key>]` and of `[results]`. */
 function checkTargets(cfg: Config): void {
   for (const [name, t] of Object.entries(cfg.targets)) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`[targets.${JSON.stringify(name)}]: a target name is 1 to 64 letters, digits, _ or -`);
@@ -293,6 +302,10 @@ function checkTargets(cfg: Config): void {
     if (t.kind === 'redis_stream' && t.stream === '') throw new ConfigError(`'targets.${name}.stream' is required for kind "redis_stream"`);
     if (t.kind === 'amqp' && t.exchange === '' && t.routing_key === '') throw new ConfigError(`'targets.${name}': kind "amqp" needs 'exchange' or 'routing_key' (with the default exchange, the routing key names the queue)`);
     if (t.kind === 'nats' && t.subject === '') throw new ConfigError(`'targets.${name}.subject' is required for kind "nats"`);
+  }
+  for (const [key, f] of Object.entries(cfg.flow)) {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(key)) throw new ConfigError(`[flow.${JSON.stringify(key)}]: a flow key is 1 to 64 letters, digits, _, . or -`);
+    if (f.rate === 0 && f.parallelism === 0) throw new ConfigError(`[flow.${key}]: sets neither 'rate' nor 'parallelism'`);
   }
   const r = cfg.results;
   if (r.kind === '') return;

@@ -24,6 +24,9 @@
  *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id),
  *   {<prefix>}:secret:<name> (sharedSecret), {<prefix>}:graph (the child graph: task id -> its
  *   on_success edges; graphReserve-1.lua / graphSettle-1.lua take it as their one key).
+ * Flow limits, one hash tag per flow key F (`{<prefix>:flow:F}`, flowAcquire-1.lua): `:rate` (the
+ *   admissions of the rate window, by time) and `:par` (the runs holding a parallelism permit, by
+ *   the expiry of their lease).
  * The pub/sub channel of task changes: `<prefix>:changes`.
  */
 export class RedisKeys {
@@ -87,6 +90,11 @@ export class RedisKeys {
   /** A secret shared by every node (sharedSecret). */
   secret(name: string): string {
     return this.global(`secret:${name}`);
+  }
+
+  /** A flow key's base `{<prefix>:flow:<key>}`: the one key of flowAcquire and flowRelease. */
+  flow(key: string): string {
+    return `{${this.prefix}:flow:${key}}`;
   }
 
   /** The pub/sub channel of task changes (a channel, not a key: no hash tag). */

@@ -12,6 +12,7 @@ import { reportToken, withRunHeaders } from '../task/index.js';
 import type { SchedulerCore } from './core.js';
 import type { Deadlines } from './deadlines.js';
 import type { InFlight } from './inflight.js';
+import { Pacer } from './pacing.js';
 import type { Dispatch } from './types.js';
 import { hasFollowUps } from './follow-ups.js';
 
@@ -23,6 +24,8 @@ const RECORD_RETRY_MS = 1000;
 export class Dispatcher {
   private readonly router = new Router();
   private readonly reportSecret: string;
+  /** Jitter and flow control: what a fire waits for before its first attempt. */
+  readonly pacer: Pacer;
 
   /** `deliverRun`: takes a run back from the outbox (when this node owns its slot). */
   constructor(
@@ -32,6 +35,7 @@ export class Dispatcher {
     private readonly deliverRun: (runId: string) => Promise<void>,
   ) {
     this.reportSecret = c.o.reportSecret ?? randomBytes(32).toString('hex');
+    this.pacer = new Pacer(c, c.o.flow);
   }
 
   /**
@@ -75,7 +79,7 @@ export class Dispatcher {
    */
   giveBack(lost: ReadonlySet<number>): void {
     const { delivery, store, log, ownership } = this.c.o;
-    const given = new Set<string>();
+    const given = new Set<string>(this.pacer.drop((d) => lost.has(d.task.slot)));
     delivery.cancelWaiting?.((job) => {
       if (!lost.has(slotOf(job.task_id, ownership.slotCount))) return false;
       given.add(job.run_id);
@@ -171,6 +175,15 @@ export class Dispatcher {
     const { recorder } = this.c;
     const node = this.c.o.nodeId;
     this.inflight.acquire(task.id, d.run_id);
+    // Jitter and flow control: the fire waits here (in flight, no attempt counted). Given up (its
+    // slot lost, or a stop): it stays in the outbox for the slot's owner or the next start.
+    const permit = await this.pacer.admit(d);
+    if (!permit) {
+      this.inflight.releaseOnly(task.id, d.run_id);
+      return;
+    }
+    // The permit is held while the run is in flight (an async run: until its report or deadline).
+    this.inflight.whenEnded(d.run_id, () => permit.release());
     let awaitingReport = false;
     // A fire handed over ahead of its tick starts at the tick (delivery sends it then).
     const start = Math.max(this.c.o.clock.now(), d.notBefore ?? 0);

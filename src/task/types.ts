@@ -67,6 +67,19 @@ export interface TaskSpec {
   async_timeout_ms: number | null;
   /** Labels for filtering and bulk operations (listTasks?tag=, pauseTasks {tag}); null: none. */
   tags: string[] | null;
+  /** Periodic tasks: each fire goes out at a deterministic offset in [tick, tick + jitter_ms) (null: at the tick). */
+  jitter_ms?: number | null;
+  /** The fires wait on the flow limit named `[flow.<key>]` in the configuration (null: none). */
+  flow_key?: string | null;
+  /** The task's own flow limit (null: none). Not together with flow_key. */
+  flow?: FlowLimit | null;
+}
+
+/** A flow limit: at most `rate` fires per `period_ms` (0: no rate) and `parallelism` runs in flight (0: no cap). */
+export interface FlowLimit {
+  rate: number;
+  period_ms: number;
+  parallelism: number;
 }
 
 export type CompletionMode = 'sync' | 'async';

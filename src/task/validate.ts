@@ -5,6 +5,7 @@
 import { Codes, XcronError, badInput, describe, invalidOption, typeError } from '../errors.js';
 import { checkTimezone, parseOneShot, parseSchedule } from './schedule.js';
 import { CallbackInput, CreateTaskInput, RetryInput, UpdateTaskInput, fieldsOf } from './schema.js';
+import { applyPacingFields } from './flow.js';
 import { parseTags } from './tags.js';
 import {
   ONE_SHOT,
@@ -30,6 +31,8 @@ export interface ValidationLimits {
   pastGraceMs: number;
   /** The names of the configured queue targets (`[targets.<name>]`). Absent: none. */
   targets?: ReadonlySet<string>;
+  /** The names of the configured flow limits (`[flow.<key>]`). Absent: none. */
+  flowKeys?: ReadonlySet<string>;
 }
 
 export interface CreateRequest {
@@ -298,6 +301,7 @@ export function validateCreate(body: unknown, now: number, limits: ValidationLim
     tags: null,
   };
   applyPolicyFields(o, spec);
+  applyPacingFields(o, spec, limits.flowKeys);
   let paused = false;
   if (o.paused !== undefined && o.paused !== null) {
     if (typeof o.paused !== 'boolean') throw typeError('paused', 'true or false', o.paused);
@@ -405,6 +409,7 @@ export function validateUpdate(body: Record<string, unknown>, current: TaskSpec,
   if (body.callback !== undefined) spec.callback = parseCallback(body.callback, limits);
   if (body.start_time !== undefined || body.end_time !== undefined) rescheduled = true;
   applyPolicyFields(body, spec);
+  applyPacingFields(body, spec, limits.flowKeys);
   if (body.name !== undefined) spec.name = optString(body.name, 'name', 200);
   if (body.timeout_ms !== undefined) spec.timeout_ms = body.timeout_ms === null ? null : intField(body.timeout_ms, 'timeout_ms', 1, MAX_TIMEOUT_MS);
   if (body.retry !== undefined) spec.retry = parseRetry(body.retry);

@@ -67,6 +67,19 @@ export interface TaskOptions {
   async_timeout_ms?: number | null;
   /** Up to 16 labels of 1..64 characters (`A-Za-z0-9_.:-`), for listTasks `tag` and the bulk actions. */
   tags?: string[] | null;
+  /** Periodic tasks: each fire goes out at a deterministic offset in [tick, tick + jitter_ms), 0 .. 3,600,000. */
+  jitter_ms?: number | null;
+  /** The fires wait on the server's flow limit `[flow.<key>]`. Not with `flow`. */
+  flow_key?: string | null;
+  /** The task's own flow limit. Not with `flow_key`. */
+  flow?: FlowLimit | null;
+}
+
+/** A flow limit: at most `rate` fires per `period_ms` (default 1000) and `parallelism` runs in flight (0: none). */
+export interface FlowLimit {
+  rate?: number;
+  period_ms?: number;
+  parallelism?: number;
 }
 
 export interface CreateTaskRequest extends TaskOptions {
@@ -184,6 +197,9 @@ export interface TaskView {
   completion?: CompletionMode;
   async_timeout_ms?: number;
   tags?: string[];
+  jitter_ms?: number;
+  flow_key?: string;
+  flow?: Required<FlowLimit>;
 }
 
 /** queryTask adds the task's run figures. */

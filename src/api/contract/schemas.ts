@@ -63,6 +63,9 @@ export const TaskView = z
     completion: z.literal('async').optional().meta({ description: 'Present when the task completes asynchronously.' }),
     async_timeout_ms: z.int().optional(),
     tags: z.array(z.string()).optional(),
+    jitter_ms: z.int().optional(),
+    flow_key: z.string().optional(),
+    flow: z.object({ rate: z.int(), period_ms: z.int(), parallelism: z.int() }).optional(),
   })
   .meta({ id: 'Task', description: 'A task. Optional fields appear when the task has them.' });
 

@@ -35,6 +35,9 @@ function shortFacts(t: TaskView): Fact[] {
   ];
   if (t.type === 2) rows.push(['Fires at', timeCell(oneShotMs(t.format), t.timezone)]);
   if (t.tags && t.tags.length) rows.push(['Tags', h('span', { id: 'task-tags' }, tagChips(t.tags))]);
+  if (t.jitter_ms) rows.push(['Jitter', `up to ${t.jitter_ms} ms after each tick`]);
+  if (t.flow_key) rows.push(['Flow limit', h('code', { text: t.flow_key })]);
+  if (t.flow) rows.push(['Flow limit', [t.flow.rate ? `${t.flow.rate} per ${t.flow.period_ms} ms` : '', t.flow.parallelism ? `${t.flow.parallelism} in flight` : ''].filter(Boolean).join(', ')]);
   if (t.max_consecutive_failures !== undefined) rows.push(['Auto-pause after', `${t.max_consecutive_failures} failures`]);
   return rows;
 }

@@ -49,6 +49,9 @@ export interface TaskView {
   completion?: 'sync' | 'async';
   async_timeout_ms?: number;
   tags?: string[];
+  jitter_ms?: number;
+  flow_key?: string;
+  flow?: { rate: number; period_ms: number; parallelism: number };
   /** The schedule in plain language. */
   description?: string;
   /** queryTask only: figures over the newest retained runs. */
