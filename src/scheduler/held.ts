@@ -175,7 +175,11 @@ export abstract class HeldFires {
 
   protected hold(fire: Omit<Held, 'at'>): void {
     const now = this.c.o.clock.now();
-    const h: Held = { ...fire, at: fire.claim ? fire.tick - CLAIM_LEAD_MS : fire.tick - this.handoffMs };
+    // A flow-controlled fire is handed over at its tick: its flow permit (a rate counted when it is
+    // taken) must not be taken ahead of the send.
+    const { task } = fire.d;
+    const early = task.flow_key || task.flow ? 0 : this.handoffMs;
+    const h: Held = { ...fire, at: fire.claim ? fire.tick - CLAIM_LEAD_MS : fire.tick - early };
     if (h.at <= now) {
       if (h.claim) this.claim(h);
       else this.send(h, now);
