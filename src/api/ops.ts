@@ -25,7 +25,7 @@ const MAX_REPORT_DAYS = 366;
 const bad = (field: string, why: string): XcronError => new XcronError(Codes.INVALID_OPTION, 400, `invalid '${field}': ${why}`);
 
 /** A JSON object body whose fields are all in `known`. */
-async function objectBody(c: Context, known: readonly string[]): Promise<Record<string, unknown>> {
+export async function objectBody(c: Context, known: readonly string[]): Promise<Record<string, unknown>> {
   const body = await readJson(c);
   if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object, got ${describe(body)}`);
   for (const k of Object.keys(body)) {

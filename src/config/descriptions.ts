@@ -75,7 +75,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     allow_private: 'Allow callbacks to private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fec0::/10). Off by default. Receivers on an internal network: name them in `allow_hosts` (hostnames or CIDRs) rather than allowing every private address.',
   },
   auth: {
-    tokens: 'API tokens: a list of `{ token, role, name? }`; role `admin` may call every endpoint, role `read` the read endpoints and `/metrics`. A token is at least 16 printable ASCII characters without spaces. From the environment as a JSON array.',
+    tokens: 'API tokens: a list of `{ token, role, name? }`; role `admin` may call every endpoint, role `read` the read endpoints and `/metrics`, role `executor` only `registerExecutor` and `unregisterExecutor` (executors registering themselves). A token is at least 16 printable ASCII characters without spaces. From the environment as a JSON array.',
     tokens_file: 'A file of tokens read at start: lines `<token> <role> [name]` (`#` starts a comment), or a JSON array of `{token, role, name}`. Merged with `tokens`. Empty: none.',
     rate_limit_per_sec: 'Rate limit on `/xcron/*`: requests per second per token (per client IP for requests without a valid token). Over it: HTTP 429, code 1014, `Retry-After`. 0: off.',
     rate_limit_burst: 'Requests a client may send in a burst. 0: the same as `rate_limit_per_sec` (at least 1).',

@@ -70,7 +70,7 @@ const callbackSchema = z.strictObject({
 const TOKEN_RE = /^[\x21-\x7e]+$/;
 const tokenSchema = z.strictObject({
   token: z.string().min(16, 'a token needs at least 16 characters').max(4096).regex(TOKEN_RE, 'a token is printable ASCII without spaces'),
-  role: z.enum(['admin', 'read']),
+  role: z.enum(['admin', 'read', 'executor']),
   name: z.string().min(1).max(100).optional(),
 });
 

@@ -7,8 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { sendRouted } from '../delivery/fanout.js';
 import type { DeliveryJob } from '../delivery/index.js';
 import { Router } from '../delivery/routing.js';
+import { ExecutorSender } from '../delivery/executor-send.js';
+import { ExecutorRouting, LiveGroups } from '../delivery/executors.js';
 import { slotOf } from '../cluster/index.js';
-import { reportToken, withRunHeaders } from '../task/index.js';
+import { parseExecutorUrl, reportToken, withRunHeaders } from '../task/index.js';
 import type { SchedulerCore } from './core.js';
 import type { Deadlines } from './deadlines.js';
 import type { InFlight } from './inflight.js';
@@ -23,6 +25,8 @@ const RECORD_RETRY_MS = 1000;
 
 export class Dispatcher {
   private readonly router = new Router();
+  /** Fires of tasks routed to an executor group (`callback.executor`). */
+  private readonly executors: ExecutorSender;
   private readonly reportSecret: string;
   /** Jitter and flow control: what a fire waits for before its first attempt. */
   readonly pacer: Pacer;
@@ -36,6 +40,13 @@ export class Dispatcher {
   ) {
     this.reportSecret = c.o.reportSecret ?? randomBytes(32).toString('hex');
     this.pacer = new Pacer(c, c.o.flow);
+    this.executors = new ExecutorSender({
+      sender: c.o.delivery,
+      groups: new LiveGroups(c.o.store.executors, c.o.clock),
+      routing: new ExecutorRouting((runId) => inflight.has(runId)),
+      clock: c.o.clock,
+      stopped: () => c.stopped,
+    });
   }
 
   /**
@@ -200,7 +211,12 @@ export class Dispatcher {
       return p;
     };
     try {
-      const { result, shards } = await sendRouted(this.c.o.delivery, d.job ?? this.jobOf(d), this.router.route(task), { onAttempt, beforeAttempt });
+      const job = d.job ?? this.jobOf(d);
+      const group = parseExecutorUrl(task.callback.url);
+      const { result, shards } =
+        group === null
+          ? await sendRouted(this.c.o.delivery, job, this.router.route(task), { onAttempt, beforeAttempt })
+          : await this.executors.send(job, group, task.callback.route ?? 'round_robin', { onAttempt, beforeAttempt });
       if (result.lapsed === true) {
         this.leftToOwner(d, result.attempts);
       } else if (this.deadlines.closedByReport(d.run_id)) {

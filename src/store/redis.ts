@@ -20,6 +20,7 @@ import { RedisChildGraph } from './redis-graph.js';
 import { createInSlots } from './redis-batch.js';
 import { claimIdempotencyKey, releaseIdempotencyKey } from './redis-idempotency.js';
 import { RedisRuns } from './redis-runs.js';
+import { redisExecutors } from './redis-executors.js';
 import { mergeSlots, SlotMap, type SlotPage } from './redis-slots.js';
 import { RedisUpkeep } from './redis-upkeep.js';
 import type * as S from './types.js';
@@ -50,8 +51,12 @@ export class RedisTaskStore implements S.TaskStore {
     claimedBy: (run) => claimMarks.get(run) ?? null,
   };
 
+  /** The executor registry (src/store/redis-executors.ts). */
+  readonly executors: S.ExecutorStore;
+
   constructor(o: RedisStoreOptions) {
     this.conn = new StoreConnection(o);
+    this.executors = redisExecutors(this.conn);
     this.client = o.client;
     this.keys = this.conn.keys;
     this.slots = new SlotMap(o.slots);

@@ -35,6 +35,7 @@ export { reportToken, checkReportToken } from './token.js';
 export { slotOf } from './slot.js';
 export { arrayItemTexts, exactBodyText, mayLoseNumbers } from './json-text.js';
 export { TARGET_SCHEME, TARGET_NAME_RE, isTargetUrl, parseTargetUrl, targetUrl, type TargetRef } from './target-ref.js';
+export { EXECUTOR_SCHEME, EXECUTOR_GROUP_RE, checkExecutorGroup, executorUrl, parseExecutorUrl } from './executor-ref.js';
 export { parseTags, tagProblem, MAX_TAGS } from './tags.js';
 export { parseRunRequest, withRunHeaders } from './run-request.js';
 export { describeSchedule } from './describe.js';

@@ -29,7 +29,8 @@ export const CallbackInput = z
   .strictObject({
     url: opt(CallbackUrl).meta({ description: 'The target called when the task fires. Required unless `urls` or `target` is given.' }),
     urls: opt(z.array(CallbackUrl).min(1).max(32)).meta({ description: 'Several targets; `route` decides how a fire uses them.' }),
-    route: opt(z.enum(ROUTES)).meta({ description: 'How a fire picks among `urls` (default `failover`).' }),
+    route: opt(z.enum(ROUTES)).meta({ description: 'How a fire picks among `urls` (default `failover`) or among the live instances of `executor` (default `round_robin`); `first`, `last`, `lru`, `lfu` and `busy_over` only with `executor`.' }),
+    executor: opt(z.string()).meta({ description: 'An executor group (registered with registerExecutor), instead of `url`: each fire goes to a live instance picked by `route`.' }),
     target: opt(z.string()).meta({ description: 'A queue target named in the configuration (`[targets.<name>]`), instead of `url`.' }),
     key: opt(z.string()).meta({ description: "With `target`: overrides the target's stream name, routing key or subject." }),
     body: opt(z.record(z.string(), z.unknown())).meta({ description: 'JSON object sent as the callback body (default `{}`), exactly as written; at most `[callback] body_limit` bytes.' }),

@@ -15,9 +15,16 @@ export interface RetryPolicy {
   max_backoff_ms: number;
 }
 
-/** How a fire picks among several callback targets (`callback.urls`). */
-export type RouteStrategy = 'failover' | 'round_robin' | 'random' | 'consistent_hash' | 'broadcast';
-export const ROUTES: readonly RouteStrategy[] = ['failover', 'round_robin', 'random', 'consistent_hash', 'broadcast'];
+/**
+ * How a fire picks among several callback targets (`callback.urls`), or among the live instances
+ * of an executor group (`callback.executor`). `first`, `last`, `lru`, `lfu` and `busy_over` only
+ * make sense with live instances: they are accepted with `executor` only.
+ */
+export type RouteStrategy = 'failover' | 'round_robin' | 'random' | 'consistent_hash' | 'broadcast' | 'first' | 'last' | 'lru' | 'lfu' | 'busy_over';
+/** The strategies of `callback.urls`. */
+export const URL_ROUTES: readonly RouteStrategy[] = ['failover', 'round_robin', 'random', 'consistent_hash', 'broadcast'];
+/** Every strategy (`callback.executor` takes any of them). */
+export const ROUTES: readonly RouteStrategy[] = [...URL_ROUTES, 'first', 'last', 'lru', 'lfu', 'busy_over'];
 
 export interface CallbackSpec {
   /** The target (with `urls`, the first of them). */

@@ -14,6 +14,8 @@ export interface Retry {
 
 export interface CallbackView {
   url: string;
+  /** An executor group (then `url` is absent; see #/executors). */
+  executor?: string;
   urls?: string[];
   route?: string;
   method?: string;
@@ -184,4 +186,10 @@ export interface Fires {
   timezone: string;
   description?: string;
   truncated?: boolean;
+}
+
+/** GET /xcron/executors. */
+export interface ExecutorsView {
+  now: number;
+  groups: { group: string; live: number; instances: { address: string; ttl_ms: number; meta: Record<string, unknown> | null; last_heartbeat: number; registered_at: number; expires_at: number; live: boolean }[] }[];
 }
