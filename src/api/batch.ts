@@ -12,10 +12,13 @@ import type { TaskService } from '../service/index.js';
 import type { CreateResult } from '../store/types.js';
 import { arrayItemTexts, exactBodyText, isObject, mayLoseNumbers } from '../task/index.js';
 import { z } from 'zod';
-import { defineOperation, reply } from './contract/registry.js';
+import { reply, xcronOperations } from './contract/registry.js';
 import { TaskId } from './contract/schemas.js';
 import type { ApiDeps } from './deps.js';
 import { readJson, requestText } from './request.js';
+
+/** The operations of this file (see xcronOperations): under the tag 'tasks' unless they name another. */
+const operation = xcronOperations('tasks');
 
 /** Most tasks one createTasks request may hold. */
 export const MAX_BATCH = 1000;
@@ -25,14 +28,9 @@ const BatchItem = z.union([
   z.object({ code: z.int().meta({ description: 'The code a single createTask would have answered.' }), message: z.string() }),
 ]);
 
-export const createTasksOp = defineOperation({
-  method: 'post',
-  path: '/xcron/createTasks',
-  operationId: 'createTasks',
-  tag: 'tasks',
+export const createTasksOp = operation.change('createTasks', {
   summary: 'Create up to 1,000 tasks in one request',
   description: 'Each item is a createTask body, created on its own: a bad item stores nothing and never blocks the others. The answer holds a result per item, in input order.',
-  access: 'admin',
   body: z
     .strictObject({
       tasks: z.array(z.unknown().meta({ description: 'A createTask body (CreateTaskInput); each item is checked on its own.' })).min(1).max(1000),
@@ -40,7 +38,6 @@ export const createTasksOp = defineOperation({
     .meta({ id: 'CreateTasksInput' }),
   data: z.object({ results: z.array(BatchItem), succeeded: z.int(), failed: z.int() }).meta({ id: 'CreatedTasks' }),
   errors: [Codes.INVALID_OPTION],
-  store: 'write',
 });
 
 export type BatchItemResult = { task_id: string; next_fire_time: number | null; existing?: true } | { code: number; message: string };

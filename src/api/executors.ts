@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { Codes, XcronError } from '../errors.js';
 import { ExecutorService, MAX_META_BYTES, MAX_TTL_MS, MIN_TTL_MS, checkExecutorAddress, parseRegistration } from '../service/index.js';
 import { checkExecutorGroup } from '../task/index.js';
-import { defineOperation, reply } from './contract/registry.js';
+import { reply, xcronOperations } from './contract/registry.js';
 import type { ApiDeps } from './deps.js';
 import { objectBody } from './ops.js';
 
@@ -47,46 +47,31 @@ const ExecutorsData = z
   })
   .meta({ id: 'Executors' });
 
-export const registerExecutorOp = defineOperation({
-  method: 'post',
-  path: '/xcron/registerExecutor',
-  operationId: 'registerExecutor',
-  tag: 'executors',
+const operation = xcronOperations('executors');
+
+export const registerExecutorOp = operation.executor('registerExecutor', {
   summary: 'Register an executor instance, or send its heartbeat',
   description: 'Upserts the instance `(group, address)`: the first call registers it, each later call is its heartbeat (refreshes `last_heartbeat`, `ttl_ms` and `meta`). Tasks with `callback.executor` are routed among the live instances of their group.',
-  access: 'executor',
   body: RegisterInput,
   data: RegisteredData,
   errors: [Codes.EXECUTOR_GROUP, Codes.EXECUTOR_ADDRESS, Codes.INVALID_OPTION, Codes.SSRF_REFUSED],
-  store: 'write',
 });
 
-export const unregisterExecutorOp = defineOperation({
-  method: 'post',
-  path: '/xcron/unregisterExecutor',
-  operationId: 'unregisterExecutor',
-  tag: 'executors',
+export const unregisterExecutorOp = operation.executor('unregisterExecutor', {
   summary: 'Unregister an executor instance',
   description: 'Removes the instance at once (an executor shutting down); fires are no longer routed to it.',
-  access: 'executor',
   body: UnregisterInput,
   data: z.object({ group: z.string(), address: z.string(), removed: z.literal(true) }).meta({ id: 'UnregisteredExecutor' }),
   errors: [Codes.EXECUTOR_GROUP, Codes.EXECUTOR_ADDRESS, Codes.EXECUTOR_NOT_FOUND],
-  store: 'write',
 });
 
-export const executorsOp = defineOperation({
-  method: 'get',
+export const executorsOp = operation.read('listExecutors', {
   path: '/xcron/executors',
-  operationId: 'listExecutors',
-  tag: 'executors',
   summary: 'List executor groups and instances',
   description: 'Every group with its instances, their last heartbeat and whether they are live. Instances expired for more than 10 minutes are removed.',
-  access: 'read',
   query: z.object({ group: Group.optional().meta({ description: 'Only this group.' }) }),
   data: ExecutorsData,
   errors: [Codes.EXECUTOR_GROUP],
-  store: 'read',
 });
 
 export function executorRoutes(app: Hono, deps: ApiDeps): void {

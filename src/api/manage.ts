@@ -9,77 +9,57 @@ import { Codes, XcronError } from '../errors.js';
 import { taskNotFound, type TaskService } from '../service/index.js';
 import type { DueKey } from '../store/types.js';
 import { UpdateTaskInput, exactBodyText, parseRunRequest, tagProblem, type Task } from '../task/index.js';
-import { defineOperation, reply, type OperationSpec } from './contract/registry.js';
+import { reply, xcronOperations, type OperationSpec } from './contract/registry.js';
 import { ListTasksData, StatsData, TASK_STATES, TaskId, TaskIdInput, TaskRunsData, TaskScheduleData, TaskStateData, TriggerTaskData } from './contract/schemas.js';
 import { TriggerTaskInput } from './contract/ops-schemas.js';
 import type { ApiDeps } from './deps.js';
 import { bodyWithTaskId, decodeCursor, encodeCursor, parseLimit, requestText, taskIdOf } from './request.js';
 import { runView, taskView } from './views.js';
 
+/** The operations of this file (see xcronOperations): under the tag 'tasks' unless they name another. */
+const operation = xcronOperations('tasks');
+
 const STATES = TASK_STATES;
 const TRIGGER_FIELDS = ['task_id', 'body', 'headers'];
 const LAST_STATUSES = ['SUCCESS', 'FAIL', 'SKIPPED', 'MISSED'] as const;
-const byId = { tag: 'tasks', body: TaskIdInput, errors: [Codes.TASK_NOT_FOUND], store: 'write' } as const satisfies Partial<OperationSpec>;
+const byId = { body: TaskIdInput, errors: [Codes.TASK_NOT_FOUND] } as const satisfies Partial<OperationSpec>;
 const Limit = (max: number) => z.int().min(1).max(max).optional().meta({ description: `Page size, 1 to ${max} (default 50).` });
 const CursorQ = z.string().optional().meta({ description: 'The `next_cursor` of the previous page.' });
 
-export const updateTaskOp = defineOperation({
-  method: 'post',
-  path: '/xcron/updateTask',
-  operationId: 'updateTask',
-  tag: 'tasks',
+export const updateTaskOp = operation.change('updateTask', {
   summary: 'Change a task',
   description: 'Fields not given are kept; `callback` given is replaced whole. The next fire is recomputed when the schedule changes; a completed one-shot given a new time becomes active again.',
-  access: 'admin',
   body: UpdateTaskInput,
   data: TaskScheduleData,
   errors: [Codes.TASK_NOT_FOUND, Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED, Codes.UNKNOWN_TARGET, Codes.EXECUTOR_GROUP],
-  store: 'write',
 });
 
-export const pauseTaskOp = defineOperation({
+export const pauseTaskOp = operation.change('pauseTask', {
   ...byId,
-  method: 'post',
-  path: '/xcron/pauseTask',
-  operationId: 'pauseTask',
   summary: 'Pause a task',
   description: 'Stops firing; idempotent.',
-  access: 'admin',
   data: TaskStateData,
 });
 
-export const resumeTaskOp = defineOperation({
+export const resumeTaskOp = operation.change('resumeTask', {
   ...byId,
-  method: 'post',
-  path: '/xcron/resumeTask',
-  operationId: 'resumeTask',
   summary: 'Resume a task',
   description: 'Periodic: continues from now (ticks while paused are not fired); one-shot: keeps its time, firing at once if it passed.',
-  access: 'admin',
   data: TaskScheduleData,
 });
 
-export const triggerTaskOp = defineOperation({
+export const triggerTaskOp = operation.change('triggerTask', {
   ...byId,
-  method: 'post',
-  path: '/xcron/triggerTask',
-  operationId: 'triggerTask',
   summary: 'Fire a task once now',
   description: 'Fires once now, outside the schedule (also when paused), as a run with its own fire id `<task_id>:<now ms>`. `body` and `headers` are sent for this run only (kept on the run record for its retries and redelivery).',
-  access: 'admin',
   body: TriggerTaskInput,
   data: TriggerTaskData,
   errors: [Codes.TASK_NOT_FOUND, Codes.BAD_JSON, Codes.INVALID_OPTION, Codes.TOO_LARGE],
 });
 
-export const listTasksOp = defineOperation({
-  method: 'get',
-  path: '/xcron/listTasks',
-  operationId: 'listTasks',
-  tag: 'tasks',
+export const listTasksOp = operation.read('listTasks', {
   summary: 'List tasks',
   description: 'Tasks ordered by id, a page at a time (stable while tasks are added).',
-  access: 'read',
   query: z.object({
     state: z.enum(STATES).optional().meta({ description: 'Only tasks in this state.' }),
     name: z.string().optional().meta({ description: 'Only tasks whose name starts with this.' }),
@@ -91,33 +71,22 @@ export const listTasksOp = defineOperation({
   }),
   data: ListTasksData,
   errors: [Codes.INVALID_OPTION],
-  store: 'read',
 });
 
-export const taskRunsOp = defineOperation({
-  method: 'get',
-  path: '/xcron/taskRuns',
-  operationId: 'taskRuns',
+export const taskRunsOp = operation.read('taskRuns', {
   tag: 'runs',
   summary: "A task's runs",
   description: 'Run records, newest first.',
-  access: 'read',
   query: z.object({ task_id: TaskId, limit: Limit(1000), cursor: CursorQ }),
   data: TaskRunsData,
   errors: [Codes.BAD_JSON, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION],
-  store: 'read',
 });
 
-export const statsOp = defineOperation({
-  method: 'get',
-  path: '/xcron/stats',
-  operationId: 'stats',
+export const statsOp = operation.read('stats', {
   tag: 'operations',
   summary: 'Counts and rates',
   description: "Tasks by state, runs by status, and this node's fire/success/failure counts, rates and percentiles (`live`; null without a scheduler).",
-  access: 'read',
   data: StatsData,
-  store: 'read',
 });
 
 export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): void {

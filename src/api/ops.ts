@@ -11,10 +11,13 @@ import { DAY_MS, dayOf, histPercentile, LATENESS_EDGES } from '../store/report.j
 import type { DueKey, RunsQuery } from '../store/types.js';
 import { isObject, tagProblem, type Run, type RunStatus } from '../task/index.js';
 import { BulkData, BulkInput, ReportData, ReportQueryParams, RetryRunData, RetryRunInput, RetryRunsData, RetryRunsInput, RunsPageData, RunsQueryParams } from './contract/ops-schemas.js';
-import { defineOperation, reply, type Operation } from './contract/registry.js';
+import { reply, xcronOperations, type Operation } from './contract/registry.js';
 import type { ApiDeps } from './deps.js';
 import { decodeCursor, encodeCursor, parseLimit, readJson } from './request.js';
 import { runView } from './views.js';
+
+/** The operations of this file (see xcronOperations): under the tag 'runs' unless they name another. */
+const operation = xcronOperations('runs');
 
 const RUN_STATUSES: readonly RunStatus[] = ['PENDING', 'RUNNING', 'SUCCESS', 'FAIL', 'SKIPPED', 'MISSED'];
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -89,78 +92,52 @@ function bulkSelector(body: Record<string, unknown>): { tag: string | null; name
   return { tag: tag as string | null, namePrefix };
 }
 
-export const runsOp = defineOperation({
-  method: 'get',
+export const runsOp = operation.read('listRuns', {
   path: '/xcron/runs',
-  operationId: 'listRuns',
-  tag: 'runs',
   summary: 'Runs across tasks',
   description: 'Run records of every task, newest first (scheduled_time, then run_id), each with its task\'s name. `status=FAIL&replayed=false` is the dead-letter list.',
-  access: 'read',
   query: RunsQueryParams,
   data: RunsPageData,
   errors: [Codes.INVALID_OPTION, Codes.BAD_JSON],
-  store: 'read',
 });
 
-export const retryRunOp = defineOperation({
-  method: 'post',
-  path: '/xcron/retryRun',
-  operationId: 'retryRun',
-  tag: 'runs',
+export const retryRunOp = operation.change('retryRun', {
   summary: 'Deliver a failed run again',
   description: 'A finished FAIL run is delivered again as the new run `<run_id>:r<N>` (a new attempt series) with its original one-off body, if any; the callback keeps the original fire id.',
-  access: 'admin',
   body: RetryRunInput,
   data: RetryRunData,
   errors: [Codes.BAD_JSON, Codes.RUN_NOT_FOUND, Codes.RUN_NOT_FAILED, Codes.RUN_RETRIED, Codes.TASK_NOT_FOUND],
-  store: 'write',
 });
 
-export const retryRunsOp = defineOperation({
-  method: 'post',
-  path: '/xcron/retryRuns',
-  operationId: 'retryRuns',
-  tag: 'runs',
+export const retryRunsOp = operation.change('retryRuns', {
   summary: 'Deliver failed runs again',
   description: 'Retries the newest matching FAIL runs not retried yet, up to `limit`; `dry_run` only lists them.',
-  access: 'admin',
   body: RetryRunsInput,
   data: RetryRunsData,
   errors: [Codes.BAD_JSON, Codes.INVALID_OPTION],
-  store: 'write',
 });
 
-const bulkOp = (path: string, operationId: string, summary: string): Operation<typeof BulkData> =>
-  defineOperation({
-    method: 'post',
-    path,
-    operationId,
+const bulkOp = (operationId: string, summary: string): Operation<typeof BulkData> =>
+  operation.change(operationId, {
     tag: 'tasks',
     summary,
     description: 'Acts on every task selected by `tag` or `name_prefix` (exactly one); `dry_run` shows what would change.',
-    access: 'admin',
     body: BulkInput,
     data: BulkData,
     errors: [Codes.BAD_JSON, Codes.INVALID_OPTION],
-    store: 'write',
   });
-export const pauseTasksOp = bulkOp('/xcron/pauseTasks', 'pauseTasks', 'Pause tasks in bulk');
-export const resumeTasksOp = bulkOp('/xcron/resumeTasks', 'resumeTasks', 'Resume tasks in bulk');
-export const deleteTasksOp = bulkOp('/xcron/deleteTasks', 'deleteTasks', 'Delete tasks in bulk');
+export const pauseTasksOp = bulkOp('pauseTasks', 'Pause tasks in bulk');
+export const resumeTasksOp = bulkOp('resumeTasks', 'Resume tasks in bulk');
+export const deleteTasksOp = bulkOp('deleteTasks', 'Delete tasks in bulk');
 
-export const reportOp = defineOperation({
-  method: 'get',
+export const reportOp = operation.read('dailyReport', {
   path: '/xcron/report',
-  operationId: 'dailyReport',
   tag: 'operations',
   summary: 'Daily run report',
   description: 'Per UTC day: runs by final status and lateness p50/p99 (upper edges of fixed buckets), kept apart from the run records.',
-  access: 'read',
   query: ReportQueryParams,
   data: ReportData,
   errors: [Codes.INVALID_OPTION],
-  store: 'read',
 });
 
 export function opsRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): void {

@@ -9,26 +9,24 @@ import { Codes, XcronError, describe } from '../errors.js';
 import type { AttemptEvent } from '../delivery/index.js';
 import { applyReport, checkToken, parseReport, runIdOf } from '../service/report.js';
 import { isObject } from '../task/index.js';
-import { defineOperation, reply } from './contract/registry.js';
+import { reply, xcronOperations } from './contract/registry.js';
 import { AppendRunLogData, ReportRunData, RunId, RunLogData } from './contract/schemas.js';
 import type { RunUpdate } from '../store/types.js';
 import type { ApiDeps, RunsDeps } from './deps.js';
 import { readJson } from './request.js';
 import { runView } from './views.js';
 
+/** The operations of this file (see xcronOperations): under the tag 'async runs' unless they name another. */
+const operation = xcronOperations('async runs');
+
 const MAX_LINE = 4096;
 const MAX_LINES_PER_CALL = 1000;
 
 const ReportToken = z.string().meta({ description: 'The run\'s report token: the `X-Xcron-Report-Token` header of its callback.' });
 
-export const reportRunOp = defineOperation({
-  method: 'post',
-  path: '/xcron/reportRun',
-  operationId: 'reportRun',
-  tag: 'async runs',
+export const reportRunOp = operation.report('reportRun', {
   summary: 'Report the outcome of an async run',
   description: 'Closes a RUNNING run with the worker\'s outcome. A repeated report of the same outcome answers "ok (already reported)".',
-  access: 'report',
   body: z
     .strictObject({
       run_id: RunId,
@@ -40,17 +38,11 @@ export const reportRunOp = defineOperation({
     .meta({ id: 'ReportRunInput' }),
   data: ReportRunData,
   errors: [Codes.UNAUTHORIZED, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION, Codes.RUN_CLOSED, Codes.RUN_NOT_ASYNC],
-  store: 'write',
 });
 
-export const appendRunLogOp = defineOperation({
-  method: 'post',
-  path: '/xcron/appendRunLog',
-  operationId: 'appendRunLog',
-  tag: 'async runs',
+export const appendRunLogOp = operation.report('appendRunLog', {
   summary: "Append to a run's execution log",
   description: 'Lines can be appended while the run is RUNNING and after its report. A full log drops lines (`dropped`).',
-  access: 'report',
   body: z
     .strictObject({
       run_id: RunId,
@@ -60,16 +52,10 @@ export const appendRunLogOp = defineOperation({
     .meta({ id: 'AppendRunLogInput' }),
   data: AppendRunLogData,
   errors: [Codes.UNAUTHORIZED, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION],
-  store: 'write',
 });
 
-export const runLogOp = defineOperation({
-  method: 'get',
-  path: '/xcron/runLog',
-  operationId: 'runLog',
-  tag: 'async runs',
+export const runLogOp = operation.read('runLog', {
   summary: "Read a run's execution log",
-  access: 'read',
   query: z.object({
     run_id: RunId,
     since: z.int().min(0).optional().meta({ description: 'Lines after this sequence number (default 0: from the start).' }),
@@ -77,7 +63,6 @@ export const runLogOp = defineOperation({
   }),
   data: RunLogData,
   errors: [Codes.BAD_JSON, Codes.TASK_NOT_FOUND, Codes.INVALID_OPTION],
-  store: 'read',
 });
 
 /**

@@ -4,58 +4,43 @@ import { z } from 'zod';
 import { Codes, XcronError, describe } from '../errors.js';
 import { taskNotFound, type TaskService } from '../service/index.js';
 import { CreateTaskInput, exactBodyText, isObject } from '../task/index.js';
-import { defineOperation, reply } from './contract/registry.js';
+import { reply, xcronOperations } from './contract/registry.js';
 import { CreateTaskData, TaskDetail, TaskId, TaskIdInput } from './contract/schemas.js';
 import type { ApiDeps } from './deps.js';
 import { readJson, requestText, taskIdOf } from './request.js';
 import { TASK_STATS_RUNS, taskRunStats, taskView } from './views.js';
+
+/** The operations of this file (see xcronOperations): under the tag 'tasks' unless they name another. */
+const operation = xcronOperations('tasks');
 
 /** Codes a task's fields can be refused with (create and update). */
 export const TASK_FIELD_ERRORS = [
   Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED, Codes.UNSUPPORTED_TYPE, Codes.UNKNOWN_TARGET, Codes.EXECUTOR_GROUP,
 ] as const;
 
-export const createTaskOp = defineOperation({
-  method: 'post',
-  path: '/xcron/createTask',
-  operationId: 'createTask',
-  tag: 'tasks',
+export const createTaskOp = operation.change('createTask', {
   summary: 'Create a task',
   description: 'Creates a periodic (cron) or one-shot task. With an `idempotency_key` already in use, answers the existing task ("ok (existing task for this idempotency_key)").',
-  access: 'admin',
   body: CreateTaskInput,
   data: CreateTaskData,
   errors: TASK_FIELD_ERRORS,
-  store: 'write',
 });
 
 
-export const deleteTaskOp = defineOperation({
-  method: 'post',
-  path: '/xcron/deleteTask',
-  operationId: 'deleteTask',
-  tag: 'tasks',
+export const deleteTaskOp = operation.change('deleteTask', {
   summary: 'Delete a task',
   description: 'The task never fires again (a delivery already in flight may finish); its run history is deleted with it.',
-  access: 'admin',
   body: TaskIdInput,
   data: z.null(),
   errors: [Codes.TASK_NOT_FOUND],
-  store: 'write',
 });
 
-export const queryTaskOp = defineOperation({
-  method: 'get',
-  path: '/xcron/queryTask',
-  operationId: 'queryTask',
-  tag: 'tasks',
+export const queryTaskOp = operation.read('queryTask', {
   summary: 'Get a task',
   description: 'The task, with figures over its newest 200 retained runs.',
-  access: 'read',
   query: z.object({ task_id: TaskId }),
   data: TaskDetail,
   errors: [Codes.BAD_JSON, Codes.TASK_NOT_FOUND],
-  store: 'read',
 });
 
 export function taskRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): void {

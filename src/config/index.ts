@@ -14,18 +14,25 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+/** A section made only of bounded integers, declared as a table: key -> [min, max, default]. */
+function intSection<K extends string>(table: Record<K, readonly [min: number, max: number, fallback: number]>) {
+  const shape = {} as Record<K, z.ZodDefault<z.ZodNumber>>;
+  for (const [key, [min, max, fallback]] of Object.entries(table) as [K, readonly [number, number, number]][]) shape[key] = int(min, max).default(fallback);
+  return z.strictObject(shape);
+}
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const schedulerSchema = z.strictObject({
-  lookahead_ms: int(1000, 600_000).default(10_000),
-  scan_interval_ms: int(50, 60_000).default(1000),
-  max_sleep_ms: int(10, 30_000).default(30_000),
-  misfire_threshold_ms: int(0, 86_400_000).default(5000),
-  batch_size: int(1, 100_000).default(250),
-  commit_coalesce_ms: int(0, 50).default(0),
-  commit_ahead_ms: int(0, 10_000).default(1000),
-  handoff_ahead_ms: int(0, 10_000).default(250),
-  max_loaded: int(100, 10_000_000).default(200_000),
+const schedulerSchema = intSection({
+  lookahead_ms: [1000, 600_000, 10_000],
+  scan_interval_ms: [50, 60_000, 1000],
+  max_sleep_ms: [10, 30_000, 30_000],
+  misfire_threshold_ms: [0, 86_400_000, 5000],
+  batch_size: [1, 100_000, 250],
+  commit_coalesce_ms: [0, 50, 0],
+  commit_ahead_ms: [0, 10_000, 1000],
+  handoff_ahead_ms: [0, 10_000, 250],
+  max_loaded: [100, 10_000_000, 200_000],
+}).extend({
   jitter_seed: z.string().max(200).default(''),
 });
 
@@ -90,12 +97,12 @@ const storeSchema = z.strictObject({
   startup_check: z.enum(['quick', 'full', 'off']).default('quick'),
 });
 
-const historySchema = z.strictObject({
-  retention_days: int(0, 36_500).default(30),
-  max_runs_per_task: int(0, 10_000_000).default(1000),
-  completed_retention_days: int(0, 36_500).default(7),
-  log_max_lines: int(0, 1_000_000).default(1000),
-  log_max_bytes: int(0, 64 * 1024 * 1024).default(262_144),
+const historySchema = intSection({
+  retention_days: [0, 36_500, 30],
+  max_runs_per_task: [0, 10_000_000, 1000],
+  completed_retention_days: [0, 36_500, 7],
+  log_max_lines: [0, 1_000_000, 1000],
+  log_max_bytes: [0, 64 * 1024 * 1024, 262_144],
 });
 
 const alertSchema = z.strictObject({

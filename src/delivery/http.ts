@@ -6,7 +6,8 @@
 import { createHmac } from 'node:crypto';
 import type { Agent } from 'undici';
 import type { RetryPolicy } from '../task/index.js';
-import type { DeliveryJob } from './types.js';
+import { DestinationRefusedError } from './ssrf.js';
+import { LAPSED, type AttemptOutcome, type DeliveryJob } from './types.js';
 
 /** Raised inside the exchange when the lease lapsed between the attempt's start and the request write. */
 export class LeaseLapsedError extends Error {
@@ -142,4 +143,43 @@ export function exchange(
       reject(e as Error);
     }
   });
+}
+
+/** An exchange's answer classified: 2xx a success; 408, 429 and 5xx retryable (with Retry-After); the rest final. */
+export function classifyResponse(res: { status: number; body: string | null; retryAfter: string | undefined }, duration_ms: number, now: number): AttemptOutcome {
+  const { status, body } = res;
+  if (status >= 200 && status < 300) {
+    return { ok: true, retryable: false, status, error: null, body, retry_after_ms: null, duration_ms };
+  }
+  const retryable = RETRYABLE_STATUS(status);
+  return {
+    ok: false,
+    retryable,
+    status,
+    error: status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`,
+    body,
+    retry_after_ms: retryable ? parseRetryAfter(res.retryAfter, now) : null,
+    duration_ms,
+  };
+}
+
+/** An exchange that failed, classified: a lapsed lease (not sent), a refused destination (final), else retryable. */
+export function classifyError(e: unknown, job: DeliveryJob, duration_ms: number): AttemptOutcome {
+  const err = e as Error & { code?: string };
+  if (err instanceof LeaseLapsedError) return LAPSED;
+  if (err instanceof DestinationRefusedError || err.code === 'XCRON_DESTINATION_REFUSED') {
+    // A policy decision, not a transient fault: retrying cannot help.
+    return { ok: false, retryable: false, refused: true, status: null, error: err.message, body: null, retry_after_ms: null, duration_ms };
+  }
+  const timedOut = err.name === 'TimeoutError' || err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT';
+  return {
+    ok: false,
+    retryable: true,
+    status: null,
+    ...(timedOut ? { timed_out: true } : {}),
+    error: timedOut ? `timeout after ${job.timeout_ms} ms` : `${err.code ?? err.name}: ${err.message}`,
+    body: null,
+    retry_after_ms: null,
+    duration_ms,
+  };
 }

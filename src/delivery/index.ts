@@ -13,11 +13,10 @@ import { Agent, buildConnector } from 'undici';
 import { sleep } from '../clock/index.js';
 import { parseTargetUrl } from '../task/index.js';
 import { fireIdOfRun } from '../task/types.js';
-import { backoffDelay, exchange, LeaseLapsedError, OWN_HEADERS, parseRetryAfter, RETRYABLE_STATUS, signature, type ExchangeLimits, type Target } from './http.js';
+import { backoffDelay, classifyError, classifyResponse, exchange, OWN_HEADERS, signature, type ExchangeLimits, type Target } from './http.js';
 import { publishAttempt } from './queue-attempt.js';
 import { DueGate } from './due-gate.js';
 import { Semaphore } from './semaphore.js';
-import { DestinationRefusedError } from './ssrf.js';
 import { WarmConnections } from './warm.js';
 import { LAPSED, type AttemptOutcome, type DeliveryHooks, type DeliveryJob, type DeliveryOptions, type DeliveryResult } from './types.js';
 
@@ -202,84 +201,50 @@ export class Delivery {
   }
 
   /**
-   * One publish to a queue target (`target:<name>` url), classified like an HTTP attempt (see
-   * queue-attempt.ts). The lease is checked after the wait for a slot and again right before the
-   * message is written.
+   * Runs one attempt under the concurrency caps: a slot of `key` (the callback's origin, or the
+   * queue target), then a global slot. The lease is checked once the slots are taken (`send`
+   * checks it again right before the request or message is written), and onStart is told when the
+   * attempt actually starts. `send` gets the start time (performance.now()) for the duration.
    */
-  private async attemptTarget(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
-    const ref = parseTargetUrl(job.url)!;
-    const sem = this.originSem(`target:${ref.name}`);
+  private async underCaps(key: string, job: DeliveryJob, onStart: (() => void) | undefined, send: (t0: number) => Promise<AttemptOutcome>): Promise<AttemptOutcome> {
+    const sem = this.originSem(key);
     await sem.acquire();
     await this.global.acquire();
     const t0 = performance.now();
     try {
       if (this.lapsed(job)) return LAPSED;
       onStart?.();
-      // Signed like an HTTP callback (X-Xcron-Signature) when signing secrets are set.
-      const sig = this.o.signingSecrets.length > 0 ? signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body) : null;
-      return await publishAttempt(this.o.targets, ref, job, attemptNo, () => !this.lapsed(job), t0, sig);
+      return await send(t0);
     } finally {
       this.global.release();
       sem.release();
     }
   }
 
-  /** One HTTP exchange (or queue publish), classified. */
+  /** One HTTP exchange (or queue publish, see queue-attempt.ts), classified. */
   async attempt(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
-    if (job.url.startsWith('target:')) return this.attemptTarget(job, attemptNo, onStart);
+    const ref = parseTargetUrl(job.url);
+    if (ref) {
+      return this.underCaps(`target:${ref.name}`, job, onStart, (t0) => {
+        // Signed like an HTTP callback (X-Xcron-Signature) when signing secrets are set.
+        const sig = this.o.signingSecrets.length > 0 ? signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body) : null;
+        return publishAttempt(this.o.targets, ref, job, attemptNo, () => !this.lapsed(job), t0, sig);
+      });
+    }
     const url = this.target(job.url);
     if (!url) return { ok: false, retryable: false, status: null, error: `invalid url ${job.url}`, body: null, retry_after_ms: null, duration_ms: 0 };
-    const originSem = this.originSem(url.origin);
-    await originSem.acquire();
-    await this.global.acquire();
-    const t0 = performance.now();
-    try {
-      // The lease, checked after the wait for a connection slot (and again right before the write).
-      if (this.lapsed(job)) return LAPSED;
-      onStart?.();
-      const headers = this.headers(job, attemptNo);
-      const sendBody = job.method !== 'GET';
-      // undici calls onConnect right before it writes the request on a connected socket (a new
-      // connection is opened first): the latest moment the lease can be checked.
-      const gate = this.o.leases !== undefined && job.slot !== undefined && job.slot >= 0 && job.token !== undefined ? this : null;
-      const res = await exchange(this.agent, this.limits, gate, url, job, headers, sendBody);
-      const { status, body } = res;
-      const duration_ms = Math.round(performance.now() - t0);
-      if (status >= 200 && status < 300) {
-        return { ok: true, retryable: false, status, error: null, body, retry_after_ms: null, duration_ms };
+    return this.underCaps(url.origin, job, onStart, async (t0) => {
+      try {
+        const headers = this.headers(job, attemptNo);
+        // undici calls onConnect right before it writes the request on a connected socket (a new
+        // connection is opened first): the latest moment the lease can be checked.
+        const gate = this.o.leases !== undefined && job.slot !== undefined && job.slot >= 0 && job.token !== undefined ? this : null;
+        const res = await exchange(this.agent, this.limits, gate, url, job, headers, job.method !== 'GET');
+        return classifyResponse(res, Math.round(performance.now() - t0), this.o.clock.now());
+      } catch (e) {
+        return classifyError(e, job, Math.round(performance.now() - t0));
       }
-      const retryable = RETRYABLE_STATUS(status);
-      return {
-        ok: false,
-        retryable,
-        status,
-        error: status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`,
-        body,
-        retry_after_ms: retryable ? parseRetryAfter(res.retryAfter, this.o.clock.now()) : null,
-        duration_ms,
-      };
-    } catch (e) {
-      const err = e as Error & { code?: string };
-      if (err instanceof LeaseLapsedError) return LAPSED;
-      if (err instanceof DestinationRefusedError || err.code === 'XCRON_DESTINATION_REFUSED') {
-        // A policy decision, not a transient fault: retrying cannot help.
-        return { ok: false, retryable: false, refused: true, status: null, error: err.message, body: null, retry_after_ms: null, duration_ms: Math.round(performance.now() - t0) };
-      }
-      const timedOut = err.name === 'TimeoutError' || err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT';
-      return {
-        ok: false,
-        retryable: true,
-        status: null,
-        ...(timedOut ? { timed_out: true } : {}),
-        error: timedOut ? `timeout after ${job.timeout_ms} ms` : `${err.code ?? err.name}: ${err.message}`,
-        body: null,
-        retry_after_ms: null,
-        duration_ms: Math.round(performance.now() - t0),
-      };
-    } finally {
-      this.global.release();
-      originSem.release();
-    }
+    });
   }
 
   /** True when the job names a lease (slot, token) that this node no longer holds. */

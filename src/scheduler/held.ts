@@ -49,7 +49,11 @@ export const CLAIM_LEAD_MS = 100;
  * Measured in the peer bench (a) on 2 cores: p99 1,309-1,330 ms at once, 1,219-1,227 ms paced.
  */
 export const RELEASE_CHUNK = 64;
-/** Held fires queued for their claim per event-loop turn (cluster). */
+/**
+ * Held fires queued for their claim per event-loop turn (cluster): at least this many, or
+ * batchPerSlot per owned slot when that is more, so each slot's claim script carries several fires
+ * (1,024 spread over a node's 256 slots was 4 per script call).
+ */
 const CLAIM_CHUNK = 1024;
 /** Delivery jobs of held fires built per event-loop turn. */
 const BUILD_CHUNK = 64;
@@ -249,10 +253,11 @@ export abstract class HeldFires {
     const now = this.c.o.clock.now();
     let n = 0;
     let claims = 0;
+    const claimChunk = Math.max(CLAIM_CHUNK, (this.c.o.batchPerSlot ?? 0) * this.c.o.ownership.ownedSlots().length);
     for (;;) {
       const top = this.queue.peek();
       if (!top || top.at > now) break;
-      if (n === RELEASE_CHUNK || claims === CLAIM_CHUNK) {
+      if (n === RELEASE_CHUNK || claims === claimChunk) {
         // Claims (cheap, and due CLAIM_LEAD_MS before their tick) go on at the next turn.
         this.releaseQueued = true;
         const next = (): void => {

@@ -50,7 +50,8 @@ export interface SchedulerOptions {
   /**
    * A store that splits a commit by slot (Redis: one script per slot) gets batches of at least
    * this many fires per owned slot, so each script commits several (with 250 spread over a node's
-   * ~85 slots, a burst went out as ~3 fires per script call). Default 0: batchSize alone.
+   * ~85 slots, a burst went out as ~3 fires per script call). Claims of fires committed ahead are
+   * queued in chunks of at least as many per owned slot. Default 0: batchSize alone.
    */
   batchPerSlot?: number;
   maxLoaded: number;

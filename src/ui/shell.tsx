@@ -12,23 +12,22 @@ export interface ShellProps {
   cssTag: string;
 }
 
+/** The dashboard's sections: route, nav key and label. */
+const SECTIONS = [
+  ['#/', 'overview', 'Overview'],
+  ['#/tasks', 'tasks', 'Tasks'],
+  ['#/new', 'new', 'New task'],
+  ['#/executors', 'executors', 'Executors'],
+  ['#/cluster', 'cluster', 'Cluster'],
+] as const;
+
 const Nav: FC = () => (
   <nav aria-label="sections">
-    <a href="#/" data-nav="overview">
-      Overview
-    </a>
-    <a href="#/tasks" data-nav="tasks">
-      Tasks
-    </a>
-    <a href="#/new" data-nav="new">
-      New task
-    </a>
-    <a href="#/executors" data-nav="executors">
-      Executors
-    </a>
-    <a href="#/cluster" data-nav="cluster">
-      Cluster
-    </a>
+    {SECTIONS.map(([href, key, label]) => (
+      <a href={href} data-nav={key}>
+        {label}
+      </a>
+    ))}
   </nav>
 );
 

@@ -497,6 +497,63 @@ describe('RedisTaskStore specifics', () => {
     }
   });
 
+  it('a batch of more than 1,000 fires of one slot (sorted sets written in chunks) answers like SQLite', async () => {
+    const tmp = tempDir('xcron-bigbatch-');
+    const sqlite = new SqliteTaskStore({ file: join(tmp.dir, 'x.db'), synchronous: 'normal' });
+    const sqliteToken = sqlite.claimEpoch();
+    const client = await connect(single.url);
+    const prefix = uniquePrefix('bigbatch');
+    const redis = new RedisTaskStore({ client, prefix, slots: 1, log: silentLog });
+    try {
+      const tokens = await acquireAll(client, prefix, 1, 'n1');
+      const stores: [TaskStore, number][] = [
+        [sqlite, sqliteToken],
+        [redis, tokens.get(0)!],
+      ];
+      const both = async <T>(what: string, op: (s: TaskStore, token: number) => Promise<T>): Promise<T> => {
+        const [a, b] = await Promise.all(stores.map(([st, tok]) => op(st, tok)));
+        expect(b, what).toEqual(a);
+        return a as T;
+      };
+      // 1,500 one-shots (1,200 sent, 300 skipped by policy) and 900 periodic tasks, all in slot 0
+      const at = T0 + 1000;
+      const once = Array.from({ length: 1500 }, (_, i) => oneShot(`Big-${String(i).padStart(4, '0')}`, at, T0, { slots: 1 }));
+      const periodic = Array.from({ length: 900 }, (_, i) => makeTask({ id: `BigP-${String(i).padStart(4, '0')}`, next_fire_time: at, slots: 1 }));
+      const tasks = [...once, ...periodic];
+      for (const [st] of stores) for (const t of tasks) await st.create(t);
+      const fires = (token: number): FireRequest[] =>
+        tasks.map((t, i) => {
+          const status = i < 1200 || i >= 1500 ? ('PENDING' as const) : ('SKIPPED' as const);
+          return { slot: 0, token, task_id: t.id, expected: at, next: t.type === 2 ? null : at + MIN, now: at + 2, run: { run_id: fireId(t.id, at), node: 'n1', status, error: status === 'PENDING' ? null : 'skipped by policy' } };
+        });
+      const res = await both('commitFires (one call, one slot)', (st, tok) => st.commitFires(fires(tok)));
+      expect(res.every((r) => r === 'committed')).toBe(true);
+      expect(await both('commitFires again: every tick moved on', async (st, tok) => (await st.commitFires(fires(tok))).filter((r) => r !== 'conflict').length)).toBe(0);
+      await both('stats', (st) => st.stats());
+      expect((await redis.stats()).tasks).toMatchObject({ completed: 1500, active: 900 });
+      const due = await both('dueTasks', async (st) => (await st.dueTasks({ slots: null, after: null, upTo: at + MIN, limit: 5000 })).map((t) => [t.id, t.next_fire_time]));
+      expect(due).toHaveLength(900);
+      const open = await both('unfinishedRuns', async (st) => (await st.unfinishedRuns({ slots: null, after: null, limit: 5000 })).map((p) => p.run.run_id).sort());
+      expect(open).toHaveLength(2100);
+      // the outcomes of all 2,100 open runs in one call: two thirds SUCCESS, a third FAIL
+      await both('updateRuns (one call, one slot)', (st) =>
+        st.updateRuns(open.map((id, i) => ({ run_id: id, task_id: id.slice(0, id.lastIndexOf(':')), status: i % 3 === 0 ? ('FAIL' as const) : ('SUCCESS' as const), attempts: 1, start_time: at + 5, end_time: at + 9, http_status: i % 3 === 0 ? 500 : 200 }))),
+      );
+      expect(await both('unfinishedRuns after', (st) => st.unfinishedRuns({ slots: null, after: null, limit: 5000 }))).toEqual([]);
+      await both('stats after', (st) => st.stats());
+      expect((await redis.stats()).runs).toMatchObject({ SUCCESS: 1400, FAIL: 700, SKIPPED: 300 });
+      const q = { status: 'FAIL' as const, from: null, to: null, task_id: null, namePrefix: null, replayed: null, before: null, limit: 5000 };
+      expect(await both('queryRuns FAIL', async (st) => (await st.queryRuns(q)).length)).toBe(700);
+      expect(await both('queryRuns all', async (st) => (await st.queryRuns({ ...q, status: null })).length)).toBe(2400);
+      await both('listTasks last_status', async (st) => (await st.get('BigP-0000'))?.last_status);
+      await both('reportDays', (st) => st.reportDays(Math.floor(at / 86_400_000), Math.floor(at / 86_400_000)));
+    } finally {
+      await redis.close();
+      await sqlite.close();
+      tmp.remove();
+    }
+  });
+
   it('concurrent creates with one idempotency key make one task', async () => {
     const client = await connect(single.url);
     const store = new RedisTaskStore({ client, prefix: uniquePrefix('idem'), slots: SLOTS, log: silentLog });

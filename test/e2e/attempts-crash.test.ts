@@ -7,54 +7,36 @@
  * (a standalone node records an attempt start only after a callback is a second old): before the
  * fix, every redelivery said attempt 1 again.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runById } from '../helpers/db.js';
-import { Receiver, header, type ReceivedRequest } from '../helpers/receiver.js';
-import { XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, takeStarted } from '../helpers/server.js';
+import { header, type ReceivedRequest } from '../helpers/receiver.js';
+import { XcronServer } from '../helpers/server.js';
+import { receiverPerTest } from '../helpers/suites.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const WAIT = 30_000;
 const fireIdOf = (r: ReceivedRequest): string => header(r, 'x-xcron-fire-id') ?? '';
 const attemptOf = (r: ReceivedRequest): number => Number(header(r, 'x-xcron-attempt'));
 
-let receiver: Receiver;
-
-beforeAll(() => {
-  ensureBuilt();
-}, 600_000);
-
-beforeEach(async () => {
-  receiver = await Receiver.start();
-});
-
-afterEach(async (ctx) => {
-  const servers = takeStarted();
-  if (ctx.task.result?.state === 'fail') for (const s of servers) console.log(s.tail());
-  await stopAllServers();
-  await receiver.close();
-});
-
-afterAll(() => {
-  cleanupTempDirs();
-});
+const fx = receiverPerTest();
 
 describe('kill -9: attempt numbers continue after the restart', () => {
   it('fires sent just before the kill go out again with attempt 2, and their runs record 2 attempts', async () => {
-    receiver.on('/burst', { hang: true });
+    fx.receiver.on('/burst', { hang: true });
     const srv = await XcronServer.start({ env: { XCRON_DELIVERY_TIMEOUT_MS: '120000' } });
     const due = Date.now() + 6000;
-    const ids = (await Promise.all(Array.from({ length: 30 }, (_, i) => srv.client.mustCreate({ type: 2, format: String(due), callback: { url: receiver.url('/burst'), body: { i } } })))).map((t) => t.task_id);
+    const ids = (await Promise.all(Array.from({ length: 30 }, (_, i) => srv.client.mustCreate({ type: 2, format: String(due), callback: { url: fx.receiver.url('/burst'), body: { i } } })))).map((t) => t.task_id);
     // Killed as soon as every callback reached the receiver (well inside the second a start waits).
-    await receiver.waitFor(() => new Set(receiver.to('/burst').map(fireIdOf)).size === ids.length, WAIT, 'every callback of the burst');
+    await fx.receiver.waitFor(() => new Set(fx.receiver.to('/burst').map(fireIdOf)).size === ids.length, WAIT, 'every callback of the burst');
     srv.kill('SIGKILL');
     await srv.waitExit();
-    const before = receiver.to('/burst').length;
-    expect(receiver.to('/burst').every((r) => attemptOf(r) === 1)).toBe(true);
+    const before = fx.receiver.to('/burst').length;
+    expect(fx.receiver.to('/burst').every((r) => attemptOf(r) === 1)).toBe(true);
 
-    receiver.on('/burst', { status: 200 });
+    fx.receiver.on('/burst', { status: 200 });
     const srv2 = await srv.restart();
-    const again = (): ReceivedRequest[] => receiver.to('/burst').slice(before);
-    await receiver.waitFor(() => new Set(again().map(fireIdOf)).size === ids.length, WAIT, 'every fire redelivered');
+    const again = (): ReceivedRequest[] => fx.receiver.to('/burst').slice(before);
+    await fx.receiver.waitFor(() => new Set(again().map(fireIdOf)).size === ids.length, WAIT, 'every fire redelivered');
     for (const r of again()) expect(attemptOf(r), fireIdOf(r)).toBe(2);
     for (const id of ids) {
       const fire = `${id}:${due}`;
@@ -65,20 +47,20 @@ describe('kill -9: attempt numbers continue after the restart', () => {
 
   it('a retry sent just before the kill is counted: the redelivery says attempt 3', async () => {
     // Attempt 1 is refused with Retry-After 1 s; attempt 2 hangs until the kill.
-    receiver.on('/retry', (_req, n) => (n === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { hang: true }));
+    fx.receiver.on('/retry', (_req, n) => (n === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { hang: true }));
     const srv = await XcronServer.start({ env: { XCRON_DELIVERY_TIMEOUT_MS: '120000' } });
     const due = Date.now() + 3000;
-    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), retry: { max_attempts: 5, backoff_ms: 100, max_backoff_ms: 100 }, callback: { url: receiver.url('/retry') } });
+    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), retry: { max_attempts: 5, backoff_ms: 100, max_backoff_ms: 100 }, callback: { url: fx.receiver.url('/retry') } });
     const fire = `${id}:${due}`;
-    await receiver.waitFor(() => receiver.to('/retry').length === 2, WAIT, 'attempt 2');
+    await fx.receiver.waitFor(() => fx.receiver.to('/retry').length === 2, WAIT, 'attempt 2');
     srv.kill('SIGKILL');
     await srv.waitExit();
-    expect(receiver.to('/retry').map(attemptOf)).toEqual([1, 2]);
+    expect(fx.receiver.to('/retry').map(attemptOf)).toEqual([1, 2]);
 
-    receiver.on('/retry', { status: 200 });
+    fx.receiver.on('/retry', { status: 200 });
     const srv2 = await srv.restart();
-    await receiver.waitFor(() => receiver.to('/retry').length >= 3, WAIT, 'the redelivery');
-    const third = receiver.to('/retry')[2]!;
+    await fx.receiver.waitFor(() => fx.receiver.to('/retry').length >= 3, WAIT, 'the redelivery');
+    const third = fx.receiver.to('/retry')[2]!;
     expect(fireIdOf(third)).toBe(fire);
     expect(attemptOf(third)).toBe(3);
     await waitUntil(() => runById(srv2.dbFile, fire), (r) => r?.status === 'SUCCESS', WAIT, 'the run SUCCESS');

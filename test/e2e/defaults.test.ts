@@ -8,39 +8,19 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { call } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
-import { Receiver } from '../helpers/receiver.js';
-import { XcronServer, cleanupTempDirs, ensureBuilt, runToExit, stopAllServers, takeStarted, tempDir } from '../helpers/server.js';
+import { XcronServer, runToExit, tempDir } from '../helpers/server.js';
+import { receiverPerTest } from '../helpers/suites.js';
 
 const WAIT = 30_000;
 const ADMIN = { token: 'defaults-test-admin-token-0001', role: 'admin' };
 /** A JavaScript stack frame in an error output. */
 const STACK = /\n\s+at /;
 
-let receiver: Receiver;
 const holders: Server[] = [];
-
-beforeAll(() => {
-  ensureBuilt();
-}, 600_000);
-
-beforeEach(async () => {
-  receiver = await Receiver.start();
-});
-
-afterEach(async (ctx) => {
-  const servers = takeStarted();
-  if (ctx.task.result?.state === 'fail') for (const s of servers) console.log(s.tail());
-  await stopAllServers();
-  await receiver.close();
-  await Promise.all(holders.splice(0).map((h) => new Promise((done) => h.close(done))));
-});
-
-afterAll(() => {
-  cleanupTempDirs();
-});
+const fx = receiverPerTest({ after: () => Promise.all(holders.splice(0).map((h) => new Promise((done) => h.close(done)))) });
 
 const every2s = (url: string) => ({ type: 1, format: '*/2 * * * * *', name: 'defaults', callback: { url, body: { hello: 'xcron' } } });
 
@@ -55,7 +35,7 @@ describe('the default configuration', () => {
     const srv = await XcronServer.start({ devCallbacks: false });
     expect(await listeningHost(srv)).toBe('127.0.0.1');
 
-    const loop = await srv.client.createTask(every2s(receiver.url('/tick')));
+    const loop = await srv.client.createTask(every2s(fx.receiver.url('/tick')));
     expect(loop.status).toBe(400);
     expect(loop.body.code).toBe(1011);
     expect(loop.body.message).toMatch(/'callback.url' is refused by the callback destination policy: 127\.0\.0\.1 is a loopback address .*allow_loopback is false.*--dev/);
@@ -74,10 +54,10 @@ describe('the default configuration', () => {
     await srv.waitForLog((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes('development mode (--dev)'), WAIT, 'the --dev warning');
     const policy = await srv.waitForLog((l) => l.msg === 'callback destination policy (SSRF guard)', WAIT, 'the policy line');
     expect(policy).toMatchObject({ allow_loopback: true, allow_private: true });
-    const { task_id } = await srv.client.mustCreate(every2s(receiver.url('/tick')));
-    const [req] = await receiver.waitFor((rs) => rs.some((r) => r.url === '/tick'), WAIT, 'a callback on 127.0.0.1');
+    const { task_id } = await srv.client.mustCreate(every2s(fx.receiver.url('/tick')));
+    const [req] = await fx.receiver.waitFor((rs) => rs.some((r) => r.url === '/tick'), WAIT, 'a callback on 127.0.0.1');
     expect(req).toBeDefined();
-    expect(receiver.forTask(task_id).length).toBeGreaterThan(0);
+    expect(fx.receiver.forTask(task_id).length).toBeGreaterThan(0);
   });
 });
 
@@ -144,7 +124,7 @@ describe('start-up errors', () => {
 describe('a body sent without Content-Type: application/json', () => {
   it('gets 415 whose message names the header to add', async () => {
     const srv = await XcronServer.start();
-    const body = JSON.stringify(every2s(receiver.url('/tick')));
+    const body = JSON.stringify(every2s(fx.receiver.url('/tick')));
     const r = await call(srv.baseUrl, 'POST', '/xcron/createTask', { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(r.status).toBe(415);
     expect(r.body.code).toBe(1000);
@@ -155,7 +135,7 @@ describe('a body sent without Content-Type: application/json', () => {
     const curl = await promisify(execFile)('curl', ['--version']).catch(() => null);
     if (curl === null) ctx.skip();
     const srv = await XcronServer.start();
-    const { stdout } = await promisify(execFile)('curl', ['-s', '-w', '\n%{http_code}', `${srv.baseUrl}/xcron/createTask`, '-d', JSON.stringify(every2s(receiver.url('/tick')))]);
+    const { stdout } = await promisify(execFile)('curl', ['-s', '-w', '\n%{http_code}', `${srv.baseUrl}/xcron/createTask`, '-d', JSON.stringify(every2s(fx.receiver.url('/tick')))]);
     const [text, status] = stdout.split('\n');
     expect(status).toBe('415');
     const env = JSON.parse(text!) as { code: number; message: string };

@@ -7,12 +7,13 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { countRows, runById, runsOf, storedState } from '../helpers/db.js';
 import type { TaskView } from '../helpers/http.js';
 import { malformedCases } from '../helpers/malformed.js';
-import { Receiver, gate, header, type ReceivedRequest } from '../helpers/receiver.js';
-import { REPO_ROOT, XcronServer, cleanupTempDirs, ensureBuilt, runToExit, stopAllServers, takeStarted, tempDir } from '../helpers/server.js';
+import { gate, header, type ReceivedRequest } from '../helpers/receiver.js';
+import { REPO_ROOT, XcronServer, runToExit, tempDir } from '../helpers/server.js';
+import { receiverPerTest } from '../helpers/suites.js';
 import { delay, waitUntil } from '../helpers/wait.js';
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -22,28 +23,7 @@ const fireIdOf = (r: ReceivedRequest): string => header(r, 'x-xcron-fire-id') ??
 const taskOf = (r: ReceivedRequest): string => header(r, 'x-xcron-task-id') ?? '';
 const distinct = (reqs: readonly ReceivedRequest[]): string[] => [...new Set(reqs.map(fireIdOf))];
 
-let receiver: Receiver;
-
-beforeAll(() => {
-  ensureBuilt();
-}, 600_000);
-
-beforeEach(async () => {
-  receiver = await Receiver.start();
-});
-
-afterEach(async (ctx) => {
-  const servers = takeStarted();
-  if (ctx.task.result?.state === 'fail') {
-    for (const s of servers) console.log(s.tail());
-  }
-  await stopAllServers();
-  await receiver.close();
-});
-
-afterAll(() => {
-  cleanupTempDirs();
-});
+const fx = receiverPerTest();
 
 /** Polls queryTask until `pred` holds. */
 function queryUntil(srv: XcronServer, id: string, pred: (v: TaskView) => boolean, what: string): Promise<TaskView> {
@@ -67,11 +47,11 @@ describe('standalone server end to end', () => {
     expect((await srv.client.healthz()).body.data.version).toBe(VERSION);
     const body = { order: 42, text: 'héllo ✓', nested: { list: [1, 2, 3], ok: true, none: null } };
     const dueS = Math.ceil((Date.now() + 1500) / 1000);
-    const created = await srv.client.mustCreate({ type: 2, format: String(dueS), callback: { url: receiver.url('/oneshot'), body } });
+    const created = await srv.client.mustCreate({ type: 2, format: String(dueS), callback: { url: fx.receiver.url('/oneshot'), body } });
     const id = created.task_id;
     expect(created.next_fire_time).toBe(dueS * 1000);
 
-    const r = await receiver.waitForRequest((q) => taskOf(q) === id, WAIT, `the callback of ${id}`);
+    const r = await fx.receiver.waitForRequest((q) => taskOf(q) === id, WAIT, `the callback of ${id}`);
     expect(r.method).toBe('POST');
     expect(r.path).toBe('/oneshot');
     expect(r.body).toBe(JSON.stringify(body));
@@ -94,22 +74,22 @@ describe('standalone server end to end', () => {
 
     // Behaviour check: nothing more arrives for this task during a quiet period.
     await delay(2000);
-    expect(receiver.forTask(id)).toHaveLength(1);
+    expect(fx.receiver.forTask(id)).toHaveLength(1);
   });
 
   it('*/1 * * * * * fires every second, run_count follows, and nothing fires after deleteTask', async () => {
     const srv = await XcronServer.start();
-    const { task_id: id } = await srv.client.mustCreate({ type: 1, format: '*/1 * * * * *', callback: { url: receiver.url('/tick'), body: { tick: true } } });
+    const { task_id: id } = await srv.client.mustCreate({ type: 1, format: '*/1 * * * * *', callback: { url: fx.receiver.url('/tick'), body: { tick: true } } });
 
-    await receiver.waitFor((all) => distinct(all.filter((q) => taskOf(q) === id)).length >= 3, WAIT, '3 ticks');
-    const receivedBefore = distinct(receiver.forTask(id)).length;
+    await fx.receiver.waitFor((all) => distinct(all.filter((q) => taskOf(q) === id)).length >= 3, WAIT, '3 ticks');
+    const receivedBefore = distinct(fx.receiver.forTask(id)).length;
     const v = await srv.client.mustQuery(id);
     expect(v.state).toBe('active');
     expect(v.run_count).toBeGreaterThanOrEqual(receivedBefore);
     // Every fire counted by run_count is delivered.
-    await receiver.waitFor((all) => distinct(all.filter((q) => taskOf(q) === id)).length >= v.run_count, WAIT, `${v.run_count} ticks`);
+    await fx.receiver.waitFor((all) => distinct(all.filter((q) => taskOf(q) === id)).length >= v.run_count, WAIT, `${v.run_count} ticks`);
 
-    const reqs = receiver.forTask(id);
+    const reqs = fx.receiver.forTask(id);
     for (const r of reqs) {
       expectCallbackHeaders(r, id);
       expect(r.body).toBe('{"tick":true}');
@@ -124,11 +104,11 @@ describe('standalone server end to end', () => {
     expect(del.status).toBe(200);
     expect(del.body.code).toBe(0);
     const ackAt = Date.now();
-    const atAck = new Set(distinct(receiver.forTask(id)));
+    const atAck = new Set(distinct(fx.receiver.forTask(id)));
 
     // Behaviour check over a quiet period: at most one delivery that was already in flight.
     await delay(3000);
-    const late = distinct(receiver.forTask(id)).filter((f) => !atAck.has(f));
+    const late = distinct(fx.receiver.forTask(id)).filter((f) => !atAck.has(f));
     expect(late.length).toBeLessThanOrEqual(1);
     for (const f of late) expect(Number(f.split(':').pop())).toBeLessThanOrEqual(ackAt);
     const q = await srv.client.queryTask(id);
@@ -139,11 +119,11 @@ describe('standalone server end to end', () => {
 
   it('a receiver answering 500 twice then 200 gets retries with the same fire id and rising X-Xcron-Attempt', async () => {
     const srv = await XcronServer.start({ env: { XCRON_DELIVERY_BACKOFF_MS: '50', XCRON_DELIVERY_MAX_BACKOFF_MS: '200', XCRON_DELIVERY_MAX_ATTEMPTS: '5' } });
-    receiver.on('/flaky', (_req, nth) => (nth <= 2 ? { status: 500, body: '{"error":"boom"}' } : { status: 200 }));
+    fx.receiver.on('/flaky', (_req, nth) => (nth <= 2 ? { status: 500, body: '{"error":"boom"}' } : { status: 200 }));
     const due = Date.now() + 1500;
-    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: receiver.url('/flaky'), body: { n: 1 } } });
+    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: fx.receiver.url('/flaky'), body: { n: 1 } } });
 
-    const all = await receiver.waitFor((rs) => rs.filter((q) => taskOf(q) === id).length >= 3, WAIT, '3 attempts');
+    const all = await fx.receiver.waitFor((rs) => rs.filter((q) => taskOf(q) === id).length >= 3, WAIT, '3 attempts');
     const mine = all.filter((q) => taskOf(q) === id);
     expect(mine.map(fireIdOf)).toEqual([`${id}:${due}`, `${id}:${due}`, `${id}:${due}`]);
     expect(mine.map((q) => header(q, 'x-xcron-attempt'))).toEqual(['1', '2', '3']);
@@ -156,16 +136,16 @@ describe('standalone server end to end', () => {
     expect(v.state).toBe('completed');
     expect(v.run_count).toBe(1);
     expect(runById(srv.dbFile, `${id}:${due}`)).toMatchObject({ status: 'SUCCESS', attempts: 3, http_status: 200 });
-    expect(receiver.forTask(id)).toHaveLength(3);
+    expect(fx.receiver.forTask(id)).toHaveLength(3);
   });
 
   it('final failures (404, a redirect) are not retried and not followed; Retry-After is honoured', async () => {
     const srv = await XcronServer.start({ env: { XCRON_DELIVERY_BACKOFF_MS: '50', XCRON_DELIVERY_MAX_BACKOFF_MS: '100', XCRON_DELIVERY_MAX_ATTEMPTS: '5' } });
-    receiver.on('/gone', { status: 404 });
-    receiver.on('/moved', { status: 302, headers: { location: receiver.url('/target') } });
-    receiver.on('/busy', (_req, nth) => (nth === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 }));
+    fx.receiver.on('/gone', { status: 404 });
+    fx.receiver.on('/moved', { status: 302, headers: { location: fx.receiver.url('/target') } });
+    fx.receiver.on('/busy', (_req, nth) => (nth === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 }));
     const due = Date.now() + 1500;
-    const mk = async (path: string): Promise<string> => (await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: receiver.url(path) } })).task_id;
+    const mk = async (path: string): Promise<string> => (await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: fx.receiver.url(path) } })).task_id;
     const gone = await mk('/gone');
     const moved = await mk('/moved');
     const busy = await mk('/busy');
@@ -177,12 +157,12 @@ describe('standalone server end to end', () => {
       const v = await queryUntil(srv, id, (t) => t.last_status === 'FAIL', 'last_status FAIL');
       expect(v).toMatchObject({ state: 'completed', run_count: 1 });
       expect(runById(srv.dbFile, `${id}:${due}`)).toMatchObject({ status: 'FAIL', attempts: 1, http_status: status });
-      expect(receiver.forTask(id)).toHaveLength(1);
+      expect(fx.receiver.forTask(id)).toHaveLength(1);
     }
-    expect(receiver.to('/target')).toHaveLength(0);
+    expect(fx.receiver.to('/target')).toHaveLength(0);
 
     await queryUntil(srv, busy, (t) => t.last_status === 'SUCCESS', 'last_status SUCCESS after a 503 with Retry-After');
-    const tries = receiver.forTask(busy);
+    const tries = fx.receiver.forTask(busy);
     expect(tries.map((q) => header(q, 'x-xcron-attempt'))).toEqual(['1', '2']);
     expect(distinct(tries)).toEqual([`${busy}:${due}`]);
     // The retry waited for Retry-After (1 s), not for the 50-100 ms backoff.
@@ -193,8 +173,8 @@ describe('standalone server end to end', () => {
     const secret = 'e2e-signing-secret-0123456789';
     const srv = await XcronServer.start({ env: { XCRON_CALLBACK_SIGNING_SECRETS: secret } });
     const body = { amount: 12.5, currency: 'EUR' };
-    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(Date.now() + 1200), callback: { url: receiver.url('/signed'), body } });
-    const r = await receiver.waitForRequest((q) => taskOf(q) === id, WAIT, 'the signed callback');
+    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(Date.now() + 1200), callback: { url: fx.receiver.url('/signed'), body } });
+    const r = await fx.receiver.waitForRequest((q) => taskOf(q) === id, WAIT, 'the signed callback');
     const sig = header(r, 'x-xcron-signature') ?? '';
     const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(sig);
     expect(m, sig).not.toBeNull();
@@ -209,14 +189,14 @@ describe('standalone server end to end', () => {
     const oneShots = new Map<string, number>(); // task id -> due ms
     for (let i = 0; i < 50; i++) {
       const due = first + i * 80;
-      const { task_id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: receiver.url('/batch'), body: { i } } });
+      const { task_id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: fx.receiver.url('/batch'), body: { i } } });
       oneShots.set(task_id, due);
     }
     const lastDue = Math.max(...oneShots.values());
-    const { task_id: periodic } = await srv.client.mustCreate({ type: 1, format: '*/1 * * * * *', callback: { url: receiver.url('/beat'), body: {} } });
+    const { task_id: periodic } = await srv.client.mustCreate({ type: 1, format: '*/1 * * * * *', callback: { url: fx.receiver.url('/beat'), body: {} } });
 
-    const firedOneShots = (): Set<string> => new Set(receiver.requests.map(taskOf).filter((t) => oneShots.has(t)));
-    await receiver.waitFor(() => firedOneShots().size >= 10, WAIT, '10 one-shot callbacks before the kill');
+    const firedOneShots = (): Set<string> => new Set(fx.receiver.requests.map(taskOf).filter((t) => oneShots.has(t)));
+    await fx.receiver.waitFor(() => firedOneShots().size >= 10, WAIT, '10 one-shot callbacks before the kill');
     srv.kill('SIGKILL');
     const exit = await srv.waitExit();
     expect(exit.signal).toBe('SIGKILL');
@@ -228,9 +208,9 @@ describe('standalone server end to end', () => {
     const restartedAt = Date.now();
     const srv2 = await srv.restart();
 
-    await receiver.waitFor(() => firedOneShots().size === oneShots.size, WAIT, `all ${oneShots.size} one-shot callbacks`);
+    await fx.receiver.waitFor(() => firedOneShots().size === oneShots.size, WAIT, `all ${oneShots.size} one-shot callbacks`);
     for (const [id, due] of oneShots) {
-      const reqs = receiver.forTask(id);
+      const reqs = fx.receiver.forTask(id);
       expect(reqs.length).toBeGreaterThanOrEqual(1);
       // At-least-once allows repeats, but only of the same fire id.
       expect(distinct(reqs)).toEqual([`${id}:${due}`]);
@@ -249,8 +229,8 @@ describe('standalone server end to end', () => {
       expect(v.run_count, id).toBe(1);
     }
 
-    await receiver.waitForRequest((r) => taskOf(r) === periodic && r.arrivedAt > restartedAt, WAIT, 'a periodic tick after the restart');
-    const beats = receiver.forTask(periodic);
+    await fx.receiver.waitForRequest((r) => taskOf(r) === periodic && r.arrivedAt > restartedAt, WAIT, 'a periodic tick after the restart');
+    const beats = fx.receiver.forTask(periodic);
     const bySchedule = new Map<string, Set<string>>();
     for (const r of beats) {
       expectCallbackHeaders(r, periodic);
@@ -264,23 +244,23 @@ describe('standalone server end to end', () => {
   });
 
   it('a run left RUNNING by kill -9 is redelivered after restart with the same fire id', async () => {
-    receiver.on('/hang', { hang: true });
+    fx.receiver.on('/hang', { hang: true });
     const srv = await XcronServer.start({ env: { XCRON_DELIVERY_TIMEOUT_MS: '120000' } });
     const due = Date.now() + 1500;
-    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: receiver.url('/hang'), body: { x: 1 } } });
+    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: fx.receiver.url('/hang'), body: { x: 1 } } });
     const fire = `${id}:${due}`;
 
-    const firstReq = await receiver.waitForRequest((r) => fireIdOf(r) === fire, WAIT, 'the first (hanging) delivery');
+    const firstReq = await fx.receiver.waitForRequest((r) => fireIdOf(r) === fire, WAIT, 'the first (hanging) delivery');
     expect(header(firstReq, 'x-xcron-attempt')).toBe('1');
     // The attempt is recorded before the kill (the outbox row says RUNNING, attempt 1).
     await waitUntil(() => runById(srv.dbFile, fire), (r) => r?.status === 'RUNNING' && r.attempts === 1, WAIT, 'the run recorded RUNNING');
 
     srv.kill('SIGKILL');
     await srv.waitExit();
-    receiver.on('/hang', { status: 200 });
+    fx.receiver.on('/hang', { status: 200 });
     const srv2 = await srv.restart();
 
-    const again = await receiver.waitForRequest((r) => fireIdOf(r) === fire && r.seq > firstReq.seq, WAIT, 'the redelivery');
+    const again = await fx.receiver.waitForRequest((r) => fireIdOf(r) === fire && r.seq > firstReq.seq, WAIT, 'the redelivery');
     expectCallbackHeaders(again, id);
     expect(header(again, 'x-xcron-attempt')).toBe('2');
     expect(again.body).toBe('{"x":1}');
@@ -289,19 +269,19 @@ describe('standalone server end to end', () => {
     expect(v.state).toBe('completed');
     expect(v.run_count).toBe(1);
     expect(runById(srv2.dbFile, fire)).toMatchObject({ status: 'SUCCESS', attempts: 2, http_status: 200 });
-    expect(distinct(receiver.forTask(id))).toEqual([fire]);
+    expect(distinct(fx.receiver.forTask(id))).toEqual([fire]);
   });
 
   it('a second process on the same data dir fences the first: ticks keep coming, none lost, none committed twice', async () => {
     const a = await XcronServer.start();
-    const { task_id: id } = await a.client.mustCreate({ type: 1, format: '*/1 * * * * *', callback: { url: receiver.url('/fence') } });
-    const ticksOf = (): number[] => [...new Set(receiver.forTask(id).map((r) => Number(header(r, 'x-xcron-scheduled-time'))))].sort((x, y) => x - y);
-    await receiver.waitFor(() => ticksOf().length >= 2, WAIT, '2 ticks from the first process');
+    const { task_id: id } = await a.client.mustCreate({ type: 1, format: '*/1 * * * * *', callback: { url: fx.receiver.url('/fence') } });
+    const ticksOf = (): number[] => [...new Set(fx.receiver.forTask(id).map((r) => Number(header(r, 'x-xcron-scheduled-time'))))].sort((x, y) => x - y);
+    await fx.receiver.waitFor(() => ticksOf().length >= 2, WAIT, '2 ticks from the first process');
 
     const b = await XcronServer.start({ cwd: a.opts.cwd, dataDir: a.opts.dataDir });
     const bUp = Date.now();
     await a.waitForLog((l) => /fencing token refused/.test(String(l.msg)), WAIT, 'the first process to be fenced');
-    await receiver.waitFor(() => ticksOf().filter((t) => t > bUp).length >= 3, WAIT, '3 ticks after the second process started');
+    await fx.receiver.waitFor(() => ticksOf().filter((t) => t > bUp).length >= 3, WAIT, '3 ticks after the second process started');
     expect(a.running).toBe(true);
 
     const ticks = ticksOf();
@@ -313,14 +293,14 @@ describe('standalone server end to end', () => {
     // have committed the ticks of the second after bUp before the second process started.
     expect(new Set(runs.map((r) => r.scheduled_time)).size).toBe(runs.length);
     for (const r of runs.filter((x) => x.scheduled_time > bUp + 1000)) expect(r.node, r.run_id).toBe(bNode);
-    for (const f of distinct(receiver.forTask(id))) expect(runs.some((r) => r.run_id === f), f).toBe(true);
+    for (const f of distinct(fx.receiver.forTask(id))) expect(runs.some((r) => r.run_id === f), f).toBe(true);
   });
 
   it('a fire committed ahead of its due time is undone by a pause, an update or a delete before that time', async () => {
     // A wide commit-ahead window (5 s), so the changes below surely land between commit and due time.
     const srv = await XcronServer.start({ env: { XCRON_SCHEDULER_COMMIT_AHEAD_MS: '5000' } });
     const due = Date.now() + 7000;
-    const mk = async (path: string, at = due): Promise<string> => (await srv.client.mustCreate({ type: 2, format: String(at), callback: { url: receiver.url(path) } })).task_id;
+    const mk = async (path: string, at = due): Promise<string> => (await srv.client.mustCreate({ type: 2, format: String(at), callback: { url: fx.receiver.url(path) } })).task_id;
     const paused = await mk('/ahead-paused');
     const moved = await mk('/ahead-moved');
     const deleted = await mk('/ahead-deleted');
@@ -349,10 +329,10 @@ describe('standalone server end to end', () => {
     expect((await srv.client.deleteTask(deleted)).body.code).toBe(0);
 
     // The untouched tasks fire at their time; by then the changed ones would have too.
-    await receiver.waitFor(() => receiver.forTask(control).length === 1 && receiver.forTask(later).length === 1, WAIT, 'the untouched tasks');
-    expect(receiver.forTask(paused)).toEqual([]);
-    expect(receiver.forTask(moved)).toEqual([]);
-    expect(receiver.forTask(deleted)).toEqual([]);
+    await fx.receiver.waitFor(() => fx.receiver.forTask(control).length === 1 && fx.receiver.forTask(later).length === 1, WAIT, 'the untouched tasks');
+    expect(fx.receiver.forTask(paused)).toEqual([]);
+    expect(fx.receiver.forTask(moved)).toEqual([]);
+    expect(fx.receiver.forTask(deleted)).toEqual([]);
     expect(await srv.client.mustQuery(paused)).toMatchObject({ state: 'paused', next_fire_time: due, run_count: 0, last_fire_time: null });
     expect(await srv.client.mustQuery(moved)).toMatchObject({ state: 'active', next_fire_time: due + 3_600_000, run_count: 0 });
     expect(runsOf(srv.dbFile, paused)).toEqual([]);
@@ -362,20 +342,20 @@ describe('standalone server end to end', () => {
     // Resumed after its time: a one-shot then fires at once, exactly once, with the original fire id.
     const rs = await srv.client.call('POST', '/xcron/resumeTask', { json: { task_id: paused } });
     expect(rs.body).toMatchObject({ code: 0 });
-    const r = await receiver.waitForRequest((q) => taskOf(q) === paused, WAIT, 'the resumed task');
+    const r = await fx.receiver.waitForRequest((q) => taskOf(q) === paused, WAIT, 'the resumed task');
     expect(fireIdOf(r)).toBe(`${paused}:${due}`);
     await queryUntil(srv, paused, (v) => v.last_status === 'SUCCESS', 'the resumed run to succeed');
-    expect(distinct(receiver.forTask(paused))).toEqual([`${paused}:${due}`]);
+    expect(distinct(fx.receiver.forTask(paused))).toEqual([`${paused}:${due}`]);
   });
 
   it('SIGTERM stops accepting requests, lets the in-flight delivery finish, exits 0, and the run is SUCCESS', async () => {
     const release = gate();
-    receiver.on('/slow', { hold: release.promise, delayMs: 1000 });
+    fx.receiver.on('/slow', { hold: release.promise, delayMs: 1000 });
     const srv = await XcronServer.start({ env: { XCRON_SHUTDOWN_TIMEOUT_MS: '60000', XCRON_DELIVERY_TIMEOUT_MS: '120000' } });
     const due = Date.now() + 1500;
-    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: receiver.url('/slow') } });
+    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: fx.receiver.url('/slow') } });
     const fire = `${id}:${due}`;
-    await receiver.waitForRequest((r) => fireIdOf(r) === fire, WAIT, 'the delivery to the slow receiver');
+    await fx.receiver.waitForRequest((r) => fireIdOf(r) === fire, WAIT, 'the delivery to the slow receiver');
 
     srv.kill('SIGTERM');
     await srv.waitForLog((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM', WAIT, 'the shutdown log line');
@@ -396,7 +376,7 @@ describe('standalone server end to end', () => {
     );
     // ... while the process stays up for the delivery it is still waiting on.
     expect(srv.running).toBe(true);
-    await expect(srv.client.createTask({ type: 2, format: String(Date.now() + 60_000), callback: { url: receiver.url('/slow') } })).rejects.toThrow();
+    await expect(srv.client.createTask({ type: 2, format: String(Date.now() + 60_000), callback: { url: fx.receiver.url('/slow') } })).rejects.toThrow();
 
     release.open(); // the receiver answers 200 about a second later
     const exit = await srv.waitExit(WAIT);
@@ -453,7 +433,7 @@ describe('standalone server end to end', () => {
   it('stays healthy after 30+ malformed requests over real HTTP, and stores nothing', async () => {
     const limits = { requestBodyLimit: 65_536, callbackBodyLimit: 1024 };
     const srv = await XcronServer.start({ env: { XCRON_REQUEST_BODY_LIMIT: String(limits.requestBodyLimit), XCRON_CALLBACK_BODY_LIMIT: String(limits.callbackBodyLimit) } });
-    const cases = malformedCases({ now: Date.now(), url: receiver.url('/never'), ...limits });
+    const cases = malformedCases({ now: Date.now(), url: fx.receiver.url('/never'), ...limits });
     expect(cases.length).toBeGreaterThanOrEqual(30);
     const failures: string[] = [];
     for (const c of cases) {
@@ -489,8 +469,8 @@ describe('standalone server end to end', () => {
     expect(untraced.body.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     // and it still does its job
     const due = Date.now() + 1200;
-    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: receiver.url('/after') } });
-    await receiver.waitForRequest((r) => taskOf(r) === id, WAIT, 'a callback after the malformed requests');
-    expect(receiver.to('/never')).toHaveLength(0);
+    const { task_id: id } = await srv.client.mustCreate({ type: 2, format: String(due), callback: { url: fx.receiver.url('/after') } });
+    await fx.receiver.waitForRequest((r) => taskOf(r) === id, WAIT, 'a callback after the malformed requests');
+    expect(fx.receiver.to('/never')).toHaveLength(0);
   });
 });

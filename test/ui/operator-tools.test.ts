@@ -5,42 +5,16 @@
  * refused, a cleared field back to its default, completion and async_timeout_ms), clone, trigger
  * with a one-off body, tags, and bulk pause / resume / delete with a dry-run preview.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DESKTOP, openTab, requireChromium, shot, type Tab } from '../helpers/browser.js';
-import { Receiver, header } from '../helpers/receiver.js';
-import { XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, takeStarted } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { shot, type Tab } from '../helpers/browser.js';
+import { header } from '../helpers/receiver.js';
+import { XcronServer } from '../helpers/server.js';
+import { browserSuite } from '../helpers/browser-suite.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const WAIT = 30_000;
-let receiver: Receiver;
-const tabs: Tab[] = [];
-
-beforeAll(async () => {
-  requireChromium();
-  ensureBuilt();
-  receiver = await Receiver.start();
-}, 600_000);
-
-afterEach(async (ctx) => {
-  const servers = takeStarted();
-  if (ctx.task.result?.state === 'fail') {
-    for (const [i, t] of tabs.entries()) await shot(t.page, `failure-${ctx.task.name.replace(/\W+/g, '-').slice(0, 60)}-${i}`).catch(() => undefined);
-    for (const s of servers) console.log(s.tail());
-  }
-  await Promise.all(tabs.splice(0).map((t) => t.ctx.close()));
-  await stopAllServers();
-});
-
-afterAll(async () => {
-  await receiver?.close();
-  cleanupTempDirs();
-});
-
-async function open(): Promise<Tab> {
-  const t = await openTab(DESKTOP);
-  tabs.push(t);
-  return t;
-}
+const ui = browserSuite();
+const open = (): Promise<Tab> => ui.open();
 
 describe('dashboard tools', () => {
   it('refresh keeps focus and selection; search; the form flags, clears and refuses what it should', async () => {
@@ -51,7 +25,7 @@ describe('dashboard tools', () => {
       ['cache-warmup', '/hooks/Warm-Cache'],
       ['report-daily', '/hooks/report'],
     ] as const) {
-      ids.push((await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name, callback: { url: receiver.url(path) }, retry: { max_attempts: 2, backoff_ms: 500, max_backoff_ms: 5000 } })).task_id);
+      ids.push((await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name, callback: { url: ui.receiver.url(path) }, retry: { max_attempts: 2, backoff_ms: 500, max_backoff_ms: 5000 } })).task_id);
     }
     const tab = await open();
     const { page } = tab;
@@ -92,7 +66,7 @@ describe('dashboard tools', () => {
     await page.selectOption('#f-type', '2');
     await page.fill('#f-format', String(Math.floor(Date.now() / 1000) - 3600));
     await page.waitForSelector('#f-past:has-text("in the past")');
-    await page.fill('#f-url', receiver.url('/once'));
+    await page.fill('#f-url', ui.receiver.url('/once'));
     await page.click('#f-submit');
     await page.waitForSelector('#form-error .flash.error:has-text("code 1002")');
     await page.fill('#f-format', String(Math.floor(Date.now() / 1000) + 3600));
@@ -130,7 +104,7 @@ describe('dashboard tools', () => {
     await page.click('#clone-task');
     await page.waitForSelector('#task-form');
     expect(await page.inputValue('#f-name')).toBe('report-daily-copy');
-    expect(await page.inputValue('#f-url')).toBe(receiver.url('/hooks/report'));
+    expect(await page.inputValue('#f-url')).toBe(ui.receiver.url('/hooks/report'));
     await page.click('#f-submit');
     await page.waitForURL(/#\/task\//);
     const cloneId = decodeURIComponent(/#\/task\/([^?]+)/.exec(page.url())![1]!);
@@ -143,8 +117,8 @@ describe('dashboard tools', () => {
   it('trigger with a one-off body, tags, and bulk pause / resume / delete with a dry-run preview', async () => {
     const srv = await XcronServer.start();
     const nightly: string[] = [];
-    for (let i = 0; i < 3; i++) nightly.push((await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: `nightly-${i}`, tags: ['nightly'], callback: { url: receiver.url('/bulk'), body: { n: i } } })).task_id);
-    const other = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'other', tags: ['hourly'], callback: { url: receiver.url('/bulk') } })).task_id;
+    for (let i = 0; i < 3; i++) nightly.push((await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: `nightly-${i}`, tags: ['nightly'], callback: { url: ui.receiver.url('/bulk'), body: { n: i } } })).task_id);
+    const other = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'other', tags: ['hourly'], callback: { url: ui.receiver.url('/bulk') } })).task_id;
     const tab = await open();
     const { page } = tab;
 
@@ -156,7 +130,7 @@ describe('dashboard tools', () => {
     await page.fill('#trigger-headers', '{"X-Reason": "backfill"}');
     await page.click('#trigger-send');
     await page.waitForSelector(`.flash.ok:has-text("with a one-off body")`);
-    const got = await receiver.waitForRequest((r) => header(r, 'x-xcron-task-id') === nightly[0], WAIT, 'the one-off run');
+    const got = await ui.receiver.waitForRequest((r) => header(r, 'x-xcron-task-id') === nightly[0], WAIT, 'the one-off run');
     expect(JSON.parse(got.body)).toEqual({ n: 0, backfill: '2026-12-01' });
     expect(header(got, 'x-reason')).toBe('backfill');
     expect((await srv.client.mustQuery(nightly[0]!)).callback.body).toEqual({ n: 0 });
@@ -206,9 +180,9 @@ describe('dashboard tools', () => {
 
   it('says why a task was auto-paused, and sorts the list by failures and by last fire', async () => {
     const srv = await XcronServer.start();
-    receiver.on('/always-500', { status: 500, body: '{"error":"upstream timeout"}' });
-    const flaky = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'b-flaky', max_consecutive_failures: 2, retry: { max_attempts: 1 }, callback: { url: receiver.url('/always-500') } })).task_id;
-    const fine = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'a-fine', callback: { url: receiver.url('/fine') } })).task_id;
+    ui.receiver.on('/always-500', { status: 500, body: '{"error":"upstream timeout"}' });
+    const flaky = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'b-flaky', max_consecutive_failures: 2, retry: { max_attempts: 1 }, callback: { url: ui.receiver.url('/always-500') } })).task_id;
+    const fine = (await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'a-fine', callback: { url: ui.receiver.url('/fine') } })).task_id;
     for (let i = 1; i <= 2; i++) {
       const r = await srv.client.call('POST', '/xcron/triggerTask', { json: { task_id: flaky } });
       expect(r.body.code).toBe(0);
@@ -236,7 +210,7 @@ describe('dashboard tools', () => {
 
   it('shows every schedule in plain language: task page, list and form preview', async () => {
     const srv = await XcronServer.start();
-    const id = (await srv.client.mustCreate({ type: 1, format: '0 9 * * 1-5', timezone: 'Europe/Berlin', name: 'weekdays', callback: { url: receiver.url('/x') } })).task_id;
+    const id = (await srv.client.mustCreate({ type: 1, format: '0 9 * * 1-5', timezone: 'Europe/Berlin', name: 'weekdays', callback: { url: ui.receiver.url('/x') } })).task_id;
     const tab = await open();
     const { page } = tab;
     await page.goto(`${srv.baseUrl}/ui#/task/${id}`);

@@ -9,42 +9,16 @@
  *   has its own title, and a screenshot is kept (test-results/ui/).
  * Every wait is on the DOM or on a request reaching the receiver, with generous timeouts.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DESKTOP, PHONE, axeSerious, openTab, requireChromium, shot, sidewaysOverflow, type Size, type Tab } from '../helpers/browser.js';
-import { Receiver, header, type ReceivedRequest } from '../helpers/receiver.js';
-import { XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, takeStarted } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { DESKTOP, PHONE, axeSerious, shot, sidewaysOverflow, type Size, type Tab } from '../helpers/browser.js';
+import { header, type ReceivedRequest } from '../helpers/receiver.js';
+import { XcronServer } from '../helpers/server.js';
+import { browserSuite } from '../helpers/browser-suite.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const WAIT = 30_000;
-let receiver: Receiver;
-const tabs: Tab[] = [];
-
-beforeAll(async () => {
-  requireChromium();
-  ensureBuilt();
-  receiver = await Receiver.start();
-}, 600_000);
-
-afterEach(async (ctx) => {
-  const servers = takeStarted();
-  if (ctx.task.result?.state === 'fail') {
-    for (const [i, t] of tabs.entries()) await shot(t.page, `failure-${ctx.task.name.replace(/\W+/g, '-').slice(0, 60)}-${i}`).catch(() => undefined);
-    for (const s of servers) console.log(s.tail());
-  }
-  await Promise.all(tabs.splice(0).map((t) => t.ctx.close()));
-  await stopAllServers();
-});
-
-afterAll(async () => {
-  await receiver?.close();
-  cleanupTempDirs();
-});
-
-async function open(size: Size, tz?: string): Promise<Tab> {
-  const t = await openTab(size, tz);
-  tabs.push(t);
-  return t;
-}
+const ui = browserSuite();
+const open = (size?: Size, tz?: string): Promise<Tab> => ui.open(size, tz);
 
 /** The page's checks: no serious axe violation, no sideways scroll, a title, a screenshot. */
 async function checkPage(tab: Tab, size: Size, name: string, title: RegExp): Promise<void> {
@@ -66,20 +40,20 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
     const srv = await XcronServer.start();
     const path = `/flaky-${size.name}`;
     let fixed = false;
-    receiver.on(path, () => (fixed ? { status: 200, body: '{"ok":true}' } : { status: 500, body: '{"error":"db down"}' }));
+    ui.receiver.on(path, () => (fixed ? { status: 200, body: '{"ok":true}' } : { status: 500, body: '{"error":"db down"}' }));
     const name = `billing-sync-${size.name}`;
     const { task_id: id } = await srv.client.mustCreate({
       type: 1,
       format: '0 0 1 1 *',
       name,
-      callback: { url: receiver.url(path), body: { ledger: 'main' } },
+      callback: { url: ui.receiver.url(path), body: { ledger: 'main' } },
       retry: { max_attempts: 1 },
     });
     // A healthy neighbour, so "failing only" has something to leave out.
-    const { task_id: okId } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: `healthy-${size.name}`, callback: { url: receiver.url('/ok') } });
+    const { task_id: okId } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: `healthy-${size.name}`, callback: { url: ui.receiver.url('/ok') } });
     await api(srv, 'POST', '/xcron/triggerTask', { task_id: okId });
     await api(srv, 'POST', '/xcron/triggerTask', { task_id: id });
-    await receiver.waitForRequest((r) => header(r, 'x-xcron-task-id') === id, WAIT, 'the failing callback');
+    await ui.receiver.waitForRequest((r) => header(r, 'x-xcron-task-id') === id, WAIT, 'the failing callback');
     await waitUntil(() => srv.client.mustQuery(id), (t) => t.last_status === 'FAIL', WAIT, 'the task to record its failure');
     await waitUntil(() => srv.client.mustQuery(okId), (t) => t.last_status === 'SUCCESS', WAIT, 'the healthy task to succeed');
 
@@ -120,13 +94,13 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
 
     // Fixed: retry the run; a new run delivers the original body and succeeds.
     fixed = true;
-    const before = receiver.to(path).length;
+    const before = ui.receiver.to(path).length;
     await failRow.locator('button[data-action="retry-run"]').click();
     await page.waitForSelector(`.flash.ok:has-text("Retrying run ${failedRunId}")`);
     const ok = page.locator('#runs-table tr[data-status="SUCCESS"]').first();
     await ok.waitFor({ timeout: 45_000 });
     expect(await ok.textContent()).toContain(`retry of ${failedRunId}`);
-    const again = await receiver.waitFor((rs) => rs.filter((r) => r.path === path).length > before, WAIT, 'the retried delivery');
+    const again = await ui.receiver.waitFor((rs) => rs.filter((r) => r.path === path).length > before, WAIT, 'the retried delivery');
     const last = again.filter((r: ReceivedRequest) => r.path === path).at(-1)!;
     expect(JSON.parse(last.body)).toEqual({ ledger: 'main' });
     await page.waitForSelector(`#runs-table tr[data-run-id="${failedRunId}"]:has-text("retried as")`);
@@ -138,16 +112,16 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
   it("an async run shows its deadline and elapsed time, and its log tails live", async () => {
     const srv = await XcronServer.start();
     const path = `/async-${size.name}`;
-    receiver.on(path, { status: 202, body: '' });
+    ui.receiver.on(path, { status: 202, body: '' });
     const name = `nightly-report-${size.name}`;
-    const { task_id: id } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name, callback: { url: receiver.url(path) }, completion: 'async', async_timeout_ms: 600_000 });
+    const { task_id: id } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name, callback: { url: ui.receiver.url(path) }, completion: 'async', async_timeout_ms: 600_000 });
 
     const tab = await open(size);
     const { page } = tab;
     await page.goto(`${srv.baseUrl}/ui#/task/${id}`);
     await page.waitForSelector('#task-info dl');
     await page.click('#task-actions button[data-action="trigger"]');
-    const req = await receiver.waitForRequest((r) => r.path === path, WAIT, 'the async callback');
+    const req = await ui.receiver.waitForRequest((r) => r.path === path, WAIT, 'the async callback');
     const runId = header(req, 'x-xcron-run-id')!;
     const token = header(req, 'x-xcron-report-token')!;
     expect(runId).toMatch(new RegExp(`^${id}:`));
@@ -189,7 +163,7 @@ describe.each([DESKTOP, PHONE])('the dashboard for operators at $width x $height
       format: '0 9 * * 1-5',
       timezone: 'Asia/Tokyo',
       name: `weekday-morning-with-a-rather-long-name-${size.name}`,
-      callback: { url: receiver.url('/a-long/path/that/should/wrap/on/a/phone/and/not/scroll/sideways?x=1'), body: { hello: 'world' } },
+      callback: { url: ui.receiver.url('/a-long/path/that/should/wrap/on/a/phone/and/not/scroll/sideways?x=1'), body: { hello: 'world' } },
     });
     await api(srv, 'POST', '/xcron/triggerTask', { task_id: id });
     await waitUntil(() => srv.client.mustQuery(id), (t) => t.last_status === 'SUCCESS', WAIT, 'a finished run');

@@ -10,37 +10,63 @@ export interface CodeInfo {
   meaning: string;
 }
 
-/** Every public code (src/errors.ts), with the statuses it comes with. A test keeps both in step. */
-export const CODE_INFO: Record<Code, CodeInfo> = {
-  [Codes.OK]: { statuses: [200], meaning: 'success' },
-  [Codes.BAD_JSON]: { statuses: [400, 415], meaning: 'body is not valid JSON, not JSON at all (415), a field has the wrong JSON type, a required field is missing, or an unknown field' },
-  [Codes.ONESHOT_FORMAT]: { statuses: [400], meaning: 'one-shot `format` is not a unix timestamp (10-digit seconds or 13-digit ms)' },
-  [Codes.ONESHOT_TIME]: { statuses: [400], meaning: 'one-shot timestamp is in the past (more than 1 s ago)' },
-  [Codes.CALLBACK_URL]: { statuses: [400], meaning: 'callback url missing or invalid (absolute http/https URL, no credentials)' },
-  [Codes.STORE_WRITE]: { statuses: [503], meaning: 'store failure while writing (retry)' },
-  [Codes.CRON_INVALID]: { statuses: [400], meaning: "cron expression invalid (the message includes the parser's reason)" },
-  [Codes.TIMEZONE]: { statuses: [400], meaning: 'unknown timezone' },
-  [Codes.TASK_NOT_FOUND]: { statuses: [404], meaning: 'task (or run) not found' },
-  [Codes.TOO_LARGE]: { statuses: [413], meaning: 'request body or callback body too large' },
-  [Codes.INVALID_OPTION]: { statuses: [400], meaning: 'invalid option value (retry, timeout_ms, misfire, overlap, headers, window, children, limit, cursor, …)' },
-  [Codes.UNAUTHORIZED]: { statuses: [401, 403], meaning: 'unauthorized (401: no or unknown token) / forbidden (403: the token lacks the role, or a wrong report token)' },
-  [Codes.SSRF_REFUSED]: { statuses: [400], meaning: 'callback url refused by the destination policy (SSRF guard)' },
-  [Codes.ROUTE_NOT_FOUND]: { statuses: [404], meaning: 'no such endpoint' },
-  [Codes.METHOD_NOT_ALLOWED]: { statuses: [405], meaning: 'method not allowed (the `Allow` header lists the right one)' },
-  [Codes.RATE_LIMITED]: { statuses: [429], meaning: 'rate limited (`Retry-After` says when to retry)' },
-  [Codes.STORE_UNAVAILABLE]: { statuses: [503], meaning: 'store unavailable while reading, or the node is not ready (retry)' },
-  [Codes.RUN_CLOSED]: { statuses: [409], meaning: 'the run is already closed with another outcome (reportRun)' },
-  [Codes.RUN_NOT_ASYNC]: { statuses: [409], meaning: 'the run is a sync run and takes no report (reportRun)' },
-  [Codes.UNSUPPORTED_TYPE]: { statuses: [400], meaning: 'unsupported task `type`' },
-  [Codes.RUN_NOT_FOUND]: { statuses: [404], meaning: 'run not found (retryRun)' },
-  [Codes.RUN_NOT_FAILED]: { statuses: [409], meaning: 'the run is not a finished FAIL run, so it cannot be retried (retryRun)' },
-  [Codes.RUN_RETRIED]: { statuses: [409], meaning: 'the run was retried already (retryRun; the message names the retry run)' },
-  [Codes.UNKNOWN_TARGET]: { statuses: [400], meaning: 'unknown queue target in `callback.target` (the message lists the configured names)' },
-  [Codes.EXECUTOR_GROUP]: { statuses: [400], meaning: 'invalid executor group name (`group`, or `callback.executor` of a task): 1 to 64 characters of A-Z a-z 0-9 _ . : -' },
-  [Codes.EXECUTOR_ADDRESS]: { statuses: [400], meaning: 'executor `address` missing or invalid (an absolute http/https callback URL without credentials)' },
-  [Codes.EXECUTOR_NOT_FOUND]: { statuses: [404], meaning: 'no such executor instance registered (unregisterExecutor)' },
-  [Codes.INTERNAL]: { statuses: [500], meaning: 'internal error (a bug; the log has the request uuid)' },
-};
+/**
+ * Every public code (src/errors.ts) with its meaning, grouped by the HTTP statuses it comes with.
+ * A test keeps this table and the codes in step.
+ */
+const CODES_BY_STATUSES: readonly (readonly [statuses: readonly number[], meanings: Partial<Record<Code, string>>])[] = [
+  [[200], { [Codes.OK]: 'success' }],
+  [[400, 415], { [Codes.BAD_JSON]: 'body is not valid JSON, not JSON at all (415), a field has the wrong JSON type, a required field is missing, or an unknown field' }],
+  [
+    [400],
+    {
+      [Codes.ONESHOT_FORMAT]: 'one-shot `format` is not a unix timestamp (10-digit seconds or 13-digit ms)',
+      [Codes.ONESHOT_TIME]: 'one-shot timestamp is in the past (more than 1 s ago)',
+      [Codes.CALLBACK_URL]: 'callback url missing or invalid (absolute http/https URL, no credentials)',
+      [Codes.CRON_INVALID]: "cron expression invalid (the message includes the parser's reason)",
+      [Codes.TIMEZONE]: 'unknown timezone',
+      [Codes.INVALID_OPTION]: 'invalid option value (retry, timeout_ms, misfire, overlap, headers, window, children, limit, cursor, …)',
+      [Codes.SSRF_REFUSED]: 'callback url refused by the destination policy (SSRF guard)',
+      [Codes.UNSUPPORTED_TYPE]: 'unsupported task `type`',
+      [Codes.UNKNOWN_TARGET]: 'unknown queue target in `callback.target` (the message lists the configured names)',
+      [Codes.EXECUTOR_GROUP]: 'invalid executor group name (`group`, or `callback.executor` of a task): 1 to 64 characters of A-Z a-z 0-9 _ . : -',
+      [Codes.EXECUTOR_ADDRESS]: 'executor `address` missing or invalid (an absolute http/https callback URL without credentials)',
+    },
+  ],
+  [
+    [503],
+    {
+      [Codes.STORE_WRITE]: 'store failure while writing (retry)',
+      [Codes.STORE_UNAVAILABLE]: 'store unavailable while reading, or the node is not ready (retry)',
+    },
+  ],
+  [
+    [404],
+    {
+      [Codes.TASK_NOT_FOUND]: 'task (or run) not found',
+      [Codes.ROUTE_NOT_FOUND]: 'no such endpoint',
+      [Codes.RUN_NOT_FOUND]: 'run not found (retryRun)',
+      [Codes.EXECUTOR_NOT_FOUND]: 'no such executor instance registered (unregisterExecutor)',
+    },
+  ],
+  [[413], { [Codes.TOO_LARGE]: 'request body or callback body too large' }],
+  [[401, 403], { [Codes.UNAUTHORIZED]: 'unauthorized (401: no or unknown token) / forbidden (403: the token lacks the role, or a wrong report token)' }],
+  [[405], { [Codes.METHOD_NOT_ALLOWED]: 'method not allowed (the `Allow` header lists the right one)' }],
+  [[429], { [Codes.RATE_LIMITED]: 'rate limited (`Retry-After` says when to retry)' }],
+  [
+    [409],
+    {
+      [Codes.RUN_CLOSED]: 'the run is already closed with another outcome (reportRun)',
+      [Codes.RUN_NOT_ASYNC]: 'the run is a sync run and takes no report (reportRun)',
+      [Codes.RUN_NOT_FAILED]: 'the run is not a finished FAIL run, so it cannot be retried (retryRun)',
+      [Codes.RUN_RETRIED]: 'the run was retried already (retryRun; the message names the retry run)',
+    },
+  ],
+  [[500], { [Codes.INTERNAL]: 'internal error (a bug; the log has the request uuid)' }],
+];
+
+/** Each public code's statuses and meaning. */
+export const CODE_INFO = Object.fromEntries(CODES_BY_STATUSES.flatMap(([statuses, meanings]) => Object.entries(meanings).map(([code, meaning]) => [code, { statuses, meaning }]))) as Record<Code, CodeInfo>;
 
 const RATE_LIMITED_PREFIXES = ['/xcron/', '/ui/api/'];
 

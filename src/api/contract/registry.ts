@@ -62,6 +62,35 @@ export function defineOperation<D extends z.ZodType>(spec: OperationSpec<D>): Op
   return op;
 }
 
+/**
+ * The kinds of operation of the xcron API, and what each implies: a read is a GET with a read
+ * token that reads the store; a change is a POST with an admin token that writes it; a report is
+ * a POST a worker makes with the run's report token (no API token) that writes it; an executor
+ * call is a POST with an executor (or admin) token that writes the executor registry.
+ */
+const KINDS = {
+  read: { method: 'get', access: 'read', store: 'read' },
+  change: { method: 'post', access: 'admin', store: 'write' },
+  report: { method: 'post', access: 'report', store: 'write' },
+  executor: { method: 'post', access: 'executor', store: 'write' },
+} as const satisfies Record<string, Pick<OperationSpec, 'method' | 'access' | 'store'>>;
+
+/** What an xcron API operation declares itself; its path is `/xcron/<operationId>` unless given. */
+export type XcronOperationSpec<D extends z.ZodType> = Omit<OperationSpec<D>, 'method' | 'access' | 'path' | 'operationId' | 'tag'> & { path?: string; tag?: string };
+
+/**
+ * Declares the xcron API operations of one route file: `ops.read('queryTask', {...})` and its
+ * kin (see KINDS) declare `/xcron/<operationId>` with the kind's method, access and store use,
+ * under the file's `tag` unless the spec names another.
+ */
+export function xcronOperations(tag: string): Record<keyof typeof KINDS, <D extends z.ZodType>(operationId: string, spec: XcronOperationSpec<D>) => Operation<D>> {
+  const of =
+    (kind: keyof typeof KINDS) =>
+    <D extends z.ZodType>(operationId: string, spec: XcronOperationSpec<D>): Operation<D> =>
+      defineOperation<D>({ ...KINDS[kind], path: `/xcron/${operationId}`, operationId, tag, ...spec });
+  return { read: of('read'), change: of('change'), report: of('report'), executor: of('executor') };
+}
+
 /** Every declared operation, in declaration order. */
 export function operations(): readonly Operation[] {
   return [...registry.values()];

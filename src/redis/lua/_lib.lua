@@ -126,12 +126,18 @@ local function report_tally(tally, status, scheduled, start)
   end
 end
 
--- Writes a write's report tallies: one hash per slot and day (B:rep:<day>), kept 400 days.
+-- Writes a write's report tallies: one hash per slot and day (B:rep:<day>), kept 400 days after
+-- its first field was written. The expiry is set when a write adds a field (an HINCRBY answering
+-- its own increment), not on every batch: a day's hash is written for about a day, so it still
+-- expires about 400 days after its last write.
 local function report_flush(base, tally)
   for day, t in pairs(tally) do
     local key = base .. ':rep:' .. day
-    for f, n in pairs(t) do redis.call('HINCRBY', key, f, n) end
-    redis.call('EXPIRE', key, 34560000)
+    local added = false
+    for f, n in pairs(t) do
+      if redis.call('HINCRBY', key, f, n) == n then added = true end
+    end
+    if added then redis.call('EXPIRE', key, 34560000) end
   end
 end
 
@@ -150,4 +156,54 @@ local function drop_task(base, id)
   for _, rid in ipairs(runs) do drop_run(base, rid) end
   redis.call('DEL', base .. ':runs:' .. id)
   return t
+end
+
+-- The slot's fence: the epoch its lease is held with (nil when no lease) and its current epoch, in
+-- one MGET. A token may write to the slot when it equals both (commitFires, claimFires).
+local function fence_of(base)
+  local le = redis.call('MGET', base .. ':lease', base .. ':epoch')
+  local lease_epoch = nil
+  if le[1] then lease_epoch = string.match(le[1], '^(%d+)|') end
+  return lease_epoch, le[2]
+end
+
+-- Sorted-set writes of a batch script, gathered per key and written at the end with one ZADD and
+-- one ZREM per key (and per ZB_CHUNK members) instead of one command per fire. The last write of a
+-- member wins, as it would when run one by one. `zb` is a table: key -> member -> score | false.
+local ZB_CHUNK = 1000
+local function zb_put(zb, key, member, score)
+  local k = zb[key]
+  if not k then
+    k = {}
+    zb[key] = k
+  end
+  k[member] = score
+end
+
+local function zb_add(zb, key, score, member) zb_put(zb, key, member, score) end
+
+local function zb_rem(zb, key, member) zb_put(zb, key, member, false) end
+
+local function zb_flush(zb)
+  for key, members in pairs(zb) do
+    local add, rem = {}, {}
+    for m, s in pairs(members) do
+      if s then
+        add[#add + 1] = s
+        add[#add + 1] = m
+        if #add >= 2 * ZB_CHUNK then
+          redis.call('ZADD', key, unpack(add))
+          add = {}
+        end
+      else
+        rem[#rem + 1] = m
+        if #rem >= ZB_CHUNK then
+          redis.call('ZREM', key, unpack(rem))
+          rem = {}
+        end
+      end
+    end
+    if #add > 0 then redis.call('ZADD', key, unpack(add)) end
+    if #rem > 0 then redis.call('ZREM', key, unpack(rem)) end
+  end
 end

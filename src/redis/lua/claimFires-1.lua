@@ -11,13 +11,11 @@
 -- KEYS[1]: the slot's key base.
 -- ARGV[1]: a JSON array of strings: token, node, then task_id, run_id per fire (see commitFires).
 -- Returns one of 'claimed' | 'undone' | 'fenced' per fire, in order.
+--@include _lib.lua
 local base = KEYS[1]
 local A = cjson.decode(ARGV[1])
 local token, node = A[1], A[2]
-local lease = redis.call('GET', base .. ':lease')
-local lease_epoch = nil
-if lease then lease_epoch = string.match(lease, '^(%d+)|') end
-local epoch = redis.call('GET', base .. ':epoch')
+local lease_epoch, epoch = fence_of(base)
 local fenced = lease_epoch == nil or lease_epoch ~= token or epoch ~= token
 local out = {}
 for i = 3, #A, 2 do

@@ -19,18 +19,18 @@
 -- the earlier commit even on a new connection. A held fire (h_run) that is no longer ahead is
 -- made a plain commit, as a first commit at this time would be.
 -- Returns one of 'committed' | 'fenced' | 'conflict' per fire, in order.
--- Writes are merged (one HSET per hash) and the slot's status counters are bumped once per batch.
+-- Writes are merged (one HSET and at most one HDEL per hash), the slot's sorted sets (due, state,
+-- completed, all, open, done) are written once per batch (zb_*), and the slot's status counters are
+-- bumped once per batch. The fence (lease and epoch) is read once per batch.
 --@include _lib.lua
 local base = KEYS[1]
 local A = cjson.decode(ARGV[1])
 local slot = string.match(base, ':(%d+)}$')
-local lease = redis.call('GET', base .. ':lease')
-local lease_epoch = nil
-if lease then lease_epoch = string.match(lease, '^(%d+)|') end
-local epoch = redis.call('GET', base .. ':epoch')
+local lease_epoch, epoch = fence_of(base)
 local out = {}
 local counts = {}
 local tally = {}
+local zb = {}
 -- This exact commit applied already (see retry above)?
 local function applied(cur, rk, token, expected, nxt, node, status)
   if cur[3] ~= expected then return false end
@@ -62,43 +62,50 @@ for i = 1, #A, 11 do
       end
     else
       local set = {'last_fire_time', expected, 'update_time', now}
+      local del = {}
       if nxt == '' then
-        redis.call('HDEL', tk, 'next_fire_time')
+        del[#del + 1] = 'next_fire_time'
         put(set, 'state', 'completed')
-        redis.call('ZREM', base .. ':due', id)
-        redis.call('ZREM', base .. ':st:active', id)
-        redis.call('ZADD', base .. ':st:completed', 0, id)
-        redis.call('ZADD', base .. ':completed', now, id)
+        zb_rem(zb, base .. ':due', id)
+        zb_rem(zb, base .. ':st:active', id)
+        zb_add(zb, base .. ':st:completed', 0, id)
+        zb_add(zb, base .. ':completed', now, id)
       else
         put(set, 'next_fire_time', nxt)
-        redis.call('ZADD', base .. ':due', nxt, id)
+        zb_add(zb, base .. ':due', nxt, id)
       end
       if status == 'PENDING' and A[i + 9] == '1' then
         put(set, 'h_run', run_id)
         put(set, 'h_tick', expected)
         put(set, 'h_last', cur[3] or '')
       elseif cur[5] then
-        redis.call('HDEL', tk, 'h_run', 'h_tick', 'h_last')
+        del[#del + 1] = 'h_run'
+        del[#del + 1] = 'h_tick'
+        del[#del + 1] = 'h_last'
       end
       if status == 'PENDING' then
         put(set, 'run_count', string.format('%d', (tonumber(cur[4]) or 0) + 1))
       else
         put(set, 'last_status', status)
       end
+      if #del > 0 then redis.call('HDEL', tk, unpack(del)) end
       redis.call('HSET', tk, unpack(set))
       local rk = base .. ':r:' .. run_id
       if redis.call('EXISTS', rk) == 0 then
         local run = {'run_id', run_id, 'task_id', id, 'slot', slot, 'node', node, 'scheduled_time', expected,
           'attempts', 0, 'status', status, 'created', now, 'tok', token}
         put(run, 'error', err)
+        if status ~= 'PENDING' then
+          put(run, 'start_time', now)
+          put(run, 'end_time', now)
+        end
         redis.call('HSET', rk, unpack(run))
         redis.call('ZADD', base .. ':runs:' .. id, expected, run_id)
-        redis.call('ZADD', base .. ':all', expected, run_id)
+        zb_add(zb, base .. ':all', expected, run_id)
         if status == 'PENDING' then
-          redis.call('ZADD', base .. ':open', expected, run_id)
+          zb_add(zb, base .. ':open', expected, run_id)
         else
-          redis.call('HSET', rk, 'start_time', now, 'end_time', now)
-          redis.call('ZADD', base .. ':done', now, run_id)
+          zb_add(zb, base .. ':done', now, run_id)
           report_tally(tally, status, expected, nil)
         end
         counts[status] = (counts[status] or 0) + 1
@@ -107,6 +114,7 @@ for i = 1, #A, 11 do
     end
   end
 end
+zb_flush(zb)
 for status, n in pairs(counts) do redis.call('HINCRBY', base .. ':runstat', status, n) end
 report_flush(base, tally)
 return out

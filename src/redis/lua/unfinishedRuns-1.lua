@@ -13,6 +13,15 @@ local up_to = nil
 if ARGV[4] and ARGV[4] ~= '' then up_to = tonumber(ARGV[4]) end
 local rows = redis.call('ZRANGE', open, start, start + limit - 1, 'WITHSCORES')
 local out = {0, '', ''}
+-- Tasks read by this call (a periodic task has several runs open after an outage).
+local tasks = {}
+-- The value of a field in a flat HGETALL answer.
+local function field(flat, name)
+  for j = 1, #flat, 2 do
+    if flat[j] == name then return flat[j + 1] end
+  end
+  return nil
+end
 for i = 1, #rows, 2 do
   if up_to and tonumber(rows[i + 1]) > up_to then
     out[1] = 1
@@ -22,9 +31,13 @@ for i = 1, #rows, 2 do
   out[2] = rows[i + 1]
   out[3] = run_id
   local r = redis.call('HGETALL', base .. ':r:' .. run_id)
-  if #r > 0 then
-    local task_id = redis.call('HGET', base .. ':r:' .. run_id, 'task_id')
-    local t = redis.call('HGETALL', base .. ':t:' .. task_id)
+  local task_id = field(r, 'task_id')
+  if task_id then
+    local t = tasks[task_id]
+    if not t then
+      t = redis.call('HGETALL', base .. ':t:' .. task_id)
+      tasks[task_id] = t
+    end
     if #t > 0 then out[#out + 1] = {r, t} end
   end
 end

@@ -12,13 +12,17 @@
 -- for it (a sync run) until its next answer. A deadline set (an answer 202) or a final outcome
 -- clears it.
 -- Returns the number of runs changed.
--- Writes are merged: one HSET (and at most one HDEL) per run; status counters once per batch.
+-- Writes are merged: one HSET (and at most one HDEL) per run; the slot's sorted sets (open, done,
+-- fail) and status counters once per batch. The task's last_status is written without checking
+-- that the task exists: a run record exists only while its task does (drop_task removes a task's
+-- runs with it), and only runs found here are updated.
 --@include _lib.lua
 local base = KEYS[1]
 local A = cjson.decode(ARGV[1])
 local changed = 0
 local delta = {}
 local tally = {}
+local zb = {}
 local function move(from, to)
   delta[from] = (delta[from] or 0) - 1
   delta[to] = (delta[to] or 0) + 1
@@ -68,14 +72,13 @@ for i = 1, #A, 14 do
     if #set > 0 then redis.call('HSET', rk, unpack(set)) end
     if #del > 0 then redis.call('HDEL', rk, unpack(del)) end
     if status ~= 'RUNNING' then
-      redis.call('ZREM', base .. ':open', run_id)
-      redis.call('ZADD', base .. ':done', cur[4] or '0', run_id)
+      zb_rem(zb, base .. ':open', run_id)
+      zb_add(zb, base .. ':done', cur[4] or '0', run_id)
       if cur[13] then
-        if status == 'FAIL' then redis.call('ZADD', base .. ':fail', cur[13], run_id) end
+        if status == 'FAIL' then zb_add(zb, base .. ':fail', cur[13], run_id) end
         report_tally(tally, status, cur[13], cur[3] or opt(A[i + 5]))
       end
-      local tk = base .. ':t:' .. task_id
-      if redis.call('EXISTS', tk) == 1 then redis.call('HSET', tk, 'last_status', status) end
+      redis.call('HSET', base .. ':t:' .. task_id, 'last_status', status)
     end
   elseif cur[1] and status == 'RUNNING' then
     -- Closed already (an async worker reported before this update): the outcome stays, and the
@@ -89,6 +92,7 @@ for i = 1, #A, 14 do
     if #set > 0 then redis.call('HSET', rk, unpack(set)) end
   end
 end
+zb_flush(zb)
 for s, n in pairs(delta) do
   if n ~= 0 then redis.call('HINCRBY', base .. ':runstat', s, n) end
 end
