@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: every figure of the performance issue (#24) in one run and one table: create
  * (single), create-batch, burst (first callback, first 250 ms / peak, callbacks/s), precision
- * (200 fires/s), load (5,000 fires/s), cluster (CPU per callback and Redis commands per callback
- * against standalone), peer (xcron vs BullMQ), scale. Each bench starts its own server, receiver
+ * (200 fires/s), load (5,000 fires/s), cluster (failover; CPU per callback and Redis commands per
+ * callback against standalone), cluster-cost (per-node CPU per callback with 1, 2 and 3 nodes), peer (xcron vs BullMQ), scale. Each bench starts its own server, receiver
  * and temp dir, in sequence; the table lists every target with PASS / MISS and is also written to
  * bench/results/run-all.json.
  *
@@ -15,6 +15,7 @@
  */
 import { loadavg } from 'node:os';
 import { runBurst } from './burst.js';
+import { runClusterCost } from './cluster-cost.js';
 import { runCluster } from './cluster.js';
 import { runCreateBatch } from './create-batch.js';
 import { runCreate } from './create.js';
@@ -31,6 +32,7 @@ const ALL: [string, () => Promise<BenchResult>][] = [
   ['precision', runPrecision],
   ['load', runLoad],
   ['cluster', runCluster],
+  ['cluster-cost', runClusterCost],
   ['peer', runPeer],
   ['scale', runScale],
 ];
