@@ -9,6 +9,7 @@
  */
 import {
   atLeast,
+  atMost,
   calibrateCreateRate,
   cpuSecondsOf,
   createMany,
@@ -19,39 +20,30 @@ import {
   isMain,
   line,
   machine,
-  makeTempDir,
   memOf,
   monoUs,
   round1,
   runStandalone,
-  serverLogSummary,
-  serverPool,
   sleep,
-  startServer,
   writeResult,
   type BenchResult,
-  type ServerHandle,
-  teardown,
 } from './lib/common.js';
 import { reportProfile } from './lib/profile.js';
-import { Receiver, analyse } from './lib/receiver-client.js';
+import { withRig } from './lib/rig.js';
+import { analyse } from './lib/receiver-client.js';
 
 export const TARGET_CPS = 8000;
+/** Issue #24 item 3: the first callback <= 10 ms after the due time ... */
+export const TARGET_FIRST_MS = 10;
+/** ... and the rate in the first 250 ms >= 70 % of the peak 250 ms rate. */
+export const TARGET_RAMP = 0.7;
 
 export async function runBurst(): Promise<BenchResult> {
   const N = envInt('BENCH_BURST_TASKS', 20_000);
   const started = Date.now();
   header('burst', `${fmt(N)} one-shot tasks due in the same second`);
   const notes: string[] = [];
-  const dir = makeTempDir('burst');
-  let server: ServerHandle | null = null;
-  let receiver: Receiver | null = null;
-  let p: ReturnType<typeof serverPool> | null = null;
-  try {
-    receiver = await Receiver.start();
-    server = await startServer({ name: 'burst', dataDir: dir });
-    line('server ready', `${fmt(server.readyMs, 0)} ms (pid ${server.pid})`);
-    p = serverPool(server.baseUrl, 64);
+  return withRig('burst', { receiver: {} }, async ({ server, pool: p, stopServer, receiver }) => {
     const rate = await calibrateCreateRate(p, receiver.url, 1000, 64);
     const leadMs = envInt('BENCH_BURST_LEAD_MS', Math.min(300_000, Math.max(6000, Math.ceil((N / rate) * 1500) + 3000)));
     line('createTask calibration', `${fmt(rate)} req/s -> due time ${fmt(leadMs / 1000, 1)} s ahead`);
@@ -99,7 +91,8 @@ export async function runBurst(): Promise<BenchResult> {
     line('callbacks/s, first -> last', `${fmt(cpsFirstLast)} (${fmt(spanFirstLast)} ms)`, check);
     const check2 = atLeast('callbacks/s due->last', Math.round(cpsDueLast), TARGET_CPS, 'callbacks/s');
     line('callbacks/s, due time -> last', `${fmt(cpsDueLast)} (${fmt(spanDueLast)} ms)`, check2);
-    line('first callback after due', `${fmt(a.firstArrival - dueMs)} ms`);
+    const firstCheck = atMost('first callback after due (ms)', a.firstArrival - dueMs, TARGET_FIRST_MS, 'ms');
+    line('first callback after due', `${fmt(a.firstArrival - dueMs)} ms`, firstCheck);
     line('lateness p50 / p99 / max', `${fmt(late.p50)} / ${fmt(late.p99)} / ${fmt(late.max)} ms`);
     // Arrivals per 250 ms from the due time (first arrivals of each fire).
     const bins: number[] = [];
@@ -110,6 +103,10 @@ export async function runBurst(): Promise<BenchResult> {
     }
     const histogram = Array.from(bins, (x) => x ?? 0);
     line('arrivals per 250 ms from due', histogram.join(' '));
+    const peak = Math.max(1, ...histogram);
+    const ramp = Math.round(((histogram[0] ?? 0) / peak) * 100) / 100;
+    const rampCheck = atLeast('first 250 ms / peak 250 ms', ramp, TARGET_RAMP, 'of the peak');
+    line('first 250 ms / peak 250 ms', `${fmt(histogram[0] ?? 0)} / ${fmt(peak)} = ${fmt(ramp, 2)}`, rampCheck);
     line('CPU from due-0.5 s to last: server / receiver', `${fmt(cpu1 - cpu0, 2)} s / ${fmt(rcpu1 - rcpu0, 2)} s (window ${fmt((a.lastArrival - dueMs + 500) / 1000, 2)} s + settle 1 s)`);
     const cpuPerCb = ((cpu1 - cpu0) / Math.max(1, a.deliveries)) * 1e6;
     line('server CPU per callback', `${fmt(cpuPerCb)} µs (one core would allow ~${fmt(1e6 / cpuPerCb)} callbacks/s)`);
@@ -117,14 +114,7 @@ export async function runBurst(): Promise<BenchResult> {
     if (a.missing > 0) notes.push(`${a.missing} fires never arrived`);
     if (a.duplicates > 0) notes.push(`${a.duplicates} duplicate deliveries (retries)`);
 
-    const logFile = server.logFile;
-    await server.stop();
-    server = null;
-    const log = serverLogSummary(logFile);
-    if (log.lines > 0) {
-      line('server warn/error log lines', `${log.lines}: ${log.top.map((t) => `${t.count}x ${t.msg}`).join('; ')}`);
-      notes.push(`server logged ${log.lines} warn/error lines`);
-    }
+    const log = { lines: await stopServer(notes) };
     const profile = reportProfile('burst', { fromUs: (dueMs - 200) * 1000 + monoOffset, toUs: (a.lastArrival + 100) * 1000 + monoOffset });
 
     const r: BenchResult = {
@@ -146,6 +136,7 @@ export async function runBurst(): Promise<BenchResult> {
         unexpected: a.unexpected,
         retried_deliveries: a.retriedDeliveries,
         first_after_due_ms: a.firstArrival - dueMs,
+        first_250ms_over_peak: ramp,
         first_to_last_ms: spanFirstLast,
         due_to_last_ms: spanDueLast,
         cps_first_to_last: Math.round(cpsFirstLast),
@@ -159,14 +150,12 @@ export async function runBurst(): Promise<BenchResult> {
         server_log_lines: log.lines,
         profile: profile ? { window_us: profile.window, hot: profile.hot.slice(0, 10), by_package: profile.by_package } : undefined,
       },
-      targets: [check, check2],
+      targets: [check, check2, firstCheck, rampCheck],
       notes,
     };
     writeResult(r);
     return r;
-  } finally {
-    await teardown({ pool: p, server, receiver, dir });
-  }
+  });
 }
 
 if (isMain(import.meta.url)) runStandalone(runBurst);

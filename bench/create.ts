@@ -18,22 +18,18 @@ import {
   isMain,
   line,
   machine,
-  makeTempDir,
   memOf,
   monoUs,
-  removeTempDir,
   round1,
   runStandalone,
-  serverLogSummary,
-  serverPool,
-  startServer,
   writeResult,
   type BenchResult,
-  type ServerHandle,
 } from './lib/common.js';
 import { reportProfile } from './lib/profile.js';
+import { withRig } from './lib/rig.js';
 
-export const TARGET_RPS = 5000;
+/** Issue #24 item 1: createTask at >= 12,000 req/s. */
+export const TARGET_RPS = 12_000;
 
 export async function runCreate(): Promise<BenchResult> {
   const clients = envInt('BENCH_CREATE_CLIENTS', 64);
@@ -44,13 +40,7 @@ export async function runCreate(): Promise<BenchResult> {
   const started = Date.now();
   header(name, `POST /xcron/createTask, ${clients} concurrent clients, ${seconds} s after a ${warmupMs} ms warm-up (${kind} tasks)`);
   const notes: string[] = [];
-  const dir = makeTempDir('create');
-  let server: ServerHandle | null = null;
-  let p: ReturnType<typeof serverPool> | null = null;
-  try {
-    server = await startServer({ name, dataDir: dir });
-    line('server ready', `${fmt(server.readyMs, 0)} ms (pid ${server.pid})`);
-    p = serverPool(server.baseUrl, clients);
+  return withRig(name, { connections: clients }, async ({ server, pool: p, stopServer }) => {
     const pool = p;
 
     const base = Date.now() + 30 * 86_400_000;
@@ -137,11 +127,7 @@ export async function runCreate(): Promise<BenchResult> {
     line('server RSS / peak', mem ? `${fmt(mem.rss_mb, 1)} / ${fmt(mem.hwm_mb, 1)} MB` : 'n/a');
     if (errCount > 0) notes.push(`${errCount} errors`);
 
-    const logFile = server.logFile;
-    await server.stop();
-    server = null;
-    const log = serverLogSummary(logFile);
-    if (log.lines > 0) line('server warn/error log lines', `${log.lines}: ${log.top.map((t) => `${t.count}x ${t.msg}`).join('; ')}`);
+    const log = { lines: await stopServer(notes) };
     const profile = reportProfile(name, winFrom > 0 && winTo > 0 ? { fromUs: winFrom, toUs: winTo } : undefined);
 
     const r: BenchResult = {
@@ -169,11 +155,7 @@ export async function runCreate(): Promise<BenchResult> {
     };
     writeResult(r);
     return r;
-  } finally {
-    if (p) await p.close().catch(() => undefined);
-    if (server) await server.stop().catch(() => undefined);
-    removeTempDir(dir);
-  }
+  });
 }
 
 if (isMain(import.meta.url)) runStandalone(runCreate);

@@ -15,17 +15,32 @@ let sched: number[] = [];
 let arrival: number[] = [];
 let attempt: number[] = [];
 
+/** `--parse-json`: every body is read and parsed as JSON before the answer (a 400 if it is not JSON). */
+const parseJson = process.argv.includes('--parse-json');
+let badBodies = 0;
+
 const server = createServer((req, res) => {
   const now = Date.now();
   ids.push(String(req.headers['x-xcron-fire-id'] ?? ''));
   sched.push(Number(req.headers['x-xcron-scheduled-time'] ?? NaN));
   attempt.push(Number(req.headers['x-xcron-attempt'] ?? NaN));
   arrival.push(now);
+  const chunks: Buffer[] | null = parseJson ? [] : null;
   req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2' });
+    let status = 200;
+    if (chunks) {
+      try {
+        JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        badBodies++;
+        status = 400;
+      }
+    }
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': '2' });
     res.end('{}');
   });
-  req.resume();
+  if (chunks) req.on('data', (c: Buffer) => chunks.push(c));
+  else req.resume();
 });
 server.keepAliveTimeout = 120_000;
 server.headersTimeout = 130_000;
@@ -39,7 +54,7 @@ const send = (m: unknown): void => {
 process.on('message', (m: { cmd?: string }) => {
   switch (m.cmd) {
     case 'stats':
-      send({ type: 'stats', count: ids.length, first: arrival[0] ?? null, last: arrival[arrival.length - 1] ?? null });
+      send({ type: 'stats', count: ids.length, first: arrival[0] ?? null, last: arrival[arrival.length - 1] ?? null, bad_bodies: badBodies });
       break;
     case 'collect':
       send({ type: 'records', ids, sched, arrival, attempt });

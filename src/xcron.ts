@@ -141,6 +141,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       perOriginConcurrency: cfg.delivery.per_origin_concurrency,
       maxResponseBytes: cfg.delivery.max_response_bytes,
       signingSecrets: cfg.callback.signing_secrets,
+      prewarmConnections: cfg.delivery.prewarm_connections,
     };
     // Cluster: a callback goes out only while its slot's lease is held (checked in the delivery
     // thread right before the request is written). Standalone: no check.
@@ -211,6 +212,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       // Standalone: the held fire is undone here (uncommitFire). Cluster: in Redis, from any node
       // (uncommitHeld), and the owner claims it shortly before its due time (claimFires).
       commitAheadMs: cfg.scheduler.commit_ahead_ms,
+      handoffAheadMs: cfg.scheduler.handoff_ahead_ms,
       maxLoaded: cfg.scheduler.max_loaded,
       defaultTimeoutMs: cfg.delivery.timeout_ms,
       defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },

@@ -43,9 +43,15 @@ export class Receiver {
     return this.child.pid ?? -1;
   }
 
-  static async start(): Promise<Receiver> {
+  /**
+   * `parseJson`: the receiver parses every callback's JSON body before it answers, as a real
+   * receiver does (BENCH_RECEIVER_PARSE=1 turns it on for every bench; 0 off everywhere).
+   */
+  static async start(o: { parseJson?: boolean } = {}): Promise<Receiver> {
     const script = join(ROOT, 'dist', 'bench', 'receiver.js');
-    const child = track(fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    const env = process.env.BENCH_RECEIVER_PARSE;
+    const parse = env === '1' || (env !== '0' && o.parseJson === true);
+    const child = track(fork(script, parse ? ['--parse-json'] : [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     const port = await new Promise<number>((res, rej) => {
       const t = setTimeout(() => rej(new Error('receiver did not start within 10 s')), 10_000);
       child.once('message', (m: Msg) => {

@@ -30,6 +30,7 @@ const schedulerSchema = intSection({
   batch_size: [1, 100_000, 250],
   commit_coalesce_ms: [0, 50, 0],
   commit_ahead_ms: [0, 10_000, 1000],
+  handoff_ahead_ms: [0, 10_000, 250],
   max_loaded: [100, 10_000_000, 200_000],
 }).extend({
   jitter_seed: z.string().max(200).default(''),
@@ -42,6 +43,7 @@ const deliverySchema = z.strictObject({
   max_backoff_ms: int(0, 86_400_000).default(60_000),
   global_concurrency: int(1, 100_000).default(2048),
   per_origin_concurrency: int(1, 100_000).default(256),
+  prewarm_connections: int(0, 100_000).default(32),
   max_response_bytes: int(0, 100 * 1024 * 1024).default(65_536),
   user_agent: z.string().max(200).default(''),
   async_timeout_ms: int(1000, 7 * 86_400_000).default(3_600_000),

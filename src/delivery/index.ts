@@ -9,13 +9,15 @@
  * The job and outcome types are in types.ts, one HTTP exchange in http.ts, one queue publish in
  * queue-attempt.ts.
  */
-import { Agent } from 'undici';
+import { Agent, buildConnector } from 'undici';
 import { sleep } from '../clock/index.js';
 import { parseTargetUrl } from '../task/index.js';
 import { fireIdOfRun } from '../task/types.js';
 import { backoffDelay, classifyError, classifyResponse, exchange, OWN_HEADERS, signature, type ExchangeLimits, type Target } from './http.js';
 import { publishAttempt } from './queue-attempt.js';
+import { DueGate } from './due-gate.js';
 import { Semaphore } from './semaphore.js';
+import { WarmConnections } from './warm.js';
 import { LAPSED, type AttemptOutcome, type DeliveryHooks, type DeliveryJob, type DeliveryOptions, type DeliveryResult } from './types.js';
 
 export type { AttemptEvent, AttemptOutcome, DeliveryHooks, DeliveryJob, DeliveryOptions, DeliveryResult } from './types.js';
@@ -40,14 +42,25 @@ export class Delivery {
     this.global = new Semaphore(o.globalConcurrency);
     this.random = o.random ?? Math.random;
     this.limits = { maxBytes: o.maxResponseBytes, keepBytes: o.keepResponseBytes ?? 1024 };
+    const prewarm = Math.min(o.prewarmConnections ?? 0, o.perOriginConcurrency);
+    const connect = o.destinations ? o.destinations.connector({ timeout: 10_000 }) : prewarm > 0 ? buildConnector({ timeout: 10_000 }) : { timeout: 10_000 };
+    if (prewarm > 0) {
+      this.warm = new WarmConnections({ max: prewarm, perOrigin: o.perOriginConcurrency, idleMs: 10_000, connectedOf: (origin) => Number(this.agent.stats[origin]?.connected ?? 0) });
+    }
     this.agent = new Agent({
       connections: o.perOriginConcurrency,
       pipelining: 1,
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
-      connect: o.destinations ? o.destinations.connector({ timeout: 10_000 }) : { timeout: 10_000 },
+      connect: this.warm && typeof connect === 'function' ? this.warm.wrap(connect) : connect,
     });
+    this.dueGate = new DueGate(o.clock, this.stopping.signal);
   }
+
+  /** Connections opened ahead of fires waiting for their due time (null: prewarm_connections = 0). */
+  private readonly warm: WarmConnections | null = null;
+  /** Deliveries handed over ahead of their due time wait here (DeliveryJob.not_before). */
+  private readonly dueGate: DueGate;
 
   /** Deliveries in progress (including ones waiting to retry). */
   inFlight(): number {
@@ -64,10 +77,21 @@ export class Delivery {
   /** Delivers one fire with its retry policy. Never throws. */
   async deliver(job: DeliveryJob, hooks: DeliveryHooks = {}): Promise<DeliveryResult> {
     this.active++;
-    const start = this.o.clock.now();
     let attempt = job.first_attempt - 1;
     let last: AttemptOutcome | null = null;
     try {
+      if (job.not_before !== undefined && job.not_before > this.o.clock.now()) {
+        const origin = job.url.startsWith('target:') ? undefined : this.target(job.url)?.origin;
+        const done = origin !== undefined ? this.warm?.expect(origin, job.not_before) : undefined;
+        await this.dueGate.until(job.not_before);
+        done?.();
+        if (this.stopping.signal.aborted) {
+          // Stopped before its time: nothing was sent; the run stays open and goes out after a restart.
+          const now = this.o.clock.now();
+          return { ok: false, status: null, error: 'shutdown before the due time', body: null, attempts: attempt, start_time: now, end_time: now, duration_ms: 0, aborted: true };
+        }
+      }
+      const start = this.o.clock.now();
       for (;;) {
         attempt++;
         const n = attempt;
@@ -248,6 +272,7 @@ export class Delivery {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.stopping.abort();
+      this.warm?.close();
       await Promise.all([this.agent.destroy(), this.o.targets?.close()]);
     })();
     return this.closed;

@@ -14,7 +14,7 @@ import type { DestinationPolicyOptions } from './ssrf.js';
 import type { TargetConfig } from './targets/index.js';
 
 /** What the worker needs to build its Delivery (plain data: it crosses the thread boundary). */
-export type WorkerConfig = Pick<DeliveryOptions, 'userAgent' | 'globalConcurrency' | 'perOriginConcurrency' | 'maxResponseBytes' | 'keepResponseBytes' | 'signingSecrets'> & {
+export type WorkerConfig = Pick<DeliveryOptions, 'userAgent' | 'globalConcurrency' | 'perOriginConcurrency' | 'maxResponseBytes' | 'keepResponseBytes' | 'signingSecrets' | 'prewarmConnections'> & {
   /** The SSRF guard's options (the worker builds its own DestinationPolicy). None: no restriction. */
   destinations?: Omit<DestinationPolicyOptions, 'resolve'>;
   logLevel: string;
@@ -37,13 +37,13 @@ export const RECORD_ATTEMPTS = 2;
 /**
  * A job as it crosses to the worker: [id, flags, run_id, task_id, scheduled_time,
  * url, method, body, timeout_ms, max_attempts, backoff_ms, max_backoff_ms, first_attempt, headers,
- * extra_headers, failover_urls, slot, lease token], the header maps flattened to
- * [name, value, name, value, ...], slot -1 when the job names no lease.
+ * extra_headers, failover_urls, slot, lease token, not_before], the header maps flattened to
+ * [name, value, name, value, ...], slot -1 when the job names no lease, not_before 0 when absent.
  */
 export type PackedJob = [
   number, number, string, string, number,
   string, HttpMethod, string, number, number, number, number, number,
-  string[] | null, string[] | null, readonly string[] | null, number, number,
+  string[] | null, string[] | null, readonly string[] | null, number, number, number,
 ];
 
 function flatHeaders(h: Record<string, string> | null | undefined): string[] | null {
@@ -65,7 +65,7 @@ export function packJob([id, job, reportStarts, recordAttempts]: JobItem): Packe
   return [
     id, (reportStarts ? REPORT_STARTS : 0) | (recordAttempts === true ? RECORD_ATTEMPTS : 0), job.run_id, job.task_id, job.scheduled_time,
     job.url, job.method, job.body, job.timeout_ms, r.max_attempts, r.backoff_ms, r.max_backoff_ms, job.first_attempt,
-    flatHeaders(job.headers), flatHeaders(job.extra_headers), job.failover_urls ?? null, job.slot ?? -1, job.token ?? 0,
+    flatHeaders(job.headers), flatHeaders(job.extra_headers), job.failover_urls ?? null, job.slot ?? -1, job.token ?? 0, job.not_before ?? 0,
   ];
 }
 
@@ -88,6 +88,7 @@ export function unpackJob(p: PackedJob): JobItem {
     job.slot = p[16];
     job.token = p[17];
   }
+  if (p[18] > 0) job.not_before = p[18];
   return [p[0], job, (p[1] & REPORT_STARTS) !== 0, (p[1] & RECORD_ATTEMPTS) !== 0];
 }
 

@@ -18,6 +18,11 @@ export interface DeliveryOptions {
   perOriginConcurrency: number;
   /** Response bytes read at most; the rest is discarded and the connection closed. */
   maxResponseBytes: number;
+  /**
+   * Connections per origin opened ahead for deliveries waiting for their due time (not_before),
+   * bounded by the fires due at the same instant and the per-origin cap. 0 or absent: none.
+   */
+  prewarmConnections?: number;
   /** Response bytes kept for the run record. */
   keepResponseBytes?: number;
   /** Current secret first, optional next secret second. Each yields a v1= signature. */
@@ -65,6 +70,11 @@ export interface DeliveryJob {
   /** The slot and the lease token the job is sent under (see DeliveryOptions.leases). -1 / absent: not checked. */
   slot?: number;
   token?: number;
+  /**
+   * Handed over ahead of its due time: the first attempt waits until this time (ms epoch) on the
+   * delivery's own timer, and goes out then, never before. Absent: sent at once.
+   */
+  not_before?: number;
 }
 
 export interface AttemptOutcome {

@@ -72,6 +72,7 @@ const delivery = new Delivery({
   userAgent: cfg.userAgent,
   globalConcurrency: cfg.globalConcurrency,
   perOriginConcurrency: cfg.perOriginConcurrency,
+  prewarmConnections: cfg.prewarmConnections,
   maxResponseBytes: cfg.maxResponseBytes,
   keepResponseBytes: cfg.keepResponseBytes,
   signingSecrets: cfg.signingSecrets,

@@ -64,7 +64,7 @@ export class Dispatcher {
 
   jobOf(d: Dispatch): DeliveryJob {
     const { task } = d;
-    return {
+    const job: DeliveryJob = {
       run_id: d.run_id,
       task_id: task.id,
       scheduled_time: d.scheduled,
@@ -79,6 +79,8 @@ export class Dispatcher {
       slot: task.slot,
       token: d.token,
     };
+    if (d.notBefore !== undefined) job.not_before = d.notBefore;
+    return job;
   }
 
   /**
@@ -194,7 +196,8 @@ export class Dispatcher {
     // The permit is held while the run is in flight (an async run: until its report or deadline).
     this.inflight.whenEnded(d.run_id, () => permit.release());
     let awaitingReport = false;
-    const start = this.c.o.clock.now();
+    // A fire handed over ahead of its tick starts at the tick (delivery sends it then).
+    const start = Math.max(this.c.o.clock.now(), d.notBefore ?? 0);
     const onAttempt = (n: number): void => recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node, start_time: start }, task.completion === 'async');
     // Attempts numbered 2 or more go out once the run record counts them (one write per number,
     // shared by a broadcast's shards).

@@ -16,7 +16,7 @@ import type { Dispatch } from './types.js';
 
 /** A fire committed ahead of its due time, held here until then. */
 export interface Held {
-  /** Heap key: when it leaves the held heap (its tick; for a claim, CLAIM_LEAD_MS before it). */
+  /** Heap key: when it leaves the held heap (its tick minus the hand-off lead; for a claim, CLAIM_LEAD_MS before it). */
   at: number;
   /** The tick: the callback goes out at this time. */
   tick: number;
@@ -168,11 +168,25 @@ export abstract class HeldFires {
     for (const h of [...this.byRun.values()]) this.unhold(h);
   }
 
+  /**
+   * How long before its tick a held fire is handed to delivery (its job then waits for the tick:
+   * `DeliveryJob.not_before`). At most the commit lead: a fire is never handed over before it is
+   * committed.
+   */
+  private get handoffMs(): number {
+    return Math.min(this.aheadMs, Math.max(0, this.c.o.handoffAheadMs ?? 0));
+  }
+
   protected hold(fire: Omit<Held, 'at'>): void {
-    const h: Held = { ...fire, at: fire.claim ? fire.tick - CLAIM_LEAD_MS : fire.tick };
-    if (h.at <= this.c.o.clock.now()) {
+    const now = this.c.o.clock.now();
+    // A flow-controlled fire is handed over at its tick: its flow permit (a rate counted when it is
+    // taken) must not be taken ahead of the send.
+    const { task } = fire.d;
+    const early = task.flow_key || task.flow ? 0 : this.handoffMs;
+    const h: Held = { ...fire, at: fire.claim ? fire.tick - CLAIM_LEAD_MS : fire.tick - early };
+    if (h.at <= now) {
       if (h.claim) this.claim(h);
-      else this.delivery.dispatch(h.d);
+      else this.send(h, now);
       return;
     }
     // Its delivery job is built soon, a few per event-loop turn (not in the burst at the due time,
@@ -263,9 +277,22 @@ export abstract class HeldFires {
         continue;
       }
       n++;
-      if (top.undo || top.claimed) this.c.events.emit('released', { task_id: top.d.task.id, run_id: top.id, scheduled_time: top.tick, released_at: now });
-      this.delivery.dispatch(top.d);
+      this.send(top, now);
     }
     this.arm();
+  }
+
+  /**
+   * Hands a held fire to delivery: at its tick, or up to handoffMs before it, in which case
+   * delivery sends it at the tick (the job's not_before), never before. Its lateness (the
+   * 'released' event) is taken from the tick when handed over ahead.
+   */
+  private send(h: Held, now: number): void {
+    if (h.undo || h.claimed) this.c.events.emit('released', { task_id: h.d.task.id, run_id: h.id, scheduled_time: h.tick, released_at: Math.max(now, h.tick) });
+    if (h.tick > now) {
+      h.d.notBefore = h.tick;
+      if (h.d.job) h.d.job.not_before = h.tick;
+    }
+    this.delivery.dispatch(h.d);
   }
 }

@@ -74,6 +74,13 @@ export interface SchedulerOptions {
    * time before delivering it). Default 0: commit when due.
    */
   commitAheadMs?: number;
+  /**
+   * A held fire is handed to delivery this many ms before its due time (at most `commitAheadMs`),
+   * with the due time as its `not_before`: delivery waits on its own timer and sends at the due
+   * time, so the hand-over of a burst is done before it. From then on the fire is no longer
+   * undone by pause, update or delete. Default 0: handed over at the due time.
+   */
+  handoffAheadMs?: number;
   /** Every this many scans, a full re-read of the window up to the horizon (the safety net). Default 10. */
   safetyRescanEvery?: number;
   defaultTimeoutMs: number;
@@ -188,6 +195,8 @@ export interface Dispatch {
   token: number;
   /** The delivery job, built while the fire was held (so its due time only hands it over). */
   job?: DeliveryJob;
+  /** Handed to delivery ahead of its tick: sent at this time, not before (DeliveryJob.not_before). */
+  notBefore?: number;
   /** The run's one-off body/headers (triggerTask with a body, its retries), sent instead of the task's. */
   request?: RunRequest | null;
 }

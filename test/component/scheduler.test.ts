@@ -806,6 +806,34 @@ describe('Scheduler: fires committed ahead (commitAheadMs)', () => {
     expect(await h.store.getRun(`started:${at}`)).toMatchObject({ status: 'SUCCESS' });
   });
 
+  it('handoffAheadMs: a held fire goes to delivery that long before its tick, due at the tick (not_before), and is no longer undone', async () => {
+    const at = T0 + 10 * SEC;
+    const h = await setup({ tasks: [oneShot('handed', at, T0), oneShot('late', at + 100, T0)], opts: { commitAheadMs: 1000, handoffAheadMs: 250 } });
+    const sent = deliveredAt(h);
+    const released: ReleasedEvent[] = [];
+    h.sched.on('released', (e) => released.push(e));
+    await h.runUntil(at - 251);
+    expect(h.deliverer.jobs).toEqual([]);
+    expect(h.sched.heldCount()).toBe(2);
+    await h.runUntil(at - 250);
+    // handed over 250 ms ahead, the job carrying its tick: delivery sends it then, not before
+    expect([...sent]).toEqual([[`handed:${at}`, at - 250]]);
+    expect(h.deliverer.jobs[0]).toMatchObject({ run_id: `handed:${at}`, scheduled_time: at, not_before: at });
+    // lateness is taken from the tick, not from the hand-over
+    expect(released).toEqual([{ task_id: 'handed', run_id: `handed:${at}`, scheduled_time: at, released_at: at }]);
+    // handed over: an undo no longer reaches it (it goes out as committed); the other is still held
+    await h.sched.cancelAhead('handed');
+    expect(await h.store.getRun(`handed:${at}`)).toMatchObject({ scheduled_time: at }); // not undone
+    expect(h.sched.heldCount()).toBe(1);
+    await h.sched.cancelAhead('late');
+    expect(await h.store.getRun(`late:${at + 100}`)).toBeNull();
+    await h.runUntil(at + MIN);
+    // the undone one fires at its tick, committed then (no hand-over ahead: it was not held)
+    expect(sent.get(`late:${at + 100}`)).toBe(at + 100);
+    expect(h.deliverer.jobs.find((j) => j.run_id === `late:${at + 100}`)?.not_before).toBeUndefined();
+    expect(await h.store.getRun(`handed:${at}`)).toMatchObject({ status: 'SUCCESS', attempts: 1 });
+  });
+
   it('a deleted task drops its held fire', async () => {
     const at = T0 + 10 * SEC;
     const h = await setup({ tasks: [oneShot('gone', at, T0)], ...AHEAD });

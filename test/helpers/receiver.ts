@@ -64,6 +64,8 @@ export class Receiver {
   private readonly responders = new Map<string, Responder>();
   private readonly perPath = new Map<string, number>();
   private fallback: Responder = { status: 200 };
+  /** TCP connections accepted so far (a request-less connection opened ahead counts too). */
+  connectionsAccepted = 0;
   private readonly pending = new Set<ServerResponse>();
 
   private constructor(
@@ -84,6 +86,7 @@ export class Receiver {
     });
     const port = (server.address() as AddressInfo).port;
     const r = new Receiver(server, port);
+    server.on('connection', () => r.connectionsAccepted++);
     server.on('request', (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));

@@ -28,7 +28,7 @@ describe('packJob / unpackJob', () => {
     expect(job).toEqual({ ...base, extra_headers: undefined, failover_urls: undefined });
   });
 
-  it('round-trips headers, extra headers (in order) and failover targets', () => {
+  it('round-trips headers, extra headers (in order), failover targets and the due time (not_before)', () => {
     const job: DeliveryJob = {
       ...base,
       method: 'PUT',
@@ -37,6 +37,7 @@ describe('packJob / unpackJob', () => {
       failover_urls: ['http://a.test/x', 'http://b.test/y'],
       first_attempt: 4,
       retry: { max_attempts: 9, backoff_ms: 5, max_backoff_ms: 50 },
+      not_before: base.scheduled_time,
     };
     const [id, back, starts] = unpackJob(deserialize(serialize(packJob([123456, job, false]))) as PackedJob);
     expect(id).toBe(123456);
