@@ -686,8 +686,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
     });
 
     describe('updateRuns', () => {
-      async function committed(id: string): Promise<{ t: Task; runId: string }> {
-        const t = makeTask({ id });
+      async function committed(id: string, body?: Record<string, unknown>): Promise<{ t: Task; runId: string }> {
+        const t = makeTask({ id, body });
         await createAll([t]);
         expect(await store.commitFires([fire(t)])).toEqual(['committed']);
         return { t, runId: fireId(id, t.next_fire_time!) };
@@ -732,12 +732,38 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
 
       it('a late RUNNING after a report closed the run fills in the callback facts still missing, without reopening it', async () => {
         // An async worker can report before this node has recorded the callback's own answer (202).
-        const { runId } = await committed('r2b');
+        const { runId } = await committed('r2b', { completion: 'async' });
         expect((await store.reportRun({ run_id: runId, status: 'FAIL', message: 'disk full', output: null, now: T0 + 10 })).result).toBe('closed');
         await store.updateRuns([{ run_id: runId, task_id: 'r2b', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: T0 + 2, http_status: 202 }]);
         const run = (await store.getRun(runId))!;
         expect(run).toMatchObject({ status: 'FAIL', http_status: 202, attempts: 1, node: 'node-a', message: 'disk full' });
         expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+      });
+
+      it('reportRun closes only a run that awaits a report: a sync run is refused in every phase, atomically (issue 23 item 6)', async () => {
+        const { runId } = await committed('rs1');
+        const report = (status: 'SUCCESS' | 'FAIL', now: number) => store.reportRun({ run_id: runId, status, message: null, output: null, now });
+        // Not sent yet (PENDING), an attempt in flight (RUNNING, answer unknown), between attempts.
+        expect((await report('SUCCESS', T0 + 1)).result).toBe('not_awaiting');
+        await store.updateRuns([{ run_id: runId, task_id: 'rs1', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: T0 + 2 }]);
+        expect((await report('SUCCESS', T0 + 3)).result).toBe('not_awaiting');
+        await store.updateRuns([{ run_id: runId, task_id: 'rs1', status: 'RUNNING', attempts: 1, http_status: 500, retrying: true }]);
+        // A store shared by nodes keeps the mark (refused at once); one process needs none.
+        expect((await report('FAIL', T0 + 4)).result).toBe(store.kind === 'redis' ? 'retrying' : 'not_awaiting');
+        expect(await store.getRun(runId)).toMatchObject({ status: 'RUNNING', end_time: null, attempts: 1 });
+        expect((await store.get('rs1'))!.last_status).toBeNull();
+        // Its callback answered 202 (a deadline): it awaits the report, which closes it.
+        await store.updateRuns([{ run_id: runId, task_id: 'rs1', status: 'RUNNING', attempts: 2, http_status: 202, deadline: T0 + 60_000 }]);
+        expect((await report('SUCCESS', T0 + 5)).result).toBe('closed');
+        expect(await store.getRun(runId)).toMatchObject({ status: 'SUCCESS', attempts: 2, http_status: 202 });
+        // A deadline passed and the callback goes out again (deadline cleared): no report until it answers 202 again.
+        const again = await committed('rs2');
+        await store.updateRuns([{ run_id: again.runId, task_id: 'rs2', status: 'RUNNING', attempts: 1, http_status: 202, deadline: T0 + 60_000 }]);
+        await store.updateRuns([{ run_id: again.runId, task_id: 'rs2', status: 'RUNNING', attempts: 1, deadline: null }]);
+        expect((await store.reportRun({ run_id: again.runId, status: 'SUCCESS', message: null, output: null, now: T0 + 6 })).result).toBe('not_awaiting');
+        // An async task's run takes a report in any phase, even before its first attempt.
+        const async = await committed('rs3', { completion: 'async' });
+        expect((await store.reportRun({ run_id: async.runId, status: 'FAIL', message: 'x', output: null, now: T0 + 7 })).result).toBe('closed');
       });
 
       it('a final outcome is not overwritten by another final outcome', async () => {
