@@ -83,6 +83,7 @@ export function taskView(t: Task): z.output<typeof TaskView> {
   if (t.completion !== 'sync') v.completion = t.completion;
   if (t.async_timeout_ms !== null) v.async_timeout_ms = t.async_timeout_ms;
   if (t.tags) v.tags = t.tags;
+  if (t.pause && t.state === 'paused') v.pause = t.pause;
   return v;
 }
 

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Task } from '../task/index.js';
-import { rowToRun, rowToTask, runRange, specOf, taskRow, TASK_ROW_KEY, type RunRow, type TaskInsertRow, type TaskRow } from './sqlite-rows.js';
+import { pauseColumn, rowToRun, rowToTask, runRange, specOf, taskRow, TASK_ROW_KEY, type RunRow, type TaskInsertRow, type TaskRow } from './sqlite-rows.js';
 import { PRUNE_BATCH, type Statements } from './sqlite-statements.js';
 import { findCycle } from './child-graph.js';
 import { ReportTally } from './report.js';
@@ -102,7 +102,7 @@ function updateTask(st: Statements, id: string, ch: TaskChanges, ex: TaskExpecta
     if (refusal) return refusal;
   }
   const next: Task = { ...cur, ...ch };
-  st.replaceSpec.run(next.format, next.state, next.next_fire_time, specOf(next), next.update_time, id);
+  st.replaceSpec.run(next.format, next.state, next.next_fire_time, specOf(next), next.update_time, pauseColumn(next), id);
   return next;
 }
 

@@ -72,11 +72,19 @@ describe('tags and bulk actions', () => {
     expect([...dry.task_ids].sort()).toEqual([...ids].sort());
     expect((await client.listTasks({ tag, state: 'paused' })).tasks).toEqual([]);
 
-    const paused = await client.pauseTasks({ tag });
+    const paused = await client.pauseTasks({ tag }, { note: 'bulk freeze' });
     expect(paused.count).toBe(3);
     expect(paused.dry_run).toBe(false);
     expect((await client.listTasks({ tag, state: 'paused' })).tasks).toHaveLength(3);
+    expect((await client.queryTask(ids[0]!)).pause).toMatchObject({ kind: 'manual', note: 'bulk freeze', by: null });
     expect((await client.queryTask(other)).state).toBe('active');
+    // One task, with a note: kept on the task until it is resumed.
+    expect(await client.pauseTask(other, { note: 'vendor outage' })).toEqual({ task_id: other, state: 'paused' });
+    const p = (await client.queryTask(other)).pause;
+    expect(p).toMatchObject({ kind: 'manual', note: 'vendor outage', by: null });
+    expect(typeof p?.at).toBe('number');
+    await client.resumeTask(other);
+    expect((await client.queryTask(other)).pause).toBeUndefined();
 
     const resumed = await client.resumeTasks({ name_prefix: prefix });
     expect(resumed.count).toBe(3);
@@ -124,7 +132,7 @@ describe('runs across tasks, replay and the report', () => {
     expect((await client.listRuns({ name_prefix: name })).runs.map((r) => r.run_id)).toEqual([trig.run_id]);
     expect((await client.listTasks({ last_status: 'FAIL', name })).tasks.map((t) => t.task_id)).toEqual([task_id]);
 
-    expect(await client.retryRuns({ task_id, dry_run: true })).toEqual({ count: 1, run_ids: [trig.run_id] });
+    expect(await client.retryRuns({ task_id, dry_run: true })).toEqual({ count: 1, run_ids: [trig.run_id], remaining: 0, remaining_capped: false });
 
     recv.on(path, { status: 200 });
     const retried = await client.retryRun(trig.run_id);

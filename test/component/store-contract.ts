@@ -860,6 +860,27 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
       });
     });
 
+    describe('updateTask: the pause reason (PauseInfo)', () => {
+      it('is stored with the task on pause, listed, and gone once cleared on resume', async () => {
+        await createAll([makeTask({ id: 'pz-1', body: { tags: ['pz'] } })]);
+        const cur = (await store.get('pz-1'))!;
+        expect(cur.pause).toBeUndefined();
+        const pause = { kind: 'manual' as const, note: 'waiting for the vendor "fix" \\ ünïcödé', by: 'ops', at: T0 + 5 };
+        const paused = await store.updateTask('pz-1', { state: 'paused', pause, update_time: T0 + 5 }, { state: cur.state, next_fire_time: cur.next_fire_time });
+        expect(paused).toMatchObject({ state: 'paused', pause });
+        expect((await store.get('pz-1'))!.pause).toEqual(pause);
+        expect((await store.listTasks({ state: 'paused', namePrefix: null, after: null, limit: 10, tag: 'pz' }))[0]!.pause).toEqual(pause);
+        const auto = { kind: 'auto' as const, note: 'auto-paused after 3 consecutive failures: HTTP 500', by: null, at: T0 + 6 };
+        await store.updateTask('pz-1', { pause: auto, update_time: T0 + 6 }, { state: 'paused', next_fire_time: cur.next_fire_time });
+        expect((await store.get('pz-1'))!.pause).toEqual(auto);
+        await store.updateTask('pz-1', { state: 'active', pause: null, update_time: T0 + 7 }, { state: 'paused', next_fire_time: cur.next_fire_time });
+        const resumed = (await store.get('pz-1'))!;
+        expect(resumed.state).toBe('active');
+        expect(resumed.pause ?? null).toBeNull();
+        expect('pause' in resumed && resumed.pause !== undefined).toBe(false);
+      });
+    });
+
     describe('updateTask: the child graph (on_success)', () => {
       /** Sets a task's children with updateTask, guarded by the state read just before. */
       const setChildren = async (id: string, children: string[] | null): Promise<Awaited<ReturnType<TaskStore['updateTask']>>> => {
