@@ -42,7 +42,7 @@ function shortFacts(t: TaskView): Fact[] {
 /** The wide ones (callback, bodies, lists), across the panel. */
 function wideFacts(t: TaskView): Fact[] {
   const cb = t.callback;
-  const wide: Fact[] = [['Callback', h('code', { text: `${cb.method || 'POST'} ${cb.url}` })]];
+  const wide: Fact[] = [['Callback', h('code', { id: 'task-callback', text: cb.target ? `queue target ${cb.target}${cb.key ? ` (key ${cb.key})` : ''}` : `${cb.method || 'POST'} ${cb.url ?? ''}` })]];
   if (t.start_time || t.end_time) wide.push(['Window', `${t.start_time ? fmtTime(t.start_time) : 'open'} → ${t.end_time ? fmtTime(t.end_time) : 'open'}`]);
   if (cb.urls) wide.push(['Targets', h('div', {}, h('div', { class: 'muted small', text: `route: ${cb.route || 'failover'}` }), cb.urls.map((u) => h('div', { class: 'mono', text: u })))]);
   if (cb.headers) wide.push(['Headers', h('pre', { text: json(cb.headers) })]);
