@@ -9,8 +9,10 @@
  * pause-scenario.ts; the target is 0), attempt numbers repeated within one fire id (target 0), lost
  * fires and ticks committed twice (target 0), and the failover times (target <= lease + 1 s each).
  *
- * Options: `npm run bench:chaos -- --runs 20 --one-shots 150 --periodic 12` (the defaults), or the
- * environment: BENCH_CHAOS_RUNS, BENCH_CHAOS_ONE_SHOTS, BENCH_CHAOS_PERIODIC (an option wins).
+ * Options: `npm run bench:chaos -- --runs 20 --one-shots 150 --periodic 12 --freeze-after 3000` (the
+ * defaults), or the environment: BENCH_CHAOS_RUNS, BENCH_CHAOS_ONE_SHOTS, BENCH_CHAOS_PERIODIC,
+ * BENCH_CHAOS_FREEZE_AFTER (an option wins). `--freeze-after 2500` freezes the second node before
+ * its takeover round (the case where the killed node's slots chosen for it must be taken by the other).
  */
 import { RedisServer, stopAllRedis } from '../test/helpers/redis.js';
 import { LEASE, runKillThenFreeze, type PauseReport } from '../test/cluster/pause-scenario.js';
@@ -42,8 +44,9 @@ export async function runChaos(argv: readonly string[] = process.argv.slice(2)):
   const runs = option(argv, 'runs', 'BENCH_CHAOS_RUNS', 20);
   const oneShots = option(argv, 'one-shots', 'BENCH_CHAOS_ONE_SHOTS', 150);
   const periodic = option(argv, 'periodic', 'BENCH_CHAOS_PERIODIC', 12);
+  const freezeAfter = option(argv, 'freeze-after', 'BENCH_CHAOS_FREEZE_AFTER', 3000);
   const started = Date.now();
-  header('chaos', `kill -9, then SIGSTOP 3 s later for 8 s, ${runs} runs (3 nodes, lease ${LEASE} ms, ${oneShots} one-shots, ${periodic} periodic)`);
+  header('chaos', `kill -9, then SIGSTOP ${freezeAfter} ms later for 8 s, ${runs} runs (3 nodes, lease ${LEASE} ms, ${oneShots} one-shots, ${periodic} periodic)`);
   ensureBuilt();
   const redis = await RedisServer.start({ appendonly: true, appendfsync: 'always' });
   const rec = await CallbackReceiver.start();
@@ -53,7 +56,7 @@ export async function runChaos(argv: readonly string[] = process.argv.slice(2)):
     for (let i = 1; i <= runs; i++) {
       let r: PauseReport;
       try {
-        r = await runKillThenFreeze({ redisUrl: redis.url, rec, oneShots, periodic, log: (l) => line(`  run ${i}`, l) });
+        r = await runKillThenFreeze({ redisUrl: redis.url, rec, oneShots, periodic, freezeAfterKillMs: freezeAfter, log: (l) => line(`  run ${i}`, l) });
       } catch (e) {
         notes.push(`run ${i} did not complete: ${(e as Error).message.slice(0, 300)}`);
         line(`run ${i}`, `DID NOT COMPLETE: ${(e as Error).message.slice(0, 300)}`);
@@ -101,7 +104,7 @@ export async function runChaos(argv: readonly string[] = process.argv.slice(2)):
     started_at: new Date(started).toISOString(),
     duration_s: Math.round((Date.now() - started) / 1000),
     machine: machine(),
-    config: { runs, lease_ms: LEASE, one_shots: oneShots, periodic },
+    config: { runs, lease_ms: LEASE, one_shots: oneShots, periodic, freeze_after_kill_ms: freezeAfter },
     figures: {
       runs_completed: reports.length,
       delivered_twice: sum((r) => r.duplicates.length),

@@ -16,7 +16,7 @@ import { DeadlineError } from './errors.js';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './fast-metrics.js';
 
 /** What metrics needs of the scheduler. */
-export type SchedulerLike = EventEmitter<SchedulerEvents> & { loadedCount(): number; inflightCount(): number };
+export type SchedulerLike = EventEmitter<SchedulerEvents> & { loadedCount(): number; inflightCount(): number; flowWaiting?(): Map<string, number> };
 
 export interface MetricsOptions {
   scheduler: SchedulerLike;
@@ -138,6 +138,17 @@ export class Metrics {
         this.set(o.scheduler.inflightCount());
       },
     });
+    new Gauge({
+      name: 'xcron_flow_waiting_fires',
+      help: "Fires waiting on a flow limit on this node, by flow key ('task': tasks with a limit of their own).",
+      labelNames: ['key'],
+      registers,
+      collect() {
+        for (const [key, n] of o.scheduler.flowWaiting?.() ?? []) this.set({ key }, n);
+      },
+    });
+    const flowDelay = new Histogram({ name: 'xcron_flow_delay_seconds', help: "How long fires waited on their flow limit before their first attempt, by flow key ('task': tasks with a limit of their own). Not part of xcron_fire_lateness_seconds.", labelNames: ['key'], buckets: LATENESS_BUCKETS, registers });
+    this.listen(o.scheduler, 'flowAdmitted', (e) => flowDelay.observe({ key: e.key }, Math.max(0, e.waited_ms) / 1000));
     const self = this;
     new Gauge({
       name: 'xcron_tasks',

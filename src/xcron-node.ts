@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { answerClientErrors } from './api/client-error.js';
 import type { Clock, TimerHandle } from './clock/index.js';
 import type { Ownership } from './cluster/index.js';
-import type { ClusterMode } from './cluster/redis.js';
+import type { ClusterMode } from './cluster/mode.js';
 import type { Config } from './config/index.js';
 import { openBindRefusal } from './config/exposure.js';
 import type { DeliveryService } from './delivery/threaded.js';

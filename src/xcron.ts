@@ -23,7 +23,7 @@ import { TokenAuth, resolveTokens } from './api/auth.js';
 import { SystemClock, type Clock, type TimerHandle } from './clock/index.js';
 import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
 import { LeaseGate } from './cluster/lease-table.js';
-import { openClusterMode, type ClusterMode } from './cluster/redis.js';
+import { openClusterMode, type ClusterMode } from './cluster/mode.js';
 import { openBindRefusal } from './config/exposure.js';
 import { VERSION, type Config } from './config/index.js';
 import { Delivery } from './delivery/index.js';
@@ -35,6 +35,8 @@ import { createResultsConsumer } from './service/results.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { redactRedisUrl } from './redis/url.js';
+import { RedisKeys } from './redis/keys.js';
+import { LocalFlow, RedisFlow } from './delivery/flow.js';
 import { Scheduler } from './scheduler/index.js';
 import { SchedulerStats } from './scheduler/stats.js';
 import { TaskService, type Notifier } from './service/index.js';
@@ -88,7 +90,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
   };
   const destinations = new DestinationPolicy(destinationOptions);
 
-  // Standalone (SQLite, every slot) or, with [cluster] redis_url, cluster mode (src/cluster/redis.ts).
+  // Standalone (SQLite, every slot) or, with [cluster] redis_url, cluster mode (src/cluster/mode.ts).
   let store: TaskStore;
   let ownership: Ownership;
   let where: Record<string, unknown>;
@@ -181,6 +183,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       defaultTimezone: cfg.default_timezone,
       pastGraceMs: 1000,
       targets: new Set(Object.keys(cfg.targets)),
+      flowKeys: new Set(Object.keys(cfg.flow)),
     };
     // The task operations, shared by the API and the scheduler's follow-ups (children, auto-pause).
     const service = new TaskService({ store, notifier, clock, slots: cfg.cluster.slots, limits, nodeId: cfg.node_id });
@@ -213,6 +216,9 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       defaultRetry: { max_attempts: cfg.delivery.max_attempts, backoff_ms: cfg.delivery.backoff_ms, max_backoff_ms: cfg.delivery.max_backoff_ms },
       alertUrl: cfg.alert.webhook_url,
       maxConsecutiveFailures: cfg.alert.max_consecutive_failures,
+      jitterSeed: cfg.scheduler.jitter_seed,
+      // Flow limits: counted in Redis in a cluster (shared by every node), here standalone.
+      flow: { backend: cluster ? new RedisFlow(cluster.store.client, new RedisKeys(cfg.cluster.key_prefix)) : new LocalFlow(clock), limits: cfg.flow },
     });
 
     if (store instanceof ThreadedSqliteStore) store.onRestart = () => void scheduler.redeliverOutbox();

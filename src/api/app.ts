@@ -19,6 +19,7 @@ import { DOCS_PATHS, docsRoutes } from './docs.js';
 import { fail, requestUuid } from './envelope.js';
 import { manageRoutes } from './manage.js';
 import { opsRoutes } from './ops.js';
+import { executorRoutes } from './executors.js';
 import { CpuSampler } from './cpu-sample.js';
 import { clientIp, rateLimit } from './ratelimit.js';
 import { bodyReadError, readJson } from './request.js';
@@ -57,6 +58,9 @@ export const ROUTES: Record<string, string[]> = {
   '/xcron/resumeTasks': ['POST'],
   '/xcron/deleteTasks': ['POST'],
   '/xcron/report': ['GET'],
+  '/xcron/registerExecutor': ['POST'],
+  '/xcron/unregisterExecutor': ['POST'],
+  '/xcron/executors': ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
   '/metrics': ['GET'],
@@ -207,6 +211,7 @@ export function createApp(deps: ApiDeps): Hono {
   batchRoutes(app, { ...deps, service });
   manageRoutes(app, { ...deps, service });
   opsRoutes(app, { ...deps, service });
+  executorRoutes(app, deps);
   if (deps.runs) runRoutes(app, { ...deps, runs: deps.runs });
   docsRoutes(app, deps); // /openapi.json and the API reference page /docs
   uiRoutes(app, deps); // the web dashboard at /ui (page and assets need no token; its data calls do)

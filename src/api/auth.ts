@@ -2,8 +2,10 @@
  * API authentication: bearer tokens with a role.
  *
  *   admin — every endpoint.
+ *   executor — only POST /xcron/registerExecutor and /xcron/unregisterExecutor (an executor
+ *           registering itself and its heartbeat); admin tokens may call those too.
  *   read  — GET /xcron/queryTask, /xcron/listTasks, /xcron/taskRuns, /xcron/runs, /xcron/report,
- *           /xcron/runLog, /xcron/stats,
+ *           /xcron/runLog, /xcron/stats, /xcron/executors,
  *           /xcron/cluster, GET /metrics and the dashboard's schedule preview /ui/api/next-fires.
  *           Everything else (and any endpoint added later) needs admin. The dashboard's page and
  *           static assets (/ui, /ui/app.js, /ui/app.css) need no token: the login screen must load.
@@ -21,8 +23,8 @@ import type { MiddlewareHandler } from 'hono';
 import { Codes, ConfigError, XcronError } from '../errors.js';
 import { fail } from './envelope.js';
 
-export type Role = 'admin' | 'read';
-export const ROLES: readonly Role[] = ['admin', 'read'];
+export type Role = 'admin' | 'read' | 'executor';
+export const ROLES: readonly Role[] = ['admin', 'read', 'executor'];
 
 export interface TokenEntry {
   token: string;
@@ -47,6 +49,7 @@ export const READ_PATHS: ReadonlySet<string> = new Set([
   '/xcron/runLog',
   '/xcron/stats',
   '/xcron/cluster',
+  '/xcron/executors',
   '/metrics',
   '/ui/api/next-fires',
 ]);
@@ -56,8 +59,16 @@ export const READ_PATHS: ReadonlySet<string> = new Set([
  */
 export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/xcron/reportRun', '/xcron/appendRunLog']);
 
+/** Paths an `executor` token may call (and admin). */
+export const EXECUTOR_PATHS: ReadonlySet<string> = new Set(['/xcron/registerExecutor', '/xcron/unregisterExecutor']);
+
 export function requiredRole(path: string): Role {
-  return READ_PATHS.has(path) ? 'read' : 'admin';
+  return EXECUTOR_PATHS.has(path) ? 'executor' : READ_PATHS.has(path) ? 'read' : 'admin';
+}
+
+/** Whether a token of role `have` may call an endpoint that needs `need`. */
+export function roleAllows(have: Role, need: Role): boolean {
+  return have === 'admin' || have === need;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -132,8 +143,9 @@ export function authMiddleware({ auth, publicMetrics = false }: AuthOptions): Mi
     }
     c.set('principal' as never, who as never);
     const need = requiredRole(path);
-    if (need === 'admin' && who.role !== 'admin') {
-      return fail(c, new XcronError(Codes.UNAUTHORIZED, 403, `forbidden: token '${who.id}' has role '${who.role}'; ${c.req.method} ${path} needs role 'admin'`));
+    if (!roleAllows(who.role, need)) {
+      const needs = need === 'admin' ? "role 'admin'" : `role '${need}' or 'admin'`;
+      return fail(c, new XcronError(Codes.UNAUTHORIZED, 403, `forbidden: token '${who.id}' has role '${who.role}'; ${c.req.method} ${path} needs ${needs}`));
     }
     await next();
   };
@@ -183,7 +195,7 @@ function checkEntry(x: unknown, where: string): TokenEntry {
   const o = x as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!['token', 'role', 'name'].includes(k)) throw new ConfigError(`'auth.tokens_file' ${where}: unknown key '${k}'`);
   if (typeof o.token !== 'string' || !TOKEN_RE.test(o.token)) throw new ConfigError(`'auth.tokens_file' ${where}: a token is 16 to 4096 printable ASCII characters without spaces`);
-  if (typeof o.role !== 'string' || !(ROLES as readonly string[]).includes(o.role)) throw new ConfigError(`'auth.tokens_file' ${where}: role must be "admin" or "read"`);
+  if (typeof o.role !== 'string' || !(ROLES as readonly string[]).includes(o.role)) throw new ConfigError(`'auth.tokens_file' ${where}: role must be "admin", "read" or "executor"`);
   if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 100)) throw new ConfigError(`'auth.tokens_file' ${where}: name must be a string of 1 to 100 characters`);
   return { token: o.token, role: o.role as Role, ...(typeof o.name === 'string' ? { name: o.name } : {}) };
 }

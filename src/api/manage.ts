@@ -34,7 +34,7 @@ export const updateTaskOp = defineOperation({
   access: 'admin',
   body: UpdateTaskInput,
   data: TaskScheduleData,
-  errors: [Codes.TASK_NOT_FOUND, Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED, Codes.UNKNOWN_TARGET],
+  errors: [Codes.TASK_NOT_FOUND, Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED, Codes.UNKNOWN_TARGET, Codes.EXECUTOR_GROUP],
   store: 'write',
 });
 

@@ -12,7 +12,7 @@ import { TASK_STATS_RUNS, taskRunStats, taskView } from './views.js';
 
 /** Codes a task's fields can be refused with (create and update). */
 export const TASK_FIELD_ERRORS = [
-  Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED, Codes.UNSUPPORTED_TYPE, Codes.UNKNOWN_TARGET,
+  Codes.ONESHOT_FORMAT, Codes.ONESHOT_TIME, Codes.CALLBACK_URL, Codes.CRON_INVALID, Codes.TIMEZONE, Codes.INVALID_OPTION, Codes.SSRF_REFUSED, Codes.UNSUPPORTED_TYPE, Codes.UNKNOWN_TARGET, Codes.EXECUTOR_GROUP,
 ] as const;
 
 export const createTaskOp = defineOperation({

@@ -1,6 +1,6 @@
 /** How tasks and runs are shown in responses. */
 import type { z } from 'zod';
-import { describeSchedule, fireIdOfRun, parseTargetUrl, retryOf, type Run, type RunRequest, type Task } from '../task/index.js';
+import { describeSchedule, fireIdOfRun, parseExecutorUrl, parseTargetUrl, retryOf, type Run, type RunRequest, type Task } from '../task/index.js';
 import type { CallbackView, RunView, TaskRunStats, TaskView } from './contract/schemas.js';
 import { RawJson } from './envelope.js';
 
@@ -48,7 +48,12 @@ export function taskView(t: Task): z.output<typeof TaskView> {
   const body = t.callback.body_text !== undefined ? new RawJson(t.callback.body_text) : t.callback.body;
   // A queue target shows as its name (and key): the broker's URL and credentials stay in the configuration.
   const target = parseTargetUrl(t.callback.url);
-  const callback: z.output<typeof CallbackView> = target ? { target: target.name, ...(target.key !== null ? { key: target.key } : {}), body } : { url: t.callback.url, body };
+  const group = parseExecutorUrl(t.callback.url);
+  const callback: z.output<typeof CallbackView> = target
+    ? { target: target.name, ...(target.key !== null ? { key: target.key } : {}), body }
+    : group !== null
+      ? { executor: group, route: t.callback.route ?? 'round_robin', body }
+      : { url: t.callback.url, body };
   if (t.callback.method !== 'POST') callback.method = t.callback.method;
   if (t.callback.headers) callback.headers = t.callback.headers;
   if (t.callback.urls) {
@@ -83,6 +88,9 @@ export function taskView(t: Task): z.output<typeof TaskView> {
   if (t.completion !== 'sync') v.completion = t.completion;
   if (t.async_timeout_ms !== null) v.async_timeout_ms = t.async_timeout_ms;
   if (t.tags) v.tags = t.tags;
+  if (t.jitter_ms) v.jitter_ms = t.jitter_ms;
+  if (t.flow_key) v.flow_key = t.flow_key;
+  if (t.flow) v.flow = t.flow;
   if (t.pause && t.state === 'paused') v.pause = t.pause;
   return v;
 }

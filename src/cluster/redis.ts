@@ -11,7 +11,9 @@
  *   3. ranks the live members per slot by rendezvous hashing. It hands back the slots whose
  *      preferred owner is another member seen for two ticks (emit 'lost', then compare-and-delete),
  *      takes the free slots it prefers (SET PX + a raise of the slot's epoch = the fencing token), and
- *      takes any slot left free for two ticks (an orphan: liveness beats balance).
+ *      takes any slot left free for two ticks (an orphan: liveness beats balance). A slot whose
+ *      owner went away and whose chosen new owner does not take it is taken sooner, beyond the fair
+ *      share (src/cluster/orphans.ts).
  * Besides, `tokenFor` answers only while the lease is surely still valid (local monotonic clock,
  * measured from before the renewal was sent, minus a margin), and a watchdog emits 'lost' when that
  * time passes without a renewal: a node frozen longer than that (SIGSTOP, a long GC pause) never
@@ -29,24 +31,25 @@
  *
  * `slots` is fixed in Redis the first time a node starts; a node with another count refuses to
  * start.
+ *
+ * The leases held and their validity are in held-leases.ts, the round's decisions (live members,
+ * suspects, what to hand back and take) in rebalance.ts, and cluster mode's assembly in mode.ts.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { ConfigError, StoreUnavailableError } from '../errors.js';
-import { connectRedis, createRedisClient, toStoreError, type RedisClient } from '../redis/connection.js';
+import { ConfigError } from '../errors.js';
+import { toStoreError, type RedisClient } from '../redis/connection.js';
 import { RedisKeys } from '../redis/keys.js';
-import { redactRedisUrl } from '../redis/url.js';
 import { evalScript, script } from '../redis/scripts.js';
-import { RedisTaskStore } from '../store/redis.js';
-import type { HeldFireStore, TaskStore } from '../store/types.js';
-import type { Run } from '../task/index.js';
 import { monoMs } from '../clock/mono.js';
-import { LeaseTable } from './lease-table.js';
-import { ClusterNotifier } from './notify.js';
-import { hash32, rendezvous, type Ownership, type OwnershipEvents, type SlotInfo } from './ownership.js';
+import { HeldLeases } from './held-leases.js';
+import type { Ownership, OwnershipEvents, SlotInfo } from './ownership.js';
+import { OrphanWatch } from './orphans.js';
+import { MAX_EXTRA_ROUNDS, parseLease, planRebalance, readHeartbeat, SUSPECT_PERIODS, TAKEOVER_SLACK_MS } from './rebalance.js';
 import { recoveryStore } from './recovery-store.js';
 
 export { recoveryStore };
+export { preferredOwner, rendezvousWeight } from './rebalance.js';
 
 export interface RedisOwnershipOptions {
   /** A connection of its own (so store traffic never delays a renewal), with a short command timeout. */
@@ -65,41 +68,6 @@ export interface RedisOwnershipOptions {
   now?: () => number;
 }
 
-interface Lease {
-  token: number;
-  /** Local monotonic time until which the lease is surely still held. */
-  validUntil: number;
-}
-
-/** Ticks a member must have been seen before slots are handed to it, and a slot must stay free before an orphan is taken. */
-const STABLE_TICKS = 2;
-/**
- * A member whose last heartbeat is older than this many renewal periods has missed one: it may be
- * gone (killed, frozen, cut off). Its leases expire `lease_ms` after that heartbeat (the renewals
- * follow it in the same round), so a round is run right then instead of up to a period later.
- */
-const SUSPECT_PERIODS = 1.5;
-/** Waited past a suspect member's computed lease expiry (its renewals reach Redis just after its heartbeat). */
-const TAKEOVER_SLACK_MS = 20;
-/** Extra rounds run while a gone member's lease is still seen (its renewal ran later than its heartbeat). */
-const MAX_EXTRA_ROUNDS = 3;
-
-/** 32-bit rendezvous weight of (node, slot). */
-export function rendezvousWeight(node: string, slot: number): number {
-  return hash32(`${slot}\u0000${node}`);
-}
-
-/** The preferred owner of a slot among `members` (highest weight; ties by node id). */
-export function preferredOwner(slot: number, members: readonly string[]): string | null {
-  return rendezvous(String(slot), members);
-}
-
-const parseLease = (v: string | null): { epoch: number; owner: string } | null => {
-  if (v === null) return null;
-  const i = v.indexOf('|');
-  return i < 0 ? null : { epoch: Number(v.slice(0, i)), owner: v.slice(i + 1) };
-};
-
 export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Ownership {
   readonly nodeId: string;
   readonly slotCount: number;
@@ -111,12 +79,13 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private readonly keys: RedisKeys;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly owned = new Map<number, Lease>();
-  /** The leases as the delivery thread sees them (kept in step with `owned`). */
-  private readonly table: LeaseTable;
+  /** The leases held (and the table the delivery thread reads). */
+  private readonly held: HeldLeases;
   private members: string[] = [];
   private readonly seenTicks = new Map<string, number>();
   private readonly freeTicks = new Map<number, number>();
+  /** Slots whose owner is gone, taken beyond the fair share when their chosen survivor does not take them. */
+  private readonly orphans: OrphanWatch;
   private healthyUntil = -Infinity;
   private started = false;
   private stopped = false;
@@ -127,7 +96,6 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   private wakeAt = Infinity;
   /** Extra rounds run in a row because a gone member's lease was still there. */
   private extraRounds = 0;
-  private watchdog: NodeJS.Timeout | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
@@ -144,7 +112,8 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     this.keys = new RedisKeys(o.prefix);
     this.log = o.log;
     this.now = o.now ?? monoMs;
-    this.table = new LeaseTable(o.slots, this.now);
+    this.held = new HeldLeases({ slots: o.slots, now: this.now, log: o.log, lost: (slots) => this.emit('lost', slots) });
+    this.orphans = new OrphanWatch(o.nodeId, Math.max(TAKEOVER_SLACK_MS * 2, Math.floor(this.tickMs / 4)), Math.ceil(this.tickMs * SUSPECT_PERIODS), o.leaseMs);
   }
 
   /** The lease safety margin (ms): a lease counts as held until lease - margin after its renewal was sent. */
@@ -153,7 +122,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   }
 
   leaseBuffer(): SharedArrayBuffer {
-    return this.table.buffer;
+    return this.held.table.buffer;
   }
 
   holds(slot: number, token: number): boolean {
@@ -161,23 +130,12 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   }
 
   mayAct(slot: number, token: number): boolean {
-    return this.holds(slot, token) || this.table.handedBack(slot, token);
+    return this.holds(slot, token) || this.held.table.handedBack(slot, token);
   }
 
-  /** Takes or renews a lease here and in the shared table. */
-  private keep(slot: number, l: Lease): void {
-    this.owned.set(slot, l);
-    this.table.set(slot, l.token, l.validUntil);
-  }
-
-  /** Ends a lease here and in the shared table (`handedBack`: given up on purpose). */
-  private forget(slot: number, handedBack = false): boolean {
-    this.table.drop(slot, handedBack);
-    return this.owned.delete(slot);
-  }
-
-  private base(slot: number): string {
-    return this.keys.slot(slot);
+  /** Releases a lease in Redis (compare token, then delete); a failure is left to the lease's expiry. */
+  private release(slot: number, token: number): Promise<unknown> {
+    return evalScript(this.client, script('release'), [this.keys.slot(slot)], [token, this.nodeId]).catch(() => 0);
   }
 
   /** Fixes the slot count in Redis on first use; throws ConfigError when the cluster uses another. */
@@ -248,10 +206,10 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       this.timer = null;
       this.timerAt = Infinity;
       if (this.ticking) await this.ticking;
-      const held = [...this.owned];
-      this.dropAll(null, true);
-      this.disarmWatchdog();
-      await Promise.all(held.map(([slot, l]) => evalScript(this.client, script('release'), [this.base(slot)], [l.token, this.nodeId]).catch(() => 0)));
+      const held = this.held.entries();
+      this.held.dropAll(null, true);
+      this.held.disarmWatchdog();
+      await Promise.all(held.map(([slot, l]) => this.release(slot, l.token)));
       await evalScript(this.client, script('heartbeat'), [this.keys.members()], [this.nodeId, this.leaseMs, 1]).catch(() => null);
       this.healthyUntil = -Infinity;
       if (held.length > 0) this.log.info({ slots: held.length }, 'slots handed back');
@@ -260,24 +218,17 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   }
 
   tokenFor(slot: number): number | null {
-    const l = this.owned.get(slot);
-    if (!l) return null;
-    if (this.now() > l.validUntil) {
-      this.expireStale();
-      return null;
-    }
-    return l.token;
+    return this.held.tokenFor(slot);
   }
 
   ownedSlots(): number[] {
-    return [...this.owned.keys()].sort((a, b) => a - b);
+    return this.held.slots();
   }
 
   reportFenced(slot: number): void {
-    if (!this.forget(slot)) return;
-    this.log.warn({ slot }, 'fencing token refused by the store: slot lost');
-    this.emit('lost', [slot]);
+    this.held.reportFenced(slot);
   }
+
 
   isMember(): boolean {
     return this.started && !this.stopped && this.now() < this.healthyUntil;
@@ -298,8 +249,8 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
    * change feed reconnected (notifications may have been lost), and periodically.
    */
   reannounce(reason: string, periodic = false): void {
-    if (this.stopped || this.owned.size === 0) return;
-    this.log.debug({ reason, slots: this.owned.size }, 'reloading owned slots');
+    if (this.stopped || this.held.size === 0) return;
+    this.log.debug({ reason, slots: this.held.size }, 'reloading owned slots');
     this.emit('acquired', this.ownedSlots(), periodic);
   }
 
@@ -332,25 +283,17 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     const membersKey = this.keys.members();
     // Heartbeat and renewals go out together: under load, every round trip saved is time the
     // leases stay valid (they count from t0).
-    const held = [...this.owned];
+    const held = this.held.entries();
     const heartbeat = evalScript(this.client, script('heartbeat'), [membersKey], [this.nodeId, this.leaseMs, 0]);
-    const renewals = Promise.all(held.map(([slot, l]) => evalScript(this.client, script('renew'), [this.base(slot)], [l.token, this.nodeId, this.leaseMs])));
+    const renewals = Promise.all(held.map(([slot, l]) => evalScript(this.client, script('renew'), [this.keys.slot(slot)], [l.token, this.nodeId, this.leaseMs])));
     let live: string[];
     /** Each other member's lease expiry estimated from its last heartbeat (monotonic ms), for the suspects. */
-    const suspects = new Map<string, number>();
+    let suspects: Map<string, number>;
+    /** Each live member's last heartbeat, and Redis's time (ms). */
+    let seenAt: Map<string, number>;
+    let redisNow: number;
     try {
-      const r = (await heartbeat) as unknown[];
-      const tReply = this.now();
-      const redisNow = Number(r[0]);
-      live = [];
-      for (let i = 1; i + 1 < r.length; i += 2) {
-        const m = String(r[i]);
-        const seen = Number(r[i + 1]);
-        live.push(m);
-        // The heartbeat ran before tReply, so this estimate errs late, never early.
-        if (m !== this.nodeId && redisNow - seen > this.tickMs * SUSPECT_PERIODS) suspects.set(m, tReply + seen + this.leaseMs - redisNow + TAKEOVER_SLACK_MS);
-      }
-      live.sort();
+      ({ live, suspects, seenAt, redisNow } = readHeartbeat((await heartbeat) as unknown[], this.now(), { nodeId: this.nodeId, tickMs: this.tickMs, leaseMs: this.leaseMs }));
     } catch (e) {
       renewals.catch(() => undefined);
       this.fail('heartbeat failed', e);
@@ -366,6 +309,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     for (const m of [...this.seenTicks.keys()]) if (!live.includes(m)) this.seenTicks.delete(m);
     if (!early) for (const m of live) this.seenTicks.set(m, (this.seenTicks.get(m) ?? 0) + 1);
     for (const at of suspects.values()) this.wakeAtTime(at);
+    this.orphans.observe(live, suspects);
     this.members = live;
     if (departed.length > 0 || joined.length > 0) this.log.info({ members: live, joined, departed }, 'cluster membership changed');
 
@@ -380,12 +324,12 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     if (this.stopped) return;
     const lost: number[] = [];
     held.forEach(([slot, l], i) => {
-      if (this.owned.get(slot) !== l) return; // dropped meanwhile (fenced)
+      if (this.held.get(slot) !== l) return; // dropped meanwhile (fenced)
       if (renewed[i] === 1) {
         l.validUntil = t0 + this.leaseMs - this.marginMs;
-        this.keep(slot, l);
+        this.held.keep(slot, l);
       } else {
-        this.forget(slot);
+        this.held.forget(slot);
         lost.push(slot);
       }
     });
@@ -397,7 +341,7 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
     // Rebalance.
     let leases: (string | null)[];
     try {
-      leases = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => (this.owned.has(s) ? Promise.resolve(null) : this.client.get(this.keys.lease(s)))));
+      leases = await Promise.all(Array.from({ length: this.slotCount }, (_, s) => (this.held.has(s) ? Promise.resolve(null) : this.client.get(this.keys.lease(s)))));
     } catch (e) {
       // The leases this node holds were renewed above: a failed read of the others (a slow Redis, a
       // timeout under load) only postpones the rebalancing to the next round.
@@ -405,40 +349,15 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       return;
     }
     if (this.stopped) return;
-    const handBack: [number, Lease][] = [];
-    const want: number[] = [];
-    // A lease still held by a member that is no longer live: its last renewal ran a moment after its
-    // last heartbeat. Look again shortly (a few times) instead of a whole period later.
-    let gone = false;
-    for (let s = 0; s < this.slotCount; s++) {
-      const pref = preferredOwner(s, live);
-      const mine = this.owned.get(s);
-      if (mine) {
-        if (pref !== null && pref !== this.nodeId && (this.seenTicks.get(pref) ?? 0) >= STABLE_TICKS) handBack.push([s, mine]);
-        continue;
-      }
-      const l = parseLease(leases[s] ?? null);
-      if (l !== null && l.owner !== this.nodeId) {
-        this.freeTicks.delete(s);
-        if (!live.includes(l.owner)) gone = true;
-        continue;
-      }
-      if (pref === this.nodeId || l !== null) {
-        want.push(s);
-        continue;
-      }
-      if (early) continue;
-      const n = (this.freeTicks.get(s) ?? 0) + 1;
-      this.freeTicks.set(s, n);
-      if (n >= STABLE_TICKS) want.push(s);
-    }
+    const { handBack, want, beyondShare, gone, wakeAt } = planRebalance({ nodeId: this.nodeId, slotCount: this.slotCount, live, leases, held: this.held, seenTicks: this.seenTicks, freeTicks: this.freeTicks, early, suspects, seenAt, orphans: this.orphans, now: this.now() });
+    this.wakeAtTime(wakeAt);
     if (handBack.length > 0) {
-      for (const [s] of handBack) this.forget(s, true);
+      for (const [s] of handBack) this.held.forget(s, true);
       this.emit(
         'lost',
         handBack.map(([s]) => s),
       );
-      await Promise.all(handBack.map(([s, l]) => evalScript(this.client, script('release'), [this.base(s)], [l.token, this.nodeId]).catch(() => 0)));
+      await Promise.all(handBack.map(([s, l]) => this.release(s, l.token)));
       this.log.info({ slots: handBack.length }, 'slots handed back to their preferred owners');
     }
     if (want.length > 0 && !this.stopped) {
@@ -447,14 +366,14 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
       // Each slot on its own: a take that failed (a timeout) is retried next round, the others stand.
       // A take that reached Redis although its answer was lost is this node's own lease, which the
       // next round takes again (acquire re-takes a lease this node holds).
-      const res = await Promise.allSettled(want.map((s) => evalScript(this.client, script('acquire'), [this.base(s)], [this.nodeId, this.leaseMs])));
+      const res = await Promise.allSettled(want.map((s) => evalScript(this.client, script('acquire'), [this.keys.slot(s)], [this.nodeId, this.leaseMs])));
       if (this.stopped) {
         // stop() began meanwhile: give these back at once.
         await Promise.all(
           res.map((r, i) => {
             if (r.status !== 'fulfilled') return Promise.resolve(0);
             const [ok, epoch] = r.value as [number, number];
-            return ok === 1 ? evalScript(this.client, script('release'), [this.base(want[i]!)], [epoch, this.nodeId]).catch(() => 0) : Promise.resolve(0);
+            return ok === 1 ? this.release(want[i]!, epoch) : Promise.resolve(0);
           }),
         );
         return;
@@ -467,18 +386,28 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
         }
         const [ok, epoch] = r.value as [number, number | string];
         const s = want[i]!;
-        if (ok !== 1) return;
-        this.keep(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
+        if (ok !== 1) {
+          const holder = parseLease(String(epoch));
+          if (holder !== null) this.orphans.seen(s, holder.owner);
+          return;
+        }
+        this.held.keep(s, { token: Number(epoch), validUntil: t1 + this.leaseMs - this.marginMs });
         this.freeTicks.delete(s);
+        this.orphans.seen(s, this.nodeId);
+        if (beyondShare.has(s)) this.orphans.tookBeyondShare(s, redisNow);
         got.push(s);
       });
+      // An orphan whose take failed is tried again shortly, not a whole round later.
+      if (failed !== null && this.orphans.pending(this.now())) this.wakeAtTime(this.now() + TAKEOVER_SLACK_MS * 2);
+      const extra = got.filter((s) => beyondShare.has(s));
+      if (extra.length > 0) this.log.info({ slots: extra }, 'orphaned slots taken beyond the fair share (the node chosen for them did not take them)');
       if (failed !== null) this.log.warn({ err: failed instanceof Error ? failed.message : String(failed), slots: want.length - got.length }, 'acquiring some leases failed: retried next round');
       if (got.length > 0) {
-        this.log.info({ slots: got.length, owned: this.owned.size }, 'slots acquired');
+        this.log.info({ slots: got.length, owned: this.held.size }, 'slots acquired');
         this.emit('acquired', got);
       }
     }
-    this.armWatchdog();
+    this.held.armWatchdog(this.stopped);
     if (departed.length > 0) this.reannounce(`member left: ${departed.join(', ')}`);
     if (gone && this.extraRounds < MAX_EXTRA_ROUNDS) {
       this.extraRounds++;
@@ -489,128 +418,15 @@ export class RedisOwnership extends EventEmitter<OwnershipEvents> implements Own
   /** A read for rebalancing failed: the renewed leases stand; the next round rebalances. */
   private skipRebalance(what: string, e: unknown): void {
     this.log.warn({ err: e instanceof Error ? e.message : String(e) }, `${what}: rebalancing postponed to the next round`);
-    this.armWatchdog();
+    this.held.armWatchdog(this.stopped);
   }
 
   /** Renewal or heartbeat failed: stop firing at once (every slot is lost until a round succeeds). */
   private fail(what: string, e: unknown): void {
     this.healthyUntil = -Infinity;
     const err = e instanceof Error ? e.message : String(e);
-    if (this.owned.size > 0) this.log.warn({ err, slots: this.owned.size }, `${what}: not firing any slot until Redis answers again`);
+    if (this.held.size > 0) this.log.warn({ err, slots: this.held.size }, `${what}: not firing any slot until Redis answers again`);
     else this.log.debug({ err }, what);
-    this.dropAll(what);
+    this.held.dropAll(what);
   }
-
-  private dropAll(reason: string | null, handedBack = false): void {
-    if (this.owned.size === 0) return;
-    const slots = this.ownedSlots();
-    for (const s of slots) this.forget(s, handedBack);
-    if (reason) this.log.debug({ reason, slots: slots.length }, 'dropping all slots');
-    this.emit('lost', slots);
-  }
-
-  /** Drops the slots whose lease may have expired (no successful renewal in time). */
-  private expireStale(): void {
-    const now = this.now();
-    const stale: number[] = [];
-    for (const [s, l] of this.owned) if (now > l.validUntil) stale.push(s);
-    if (stale.length === 0) return;
-    for (const s of stale) this.forget(s);
-    this.log.warn({ slots: stale.length }, 'leases not renewed in time (process paused or Redis slow): not firing those slots');
-    this.emit('lost', stale);
-  }
-
-  private armWatchdog(): void {
-    this.disarmWatchdog();
-    if (this.owned.size === 0 || this.stopped) return;
-    let first = Infinity;
-    for (const l of this.owned.values()) first = Math.min(first, l.validUntil);
-    this.watchdog = setTimeout(() => {
-      this.watchdog = null;
-      this.expireStale();
-    }, Math.max(0, first - this.now()) + 1);
-    this.watchdog.unref();
-  }
-
-  private disarmWatchdog(): void {
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = null;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-export interface ClusterSettings {
-  redis_url: string;
-  redis_cluster: boolean;
-  redis_password: string;
-  redis_tls: boolean;
-  redis_sentinel_password?: string;
-  min_replica_acks?: number;
-  replica_ack_timeout_ms?: number;
-  slots: number;
-  lease_ms: number;
-  key_prefix: string;
-}
-
-/** Everything cluster mode adds, built from the [cluster] config. */
-export interface ClusterMode {
-  store: RedisTaskStore;
-  /** The store for the scheduler (recovery skips runs live nodes are delivering). */
-  schedulerStore: TaskStore;
-  ownership: RedisOwnership;
-  notifier: ClusterNotifier;
-  /** Readiness: a heartbeating member, a connected change feed and a connected store. */
-  ready(): Promise<boolean>;
-  /** Closes the change feed and the ownership connection (the store closes its own). Safe to call twice: the same promise. */
-  close(): Promise<void>;
-}
-
-/**
- * Connects to Redis (three connections: store, ownership, change feed), checks the slot count and
- * builds the cluster parts. Throws ConfigError on a slot-count mismatch.
- */
-export async function openClusterMode(o: { cluster: ClusterSettings; nodeId: string; log: Logger; connectTimeoutMs?: number }): Promise<ClusterMode> {
-  const c = o.cluster;
-  const log = o.log.child({ module: 'cluster' });
-  const conn = (name: string, commandTimeoutMs: number): RedisClient =>
-    createRedisClient({ url: c.redis_url, password: c.redis_password, tls: c.redis_tls, cluster: c.redis_cluster, sentinelPassword: c.redis_sentinel_password, commandTimeoutMs, name: `xcron:${o.nodeId}:${name}`, log });
-  const replicaAcks = { count: c.min_replica_acks ?? 0, timeoutMs: c.replica_ack_timeout_ms ?? 1000 };
-  // A WAIT must be able to use its whole timeout before the command times out.
-  const storeClient = conn('store', replicaAcks.count > 0 ? Math.max(2000, replicaAcks.timeoutMs + 1000) : 2000);
-  const ownClient = conn('ownership', Math.max(100, Math.floor(c.lease_ms / 3)));
-  const subClient = conn('feed', 2000);
-  const clients = [storeClient, ownClient, subClient];
-  try {
-    const timeout = o.connectTimeoutMs ?? 30_000;
-    await Promise.all(clients.map((cl) => connectRedis(cl, timeout, log, redactRedisUrl(c.redis_url))));
-  } catch (e) {
-    for (const cl of clients) cl.disconnect();
-    throw new StoreUnavailableError((e as Error).message);
-  }
-  const store = new RedisTaskStore({ client: storeClient, prefix: c.key_prefix, slots: c.slots, log: o.log.child({ module: 'store' }), replicaAcks });
-  const ownership = new RedisOwnership({ client: ownClient, nodeId: o.nodeId, slots: c.slots, leaseMs: c.lease_ms, prefix: c.key_prefix, log });
-  try {
-    await ownership.checkSlots();
-  } catch (e) {
-    for (const cl of clients) cl.disconnect();
-    throw e;
-  }
-  const notifier = new ClusterNotifier({ pub: storeClient, sub: subClient, prefix: c.key_prefix, ownership, store, log });
-  await notifier.start();
-  let closing: Promise<void> | null = null;
-  return {
-    store,
-    schedulerStore: recoveryStore(store, ownership),
-    ownership,
-    notifier,
-    // The store's own connection too: after a failover each connection finds the new primary on
-    // its own, and a node whose store connection is still reconnecting would answer 503.
-    ready: () => Promise.resolve(ownership.isMember() && notifier.connected() && storeClient.status === 'ready'),
-    close: () =>
-      (closing ??= (async () => {
-        await notifier.close();
-        await ownClient.quit().catch(() => ownClient.disconnect());
-      })()),
-  };
 }

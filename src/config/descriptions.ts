@@ -9,7 +9,7 @@
 import type { Config } from './index.js';
 
 /** Sections of named tables (`[targets.<name>]`): described per key of one table. */
-type NamedSectionKey = 'targets';
+type NamedSectionKey = 'targets' | 'flow';
 type SectionKey = Exclude<{ [K in keyof Config]: Config[K] extends readonly unknown[] ? never : Config[K] extends object ? K : never }[keyof Config], NamedSectionKey>;
 
 export type KeyDescriptions = {
@@ -26,7 +26,8 @@ export const SECTION_DESCRIPTIONS: { readonly [K in SectionKey | NamedSectionKey
   alert: 'Alerts on final failures and auto-pause.',
   cluster: 'Cluster mode: several nodes sharing one Redis. With an empty `redis_url` the process runs standalone on SQLite.',
   targets: 'Named queue targets, one table each: `[targets.orders]`. A task sends to one with `"callback": {"target": "orders", "key": "…", "body": {…}}` instead of an HTTP URL; the URL and its credentials stay here and never appear in tasks, logs or the dashboard. Set in the file only (no environment variables); keep the file readable by the service alone when a URL carries a password. See [Queue targets](targets.md).',
-  results: 'The results queue: executors report run outcomes (the body of `POST /xcron/reportRun`) by writing to a Redis stream or an AMQP queue that xcron consumes, at least once. See [Queue targets](targets.md).',
+  flow: 'Named flow limits, one table each: `[flow.partner-api]`. A task opts in with `"flow_key": "partner-api"`; every task naming a key shares its limit (across the nodes of a cluster). Fires over the limit wait, in order; they are neither dropped nor failed. A task can instead carry its own limit (`"flow": {…}`). Set in the file only (no environment variables). See [Flow control](flow-control.md).',
+  results: 'The results queue: executors report run outcomes (the body of `POST /xcron/reportRun`) by writing to a Redis stream, an AMQP queue or a NATS JetStream subject that xcron consumes, at least once. See [Queue targets](targets.md).',
 };
 
 export const KEY_DESCRIPTIONS: KeyDescriptions = {
@@ -48,6 +49,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     commit_coalesce_ms: 'While fires stream in (the last commit held 4 or more), at most one commit per this many ms. Adds at most this much lateness, and only under load. 0 commits as soon as the previous commit returns, which batches enough when the store runs in its own thread; with `[store] worker_thread = false`, 5 helps.',
     commit_ahead_ms: 'A fire is committed up to this many ms before it is due and held until then (the callback never leaves early). `pauseTask`, `updateTask` and `deleteTask` before the due time undo a held fire (in a cluster, through any node until the owner claims it 100 ms before the due time). Tasks with `overlap: "skip"` commit at the due time. 0 commits every fire when due.',
     max_loaded: 'At most this many tasks are held in memory; the window shrinks when more are due.',
+    jitter_seed: 'Seed of the jitter offsets (`jitter_ms`): a fire goes out at an offset derived from the seed, the task id and the tick, the same on every node and after a restart. Give every node of a cluster the same seed; changing it moves the offsets of future fires.',
   },
   delivery: {
     timeout_ms: 'Default per-attempt timeout of a callback (ms); a task\'s `timeout_ms` overrides it.',
@@ -63,7 +65,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
   },
   callback: {
     body_limit: 'Largest `callback.body` a task may carry (bytes). Larger: HTTP 413, code 1008.',
-    signing_secrets: 'HMAC-SHA256 signing secrets (at most 2: current, then next), at least 16 characters each. Empty: callbacks are not signed. Each secret adds a `v1=` part to `X-Xcron-Signature`. Prefer the environment variable to writing secrets in the file.',
+    signing_secrets: 'HMAC-SHA256 signing secrets (at most 2: current, then next), at least 16 characters each. Empty: callbacks are not signed. Each secret adds a `v1=` part to `X-Xcron-Signature`, and to the same signature on queue target messages (see [Queue targets](targets.md)). Prefer the environment variable to writing secrets in the file.',
     report_secret: 'Secret behind `X-Xcron-Report-Token`, the per-run token a worker presents to `reportRun` and `appendRunLog`. At least 16 characters. Empty: a random secret is created once and kept in the store, shared by every node. Prefer the environment variable to writing it in the file.',
     deny_cidrs: 'CIDRs or addresses callbacks may not connect to. The default refuses link-local addresses and the cloud metadata endpoints (AWS/GCP/Azure `169.254.169.254`, AWS IPv6 `fd00:ec2::254`, Alibaba `100.100.100.200`). Setting it replaces the list: keep the metadata entries.',
     allow_hosts: 'Hostnames (`receiver.internal`, `*.jobs.internal`), IP addresses or CIDRs always allowed; they beat every other rule.',
@@ -71,7 +73,7 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     allow_private: 'Allow callbacks to private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fec0::/10). Off by default. Receivers on an internal network: name them in `allow_hosts` (hostnames or CIDRs) rather than allowing every private address.',
   },
   auth: {
-    tokens: 'API tokens: a list of `{ token, role, name? }`; role `admin` may call every endpoint, role `read` the read endpoints and `/metrics`. A token is at least 16 printable ASCII characters without spaces. From the environment as a JSON array.',
+    tokens: 'API tokens: a list of `{ token, role, name? }`; role `admin` may call every endpoint, role `read` the read endpoints and `/metrics`, role `executor` only `registerExecutor` and `unregisterExecutor` (executors registering themselves). A token is at least 16 printable ASCII characters without spaces. From the environment as a JSON array.',
     tokens_file: 'A file of tokens read at start: lines `<token> <role> [name]` (`#` starts a comment), or a JSON array of `{token, role, name}`. Merged with `tokens`. Empty: none.',
     rate_limit_per_sec: 'Rate limit on `/xcron/*`: requests per second per token (per client IP for requests without a valid token). Over it: HTTP 429, code 1014, `Retry-After`. 0: off.',
     rate_limit_burst: 'Requests a client may send in a burst. 0: the same as `rate_limit_per_sec` (at least 1).',
@@ -116,12 +118,18 @@ export const KEY_DESCRIPTIONS: KeyDescriptions = {
     routing_key: '`amqp`: the routing key. A task\'s `key` overrides it. Messages are published mandatory: one that no queue receives counts as refused.',
     subject: '`nats`: the subject (required), which a JetStream stream must capture. A task\'s `key` overrides it.',
   },
+  flow: {
+    rate: 'At most this many fires go out per `period_ms` (a sliding window). 0: no rate limit.',
+    period_ms: 'The window of `rate` (ms).',
+    parallelism: 'At most this many runs in flight at once (an async run counts until its report or deadline). 0: no cap. A key needs `rate` or `parallelism`.',
+  },
   results: {
-    kind: 'Empty: no results queue. `redis_stream`: read a stream through a consumer group. `amqp`: consume a queue with manual acknowledgements.',
-    url: 'The broker of the results queue (`redis://…` or `amqp://…`). Prefer the environment variable when it carries a password.',
-    stream: '`redis_stream`: the stream executors write reports to (entries with a `report` field holding the JSON report). Created with the group if missing.',
-    group: '`redis_stream`: the consumer group (created if missing). Every node of a cluster reads through the same group, as a consumer named after its `node_id`.',
+    kind: 'Empty: no results queue. `redis_stream`: read a stream through a consumer group. `amqp`: consume a queue with manual acknowledgements. `nats`: a durable JetStream pull consumer with explicit acknowledgements.',
+    url: 'The broker of the results queue (`redis://…`, `amqp://…` or `nats://…`). Prefer the environment variable when it carries a password.',
+    stream: '`redis_stream`: the stream executors write reports to (entries with a `report` field holding the JSON report). Created with the group if missing. `nats`: the JetStream stream (created capturing `subject` if missing).',
+    subject: '`nats`: the subject executors publish reports to (the message data is the JSON report).',
+    group: '`redis_stream`: the consumer group (created if missing). Every node of a cluster reads through the same group, as a consumer named after its `node_id`. `nats`: the durable consumer\'s name, shared by every node.',
     queue: '`amqp`: the queue executors publish reports to (declared durable if missing).',
-    batch: 'Reports read per XREADGROUP (Redis) or unacknowledged at a time (AMQP prefetch).',
+    batch: 'Reports read per XREADGROUP (Redis) or unacknowledged at a time (AMQP prefetch, NATS `max_ack_pending`).',
   },
 };

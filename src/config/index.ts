@@ -25,6 +25,7 @@ const schedulerSchema = z.strictObject({
   commit_coalesce_ms: int(0, 50).default(0),
   commit_ahead_ms: int(0, 10_000).default(1000),
   max_loaded: int(100, 10_000_000).default(200_000),
+  jitter_seed: z.string().max(200).default(''),
 });
 
 const deliverySchema = z.strictObject({
@@ -67,7 +68,7 @@ const callbackSchema = z.strictObject({
 const TOKEN_RE = /^[\x21-\x7e]+$/;
 const tokenSchema = z.strictObject({
   token: z.string().min(16, 'a token needs at least 16 characters').max(4096).regex(TOKEN_RE, 'a token is printable ASCII without spaces'),
-  role: z.enum(['admin', 'read']),
+  role: z.enum(['admin', 'read', 'executor']),
   name: z.string().min(1).max(100).optional(),
 });
 
@@ -142,14 +143,23 @@ const targetSchema = z.strictObject({
   subject: z.string().max(255).default(''),
 });
 
+/** A named flow limit (`[flow.<key>]`): tasks with `"flow_key": "<key>"` share it. */
+const flowSchema = z.strictObject({
+  rate: int(0, 1_000_000).default(0),
+  period_ms: int(1, 86_400_000).default(1000),
+  parallelism: int(0, 100_000).default(0),
+});
+
 /** The results queue: run reports from executors, consumed like POST /xcron/reportRun. */
 const resultsSchema = z.strictObject({
-  kind: z.enum(['', 'redis_stream', 'amqp']).default(''),
+  kind: z.enum(['', 'redis_stream', 'amqp', 'nats']).default(''),
   url: z.string().default(''),
   stream: z.string().max(255).default('xcron-results'),
+  /** nats: the subject executors publish reports to (captured by `stream`). */
+  subject: z.string().max(255).default('xcron.results'),
   group: z.string().min(1).max(255).default('xcron'),
   queue: z.string().max(255).default('xcron-results'),
-  /** How many reports are read (Redis) or unacknowledged (AMQP prefetch) at a time. */
+  /** How many reports are read (Redis) or unacknowledged (AMQP prefetch, NATS max_ack_pending) at a time. */
   batch: int(1, 10_000).default(100),
 });
 
@@ -173,6 +183,7 @@ export const configSchema = z.strictObject({
   alert: alertSchema.default(alertSchema.parse({})),
   cluster: clusterSchema.default(clusterSchema.parse({})),
   targets: z.record(z.string(), targetSchema).default({}),
+  flow: z.record(z.string(), flowSchema).default({}),
   results: resultsSchema.default(resultsSchema.parse({})),
 });
 
@@ -280,7 +291,7 @@ export function validateConfig(raw: Raw): Config {
   return deepFreeze(cfg);
 }
 
-/** The rules across the keys of each `[targets.<name>]` and of `[results]`. */
+/** The rules across the keys of each `[targets.<name>]`, `[flow.<key>]` and of `[results]`. */
 function checkTargets(cfg: Config): void {
   for (const [name, t] of Object.entries(cfg.targets)) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`[targets.${JSON.stringify(name)}]: a target name is 1 to 64 letters, digits, _ or -`);
@@ -290,12 +301,18 @@ function checkTargets(cfg: Config): void {
     if (t.kind === 'amqp' && t.exchange === '' && t.routing_key === '') throw new ConfigError(`'targets.${name}': kind "amqp" needs 'exchange' or 'routing_key' (with the default exchange, the routing key names the queue)`);
     if (t.kind === 'nats' && t.subject === '') throw new ConfigError(`'targets.${name}.subject' is required for kind "nats"`);
   }
+  for (const [key, f] of Object.entries(cfg.flow)) {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(key)) throw new ConfigError(`[flow.${JSON.stringify(key)}]: a flow key is 1 to 64 letters, digits, _, . or -`);
+    if (f.rate === 0 && f.parallelism === 0) throw new ConfigError(`[flow.${key}]: sets neither 'rate' nor 'parallelism'`);
+  }
   const r = cfg.results;
   if (r.kind === '') return;
   const schemes: readonly string[] = TARGET_SCHEMES[r.kind];
   if (!schemes.includes(schemeOf(r.url))) throw new ConfigError(`'results.url' must be a ${schemes.map((x) => `${x}://`).join(' or ')} URL for kind "${r.kind}"`);
   if (r.kind === 'redis_stream' && r.stream === '') throw new ConfigError(`'results.stream' is required for kind "redis_stream"`);
   if (r.kind === 'amqp' && r.queue === '') throw new ConfigError(`'results.queue' is required for kind "amqp"`);
+  if (r.kind === 'nats' && (r.stream === '' || r.subject === '')) throw new ConfigError(`'results.stream' and 'results.subject' are required for kind "nats"`);
+  if (r.kind === 'nats' && !/^[A-Za-z0-9_-]+$/.test(r.stream)) throw new ConfigError(`'results.stream' must be a JetStream stream name (letters, digits, _ or -) for kind "nats"`);
 }
 
 export const VERSION = '0.1.0';

@@ -3,7 +3,7 @@
  * several, or as a broadcast whose shards go out together and whose outcome sums theirs.
  */
 import type { ShardResult } from '../task/index.js';
-import type { DeliveryHooks, DeliveryJob, DeliveryResult } from './index.js';
+import type { DeliveryHooks, DeliveryJob, DeliveryResult } from './types.js';
 import { OWN_URL, type Route } from './routing.js';
 
 /** What sending needs of the delivery service. */

@@ -5,180 +5,22 @@
  *
  * A request first takes a slot of its origin, then a global slot: a receiver that hangs fills only
  * its own origin's slots, and callbacks to other receivers keep flowing.
+ *
+ * The job and outcome types are in types.ts, one HTTP exchange in http.ts, one queue publish in
+ * queue-attempt.ts.
  */
-import { createHmac } from 'node:crypto';
 import { Agent } from 'undici';
-import type { Logger } from 'pino';
-import { sleep, type Clock } from '../clock/index.js';
-import type { LeaseGate } from '../cluster/lease-table.js';
-import type { HttpMethod, RetryPolicy } from '../task/index.js';
+import { sleep } from '../clock/index.js';
 import { parseTargetUrl } from '../task/index.js';
 import { fireIdOfRun } from '../task/types.js';
+import { backoffDelay, exchange, LeaseLapsedError, OWN_HEADERS, parseRetryAfter, RETRYABLE_STATUS, signature, type ExchangeLimits, type Target } from './http.js';
+import { publishAttempt } from './queue-attempt.js';
 import { Semaphore } from './semaphore.js';
-import type { Targets } from './targets/index.js';
-import { DestinationRefusedError, type DestinationPolicy } from './ssrf.js';
+import { DestinationRefusedError } from './ssrf.js';
+import { LAPSED, type AttemptOutcome, type DeliveryHooks, type DeliveryJob, type DeliveryOptions, type DeliveryResult } from './types.js';
 
-export interface DeliveryOptions {
-  clock: Clock;
-  log: Logger;
-  userAgent: string;
-  globalConcurrency: number;
-  perOriginConcurrency: number;
-  /** Response bytes read at most; the rest is discarded and the connection closed. */
-  maxResponseBytes: number;
-  /** Response bytes kept for the run record. */
-  keepResponseBytes?: number;
-  /** Current secret first, optional next secret second. Each yields a v1= signature. */
-  signingSecrets: readonly string[];
-  /** Random source in [0,1) for jitter (injectable for tests). */
-  random?: () => number;
-  /** The SSRF guard, enforced on every new connection (resolved address). None: no restriction. */
-  destinations?: DestinationPolicy;
-  /** Observer of every attempt's outcome (metrics). Must not throw. */
-  onAttempt?: (e: AttemptEvent) => void;
-  /**
-   * The leases this node holds (cluster mode). A job that names its slot and lease token is sent
-   * only while that lease is held: checked before each attempt and again right before the request
-   * is written. None: every job may go (standalone).
-   */
-  leases?: LeaseGate;
-  /** The configured queue targets (jobs whose url is `target:<name>`). None: such jobs fail. */
-  targets?: Targets;
-}
-
-export interface AttemptEvent {
-  job: DeliveryJob;
-  /** 1-based attempt number. */
-  attempt: number;
-  outcome: AttemptOutcome;
-}
-
-export interface DeliveryJob {
-  run_id: string;
-  task_id: string;
-  scheduled_time: number;
-  url: string;
-  method: HttpMethod;
-  headers: Record<string, string> | null;
-  /** The exact JSON bytes to send (and sign). */
-  body: string;
-  timeout_ms: number;
-  retry: RetryPolicy;
-  /** Attempt number to start at (recovered runs continue their count). */
-  first_attempt: number;
-  /** Failover routing: each attempt tries these targets in order until one succeeds. */
-  failover_urls?: readonly string[] | undefined;
-  /** Extra headers (e.g. broadcast shard index/total). */
-  extra_headers?: Record<string, string> | undefined;
-  /** The slot and the lease token the job is sent under (see DeliveryOptions.leases). -1 / absent: not checked. */
-  slot?: number;
-  token?: number;
-}
-
-export interface AttemptOutcome {
-  ok: boolean;
-  retryable: boolean;
-  status: number | null;
-  error: string | null;
-  /** First bytes of the response body (decoded as UTF-8). */
-  body: string | null;
-  /** Retry-After in ms when the receiver sent one. */
-  retry_after_ms: number | null;
-  duration_ms: number;
-  /** True when the destination policy (SSRF guard) refused the connection. */
-  refused?: boolean;
-  /** True when the receiver did not answer (headers, or a gap in the body) within timeout_ms. */
-  timed_out?: boolean;
-  /** True when the attempt was not sent because the job's lease had lapsed (nothing was written). */
-  lapsed?: boolean;
-}
-
-export interface DeliveryResult {
-  ok: boolean;
-  status: number | null;
-  error: string | null;
-  body: string | null;
-  attempts: number;
-  start_time: number;
-  end_time: number;
-  duration_ms: number;
-  /** True when shutdown interrupted the delivery: the run stays unfinished and is redelivered later. */
-  aborted: boolean;
-  /**
-   * True (with aborted) when an attempt was not sent because the lease it would have gone out
-   * under had lapsed, or its attempt count could not be recorded first: the slot's owner delivers it.
-   */
-  lapsed?: boolean;
-}
-
-export interface DeliveryHooks {
-  /** Called before each attempt (1-based attempt number). */
-  onAttempt?(attempt: number): void;
-  /** Called after each attempt with its outcome (before the options' onAttempt observer). */
-  onOutcome?(attempt: number, outcome: AttemptOutcome): void;
-  /**
-   * Called before an attempt numbered 2 or more is sent (a retry after its backoff, or the first
-   * attempt of a redelivery): it records that the attempt may reach the receiver, so a redelivery
-   * after a crash counts on from it. The attempt waits for it; false: not sent (the delivery ends
-   * as lapsed).
-   */
-  beforeAttempt?(attempt: number): Promise<boolean>;
-}
-
-/** An attempt that was not sent: the lease it would have gone out under had lapsed. */
-const LAPSED: AttemptOutcome = { ok: false, retryable: false, status: null, error: 'not sent: lease lapsed', body: null, retry_after_ms: null, duration_ms: 0, lapsed: true };
-
-/** Raised inside the exchange when the lease lapsed between the attempt's start and the request write. */
-class LeaseLapsedError extends Error {
-  constructor() {
-    super('lease lapsed before the request was written');
-    this.name = 'LeaseLapsedError';
-  }
-}
-
-/** The headers xcron sets on every attempt (see Delivery.headers). */
-const OWN_HEADERS = new Set(['content-type', 'user-agent', 'x-xcron-task-id', 'x-xcron-fire-id', 'x-xcron-scheduled-time', 'x-xcron-attempt', 'x-xcron-signature']);
-const RETRYABLE_STATUS = (s: number): boolean => s === 408 || s === 429 || s >= 500;
-const MAX_RETRY_AFTER_MS = 3_600_000;
-
-/** The first value of a response header in undici's raw [name, value, ...] list (name in lower case). */
-export function rawHeader(raw: readonly (Buffer | string)[] | null, name: string): string | undefined {
-  if (!raw) return undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const n = raw[i]!;
-    if (n.length === name.length && n.toString().toLowerCase() === name) return raw[i + 1]!.toString();
-  }
-  return undefined;
-}
-
-/** Parses a Retry-After header (delta seconds or an HTTP date) into ms from now. */
-export function parseRetryAfter(v: string | string[] | undefined, now: number): number | null {
-  const s = Array.isArray(v) ? v[0] : v;
-  if (!s) return null;
-  if (/^\s*\d+\s*$/.test(s)) return Math.min(Number(s) * 1000, MAX_RETRY_AFTER_MS);
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) return null;
-  return Math.min(Math.max(0, t - now), MAX_RETRY_AFTER_MS);
-}
-
-/** Full-jitter exponential backoff before attempt `attempt + 1`. */
-export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number): number {
-  const cap = Math.min(policy.max_backoff_ms, policy.backoff_ms * 2 ** Math.min(attempt - 1, 30));
-  return Math.floor(random() * cap);
-}
-
-/** `t=<unix s>,v1=<hex>[,v1=<hex>]`: HMAC-SHA256 over "t.body" with each secret. */
-export function signature(secrets: readonly string[], unixSeconds: number, body: string): string {
-  const parts = [`t=${unixSeconds}`];
-  for (const s of secrets) parts.push(`v1=${createHmac('sha256', s).update(`${unixSeconds}.${body}`).digest('hex')}`);
-  return parts.join(',');
-}
-
-/** A parsed callback URL: what the dispatcher needs. */
-interface Target {
-  origin: string;
-  path: string;
-}
+export type { AttemptEvent, AttemptOutcome, DeliveryHooks, DeliveryJob, DeliveryOptions, DeliveryResult } from './types.js';
+export { backoffDelay, parseRetryAfter, rawHeader, signature } from './http.js';
 
 /** Parsed callback URLs remembered (bounded: cleared when it grows past this). */
 const TARGET_CACHE_MAX = 10_000;
@@ -193,12 +35,12 @@ export class Delivery {
   private active = 0;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly random: () => number;
-  private readonly keepBytes: number;
+  private readonly limits: ExchangeLimits;
 
   constructor(private readonly o: DeliveryOptions) {
     this.global = new Semaphore(o.globalConcurrency);
     this.random = o.random ?? Math.random;
-    this.keepBytes = o.keepResponseBytes ?? 1024;
+    this.limits = { maxBytes: o.maxResponseBytes, keepBytes: o.keepResponseBytes ?? 1024 };
     this.agent = new Agent({
       connections: o.perOriginConcurrency,
       pipelining: 1,
@@ -336,9 +178,8 @@ export class Delivery {
   }
 
   /**
-   * One publish to a queue target (`target:<name>` url), classified like an HTTP attempt: the
-   * broker's confirmation is a success (its id kept as the response body), anything else a
-   * retryable failure. The lease is checked after the wait for a slot and again right before the
+   * One publish to a queue target (`target:<name>` url), classified like an HTTP attempt (see
+   * queue-attempt.ts). The lease is checked after the wait for a slot and again right before the
    * message is written.
    */
   private async attemptTarget(job: DeliveryJob, attemptNo: number, onStart?: () => void): Promise<AttemptOutcome> {
@@ -350,23 +191,9 @@ export class Delivery {
     try {
       if (this.lapsed(job)) return LAPSED;
       onStart?.();
-      const msg = {
-        task_id: job.task_id,
-        fire_id: job.run_id,
-        scheduled_time: job.scheduled_time,
-        attempt: attemptNo,
-        body: job.body,
-        key: ref.key,
-        report_token: job.extra_headers?.['x-xcron-report-token'] ?? null,
-        timeout_ms: job.timeout_ms,
-      };
-      const r = this.o.targets
-        ? await this.o.targets.send(ref.name, msg, () => !this.lapsed(job))
-        : { ok: false, id: null, error: `no queue targets on this node (target ${JSON.stringify(ref.name)})`, permanent: true };
-      if (r.lapsed) return LAPSED;
-      const duration_ms = Math.round(performance.now() - t0);
-      if (r.ok) return { ok: true, retryable: false, status: null, error: null, body: r.id, retry_after_ms: null, duration_ms };
-      return { ok: false, retryable: r.permanent !== true, status: null, error: r.error, body: null, retry_after_ms: null, duration_ms, ...(r.timed_out ? { timed_out: true } : {}) };
+      // Signed like an HTTP callback (X-Xcron-Signature) when signing secrets are set.
+      const sig = this.o.signingSecrets.length > 0 ? signature(this.o.signingSecrets, Math.floor(this.o.clock.now() / 1000), job.body) : null;
+      return await publishAttempt(this.o.targets, ref, job, attemptNo, () => !this.lapsed(job), t0, sig);
     } finally {
       this.global.release();
       sem.release();
@@ -388,7 +215,10 @@ export class Delivery {
       onStart?.();
       const headers = this.headers(job, attemptNo);
       const sendBody = job.method !== 'GET';
-      const res = await this.exchange(url, job, headers, sendBody);
+      // undici calls onConnect right before it writes the request on a connected socket (a new
+      // connection is opened first): the latest moment the lease can be checked.
+      const gate = this.o.leases !== undefined && job.slot !== undefined && job.slot >= 0 && job.token !== undefined ? this : null;
+      const res = await exchange(this.agent, this.limits, gate, url, job, headers, sendBody);
       const { status, body } = res;
       const duration_ms = Math.round(performance.now() - t0);
       if (status >= 200 && status < 300) {
@@ -426,75 +256,6 @@ export class Delivery {
       this.global.release();
       originSem.release();
     }
-  }
-
-  /**
-   * One request on the agent's low-level dispatch API: the response body is read straight from the
-   * socket's chunks (no stream, no promise per chunk). Up to maxResponseBytes are read and the first
-   * keepBytes kept; past the cap the exchange is aborted (the connection is closed) and the answer
-   * stands with what was read. Network errors and timeouts reject.
-   *
-   * The handler uses undici's raw hooks (onConnect/onHeaders/onData/onComplete/onError), which its
-   * clients call directly: a handler written for the newer controller API is wrapped per request,
-   * and the wrapper turns the response headers and trailers into objects, which a burst profile
-   * put at about 5 % of the delivery thread. Only Retry-After is read, and only from an answer
-   * that is retried.
-   *
-   * timeout_ms bounds the wait for the response headers and every gap in the body (undici's own
-   * timers: no AbortSignal per request).
-   */
-  private exchange(url: Target, job: DeliveryJob, headers: string[], sendBody: boolean): Promise<{ status: number; body: string | null; retryAfter: string | undefined }> {
-    const keepBytes = this.keepBytes;
-    // undici calls onConnect right before it writes the request on a connected socket (a new
-    // connection is opened first): the latest moment the lease can be checked.
-    const gate = this.o.leases !== undefined && job.slot !== undefined && job.slot >= 0 && job.token !== undefined ? this : null;
-    const maxBytes = this.o.maxResponseBytes;
-    return new Promise((resolve, reject) => {
-      let status = 0;
-      let retryAfter: string | undefined;
-      let kept: Buffer[] | null = null;
-      let keptLen = 0;
-      let total = 0;
-      let capped = false;
-      let abort: ((err?: Error) => void) | null = null;
-      const done = (): void => resolve({ status, body: keptLen === 0 ? null : Buffer.concat(kept!, keptLen).toString('utf8'), retryAfter });
-      try {
-        this.agent.dispatch(
-          { origin: url.origin, path: url.path, method: job.method, headers, body: sendBody ? job.body : null, headersTimeout: job.timeout_ms, bodyTimeout: job.timeout_ms },
-          {
-            onConnect(a) {
-              abort = a;
-              if (gate !== null && gate.lapsed(job)) a(new LeaseLapsedError());
-            },
-            onHeaders(statusCode, rawHeaders) {
-              status = statusCode;
-              retryAfter = RETRYABLE_STATUS(statusCode) ? rawHeader(rawHeaders, 'retry-after') : undefined;
-              return true;
-            },
-            onData(chunk) {
-              total += chunk.length;
-              if (keptLen < keepBytes) {
-                const part = chunk.length <= keepBytes - keptLen ? chunk : chunk.subarray(0, keepBytes - keptLen);
-                (kept ??= []).push(part);
-                keptLen += part.length;
-              }
-              if (total > maxBytes && !capped) {
-                capped = true;
-                abort?.(new Error('response body over max_response_bytes'));
-              }
-              return true;
-            },
-            onComplete: done,
-            onError(err) {
-              if (capped) done();
-              else reject(err);
-            },
-          },
-        );
-      } catch (e) {
-        reject(e as Error);
-      }
-    });
   }
 
   /** True when the job names a lease (slot, token) that this node no longer holds. */

@@ -9,7 +9,7 @@
  * array; a result 1.2 + 2.7 µs as objects and about 0.1 µs as six numbers in a Float64Array.
  */
 import type { HttpMethod } from '../task/index.js';
-import type { AttemptOutcome, DeliveryJob, DeliveryOptions, DeliveryResult } from './index.js';
+import type { AttemptOutcome, DeliveryJob, DeliveryOptions, DeliveryResult } from './types.js';
 import type { DestinationPolicyOptions } from './ssrf.js';
 import type { TargetConfig } from './targets/index.js';
 

@@ -51,16 +51,22 @@ export const randomPick = (random: () => number = Math.random): RoutingStrategy 
 export const consistentHash: RoutingStrategy = { pick: (t) => ({ mode: 'single', urls: [rendezvous(t.id, t.urls) ?? t.urls[0]!] }) };
 
 export class Router {
-  private readonly strategies: Record<RouteName, RoutingStrategy>;
+  /** The strategies over a task's URLs; the ones over live executor instances are in ./executors.ts. */
+  private readonly strategies: Partial<Record<RouteName, RoutingStrategy>>;
 
   constructor(overrides: Partial<Record<RouteName, RoutingStrategy>> = {}) {
     this.strategies = { failover, broadcast, round_robin: new RoundRobin(), random: randomPick(), consistent_hash: consistentHash, ...overrides };
+  }
+
+  /** The route of strategy `name` over `task.urls` (a strategy it does not have: failover). */
+  pick(name: RouteName, task: RoutedTask): Route {
+    return (this.strategies[name] ?? failover).pick(task);
   }
 
   /** The target(s) of a fire of `task`, by its route (default failover). */
   route(task: Pick<Task, 'id' | 'callback'>): Route {
     const urls = task.callback.urls;
     if (!urls || urls.length <= 1) return OWN_URL;
-    return (this.strategies[task.callback.route ?? 'failover'] ?? failover).pick({ id: task.id, urls });
+    return this.pick(task.callback.route ?? 'failover', { id: task.id, urls });
   }
 }

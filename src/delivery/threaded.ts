@@ -10,7 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { workerExecArgv } from '../worker-args.js';
-import type { AttemptEvent, DeliveryHooks, DeliveryJob, DeliveryResult } from './index.js';
+import type { AttemptEvent, DeliveryHooks, DeliveryJob, DeliveryResult } from './types.js';
 import { OK_STRIDE, packJob, type FromWorker, type JobItem, type ToWorker, type WorkerConfig } from './protocol.js';
 
 export interface DeliveryService {

@@ -8,7 +8,7 @@ import { SystemClock } from '../clock/index.js';
 import { LeaseGate } from '../cluster/lease-table.js';
 import { createLogger } from '../log.js';
 import { Delivery, type DeliveryHooks, type DeliveryResult } from './index.js';
-import type { AttemptOutcome } from './index.js';
+import type { AttemptOutcome } from './types.js';
 import { unpackJob, type FromWorker, type ToWorker, type WorkerConfig, type WorkerEvent } from './protocol.js';
 import { DestinationPolicy } from './ssrf.js';
 import { Targets } from './targets/index.js';

@@ -23,7 +23,13 @@
  * Global keys, each written by a one-key command of its own (never in a slot script):
  *   {<prefix>}:slots, {<prefix>}:members, {<prefix>}:idem:<key> (idempotency key -> task id),
  *   {<prefix>}:secret:<name> (sharedSecret), {<prefix>}:graph (the child graph: task id -> its
- *   on_success edges; graphReserve-1.lua / graphSettle-1.lua take it as their one key).
+ *   on_success edges; graphReserve-1.lua / graphSettle-1.lua take it as their one key),
+ *   {<prefix>}:exec (the executor registry: a hash "<group>\n<address>" -> instance; the exec*
+ *   scripts take it as their one key and derive {<prefix>}:exec:exp, the fields by expiry, and
+ *   {<prefix>}:exec:g:<group>, a group's addresses by expiry; see src/redis/lua/_exec.lua).
+ * Flow limits, one hash tag per flow key F (`{<prefix>:flow:F}`, flowAcquire-1.lua): `:rate` (the
+ *   admissions of the rate window, by time) and `:par` (the runs holding a parallelism permit, by
+ *   the expiry of their lease).
  * The pub/sub channel of task changes: `<prefix>:changes`.
  */
 export class RedisKeys {
@@ -87,6 +93,16 @@ export class RedisKeys {
   /** A secret shared by every node (sharedSecret). */
   secret(name: string): string {
     return this.global(`secret:${name}`);
+  }
+
+  /** A flow key's base `{<prefix>:flow:<key>}`: the one key of flowAcquire and flowRelease. */
+  flow(key: string): string {
+    return `{${this.prefix}:flow:${key}}`;
+  }
+
+  /** The executor registry's hash (the exec* scripts' one key; src/store/redis-executors.ts). */
+  executors(): string {
+    return this.global('exec');
   }
 
   /** The pub/sub channel of task changes (a channel, not a key: no hash tag). */

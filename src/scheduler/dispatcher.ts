@@ -7,11 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { sendRouted } from '../delivery/fanout.js';
 import type { DeliveryJob } from '../delivery/index.js';
 import { Router } from '../delivery/routing.js';
+import { ExecutorSender } from '../delivery/executor-send.js';
+import { ExecutorRouting, LiveGroups } from '../delivery/executors.js';
 import { slotOf } from '../cluster/index.js';
-import { reportToken, withRunHeaders } from '../task/index.js';
+import { parseExecutorUrl, reportToken, withRunHeaders } from '../task/index.js';
 import type { SchedulerCore } from './core.js';
 import type { Deadlines } from './deadlines.js';
 import type { InFlight } from './inflight.js';
+import { Pacer } from './pacing.js';
 import type { Dispatch } from './types.js';
 import { hasFollowUps } from './follow-ups.js';
 
@@ -22,7 +25,11 @@ const RECORD_RETRY_MS = 1000;
 
 export class Dispatcher {
   private readonly router = new Router();
+  /** Fires of tasks routed to an executor group (`callback.executor`). */
+  private readonly executors: ExecutorSender;
   private readonly reportSecret: string;
+  /** Jitter and flow control: what a fire waits for before its first attempt. */
+  readonly pacer: Pacer;
 
   /** `deliverRun`: takes a run back from the outbox (when this node owns its slot). */
   constructor(
@@ -32,6 +39,14 @@ export class Dispatcher {
     private readonly deliverRun: (runId: string) => Promise<void>,
   ) {
     this.reportSecret = c.o.reportSecret ?? randomBytes(32).toString('hex');
+    this.pacer = new Pacer(c, c.o.flow);
+    this.executors = new ExecutorSender({
+      sender: c.o.delivery,
+      groups: new LiveGroups(c.o.store.executors, c.o.clock),
+      routing: new ExecutorRouting((runId) => inflight.has(runId)),
+      clock: c.o.clock,
+      stopped: () => c.stopped,
+    });
   }
 
   /**
@@ -73,7 +88,7 @@ export class Dispatcher {
    */
   giveBack(lost: ReadonlySet<number>): void {
     const { delivery, store, log, ownership } = this.c.o;
-    const given = new Set<string>();
+    const given = new Set<string>(this.pacer.drop((d) => lost.has(d.task.slot)));
     delivery.cancelWaiting?.((job) => {
       if (!lost.has(slotOf(job.task_id, ownership.slotCount))) return false;
       given.add(job.run_id);
@@ -169,6 +184,15 @@ export class Dispatcher {
     const { recorder } = this.c;
     const node = this.c.o.nodeId;
     this.inflight.acquire(task.id, d.run_id);
+    // Jitter and flow control: the fire waits here (in flight, no attempt counted). Given up (its
+    // slot lost, or a stop): it stays in the outbox for the slot's owner or the next start.
+    const permit = await this.pacer.admit(d);
+    if (!permit) {
+      this.inflight.releaseOnly(task.id, d.run_id);
+      return;
+    }
+    // The permit is held while the run is in flight (an async run: until its report or deadline).
+    this.inflight.whenEnded(d.run_id, () => permit.release());
     let awaitingReport = false;
     const start = this.c.o.clock.now();
     const onAttempt = (n: number): void => recorder.push({ run_id: d.run_id, task_id: task.id, status: 'RUNNING', attempts: n, node, start_time: start }, task.completion === 'async');
@@ -184,7 +208,12 @@ export class Dispatcher {
       return p;
     };
     try {
-      const { result, shards } = await sendRouted(this.c.o.delivery, d.job ?? this.jobOf(d), this.router.route(task), { onAttempt, beforeAttempt });
+      const job = d.job ?? this.jobOf(d);
+      const group = parseExecutorUrl(task.callback.url);
+      const { result, shards } =
+        group === null
+          ? await sendRouted(this.c.o.delivery, job, this.router.route(task), { onAttempt, beforeAttempt })
+          : await this.executors.send(job, group, task.callback.route ?? 'round_robin', { onAttempt, beforeAttempt });
       if (result.lapsed === true) {
         this.leftToOwner(d, result.attempts);
       } else if (this.deadlines.closedByReport(d.run_id)) {

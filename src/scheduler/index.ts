@@ -80,6 +80,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   heldCount(): number {
     return this.held.count();
   }
+  /** Fires waiting on a flow limit on this node, by flow key (`task` for tasks' own limits). */
+  flowWaiting(): Map<string, number> {
+    return this.dispatcher.pacer.waiting();
+  }
   /** Async runs awaiting a report on this node. */
   awaitingCount(): number {
     return this.deadlines.size;
@@ -114,6 +118,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     // their time after the next start.
     this.held.stopTimer();
     this.deadlines.stop();
+    this.dispatcher.pacer.stop();
     await committing;
     await scanning;
     await this.held.undoAtStop();
@@ -137,6 +142,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   taskRemoved(id: string): void {
     this.window.remove(id);
     this.dispatcher.inflight.dropQueued(id);
+    this.dispatcher.pacer.drop((d) => d.task.id === id);
     this.held.taskRemoved(id);
   }
 

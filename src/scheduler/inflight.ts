@@ -8,6 +8,8 @@ export class InFlight {
   private readonly byTask = new Map<string, number>();
   private readonly runs = new Set<string>();
   private readonly queued = new Map<string, Dispatch[]>();
+  /** What ends with a run's in-flight state (its flow permit). */
+  private readonly onEnd = new Map<string, () => void>();
 
   /** `start`: delivers the next queued fire of a task once its run ends (unless stopped). */
   constructor(
@@ -46,9 +48,19 @@ export class InFlight {
     this.runs.add(runId);
   }
 
+  /** Calls `fn` when the run's in-flight state ends (for an async run: at its report or deadline). */
+  whenEnded(runId: string, fn: () => void): void {
+    this.onEnd.set(runId, fn);
+  }
+
   /** Ends a run's in-flight state on this node (the fires queued behind it wait on). */
   releaseOnly(taskId: string, runId: string): void {
     this.runs.delete(runId);
+    const end = this.onEnd.get(runId);
+    if (end) {
+      this.onEnd.delete(runId);
+      end();
+    }
     const n = (this.byTask.get(taskId) ?? 1) - 1;
     if (n <= 0) this.byTask.delete(taskId);
     else this.byTask.set(taskId, n);

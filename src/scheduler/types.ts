@@ -8,7 +8,8 @@ import type { Clock } from '../clock/index.js';
 import type { Ownership } from '../cluster/index.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryResult } from '../delivery/index.js';
 import type { TaskStore } from '../store/types.js';
-import type { RetryPolicy, RunRequest, Task } from '../task/index.js';
+import type { FlowBackend } from '../delivery/flow.js';
+import type { FlowLimit, RetryPolicy, RunRequest, Task } from '../task/index.js';
 
 import { RunRecorder } from './recorder.js';
 
@@ -26,6 +27,12 @@ export interface TaskOperations {
   trigger(taskId: string): Promise<{ run_id: string } | null>;
   /** Pauses the task when its newest `limit` finished runs all failed; the paused task, or null. */
   pauseAfterFailures(taskId: string, limit: number): Promise<Task | null>;
+}
+
+/** Flow control: where limits are counted, and the limits named in the configuration (`[flow.<key>]`). */
+export interface FlowOptions {
+  backend: FlowBackend;
+  limits: Readonly<Record<string, FlowLimit>>;
 }
 
 export interface SchedulerOptions {
@@ -89,6 +96,10 @@ export interface SchedulerOptions {
   reportSecret?: string;
   /** Default report deadline of async runs (ms). */
   defaultAsyncTimeoutMs?: number;
+  /** Seed of the jitter offsets (`jitter_ms`); the same on every node. Default ''. */
+  jitterSeed?: string;
+  /** Flow control (flow_key / flow on tasks): where limits are counted and the named limits. Absent: no limits. */
+  flow?: FlowOptions;
 }
 
 export interface AlertEvent {
@@ -121,6 +132,14 @@ export interface ReleasedEvent {
   released_at: number;
 }
 
+/** A fire waiting on a flow limit was admitted after `waited_ms` (key: the flow key, `task` for a task's own limit). */
+export interface FlowAdmittedEvent {
+  key: string;
+  task_id: string;
+  run_id: string;
+  waited_ms: number;
+}
+
 export interface FinishedEvent {
   task_id: string;
   run_id: string;
@@ -132,6 +151,7 @@ export interface SchedulerEvents {
   /** A fire was committed (for a fire committed ahead: before its due time). */
   fired: [FiredEvent];
   released: [ReleasedEvent];
+  flowAdmitted: [FlowAdmittedEvent];
   finished: [FinishedEvent];
   fenced: [slot: number];
   storeError: [Error];

@@ -1,6 +1,6 @@
 /**
  * The results queue: executors report a run's outcome (the body of POST /xcron/reportRun) by
- * writing it to a Redis stream or an AMQP queue, and this node consumes it ([results] in the
+ * writing it to a Redis stream, an AMQP queue or a NATS JetStream subject, and this node consumes it ([results] in the
  * configuration). Each report is applied through the same code as the HTTP endpoint
  * (./report.ts), then acknowledged: at least once. A crash between reading a report and
  * acknowledging it leaves it pending (Redis) or unacknowledged (AMQP), so it is read again after
@@ -15,6 +15,7 @@ import type { Config } from '../config/index.js';
 import type { ReportDeps } from './report.js';
 import { ReportHandler, type CrashPoint, type ResultsConsumer } from './report-handler.js';
 import { AmqpResults } from './results-amqp.js';
+import { NatsResults } from './results-nats.js';
 import { RedisResults } from './results-redis.js';
 
 export type { ResultsConsumer } from './report-handler.js';
@@ -33,5 +34,6 @@ export function createResultsConsumer(o: ResultsOptions): ResultsConsumer | null
   const crash: CrashPoint = crashEnv === 'before_record' || crashEnv === 'before_ack' ? crashEnv : null;
   const log = o.log.child({ module: 'results' });
   const handler = new ReportHandler({ report: o.report, log, crash });
-  return o.cfg.kind === 'redis_stream' ? new RedisResults(o.cfg, o.nodeId, handler, log) : new AmqpResults(o.cfg, handler, log);
+  if (o.cfg.kind === 'redis_stream') return new RedisResults(o.cfg, o.nodeId, handler, log);
+  return o.cfg.kind === 'amqp' ? new AmqpResults(o.cfg, handler, log) : new NatsResults(o.cfg, handler, log);
 }

@@ -1,8 +1,28 @@
 /**
- * Work spread over the slots of the Redis store: grouping a batch by slot (one script call per
+ * Work spread over the slots of the Redis store: which slot holds a task or a run, grouping a batch by slot (one script call per
  * slot), merging per-slot ordered reads into one ordered page, and visiting slots a few at a time.
  */
+import { slotOf } from '../task/index.js';
 import type { DueKey } from './types.js';
+
+/** Which of the store's `count` slots holds a task or a run. */
+export class SlotMap {
+  constructor(readonly count: number) {}
+
+  ofTask(id: string): number {
+    return slotOf(id, this.count);
+  }
+
+  /** A run's slot is its task's: run ids are "<task_id>:<ms>". */
+  ofRun(runId: string): number {
+    const i = runId.indexOf(':');
+    return this.ofTask(i < 0 ? runId : runId.slice(0, i));
+  }
+
+  all(): number[] {
+    return Array.from({ length: this.count }, (_, i) => i);
+  }
+}
 
 /**
  * The positions of `items` grouped by key, in order of first appearance (each group in item order);

@@ -40,6 +40,9 @@ type SpecColumn = Pick<
   | 'completion'
   | 'async_timeout_ms'
   | 'tags'
+  | 'jitter_ms'
+  | 'flow_key'
+  | 'flow'
 >;
 
 /**
@@ -74,6 +77,10 @@ export function rowToTask(r: TaskRow): Task {
     completion: s.completion ?? 'sync',
     async_timeout_ms: s.async_timeout_ms ?? null,
     tags: s.tags ?? null,
+    // Pacing options are present only when set (tasks without them read back as written).
+    ...(s.jitter_ms != null ? { jitter_ms: s.jitter_ms } : {}),
+    ...(s.flow_key != null ? { flow_key: s.flow_key } : {}),
+    ...(s.flow != null ? { flow: s.flow } : {}),
     idempotency_key: r.idempotency_key,
     state: r.state as Task['state'],
     create_time: r.create_time,
@@ -134,6 +141,9 @@ export function specOf(t: Task): string {
     async_timeout_ms: t.async_timeout_ms,
     tags: t.tags ?? null,
   };
+  if (t.jitter_ms != null) s.jitter_ms = t.jitter_ms;
+  if (t.flow_key != null) s.flow_key = t.flow_key;
+  if (t.flow != null) s.flow = t.flow;
   return JSON.stringify(s);
 }
 

@@ -155,6 +155,24 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 8,
+    // The executor registry (src/store/executors.ts): one row per instance, upserted by each
+    // heartbeat; an instance is live while last_heartbeat + ttl_ms is ahead of now.
+    name: 'executor registry',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS executors (
+          grp TEXT NOT NULL,
+          address TEXT NOT NULL,
+          ttl_ms INTEGER NOT NULL,
+          meta TEXT,
+          last_heartbeat INTEGER NOT NULL,
+          registered_at INTEGER NOT NULL,
+          PRIMARY KEY (grp, address)
+        ) WITHOUT ROWID;
+      `),
+  },
+  {
+    version: 9,
     // Why a paused task is paused (PauseInfo as JSON): the operator's note and who paused it, or
     // the auto-pause reason. NULL for every task that is not paused, and for tasks paused before.
     name: 'tasks.pause: the pause note or the auto-pause reason',

@@ -19,7 +19,7 @@ import { checkLogLine, type SqliteOpenOptions } from './sqlite-open.js';
 import { StoreStartupError } from './startup-errors.js';
 import type { Task } from '../task/index.js';
 import { taskRow, type TaskInsertRow } from './sqlite-rows.js';
-import type { CreateResult, TaskStore } from './types.js';
+import type { CreateResult, ExecutorStore, TaskStore } from './types.js';
 
 /** The TaskStore methods forwarded to the thread (all of them). */
 export const STORE_METHODS = [
@@ -51,6 +51,9 @@ export const STORE_METHODS = [
   'ping',
   'close',
 ] as const satisfies readonly (keyof TaskStore)[];
+
+/** The executor registry's calls, store methods of SqliteTaskStore forwarded like the others. */
+export const EXECUTOR_METHODS = ['executorRegister', 'executorUnregister', 'executorLive', 'executorList'] as const;
 
 export interface StoreWorkerData {
   options: SqliteOpenOptions;
@@ -91,6 +94,14 @@ export class ThreadedSqliteStore {
   private broken: string | null = null;
   /** The fencing epoch this process claimed when the store opened. */
   epoch = 0;
+
+  /** The executor registry, in the store thread. */
+  readonly executors: ExecutorStore = {
+    register: (r) => this.call('executorRegister', [r]) as ReturnType<ExecutorStore['register']>,
+    unregister: (g, a) => this.call('executorUnregister', [g, a]) as Promise<boolean>,
+    live: (g, now) => this.call('executorLive', [g, now]) as ReturnType<ExecutorStore['live']>,
+    list: (now) => this.call('executorList', [now]) as ReturnType<ExecutorStore['list']>,
+  };
 
   private constructor(
     private readonly options: SqliteOpenOptions,

@@ -10,7 +10,7 @@ import type { SqliteTaskStore } from './sqlite.js';
 import { openSqliteStore } from './sqlite-open.js';
 import type { Task } from '../task/index.js';
 import type { CreatedReply, StoreCall, StoreReply, StoreWorkerData } from './sqlite-thread.js';
-import { STORE_METHODS } from './sqlite-thread.js';
+import { EXECUTOR_METHODS, STORE_METHODS } from './sqlite-thread.js';
 
 const port = parentPort;
 if (!port) throw new Error('src/store/sqlite-worker.ts runs only as a worker thread');
@@ -27,7 +27,7 @@ try {
 }
 
 /** createRows: the creates ThreadedSqliteStore batches (flat rows; not a TaskStore method). */
-const methods = new Set<string>([...STORE_METHODS, 'createRows']);
+const methods = new Set<string>([...STORE_METHODS, ...EXECUTOR_METHODS, 'createRows']);
 const call = store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
 
 port.on('message', (m: StoreCall) => {

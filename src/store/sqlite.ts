@@ -17,6 +17,7 @@ import type { Run, Task } from '../task/index.js';
 import { RUN_COLS, rowToRun, rowToTask, runRange, taskRow, type RunRow, type TaskInsertRow, type TaskRow } from './sqlite-rows.js';
 import { runsQuery, tasksQuery } from './sqlite-queries.js';
 import { migrate } from './sqlite-schema.js';
+import { SqliteExecutors } from './sqlite-executors.js';
 import { PRUNE_BATCH, prepareStatements, ShapedStatements, type Statements } from './sqlite-statements.js';
 import { NotUndone, transactions, type Transactions, type TriggerRequest } from './sqlite-tx.js';
 import type {
@@ -44,6 +45,8 @@ import type {
   TaskExpectation,
   TaskStore,
   UncommitRequest,
+  ExecutorRegistration,
+  ExecutorStore,
 } from './types.js';
 
 export interface SqliteOptions {
@@ -66,6 +69,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly st: Statements;
   private readonly shaped: ShapedStatements;
   private readonly tx: Transactions;
+  private readonly registry: SqliteExecutors;
   private createQueue: { task: Task; resolve: (r: CreateResult) => void; reject: (e: Error) => void }[] = [];
 
   constructor(opts: SqliteOptions) {
@@ -83,6 +87,27 @@ export class SqliteTaskStore implements TaskStore {
     this.st = prepareStatements(this.db);
     this.shaped = new ShapedStatements(this.db);
     this.tx = transactions(this.db, this.st);
+    this.registry = new SqliteExecutors(this.db);
+  }
+
+  /** The executor registry (its calls are also store methods, so the store thread forwards them). */
+  readonly executors: ExecutorStore = {
+    register: (r) => this.executorRegister(r),
+    unregister: (g, a) => this.executorUnregister(g, a),
+    live: (g, now) => this.executorLive(g, now),
+    list: (now) => this.executorList(now),
+  };
+  executorRegister(r: ExecutorRegistration): ReturnType<ExecutorStore['register']> {
+    return this.guard(() => this.registry.register(r));
+  }
+  executorUnregister(group: string, address: string): Promise<boolean> {
+    return this.guard(() => this.registry.unregister(group, address));
+  }
+  executorLive(group: string, now: number): ReturnType<ExecutorStore['live']> {
+    return this.guard(() => this.registry.live(group, now));
+  }
+  executorList(now: number): ReturnType<ExecutorStore['list']> {
+    return this.guard(() => this.registry.list(now));
   }
 
   private guard<T>(fn: () => T): Promise<T> {

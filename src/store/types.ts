@@ -4,8 +4,10 @@
  */
 import type { Run, RunRequest, RunStatus, ShardResult, Task } from '../task/index.js';
 import type { ReportDay } from './report.js';
+import type { ExecutorStore } from './executors.js';
 
 export type { ReportDay } from './report.js';
+export type { ExecutorInstance, ExecutorRegistration, ExecutorStore } from './executors.js';
 
 /** Position in the (next_fire_time, task_id) order, used to page through due tasks. */
 export interface DueKey {
@@ -319,6 +321,8 @@ export interface TaskStore {
   uncommitFire?(req: UncommitRequest): Promise<boolean>;
   /** Optional: fires committed ahead are undone and claimed in the store itself (a store shared by nodes). */
   readonly heldFires?: HeldFireStore;
+  /** Optional: the executor registry (src/store/executors.ts). Both built-in stores have it. */
+  readonly executors?: ExecutorStore;
   /**
    * Optional (a node's view of a shared store): runs this node gave back without delivering them
    * (their slot was lost), so that it redelivers them from the outbox if it owns the slot again.

@@ -29,7 +29,8 @@ export const CallbackInput = z
   .strictObject({
     url: opt(CallbackUrl).meta({ description: 'The target called when the task fires. Required unless `urls` or `target` is given.' }),
     urls: opt(z.array(CallbackUrl).min(1).max(32)).meta({ description: 'Several targets; `route` decides how a fire uses them.' }),
-    route: opt(z.enum(ROUTES)).meta({ description: 'How a fire picks among `urls` (default `failover`).' }),
+    route: opt(z.enum(ROUTES)).meta({ description: 'How a fire picks among `urls` (default `failover`) or among the live instances of `executor` (default `round_robin`); `first`, `last`, `lru`, `lfu` and `busy_over` only with `executor`.' }),
+    executor: opt(z.string()).meta({ description: 'An executor group (registered with registerExecutor), instead of `url`: each fire goes to a live instance picked by `route`.' }),
     target: opt(z.string()).meta({ description: 'A queue target named in the configuration (`[targets.<name>]`), instead of `url`.' }),
     key: opt(z.string()).meta({ description: "With `target`: overrides the target's stream name, routing key or subject." }),
     body: opt(z.record(z.string(), z.unknown())).meta({ description: 'JSON object sent as the callback body (default `{}`), exactly as written; at most `[callback] body_limit` bytes.' }),
@@ -39,6 +40,14 @@ export const CallbackInput = z
     }),
   })
   .meta({ id: 'CallbackInput', description: 'Where and how a fire is delivered.' });
+
+export const FlowInput = z
+  .strictObject({
+    rate: z.int().min(0).max(1_000_000).optional().meta({ description: 'At most this many fires go out per period_ms (0 or absent: no rate).' }),
+    period_ms: z.int().min(1).max(86_400_000).optional().meta({ description: 'The rate window (default 1000 ms).' }),
+    parallelism: z.int().min(0).max(100_000).optional().meta({ description: 'At most this many runs in flight (0 or absent: no cap).' }),
+  })
+  .meta({ id: 'FlowInput', description: "The task's own flow limit; fires over it wait (in order), they are not dropped or failed. Not together with flow_key." });
 
 /** Options shared by createTask and updateTask. */
 const optionFields = {
@@ -56,6 +65,9 @@ const optionFields = {
   max_consecutive_failures: opt(z.int().min(0).max(10_000)).meta({ description: 'Pause the task after this many consecutive final failures (0: never).' }),
   completion: opt(z.enum(['sync', 'async'])).meta({ description: '`sync` (default): a 2xx answer finishes the run; `async`: the run stays RUNNING until the worker reports it.' }),
   async_timeout_ms: opt(z.int().min(1000).max(7 * 86_400_000)).meta({ description: 'Report deadline of an async run (default `[delivery] async_timeout_ms`).' }),
+  jitter_ms: opt(z.int().min(0).max(3_600_000)).meta({ description: 'Periodic tasks: each fire goes out at a deterministic offset in [tick, tick + jitter_ms); the fire id keeps the tick. 0 or null: at the tick.' }),
+  flow_key: opt(z.string()).meta({ description: 'The fires wait on the flow limit `[flow.<key>]` of the configuration (rate and/or parallelism, shared by every task naming it).' }),
+  flow: opt(FlowInput),
   tags: opt(z.array(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/)).max(16)).meta({ description: 'Up to 16 labels (1 to 64 characters of A-Z a-z 0-9 _ . : -) for listTasks?tag= and the bulk operations; [] or null clears them.' }),
 };
 

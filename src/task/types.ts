@@ -15,9 +15,16 @@ export interface RetryPolicy {
   max_backoff_ms: number;
 }
 
-/** How a fire picks among several callback targets (`callback.urls`). */
-export type RouteStrategy = 'failover' | 'round_robin' | 'random' | 'consistent_hash' | 'broadcast';
-export const ROUTES: readonly RouteStrategy[] = ['failover', 'round_robin', 'random', 'consistent_hash', 'broadcast'];
+/**
+ * How a fire picks among several callback targets (`callback.urls`), or among the live instances
+ * of an executor group (`callback.executor`). `first`, `last`, `lru`, `lfu` and `busy_over` only
+ * make sense with live instances: they are accepted with `executor` only.
+ */
+export type RouteStrategy = 'failover' | 'round_robin' | 'random' | 'consistent_hash' | 'broadcast' | 'first' | 'last' | 'lru' | 'lfu' | 'busy_over';
+/** The strategies of `callback.urls`. */
+export const URL_ROUTES: readonly RouteStrategy[] = ['failover', 'round_robin', 'random', 'consistent_hash', 'broadcast'];
+/** Every strategy (`callback.executor` takes any of them). */
+export const ROUTES: readonly RouteStrategy[] = [...URL_ROUTES, 'first', 'last', 'lru', 'lfu', 'busy_over'];
 
 export interface CallbackSpec {
   /** The target (with `urls`, the first of them). */
@@ -67,6 +74,19 @@ export interface TaskSpec {
   async_timeout_ms: number | null;
   /** Labels for filtering and bulk operations (listTasks?tag=, pauseTasks {tag}); null: none. */
   tags: string[] | null;
+  /** Periodic tasks: each fire goes out at a deterministic offset in [tick, tick + jitter_ms) (null: at the tick). */
+  jitter_ms?: number | null;
+  /** The fires wait on the flow limit named `[flow.<key>]` in the configuration (null: none). */
+  flow_key?: string | null;
+  /** The task's own flow limit (null: none). Not together with flow_key. */
+  flow?: FlowLimit | null;
+}
+
+/** A flow limit: at most `rate` fires per `period_ms` (0: no rate) and `parallelism` runs in flight (0: no cap). */
+export interface FlowLimit {
+  rate: number;
+  period_ms: number;
+  parallelism: number;
 }
 
 export type CompletionMode = 'sync' | 'async';

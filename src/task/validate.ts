@@ -5,6 +5,7 @@
 import { Codes, XcronError, badInput, describe, invalidOption, typeError } from '../errors.js';
 import { checkTimezone, parseOneShot, parseSchedule } from './schedule.js';
 import { CallbackInput, CreateTaskInput, RetryInput, UpdateTaskInput, fieldsOf } from './schema.js';
+import { applyPacingFields } from './flow.js';
 import { parseTags } from './tags.js';
 import {
   ONE_SHOT,
@@ -17,10 +18,12 @@ import {
   type RouteStrategy,
   type CompletionMode,
   ROUTES,
+  URL_ROUTES,
   type TaskSpec,
   type TaskType,
 } from './types.js';
 import { TARGET_KEY_RE, TARGET_NAME_RE, targetUrl } from './target-ref.js';
+import { checkExecutorGroup, executorUrl } from './executor-ref.js';
 
 export interface ValidationLimits {
   defaultTimezone: string;
@@ -30,6 +33,8 @@ export interface ValidationLimits {
   pastGraceMs: number;
   /** The names of the configured queue targets (`[targets.<name>]`). Absent: none. */
   targets?: ReadonlySet<string>;
+  /** The names of the configured flow limits (`[flow.<key>]`). Absent: none. */
+  flowKeys?: ReadonlySet<string>;
 }
 
 export interface CreateRequest {
@@ -224,23 +229,40 @@ function parseTarget(v: Record<string, unknown>, limits: ValidationLimits): stri
   return targetUrl(v.target, key);
 }
 
+/**
+ * An executor group callback (`executor`, optional `route`): its internal `executor:` URL, or null
+ * without `executor`. The group need not exist yet (executors come and go); its name must be valid.
+ */
+function parseExecutor(v: Record<string, unknown>): string | null {
+  if (v.executor === undefined || v.executor === null) return null;
+  const group = checkExecutorGroup(v.executor, 'callback.executor');
+  for (const f of ['url', 'urls']) {
+    if (v[f] !== undefined && v[f] !== null) throw invalidOption(`callback.${f}`, "give one of 'url', 'urls', 'target' or 'executor': the executor group's live instances are the targets");
+  }
+  return executorUrl(group);
+}
+
 export function parseCallback(v: unknown, limits: ValidationLimits): CallbackSpec {
   if (v === undefined || v === null) throw badInput(Codes.CALLBACK_URL, "'callback' is required: an object with 'url' (absolute http/https URL) and optional 'body'");
   if (!isObject(v)) throw typeError('callback', 'an object {url, body}', v);
   rejectUnknown(v, CALLBACK_FIELDS, 'callback.');
   const target = parseTarget(v, limits);
+  const executor = parseExecutor(v);
+  if (target !== null && executor !== null) throw invalidOption('callback.executor', "give one of 'url', 'urls', 'target' or 'executor'");
   let urls: string[] | null = null;
   let route: RouteStrategy | null = null;
-  if (v.urls !== undefined && v.urls !== null) {
+  if (executor !== null) {
+    route = enumField<RouteStrategy>(v.route, 'callback.route', ROUTES, 'round_robin');
+  } else if (v.urls !== undefined && v.urls !== null) {
     if (!Array.isArray(v.urls)) throw typeError('callback.urls', 'an array of URLs', v.urls);
     if (v.urls.length === 0 || v.urls.length > MAX_TARGETS) throw badInput(Codes.CALLBACK_URL, `'callback.urls' must hold 1 to ${MAX_TARGETS} URLs, got ${v.urls.length}`);
     urls = v.urls.map((u, i) => checkUrl(u, `callback.urls[${i}]`));
-    route = enumField<RouteStrategy>(v.route, 'callback.route', ROUTES, 'failover');
+    route = enumField<RouteStrategy>(v.route, 'callback.route', URL_ROUTES, 'failover');
     if (v.url !== undefined && v.url !== null && v.url !== urls[0]) throw invalidOption('callback.url', "give either 'url' or 'urls' (with 'route'), not both");
   } else if (v.route !== undefined && v.route !== null) {
-    throw invalidOption('callback.route', "needs 'callback.urls' (several targets)");
+    throw invalidOption('callback.route', "needs 'callback.urls' (several targets) or 'callback.executor' (an executor group)");
   }
-  const url = target ?? (urls ? urls[0]! : checkUrl(v.url));
+  const url = target ?? executor ?? (urls ? urls[0]! : checkUrl(v.url));
   let body: Record<string, unknown> = {};
   if (v.body !== undefined && v.body !== null) {
     if (!isObject(v.body)) throw typeError('callback.body', 'a JSON object', v.body);
@@ -298,6 +320,7 @@ export function validateCreate(body: unknown, now: number, limits: ValidationLim
     tags: null,
   };
   applyPolicyFields(o, spec);
+  applyPacingFields(o, spec, limits.flowKeys);
   let paused = false;
   if (o.paused !== undefined && o.paused !== null) {
     if (typeof o.paused !== 'boolean') throw typeError('paused', 'true or false', o.paused);
@@ -405,6 +428,7 @@ export function validateUpdate(body: Record<string, unknown>, current: TaskSpec,
   if (body.callback !== undefined) spec.callback = parseCallback(body.callback, limits);
   if (body.start_time !== undefined || body.end_time !== undefined) rescheduled = true;
   applyPolicyFields(body, spec);
+  applyPacingFields(body, spec, limits.flowKeys);
   if (body.name !== undefined) spec.name = optString(body.name, 'name', 200);
   if (body.timeout_ms !== undefined) spec.timeout_ms = body.timeout_ms === null ? null : intField(body.timeout_ms, 'timeout_ms', 1, MAX_TIMEOUT_MS);
   if (body.retry !== undefined) spec.retry = parseRetry(body.retry);

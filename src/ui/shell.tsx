@@ -23,6 +23,9 @@ const Nav: FC = () => (
     <a href="#/new" data-nav="new">
       New task
     </a>
+    <a href="#/executors" data-nav="executors">
+      Executors
+    </a>
     <a href="#/cluster" data-nav="cluster">
       Cluster
     </a>

@@ -14,20 +14,13 @@ import { XcronClient, signPayload } from '../../clients/typescript/src/index.js'
 import { docSnippet } from '../ops/helpers.js';
 import { Receiver, header, type ReceivedRequest } from '../helpers/receiver.js';
 import { freePort } from '../helpers/ports.js';
-import { XcronServer, cleanupTempDirs, stopAllServers, takeStarted, tempDir } from '../helpers/server.js';
+import { XcronServer, cleanupTempDirs, stopAllServers, takeStarted, tempDir, which } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const S1 = 'whsec-docs-current-0123456789ab';
 const S2 = 'whsec-docs-next-0123456789abcd';
 const OTHER = 'whsec-docs-other-0123456789abc';
 
-function which(cmd: string): string | null {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${cmd}`]).toString().trim() || null;
-  } catch {
-    return null;
-  }
-}
 const GO = which('go');
 if (!GO) console.log('receivers-docs: the Go receiver is skipped: no `go` on the PATH (install golang-go; .ci/run does)');
 

@@ -28,7 +28,8 @@ afterAll(async () => {
 interface Node {
   o: RedisOwnership;
   client: RedisClient;
-  events: { at: number; kind: 'acquired' | 'lost'; slots: number[] }[];
+  /** `members` (acquired only): the node's live members when it emitted the event (its last round's view). */
+  events: { at: number; kind: 'acquired' | 'lost'; slots: number[]; members?: readonly string[] }[];
   /** Added to the monotonic clock (simulates a frozen process whose timers did not run). */
   skew: { ms: number };
 }
@@ -39,7 +40,7 @@ async function node(prefix: string, id: string, o: { slots?: number; lease?: num
   const skew = { ms: 0 };
   const own = new RedisOwnership({ client, nodeId: id, slots: o.slots ?? SLOTS, leaseMs: o.lease ?? LEASE, prefix, log: silentLog, refreshMs: 0, now: () => performance.now() + skew.ms });
   const n: Node = { o: own, client, events: [], skew };
-  own.on('acquired', (slots) => n.events.push({ at: performance.now(), kind: 'acquired', slots }));
+  own.on('acquired', (slots) => n.events.push({ at: performance.now(), kind: 'acquired', slots, members: [...own.liveMembers()] }));
   own.on('lost', (slots) => n.events.push({ at: performance.now(), kind: 'lost', slots }));
   nodes.push(n);
   return n;
@@ -144,6 +145,54 @@ describe('RedisOwnership', () => {
     assertNeverTwoOwners([a, b]);
     console.log(`ownership: connection cut -> b stopped firing after ${Math.round(lostAt - cut)} ms, a owned b's slots after ${Math.round(takenAt - cut)} ms (lease ${LEASE} ms)`);
   });
+
+  it('kill, then a freeze of the node chosen for part of its slots: the survivor takes them all before the frozen node leaves, and keeps them', async () => {
+    // Issue 27, the two-step takeover: a's leases expire while b, chosen by rendezvous for part of
+    // a's slots, is frozen but still a member. c must take those too, at once, not wait for b to
+    // leave the member list or for two more rounds; and must not hand them back to b while b is silent.
+    const lease = 5000; // rounds every 1 s: wide gaps between the steps below on a loaded machine
+    const prefix = uniquePrefix('own8');
+    const [a, b, c] = [await node(prefix, 'a', { lease }), await node(prefix, 'b', { lease }), await node(prefix, 'c', { lease })];
+    for (const n of [a, b, c]) await n.o.start();
+    await until('three-way balance', () => balanced([a, b, c]), 30_000);
+    const aSlots = a.o.ownedSlots();
+    const bShare = aSlots.filter((s) => preferredOwner(s, ['b', 'c']) === 'b');
+    expect(bShare.length).toBeGreaterThan(0);
+    const spy = await connect(redis.url, { name: 'spy' });
+    try {
+      const members = new RedisKeys(prefix).members();
+      const seen = async (id: string): Promise<number> => Number(await spy.zscore(members, id));
+      const cBefore = c.events.length;
+      a.client.disconnect(); // killed: no more heartbeats or renewals; its leases expire in Redis
+      await new Promise((r) => setTimeout(r, 50)); // a heartbeat already in flight lands first
+      const aLast = await seen('a');
+      // Frozen 0.6 to 1.6 rounds after a's last heartbeat: b is still a live member when a's leases
+      // expire (it leaves the list 0.6-1.6 s later), and is frozen before its own takeover round.
+      await until("b's heartbeat 0.6 s after a's last one", async () => (await seen('b')) > aLast + 600, 10_000);
+      b.client.disconnect();
+
+      await until("c owns every slot of a's", () => aSlots.every((s) => c.o.tokenFor(s) !== null), 4 * lease);
+      // The acquisition that completed the set, in c's event order.
+      const covered = new Set<number>();
+      let completing: Node['events'][number] | undefined;
+      for (const e of c.events.slice(cBefore)) {
+        if (e.kind !== 'acquired' || completing) continue;
+        for (const s of e.slots) covered.add(s);
+        if (aSlots.every((s) => covered.has(s))) completing = e;
+      }
+      expect(completing).toBeDefined();
+      // Taken beyond c's fair share while b was still a member, not after b left.
+      expect(completing!.members).toContain('b');
+
+      await until('b leaves the member list', () => !c.o.isLive('b'), 4 * lease);
+      await until('c owns every slot', () => c.o.ownedSlots().length === SLOTS, 4 * lease);
+      // Nothing was handed back to the frozen b meanwhile.
+      expect(c.events.slice(cBefore).filter((e) => e.kind === 'lost')).toEqual([]);
+      assertNeverTwoOwners([a, b, c]);
+    } finally {
+      spy.disconnect();
+    }
+  }, 60_000);
 
   it('a frozen process (timers late by twice the lease) answers no token and emits lost', async () => {
     const prefix = uniquePrefix('own4');

@@ -31,6 +31,12 @@ export interface PauseScenarioOptions {
   oneShots?: number;
   /** Default 12. */
   periodic?: number;
+  /**
+   * From the kill to the freeze, default 3000 (as the leases of the killed node expire). Less (e.g.
+   * 2500) freezes the second node before its own takeover round, while it is still a member: the
+   * others must take the killed node's slots that were chosen for it (the two-step takeover).
+   */
+  freezeAfterKillMs?: number;
   log?: (line: string) => void;
 }
 
@@ -124,7 +130,7 @@ export async function runKillThenFreeze(o: PauseScenarioOptions): Promise<PauseR
     const killAt = Date.now();
     await a.kill9();
     const failKill = until('no slot names the killed node', leaseOwners, (v) => v.every((x) => x !== null && x !== a.name), LEASE + 20_000, 20).then(() => Date.now() - killAt);
-    await sleepUntil(killAt + FREEZE_AFTER_KILL_MS);
+    await sleepUntil(killAt + (o.freezeAfterKillMs ?? FREEZE_AFTER_KILL_MS));
     const stopAt = Date.now();
     b.signal('SIGSTOP');
     const failoverKillMs = await failKill;

@@ -98,6 +98,8 @@ export interface NodeOptions {
   leaseMs?: number;
   redisCluster?: boolean;
   env?: Record<string, string>;
+  /** Written as the node's ./xcron.toml (for the file-only sections, e.g. `[targets.<name>]`). */
+  toml?: string;
   /** Default true: wait until /readyz answers ready. */
   waitReady?: boolean;
 }
@@ -134,6 +136,7 @@ export class XNode {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), `xcron-node-${o.name}-`));
     dirs.add(dir);
+    if (o.toml !== undefined) writeFileSync(join(dir, 'xcron.toml'), o.toml);
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('XCRON_') && v !== undefined) env[k] = v;
     Object.assign(env, {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { SLOTS } from '../component/fixtures.js';
 import { storeContract } from '../component/store-contract.js';
 import { storeOpsContract } from '../component/store-contract-ops.js';
+import { storeExecutorsContract } from '../component/store-contract-executors.js';
 import { RedisClusterServers, RedisServer, stopAllRedis } from '../helpers/redis.js';
 import { redisHarness } from './harness.js';
 
@@ -24,11 +25,13 @@ afterAll(async () => {
 describe('single Redis', () => {
   storeContract('redis', () => redisHarness(single.url, { slots: SLOTS }), { claims: true });
   storeOpsContract('redis', () => redisHarness(single.url, { slots: SLOTS }));
+  storeExecutorsContract('redis', () => redisHarness(single.url, { slots: SLOTS }));
 });
 
 describe('Redis Cluster (3 masters)', () => {
   storeContract('redis-cluster', () => redisHarness(cluster.url, { cluster: true, slots: SLOTS }), { claims: true });
   storeOpsContract('redis-cluster', () => redisHarness(cluster.url, { cluster: true, slots: SLOTS }));
+  storeExecutorsContract('redis-cluster', () => redisHarness(cluster.url, { cluster: true, slots: SLOTS }));
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -8,12 +8,20 @@ import { T0, makeTask, tempDir } from './fixtures.js';
 import { sqliteHarness } from './sqlite-harness.js';
 import { storeContract } from './store-contract.js';
 import { storeOpsContract } from './store-contract-ops.js';
+import { storeExecutorsContract } from './store-contract-executors.js';
 
 storeContract('sqlite', () =>
   sqliteHarness('xcron-sqlite-', (file) => {
     const store = new SqliteTaskStore({ file, synchronous: 'normal' });
     return Promise.resolve({ store, epoch: store.claimEpoch() });
   }),  { uncommit: true },
+);
+
+storeExecutorsContract('sqlite', () =>
+  sqliteHarness('xcron-sqlite-exec-', (file) => {
+    const store = new SqliteTaskStore({ file, synchronous: 'normal' });
+    return Promise.resolve({ store, epoch: store.claimEpoch() });
+  }),
 );
 
 storeOpsContract('sqlite', () =>

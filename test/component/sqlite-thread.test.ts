@@ -18,6 +18,7 @@ import { T0, makeTask, silentLog as log, tempDir } from './fixtures.js';
 import { sqliteHarness } from './sqlite-harness.js';
 import { storeContract } from './store-contract.js';
 import { storeOpsContract } from './store-contract-ops.js';
+import { storeExecutorsContract } from './store-contract-executors.js';
 
 const WORKER = new URL('../../dist/src/store/sqlite-worker.js', import.meta.url);
 
@@ -30,6 +31,13 @@ storeContract('sqlite in a worker thread', () =>
     const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
     return { store, epoch: store.epoch };
   }),  { uncommit: true },
+);
+
+storeExecutorsContract('sqlite in a worker thread', () =>
+  sqliteHarness('xcron-sqlite-thread-exec-', async (file) => {
+    const store = await ThreadedSqliteStore.open({ file, synchronous: 'normal' }, log, WORKER);
+    return { store, epoch: store.epoch };
+  }),
 );
 
 storeOpsContract('sqlite in a worker thread', () =>

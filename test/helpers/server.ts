@@ -24,6 +24,15 @@ export function ensureBuilt(): void {
   if (!existsSync(MAIN_JS) || !existsSync(LAUNCHER)) throw new Error('bash build.sh did not produce dist/src/main.js and ./xcron_server');
 }
 
+/** The path of a command on the PATH, or null (the docs examples in Go are skipped without `go`). */
+export function which(cmd: string): string | null {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${cmd}`]).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 /** A temp directory removed by `cleanupTempDirs`. */
 const tempDirs = new Set<string>();
 export function tempDir(prefix = 'xcron-e2e-'): string {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../../src/api/app.js';
-import { PUBLIC_PATHS, READ_PATHS, TokenAuth, bearerToken, readTokensFile, requiredRole, resolveTokens } from '../../src/api/auth.js';
+import { EXECUTOR_PATHS, PUBLIC_PATHS, READ_PATHS, TokenAuth, bearerToken, readTokensFile, requiredRole, resolveTokens } from '../../src/api/auth.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { send } from '../helpers/app.js';
@@ -45,10 +45,12 @@ describe('TokenAuth', () => {
   });
 
   it('the role table: read paths are exactly the read-only endpoints', () => {
-    expect([...READ_PATHS].sort()).toEqual(['/metrics', '/ui/api/next-fires', '/xcron/cluster', '/xcron/listTasks', '/xcron/queryTask', '/xcron/report', '/xcron/runLog', '/xcron/runs', '/xcron/stats', '/xcron/taskRuns']);
+    expect([...READ_PATHS].sort()).toEqual(['/metrics', '/ui/api/next-fires', '/xcron/cluster', '/xcron/executors', '/xcron/listTasks', '/xcron/queryTask', '/xcron/report', '/xcron/runLog', '/xcron/runs', '/xcron/stats', '/xcron/taskRuns']);
     expect([...PUBLIC_PATHS].sort()).toEqual(['/healthz', '/readyz', '/xcron/appendRunLog', '/xcron/reportRun']);
     expect(requiredRole('/xcron/createTask')).toBe('admin');
     expect(requiredRole('/xcron/someFutureEndpoint')).toBe('admin'); // deny by default
+    expect([...EXECUTOR_PATHS].sort()).toEqual(['/xcron/registerExecutor', '/xcron/unregisterExecutor']);
+    expect(requiredRole('/xcron/registerExecutor')).toBe('executor');
   });
 });
 
@@ -102,7 +104,8 @@ describe('the role matrix over every route', () => {
           expect(res.status, `${method} ${path}`).toBe(403);
           const body = (await res.json()) as { code: number; message: string };
           expect(body.code).toBe(1010);
-          expect(body.message).toBe(`forbidden: token 'dashboard' has role 'read'; ${method} ${path} needs role 'admin'`);
+          const needs = EXECUTOR_PATHS.has(path) ? "role 'executor' or 'admin'" : "role 'admin'";
+          expect(body.message).toBe(`forbidden: token 'dashboard' has role 'read'; ${method} ${path} needs ${needs}`);
         }
       }
     }
@@ -226,7 +229,7 @@ describe('token sources', () => {
     const bad = join(dir, 'bad.txt');
     const secret = 'this-is-a-secret-token-value';
     writeFileSync(bad, `${ADMIN.token} admin\n${secret} superuser\n`);
-    expect(() => readTokensFile(bad)).toThrow(/line 2: role must be "admin" or "read"/);
+    expect(() => readTokensFile(bad)).toThrow(/line 2: role must be "admin", "read" or "executor"/);
     try {
       readTokensFile(bad);
     } catch (e) {

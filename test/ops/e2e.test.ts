@@ -189,7 +189,7 @@ describe('auth on the real server', () => {
     writeFileSync(file, `${secret} superuser\n`);
     const r = await runToExit([], { XCRON_AUTH_TOKENS_FILE: file, XCRON_HTTP_PORT: '0', XCRON_DATA_DIR: join(dir, 'data') }, dir);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/configuration error: 'auth\.tokens_file' .* line 1: role must be "admin" or "read"/);
+    expect(r.stderr).toMatch(/configuration error: 'auth\.tokens_file' .* line 1: role must be "admin", "read" or "executor"/);
     expect(r.stderr + r.stdout).not.toContain(secret);
   }, 30_000);
 });

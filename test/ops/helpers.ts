@@ -185,10 +185,10 @@ export function exposedNames(types: Map<string, string>): Set<string> {
 export const OPS_DOC = join(REPO_ROOT, 'docs', 'callbacks.md');
 
 /** The code block that follows `<!-- snippet:NAME -->` in docs/callbacks.md. */
-export function docSnippet(name: string): string {
-  const md = readFileSync(OPS_DOC, 'utf8');
+export function docSnippet(name: string, doc = OPS_DOC): string {
+  const md = readFileSync(doc, 'utf8');
   const at = md.indexOf(`<!-- snippet:${name} -->`);
-  if (at < 0) throw new Error(`${OPS_DOC} has no <!-- snippet:${name} --> marker`);
+  if (at < 0) throw new Error(`${doc} has no <!-- snippet:${name} --> marker`);
   const m = /```[a-z]*\n([\s\S]*?)```/.exec(md.slice(at));
   if (!m) throw new Error(`no code block after snippet:${name}`);
   return m[1]!;

@@ -43,3 +43,13 @@ export async function finalRun(srv: XcronServer, taskId: string, timeoutMs = WAI
 }
 
 export type { RunView };
+
+/** Waits until the task's newest run is RUNNING (an async run awaiting its report). */
+export async function runningRun(srv: XcronServer, taskId: string): Promise<void> {
+  await waitUntil(
+    async () => (await srv.client.call<{ runs: { status: string }[] }>('GET', `/xcron/taskRuns?task_id=${taskId}`)).body.data.runs[0]?.status,
+    (s) => s === 'RUNNING',
+    WAIT,
+    'the run RUNNING (awaiting its report)',
+  );
+}

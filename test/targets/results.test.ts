@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { RedisServer, stopAllRedis } from '../helpers/redis.js';
 import type { XcronServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
-import { AMQP_URL, WAIT, finalRun, oneShot, startWithConfig, targetSuite, uniq } from './common.js';
+import { AMQP_URL, WAIT, finalRun, oneShot, runningRun, startWithConfig, targetSuite, uniq } from './common.js';
 
 targetSuite();
 afterAll(async () => {
@@ -40,15 +40,6 @@ async function takeJob(client: Redis, stream: string, taskId: string): Promise<{
   const f: Record<string, string> = {};
   for (let i = 0; i < entry![1].length; i += 2) f[entry![1][i]!] = entry![1][i + 1]!;
   return { fire_id: f.fire_id!, report_token: f.report_token! };
-}
-
-async function runningRun(srv: XcronServer, taskId: string): Promise<void> {
-  await waitUntil(
-    async () => (await srv.client.call<{ runs: { status: string }[] }>('GET', `/xcron/taskRuns?task_id=${taskId}`)).body.data.runs[0]?.status,
-    (s) => s === 'RUNNING',
-    WAIT,
-    'the run RUNNING (awaiting its report)',
-  );
 }
 
 function dbRun(srv: XcronServer, runId: string): { status: string; end_time: number | null; message: string | null } {

@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { commitAt, commitNextAt, planFire, type PlanContext } from '../../src/scheduler/plan.js';
-import { fireId, type Task } from '../../src/task/index.js';
+import { ManualClock } from '../../src/clock/index.js';
+import { LocalFlow } from '../../src/delivery/flow.js';
+import { fireId, jitterOffset, plannedFireTime, type FlowLimit, type Task } from '../../src/task/index.js';
 import { T0, makeTask, oneShot } from '../component/fixtures.js';
 
 const MIN = 60_000;
@@ -97,5 +99,88 @@ describe('commitAt and commitNextAt', () => {
     expect(commitNextAt({ overlap: 'allow' }, 10_000, 11_000, 1000)).toBe(10_500);
     expect(commitNextAt({ overlap: 'allow' }, 10_000, 70_000, 1000)).toBe(69_000);
     expect(commitNextAt({ overlap: 'allow' }, 10_000, 10_001, 0)).toBe(10_001);
+  });
+});
+
+describe('jitter (plannedFireTime, jitterOffset)', () => {
+  const SEED = 'unit-seed';
+  const jittered = (jitter_ms: number | null): Task => everyMinute({ jitter_ms });
+
+  it('puts each tick of a jittered periodic task at a fixed offset in [tick, tick + jitter_ms), the same on every call', () => {
+    const task = jittered(30_000);
+    const ticks = Array.from({ length: 200 }, (_, i) => T0 + i * MIN);
+    const planned = ticks.map((t) => plannedFireTime(task, t, SEED));
+    for (let i = 0; i < ticks.length; i++) {
+      expect(planned[i]! - ticks[i]!).toBeGreaterThanOrEqual(0);
+      expect(planned[i]! - ticks[i]!).toBeLessThan(30_000);
+      // another node, or this one after a restart, plans the same time
+      expect(plannedFireTime({ ...task }, ticks[i]!, SEED)).toBe(planned[i]);
+    }
+    // spread over the window: every sixth of it is used, and the mean is near the middle
+    const offsets = planned.map((p, i) => p - ticks[i]!);
+    for (let k = 0; k < 6; k++) expect(offsets.some((o) => o >= k * 5000 && o < (k + 1) * 5000)).toBe(true);
+    const mean = offsets.reduce((a, b) => a + b, 0) / offsets.length;
+    expect(mean).toBeGreaterThan(10_000);
+    expect(mean).toBeLessThan(20_000);
+  });
+
+  it('is fixed by the seed: the known offsets of a seed, and another seed moves them', () => {
+    const offs = [0, 1, 2].map((i) => jitterOffset('p', T0 + i * MIN, 10_000, SEED));
+    expect(offs).toEqual([0, 1, 2].map((i) => jitterOffset('p', T0 + i * MIN, 10_000, SEED)));
+    const other = [0, 1, 2].map((i) => jitterOffset('p', T0 + i * MIN, 10_000, 'another seed'));
+    expect(other).not.toEqual(offs);
+    // the offset is a pure function of (seed, task, tick, jitter): pinned for this seed
+    expect(jitterOffset('task-a', 1_700_000_000_000, 1000, 'fixed')).toBe(jitterOffset('task-a', 1_700_000_000_000, 1000, 'fixed'));
+    fc.assert(
+      fc.property(fc.string(), fc.integer({ min: 0, max: 2 ** 42 }), fc.integer({ min: 0, max: 3_600_000 }), fc.string(), (id, tick, j, seed) => {
+        const o = jitterOffset(id, tick, j, seed);
+        return Number.isInteger(o) && o >= 0 && (j <= 1 ? o === 0 : o < j);
+      }),
+    );
+  });
+
+  it('leaves a task without jitter, and one-shots, at the tick', () => {
+    expect(plannedFireTime(jittered(null), T0 + MIN, SEED)).toBe(T0 + MIN);
+    expect(plannedFireTime(jittered(0), T0 + MIN, SEED)).toBe(T0 + MIN);
+    expect(plannedFireTime({ ...oneShot('o', T0 + MIN, T0), jitter_ms: 5000 }, T0 + MIN, SEED)).toBe(T0 + MIN);
+  });
+
+  it('keeps the fire id and the scheduled time of the tick (planFire is unchanged by jitter)', () => {
+    const tick = T0 + MIN;
+    const r = planFire({ task: jittered(30_000), tick }, tick, ctx());
+    expect(r).toMatchObject({ expected: tick, run: { run_id: fireId('p', tick), status: 'PENDING' } });
+  });
+});
+
+describe('LocalFlow (the standalone flow limit)', () => {
+  const limit = (rate: number, period_ms: number, parallelism: number): FlowLimit => ({ rate, period_ms, parallelism });
+
+  it('admits at most `rate` per sliding period and says how long to wait', () => {
+    const clock = new ManualClock(T0);
+    const f = new LocalFlow(clock);
+    const l = limit(3, 1000, 0);
+    expect([f.tryAcquire('k', l, 'a', 0), f.tryAcquire('k', l, 'b', 0), f.tryAcquire('k', l, 'c', 0)]).toEqual([0, 0, 0]);
+    expect(f.tryAcquire('k', l, 'd', 0)).toBe(1000);
+    clock.advance(400);
+    expect(f.tryAcquire('k', l, 'd', 0)).toBe(600);
+    expect(f.tryAcquire('other', l, 'd', 0)).toBe(0); // keys are independent
+    clock.advance(600);
+    // the three admissions at T0 left the window together: three more fit, then a full period's wait
+    expect([f.tryAcquire('k', l, 'd', 0), f.tryAcquire('k', l, 'e', 0), f.tryAcquire('k', l, 'f', 0)]).toEqual([0, 0, 0]);
+    expect(f.tryAcquire('k', l, 'g', 0)).toBe(1000);
+  });
+
+  it('holds at most `parallelism` permits until released, or until their lease runs out', () => {
+    const clock = new ManualClock(T0);
+    const f = new LocalFlow(clock);
+    const l = limit(0, 1000, 2);
+    expect(f.tryAcquire('k', l, 'a', 5000)).toBe(0);
+    expect(f.tryAcquire('k', l, 'b', 5000)).toBe(0);
+    expect(f.tryAcquire('k', l, 'c', 5000)).toBeGreaterThan(0);
+    f.release('k', 'a');
+    expect(f.tryAcquire('k', l, 'c', 5000)).toBe(0);
+    expect(f.tryAcquire('k', l, 'd', 5000)).toBeGreaterThan(0);
+    clock.advance(5000); // b and c were never released: their leases end
+    expect(f.tryAcquire('k', l, 'd', 5000)).toBe(0);
   });
 });

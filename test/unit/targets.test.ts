@@ -51,6 +51,14 @@ describe('[targets.<name>] and [results] configuration', () => {
   it('refuses a results URL of the wrong scheme', () => {
     expect(() => validateConfig({ results: { kind: 'amqp', url: 'redis://h' } })).toThrow("'results.url' must be a amqp:// or amqps:// URL");
   });
+
+  it('accepts a NATS results consumer with its defaults, and refuses a stream name JetStream cannot hold', () => {
+    const cfg = validateConfig({ results: { kind: 'nats', url: 'nats://127.0.0.1:4222' } });
+    expect(cfg.results).toMatchObject({ kind: 'nats', stream: 'xcron-results', subject: 'xcron.results', group: 'xcron' });
+    expect(() => validateConfig({ results: { kind: 'nats', url: 'amqp://h' } })).toThrow("'results.url' must be a nats:// or tls:// URL");
+    expect(() => validateConfig({ results: { kind: 'nats', url: 'nats://h', stream: 'a.b' } })).toThrow("'results.stream' must be a JetStream stream name");
+    expect(() => validateConfig({ results: { kind: 'nats', url: 'nats://h', subject: '' } })).toThrow("'results.stream' and 'results.subject' are required");
+  });
 });
 
 describe('callback.target', () => {

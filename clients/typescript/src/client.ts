@@ -34,6 +34,7 @@ import type {
   UpdateTaskRequest,
   UpdateTaskResult,
 } from './types.js';
+import type { ExecutorList, RegisterExecutorRequest, RegisteredExecutor, UnregisteredExecutor } from './executor-types.js';
 import type { BulkOptions, BulkResult, BulkSelector, PauseOptions, DailyReport, RetryRunResult, RetryRunsRequest, RetryRunsResult, RunAcrossTasks, RunsPage, RunsQuery } from './ops-types.js';
 import { isEnvelope, parseRetryAfter, sleep, type ApiResult, type CallOptions, type ClientOptions, type HttpMethod, type RequestSpec, type RetryOptions } from './options.js';
 
@@ -198,6 +199,23 @@ export class XcronClient {
   /** GET /xcron/report: per UTC day, runs by final status and lateness, for `days` days (1..366, default 30). */
   async report(days?: number, opts?: CallOptions): Promise<DailyReport> {
     return (await this.call<DailyReport>('GET', '/xcron/report', { query: { days } }, opts)).data;
+  }
+
+  // ---- executors ---------------------------------------------------------------------------
+
+  /** POST /xcron/registerExecutor: registers an instance; calling it again is the heartbeat (token role `executor` or `admin`). */
+  async registerExecutor(req: RegisterExecutorRequest, opts?: CallOptions): Promise<RegisteredExecutor> {
+    return (await this.call<RegisteredExecutor>('POST', '/xcron/registerExecutor', { body: req }, opts)).data;
+  }
+
+  /** POST /xcron/unregisterExecutor: removes an instance at once (XcronNotFoundError, code 1027, when it is not registered). */
+  async unregisterExecutor(group: string, address: string, opts?: CallOptions): Promise<UnregisteredExecutor> {
+    return (await this.call<UnregisteredExecutor>('POST', '/xcron/unregisterExecutor', { body: { group, address } }, opts)).data;
+  }
+
+  /** GET /xcron/executors: every group (or just `group`) with its instances, last heartbeats and live flags. */
+  async listExecutors(group?: string, opts?: CallOptions): Promise<ExecutorList> {
+    return (await this.call<ExecutorList>('GET', '/xcron/executors', { query: { group } }, opts)).data;
   }
 
   // ---- service -----------------------------------------------------------------------------

@@ -31,6 +31,9 @@ export const ErrorCodes = {
   RUN_NOT_FAILED: 1022,
   RUN_RETRIED: 1023,
   UNKNOWN_TARGET: 1024,
+  EXECUTOR_GROUP: 1025,
+  EXECUTOR_ADDRESS: 1026,
+  EXECUTOR_NOT_FOUND: 1027,
   INTERNAL: 1099,
 } as const;
 
@@ -83,12 +86,12 @@ export class XcronApiError extends XcronClientError {
   readonly serverMessage: string;
 }
 
-/** Bad input: 1000-1003, 1005, 1006, 1008, 1009, 1011, 1020, 1024. The message names the field. */
+/** Bad input: 1000-1003, 1005, 1006, 1008, 1009, 1011, 1020, 1024-1026. The message names the field. */
 export class XcronValidationError extends XcronApiError {
   override readonly name: string = 'XcronValidationError';
 }
 
-/** 1007: no such task (or run); 1012: no such endpoint; 1021: no such run (retryRun). */
+/** 1007: no such task (or run); 1012: no such endpoint; 1021: no such run (retryRun); 1027: no such executor instance. */
 export class XcronNotFoundError extends XcronApiError {
   override readonly name: string = 'XcronNotFoundError';
 }
@@ -121,14 +124,14 @@ export class XcronServerError extends XcronApiError {
   override readonly name: string = 'XcronServerError';
 }
 
-const VALIDATION = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1008, 1009, 1011, 1020, 1024]);
+const VALIDATION = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1008, 1009, 1011, 1020, 1024, 1025, 1026]);
 const CONFLICT = new Set<number>([1017, 1018, 1022, 1023]);
 
 /** The error class of a failure envelope's code (and HTTP status, for codes this client does not know). */
 export function apiErrorOf(init: ApiErrorInit): XcronApiError {
   const { code, httpStatus } = init;
   if (VALIDATION.has(code)) return new XcronValidationError(init);
-  if (code === ErrorCodes.TASK_NOT_FOUND || code === ErrorCodes.ROUTE_NOT_FOUND || code === ErrorCodes.RUN_NOT_FOUND) return new XcronNotFoundError(init);
+  if (code === ErrorCodes.TASK_NOT_FOUND || code === ErrorCodes.ROUTE_NOT_FOUND || code === ErrorCodes.RUN_NOT_FOUND || code === ErrorCodes.EXECUTOR_NOT_FOUND) return new XcronNotFoundError(init);
   if (code === ErrorCodes.UNAUTHORIZED) return new XcronAuthError(init);
   if (code === ErrorCodes.RATE_LIMITED) return new XcronRateLimitError(init);
   if (code === ErrorCodes.STORE_WRITE || code === ErrorCodes.STORE_UNAVAILABLE || httpStatus === 503) return new XcronUnavailableError(init);

@@ -7,4 +7,5 @@ export { parseRetryAfter, type ApiResult, type CallOptions, type ClientOptions, 
 export * from './errors.js';
 export type * from './types.js';
 export type * from './ops-types.js';
+export type * from './executor-types.js';
 export * from './receiver.js';

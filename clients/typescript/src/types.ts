@@ -19,7 +19,8 @@ export type TaskState = 'active' | 'paused' | 'completed';
 export type MisfirePolicy = 'fire_once' | 'skip';
 export type OverlapPolicy = 'allow' | 'skip' | 'queue';
 export type CallbackMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'GET';
-export type RouteStrategy = 'failover' | 'round_robin' | 'random' | 'consistent_hash' | 'broadcast';
+/** With `urls`: the first five. With `executor`: any (first, last, lru, lfu and busy_over only there). */
+export type RouteStrategy = 'failover' | 'round_robin' | 'random' | 'consistent_hash' | 'broadcast' | 'first' | 'last' | 'lru' | 'lfu' | 'busy_over';
 export type CompletionMode = 'sync' | 'async';
 export type RunStatus = 'PENDING' | 'RUNNING' | 'SUCCESS' | 'FAIL' | 'SKIPPED' | 'MISSED';
 
@@ -32,9 +33,11 @@ export interface RetryPolicy {
   max_backoff_ms?: number;
 }
 
-/** The callback of a task as a request gives it. Either `url` or `urls` (+ `route`). */
+/** The callback of a task as a request gives it. Either `url`, `urls` (+ `route`), `target`, or `executor` (+ `route`). */
 export interface CallbackSpec {
   url?: string;
+  /** An executor group: each fire goes to a live instance of it, picked by `route` (default round_robin). */
+  executor?: string;
   urls?: string[];
   route?: RouteStrategy;
   /** Sent as the JSON body of every callback (default `{}`). */
@@ -67,6 +70,19 @@ export interface TaskOptions {
   async_timeout_ms?: number | null;
   /** Up to 16 labels of 1..64 characters (`A-Za-z0-9_.:-`), for listTasks `tag` and the bulk actions. */
   tags?: string[] | null;
+  /** Periodic tasks: each fire goes out at a deterministic offset in [tick, tick + jitter_ms), 0 .. 3,600,000. */
+  jitter_ms?: number | null;
+  /** The fires wait on the server's flow limit `[flow.<key>]`. Not with `flow`. */
+  flow_key?: string | null;
+  /** The task's own flow limit. Not with `flow_key`. */
+  flow?: FlowLimit | null;
+}
+
+/** A flow limit: at most `rate` fires per `period_ms` (default 1000) and `parallelism` runs in flight (0: none). */
+export interface FlowLimit {
+  rate?: number;
+  period_ms?: number;
+  parallelism?: number;
 }
 
 export interface CreateTaskRequest extends TaskOptions {
@@ -131,6 +147,8 @@ export interface TriggerTaskResult {
 /** The callback as the server shows it. */
 export interface CallbackView {
   url: string;
+  /** The executor group, for a task routed to executors (then `url` is absent). */
+  executor?: string;
   body: Record<string, unknown>;
   method?: CallbackMethod;
   headers?: Record<string, string>;
@@ -184,6 +202,9 @@ export interface TaskView {
   completion?: CompletionMode;
   async_timeout_ms?: number;
   tags?: string[];
+  jitter_ms?: number;
+  flow_key?: string;
+  flow?: Required<FlowLimit>;
   /** Why a paused task is paused (while paused). */
   pause?: PauseInfo;
 }

@@ -36,6 +36,9 @@ export const CODE_INFO: Record<Code, CodeInfo> = {
   [Codes.RUN_NOT_FAILED]: { statuses: [409], meaning: 'the run is not a finished FAIL run, so it cannot be retried (retryRun)' },
   [Codes.RUN_RETRIED]: { statuses: [409], meaning: 'the run was retried already (retryRun; the message names the retry run)' },
   [Codes.UNKNOWN_TARGET]: { statuses: [400], meaning: 'unknown queue target in `callback.target` (the message lists the configured names)' },
+  [Codes.EXECUTOR_GROUP]: { statuses: [400], meaning: 'invalid executor group name (`group`, or `callback.executor` of a task): 1 to 64 characters of A-Z a-z 0-9 _ . : -' },
+  [Codes.EXECUTOR_ADDRESS]: { statuses: [400], meaning: 'executor `address` missing or invalid (an absolute http/https callback URL without credentials)' },
+  [Codes.EXECUTOR_NOT_FOUND]: { statuses: [404], meaning: 'no such executor instance registered (unregisterExecutor)' },
   [Codes.INTERNAL]: { statuses: [500], meaning: 'internal error (a bug; the log has the request uuid)' },
 };
 
@@ -49,7 +52,7 @@ export function errorCodesOf(op: Operation): Map<number, Set<Code>> {
     codes.add(Codes.BAD_JSON);
     codes.add(Codes.TOO_LARGE);
   }
-  if (op.access === 'read' || op.access === 'admin' || op.access === 'metrics') codes.add(Codes.UNAUTHORIZED);
+  if (op.access === 'read' || op.access === 'admin' || op.access === 'executor' || op.access === 'metrics') codes.add(Codes.UNAUTHORIZED);
   if (op.rateLimited ?? RATE_LIMITED_PREFIXES.some((p) => op.path.startsWith(p))) codes.add(Codes.RATE_LIMITED);
   if (op.store === 'read') codes.add(Codes.STORE_UNAVAILABLE);
   if (op.store === 'write') codes.add(Codes.STORE_WRITE);
@@ -67,6 +70,7 @@ export function errorCodesOf(op: Operation): Map<number, Set<Code>> {
 /** The statuses `code` comes with on `op` (415 only where a body is read; 403 only where a role or a token is checked). */
 function statusesOf(op: Operation, code: Code): readonly number[] {
   if (code === Codes.BAD_JSON) return op.body ? [400, 415] : [400];
-  if (code === Codes.UNAUTHORIZED) return op.access === 'read' || op.access === 'metrics' ? [401] : [401, 403];
+  // 403 also on read endpoints: an `executor` token may call only its two endpoints.
+  if (code === Codes.UNAUTHORIZED) return [401, 403];
   return CODE_INFO[code].statuses;
 }

@@ -64,6 +64,7 @@ const SECURITY: Record<Operation['access'], Json[] | undefined> = {
   report: [],
   read: [{ bearerAuth: [] }],
   admin: [{ bearerAuth: [] }],
+  executor: [{ bearerAuth: [] }],
   metrics: [{ bearerAuth: [] }, {}],
 };
 
@@ -72,6 +73,7 @@ const ACCESS_NOTE: Record<Operation['access'], string> = {
   report: 'No API token: the run\'s report token (`X-Xcron-Report-Token` of the callback) goes in the body.',
   read: 'Needs a token of role `read` or `admin` when API tokens are configured.',
   admin: 'Needs a token of role `admin` when API tokens are configured.',
+  executor: 'Needs a token of role `executor` (or `admin`) when API tokens are configured.',
   metrics: 'Needs a token of role `read` or `admin` when API tokens are configured, unless `[auth] public_metrics`.',
 };
 

@@ -13,9 +13,10 @@ import { ok } from '../envelope.js';
 /**
  * Who may call an operation. `read` / `admin`: a bearer token of that role when API tokens are
  * configured; `public`: no token; `report`: no API token, the run's report token in the body;
- * `metrics`: a read token unless `[auth] public_metrics`.
+ * `metrics`: a read token unless `[auth] public_metrics`; `executor`: a token of role `executor` or
+ * `admin` (executors registering themselves).
  */
-export type Access = 'public' | 'read' | 'admin' | 'report' | 'metrics';
+export type Access = 'public' | 'read' | 'admin' | 'executor' | 'report' | 'metrics';
 
 export interface OperationSpec<D extends z.ZodType = z.ZodType> {
   method: 'get' | 'post';

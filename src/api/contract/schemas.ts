@@ -24,9 +24,10 @@ export const Retry = z
 
 export const CallbackView = z
   .object({
-    url: z.string().optional().meta({ description: 'The target (with `urls`, the first of them). Absent for a queue target.' }),
+    url: z.string().optional().meta({ description: 'The target (with `urls`, the first of them). Absent for a queue target or an executor group.' }),
     target: z.string().optional().meta({ description: 'The named queue target (see the queue targets docs); no broker URL is shown.' }),
     key: z.string().optional().meta({ description: "The queue target's stream name or routing key override, when set." }),
+    executor: z.string().optional().meta({ description: 'The executor group whose live instances receive the fires (with `route`); `url` is absent then.' }),
     body: z.unknown().meta({ description: 'The JSON body sent with every fire, exactly as given.' }),
     method: z.enum(['PUT', 'PATCH', 'DELETE', 'GET']).optional().meta({ description: 'Present when not POST.' }),
     headers: z.record(z.string(), z.string()).optional(),
@@ -73,6 +74,9 @@ export const TaskView = z
     async_timeout_ms: z.int().optional(),
     tags: z.array(z.string()).optional(),
     pause: PauseView.optional(),
+    jitter_ms: z.int().optional(),
+    flow_key: z.string().optional(),
+    flow: z.object({ rate: z.int(), period_ms: z.int(), parallelism: z.int() }).optional(),
   })
   .meta({ id: 'Task', description: 'A task. Optional fields appear when the task has them.' });
 

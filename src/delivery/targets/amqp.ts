@@ -4,7 +4,7 @@
  * unknown exchange closes it with 404) or a message returned as unroutable (it is published
  * mandatory, and the broker returns it before its ack) is a refusal. The metadata travels as
  * headers (x-xcron-task-id, x-xcron-fire-id, x-xcron-scheduled-time, x-xcron-attempt,
- * x-xcron-report-token), the message id is the fire id, the body is the callback body.
+ * x-xcron-report-token, x-xcron-signature), the message id is the fire id, the body is the callback body.
  *
  * One connection and one confirm channel per target, opened on the first send and opened again
  * after either closes.

@@ -10,6 +10,7 @@ import type { SendResult, TargetConfig, TargetMessage, Transport } from './types
 
 export type { SendResult, TargetConfig, TargetMessage, Transport } from './types.js';
 export { redactUrl, scrub } from './redact.js';
+export { connectNats } from './nats.js';
 
 export class Targets {
   private readonly transports = new Map<string, Transport>();

@@ -1,7 +1,7 @@
 /**
  * `nats` targets: a JetStream publish whose ack (stream and sequence) is the confirmation. The
  * metadata travels as headers (Xcron-Task-Id, Xcron-Fire-Id, Xcron-Scheduled-Time, Xcron-Attempt,
- * Xcron-Report-Token); the message id (Nats-Msg-Id) is the fire id, so JetStream drops a retry of
+ * Xcron-Report-Token, Xcron-Signature); the message id (Nats-Msg-Id) is the fire id, so JetStream drops a retry of
  * a publish that did arrive (within the stream's duplicate window). No stream capturing the
  * subject is a refusal.
  */
@@ -10,7 +10,19 @@ import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/t
 import { errorText } from './redact.js';
 import { LAPSED_SEND, metadata, withTimeout, type SendResult, type TargetConfig, type TargetMessage, type Transport } from './types.js';
 
-const HEADER_NAMES: Record<string, string> = { task_id: 'Xcron-Task-Id', fire_id: 'Xcron-Fire-Id', scheduled_time: 'Xcron-Scheduled-Time', attempt: 'Xcron-Attempt', report_token: 'Xcron-Report-Token' };
+const HEADER_NAMES: Record<string, string> = { task_id: 'Xcron-Task-Id', fire_id: 'Xcron-Fire-Id', scheduled_time: 'Xcron-Scheduled-Time', attempt: 'Xcron-Attempt', report_token: 'Xcron-Report-Token', signature: 'Xcron-Signature' };
+
+/** A connection to `nats://[user:password@]host:port` (`tls://`), reconnecting for ever once made. */
+export function connectNats(url: string, name: string): Promise<NatsConnection> {
+  const u = new URL(url);
+  return connect({
+    servers: `${u.hostname}:${u.port || '4222'}`,
+    ...(u.username ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'tls:' ? { tls: {} } : {}),
+    maxReconnectAttempts: -1,
+    name,
+  });
+}
 
 export class NatsTransport implements Transport {
   private link: Promise<{ nc: NatsConnection; js: JetStreamClient }> | null = null;
@@ -20,14 +32,7 @@ export class NatsTransport implements Transport {
   private open(): Promise<{ nc: NatsConnection; js: JetStreamClient }> {
     if (this.link) return this.link;
     const p = (async () => {
-      const u = new URL(this.cfg.url);
-      const nc = await connect({
-        servers: `${u.hostname}:${u.port || '4222'}`,
-        ...(u.username ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : {}),
-        ...(u.protocol === 'tls:' ? { tls: {} } : {}),
-        maxReconnectAttempts: -1,
-        name: 'xcron-target',
-      });
+      const nc = await connectNats(this.cfg.url, 'xcron-target');
       void nc.closed().then(() => {
         if (this.link === p) this.link = null;
       });

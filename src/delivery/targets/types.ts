@@ -23,6 +23,8 @@ export interface TargetMessage {
   key: string | null;
   /** The run's report token (for reportRun, over HTTP or the results queue). Null: none. */
   report_token: string | null;
+  /** `t=<unix s>,v1=<hex>[,v1=…]` over the body, as the X-Xcron-Signature of HTTP callbacks. Null: no signing secrets. */
+  signature: string | null;
   /** How long to wait for the broker's confirmation (ms). */
   timeout_ms: number;
 }
@@ -61,6 +63,7 @@ export function metadata(m: TargetMessage): [string, string][] {
     ['attempt', String(m.attempt)],
   ];
   if (m.report_token !== null) out.push(['report_token', m.report_token]);
+  if (m.signature !== null) out.push(['signature', m.signature]);
   return out;
 }
 

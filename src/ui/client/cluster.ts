@@ -1,10 +1,7 @@
 /** The cluster page: members, owned slots per node, and a grid of every slot coloured by owner. */
-import { api, errText } from './api.js';
-import { h, replace } from './dom.js';
-import { errorBox } from './flash.js';
-import { refreshInto } from './keep.js';
+import { h } from './dom.js';
+import { polledView } from './polled.js';
 import type { ClusterView, SlotView } from './types.js';
-import { current, every, setView } from './view.js';
 import { card } from './widgets.js';
 
 const PALETTE = ['#2457c5', '#1f8a4c', '#a86a00', '#8a3fb5', '#c43d3d', '#138a8a', '#5a6b1f', '#b5407f'];
@@ -93,20 +90,5 @@ function clusterContent(c: ClusterView): HTMLElement[] {
 }
 
 export function viewCluster(seq: number): void {
-  const box = h('div', { id: 'cluster' }, h('div', { class: 'empty', text: 'Loading…' }));
-  setView(h('h1', { text: 'Cluster' }), box);
-  const load = async (): Promise<void> => {
-    let c: ClusterView;
-    try {
-      c = await api<ClusterView>('GET', '/xcron/cluster');
-    } catch (e) {
-      if (current(seq)) replace(box, errorBox(`Could not load the cluster view: ${errText(e)}`));
-      return;
-    }
-    if (current(seq)) refreshInto(box, clusterContent(c));
-  };
-  every(5000, () => {
-    if (!document.hidden) void load();
-  });
-  void load();
+  polledView<ClusterView>(seq, 'Cluster', 'cluster', '/xcron/cluster', 'the cluster view', clusterContent);
 }

@@ -69,7 +69,7 @@ export interface Built {
 }
 
 /** The task fields edited as JSON in "Advanced options". */
-export const ADV_KEYS = ['start_time', 'end_time', 'on_success', 'alert_url', 'max_consecutive_failures', 'idempotency_key'] as const;
+export const ADV_KEYS = ['start_time', 'end_time', 'on_success', 'alert_url', 'max_consecutive_failures', 'jitter_ms', 'flow_key', 'flow', 'idempotency_key'] as const;
 
 /** What "Advanced options" may hold; anything else is refused before it is sent. */
 const ADV_ALLOWED: ReadonlySet<string> = new Set([...ADV_KEYS, 'callback']);

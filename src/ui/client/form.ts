@@ -105,7 +105,7 @@ function layout(f: Fields, edit: boolean, atField: HTMLElement, preview: HTMLEle
     { id: 'tz-list' },
     ['UTC', browserTimezone(), ...TIMEZONES].filter((z, i, a) => z && a.indexOf(z) === i).map((z) => h('option', { value: z })),
   );
-  const advancedLabel = `Advanced options (JSON, optional): start_time, end_time, on_success, alert_url, max_consecutive_failures${edit ? '' : ', idempotency_key'}, callback.urls + callback.route`;
+  const advancedLabel = `Advanced options (JSON, optional): start_time, end_time, on_success, alert_url, max_consecutive_failures, jitter_ms, flow_key, flow${edit ? '' : ', idempotency_key'}, callback.urls + callback.route`;
   return [
     h(
       'div',

@@ -1,6 +1,7 @@
-/** Hash routing: #/ overview, #/tasks, #/task/<id>, #/new, #/edit/<id>, #/cluster, #/login. */
+/** Hash routing: #/ overview, #/tasks, #/task/<id>, #/new, #/edit/<id>, #/executors, #/cluster, #/login. */
 import { viewLogin } from './auth.js';
 import { viewCluster } from './cluster.js';
+import { viewExecutors } from './executors.js';
 import { h } from './dom.js';
 import { errText } from './api.js';
 import { flash } from './flash.js';
@@ -42,7 +43,7 @@ function notFound(): void {
 
 let lastHash = location.hash;
 
-const TITLES: Record<string, string> = { '': 'Overview', tasks: 'Tasks', task: 'Task', new: 'New task', edit: 'Edit task', cluster: 'Cluster', login: 'Sign in' };
+const TITLES: Record<string, string> = { '': 'Overview', tasks: 'Tasks', task: 'Task', new: 'New task', edit: 'Edit task', executors: 'Executors', cluster: 'Cluster', login: 'Sign in' };
 
 /** Draws the page for the current hash (the previous view's timers stop); `moved`: a route change. */
 export function route(moved = false): void {
@@ -76,6 +77,9 @@ export function route(moved = false): void {
     } else if (p0 === 'edit' && p1) {
       markNav('tasks');
       viewForm(seq, p1, null);
+    } else if (p0 === 'executors') {
+      markNav('executors');
+      viewExecutors(seq);
     } else if (p0 === 'cluster') {
       markNav('cluster');
       viewCluster(seq);

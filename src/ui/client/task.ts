@@ -35,6 +35,9 @@ function shortFacts(t: TaskView): Fact[] {
   ];
   if (t.type === 2) rows.push(['Fires at', timeCell(oneShotMs(t.format), t.timezone)]);
   if (t.tags && t.tags.length) rows.push(['Tags', h('span', { id: 'task-tags' }, tagChips(t.tags))]);
+  if (t.jitter_ms) rows.push(['Jitter', `up to ${t.jitter_ms} ms after each tick`]);
+  if (t.flow_key) rows.push(['Flow limit', h('code', { text: t.flow_key })]);
+  if (t.flow) rows.push(['Flow limit', [t.flow.rate ? `${t.flow.rate} per ${t.flow.period_ms} ms` : '', t.flow.parallelism ? `${t.flow.parallelism} in flight` : ''].filter(Boolean).join(', ')]);
   if (t.max_consecutive_failures !== undefined) rows.push(['Auto-pause after', `${t.max_consecutive_failures} failures`]);
   return rows;
 }
@@ -42,7 +45,8 @@ function shortFacts(t: TaskView): Fact[] {
 /** The wide ones (callback, bodies, lists), across the panel. */
 function wideFacts(t: TaskView): Fact[] {
   const cb = t.callback;
-  const wide: Fact[] = [['Callback', h('code', { id: 'task-callback', text: cb.target ? `queue target ${cb.target}${cb.key ? ` (key ${cb.key})` : ''}` : `${cb.method || 'POST'} ${cb.url ?? ''}` })]];
+  const to = cb.target ? `queue target ${cb.target}${cb.key ? ` (key ${cb.key})` : ''}` : cb.executor !== undefined ? `${cb.method || 'POST'} executor group ${cb.executor} (route: ${cb.route || 'round_robin'})` : `${cb.method || 'POST'} ${cb.url ?? ''}`;
+  const wide: Fact[] = [['Callback', h('code', { id: 'task-callback', text: to })]];
   if (t.start_time || t.end_time) wide.push(['Window', `${t.start_time ? fmtTime(t.start_time) : 'open'} → ${t.end_time ? fmtTime(t.end_time) : 'open'}`]);
   if (cb.urls) wide.push(['Targets', h('div', {}, h('div', { class: 'muted small', text: `route: ${cb.route || 'failover'}` }), cb.urls.map((u) => h('div', { class: 'mono', text: u })))]);
   if (cb.headers) wide.push(['Headers', h('pre', { text: json(cb.headers) })]);

@@ -36,7 +36,7 @@ const COLUMNS = ['Name / id', 'Schedule', 'State', 'Next fire', 'Last fire', 'La
 /** True when the search text is part of the task's name, id or a callback URL (any case). */
 export function matches(t: TaskView, q: string): boolean {
   const needle = q.toLowerCase();
-  const hay = [t.name ?? '', t.task_id, t.callback.url ?? '', ...(t.callback.urls ?? [])];
+  const hay = [t.name ?? '', t.task_id, t.callback.url ?? t.callback.executor ?? '', ...(t.callback.urls ?? [])];
   return hay.some((s) => s.toLowerCase().includes(needle));
 }
 

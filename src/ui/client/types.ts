@@ -19,6 +19,8 @@ export interface CallbackView {
   target?: string;
   /** The queue target's stream name or routing key override. */
   key?: string;
+  /** An executor group (then `url` is absent; see #/executors). */
+  executor?: string;
   urls?: string[];
   route?: string;
   method?: string;
@@ -54,6 +56,9 @@ export interface TaskView {
   completion?: 'sync' | 'async';
   async_timeout_ms?: number;
   tags?: string[];
+  jitter_ms?: number;
+  flow_key?: string;
+  flow?: { rate: number; period_ms: number; parallelism: number };
   /** The schedule in plain language. */
   description?: string;
   /** Why a paused task is paused (while paused). */
@@ -196,4 +201,10 @@ export interface Fires {
   timezone: string;
   description?: string;
   truncated?: boolean;
+}
+
+/** GET /xcron/executors. */
+export interface ExecutorsView {
+  now: number;
+  groups: { group: string; live: number; instances: { address: string; ttl_ms: number; meta: Record<string, unknown> | null; last_heartbeat: number; registered_at: number; expires_at: number; live: boolean }[] }[];
 }
