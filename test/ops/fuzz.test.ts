@@ -323,7 +323,7 @@ for (const [code, info] of Object.entries(CODE_INFO)) {
   for (const st of info.statuses) (CODES_OF_STATUS[st] ??= []).push(Number(code));
 }
 
-const RUNTIME_FIELDS = new Set(['id', 'slot', 'state', 'create_time', 'update_time', 'next_fire_time', 'last_fire_time', 'last_status', 'run_count']);
+const RUNTIME_FIELDS = new Set(['id', 'slot', 'state', 'create_time', 'update_time', 'next_fire_time', 'last_fire_time', 'last_status', 'run_count', 'pause']);
 
 /** Re-validates a stored task. Returns its problems (empty when valid). */
 export async function revalidate(t: Task, opts: { now: number; limits: ValidationLimits; slots: number; policy: DestinationPolicy }): Promise<string[]> {
