@@ -18,7 +18,7 @@ import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
 import { answerClientErrors } from './api/client-error.js';
-import { RetryingRuns } from './api/runs.js';
+import { RetryMarks } from './api/runs.js';
 import { TokenAuth, resolveTokens } from './api/auth.js';
 import { SystemClock, type Clock, type TimerHandle } from './clock/index.js';
 import { LocalOwnership, slotOf, type Ownership } from './cluster/index.js';
@@ -46,12 +46,15 @@ import { retentionRound } from './store/retention.js';
 import { checkLogLine, openSqliteStore } from './store/sqlite-open.js';
 import { ThreadedSqliteStore } from './store/sqlite-thread.js';
 import type { TaskStore } from './store/types.js';
+import type { Run, Task } from './task/index.js';
 import { Node, type Xcron } from './xcron-node.js';
 
 export type { NodeEnv, StartOptions, Xcron, XcronParts } from './xcron-node.js';
 
 /** Cluster: fires per owned slot in one commit batch (see SchedulerOptions.batchPerSlot). */
 const CLUSTER_FIRES_PER_SLOT = 16;
+/** In a cluster: how long a report waits for another node to record the 202 it overtook (applyReport). */
+const REPORT_ANSWER_WAIT_MS = 1000;
 
 export interface XcronDeps {
   /** Default: the system clock. */
@@ -117,19 +120,16 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
 
   let metrics: Metrics | null = null;
   let delivery: DeliveryService | null = null;
-  // Sync runs between attempts (a report for one is refused).
-  // In a cluster the state is marked in the store too: a report may reach any node.
-  const retrying = new RetryingRuns(
-    100_000,
-    cluster
-      ? (u): void => {
-          // Written at once, on the store connection the run's later writes use (so it lands before them).
-          store.updateRuns([u]).catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err), fire_id: u.run_id }, 'could not mark a run as waiting to retry'));
-        }
-      : undefined,
-  );
+  // In a cluster, sync runs waiting to retry are marked in the store: a report for one is refused
+  // at once on any node (the store refuses reports for every sync run; see applyReport).
+  const retrying = cluster
+    ? new RetryMarks((u): void => {
+        // Written at once, on the store connection the run's later writes use (so it lands before them).
+        store.updateRuns([u]).catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err), fire_id: u.run_id }, 'could not mark a run as waiting to retry'));
+      })
+    : null;
   const onAttempt = (e: Parameters<Metrics['onAttempt']>[0]): void => {
-    retrying.observe(e);
+    retrying?.observe(e);
     metrics?.onAttempt(e);
   };
   try {
@@ -244,6 +244,13 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       if (e.result.ok) runLog.debug(line, 'run finished');
       else runLog.warn({ ...line, error: e.result.error }, 'run failed');
     });
+    // Reports over HTTP and from the results queue are applied alike (src/service/report.ts).
+    const reportHooks = {
+      reportSecret,
+      onRunClosed: (run: Run, task: Task | null): void => scheduler.reported(run, task),
+      beforeReport: (runId: string): Promise<void> => scheduler.beforeReport(runId),
+      answerWaitMs: cluster ? REPORT_ANSWER_WAIT_MS : 0,
+    };
     const app = createApp({
       store,
       notifier,
@@ -252,10 +259,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
       isReady: cluster ? () => cluster.ready() : undefined,
       nodeId: cfg.node_id,
       runs: {
-        reportSecret,
-        onRunClosed: (run, task) => scheduler.reported(run, task),
-        beforeReport: (runId) => scheduler.beforeReport(runId),
-        retrying: (runId) => retrying.has(runId),
+        ...reportHooks,
         logCaps: { maxLines: cfg.history.log_max_lines, maxBytes: cfg.history.log_max_bytes },
       },
       liveStats: () => stats.snapshot(),
@@ -281,10 +285,7 @@ export async function createXcron(cfg: Config, deps: XcronDeps = {}): Promise<Xc
         store,
         clock,
         notifier,
-        reportSecret,
-        onRunClosed: (run, task) => scheduler.reported(run, task),
-        beforeReport: (runId) => scheduler.beforeReport(runId),
-        retrying: (runId) => retrying.has(runId),
+        ...reportHooks,
       },
     });
     return new Node({ config: cfg, log, app, store, ownership, scheduler, delivery: d, metrics: m, cluster, where }, { clock, stepTimeoutMs, results, tokenCount: auth.count });

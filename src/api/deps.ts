@@ -79,8 +79,8 @@ export interface RunsDeps {
   /** Per-run log caps. */
   logCaps: LogCaps;
   /**
-   * True when this node saw an attempt of the run fail with a retry to come (the run is between
-   * attempts or in a later one): a sync run then takes no report. Optional (cluster: the owner knows).
+   * A store shared by nodes: how long (ms) a report for a sync run whose answer is not recorded yet
+   * waits for the node delivering it to record a 202 the report overtook (see applyReport).
    */
-  retrying?(runId: string): boolean;
+  answerWaitMs?: number;
 }

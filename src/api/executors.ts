@@ -10,7 +10,7 @@ import { ExecutorService, MAX_META_BYTES, MAX_TTL_MS, MIN_TTL_MS, checkExecutorA
 import { checkExecutorGroup } from '../task/index.js';
 import { reply, xcronOperations } from './contract/registry.js';
 import type { ApiDeps } from './deps.js';
-import { objectBody } from './ops.js';
+import { objectBody } from './request.js';
 
 const Group = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).meta({ description: 'Executor group name (1 to 64 characters of A-Z a-z 0-9 _ . : -).', examples: ['billing'] });
 const Address = z.string().min(1).max(2048).meta({ description: "The instance's callback URL (absolute http/https, no credentials; the same destination policy as task callbacks).", examples: ['http://10.0.0.7:8080/run'] });

@@ -11,9 +11,10 @@ import type { DueKey } from '../store/types.js';
 import { UpdateTaskInput, exactBodyText, parseRunRequest, tagProblem, type Task } from '../task/index.js';
 import { reply, xcronOperations, type OperationSpec } from './contract/registry.js';
 import { ListTasksData, StatsData, TASK_STATES, TaskId, TaskIdInput, TaskRunsData, TaskScheduleData, TaskStateData, TriggerTaskData } from './contract/schemas.js';
-import { TriggerTaskInput } from './contract/ops-schemas.js';
+import { PauseTaskInput, TriggerTaskInput } from './contract/ops-schemas.js';
 import type { ApiDeps } from './deps.js';
-import { bodyWithTaskId, decodeCursor, encodeCursor, parseLimit, requestText, taskIdOf } from './request.js';
+import { bodyWithTaskId, decodeCursor, encodeCursor, objectBody, parseLimit, requestText, taskIdOf } from './request.js';
+import { pauseByOf } from './pause.js';
 import { runView, taskView } from './views.js';
 
 /** The operations of this file (see xcronOperations): under the tag 'tasks' unless they name another. */
@@ -36,8 +37,10 @@ export const updateTaskOp = operation.change('updateTask', {
 
 export const pauseTaskOp = operation.change('pauseTask', {
   ...byId,
+  body: PauseTaskInput,
+  errors: [Codes.TASK_NOT_FOUND, Codes.BAD_JSON, Codes.INVALID_OPTION],
   summary: 'Pause a task',
-  description: 'Stops firing; idempotent.',
+  description: 'Stops firing; idempotent (a task paused already keeps its note). The task records who paused it (the API token\'s name), when, and the optional `note`, as `pause`; resuming clears it.',
   data: TaskStateData,
 });
 
@@ -94,13 +97,13 @@ export function manageRoutes(app: Hono, deps: ApiDeps & { service: TaskService }
 
   app.post(updateTaskOp.path, async (c) => {
     const { body, id } = await bodyWithTaskId(c);
-    const t = await service.update(id, body, exactBodyText(requestText(c)));
+    const t = await service.update(id, body, exactBodyText(requestText(c)), pauseByOf(c));
     return reply(c, updateTaskOp, { task_id: t.id, state: t.state, next_fire_time: t.state === 'completed' ? null : t.next_fire_time });
   });
 
   app.post(pauseTaskOp.path, async (c) => {
-    const { id } = await bodyWithTaskId(c);
-    const t = await service.pause(id);
+    const body = await objectBody(c, ['task_id', 'note']);
+    const t = await service.pause(taskIdOf(body.task_id), pauseByOf(c, body.note));
     return reply(c, pauseTaskOp, { task_id: t.id, state: t.state });
   });
 

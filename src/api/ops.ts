@@ -10,10 +10,11 @@ import { BULK_IDS_SHOWN, bulkTasks, RunReplay, type BulkAction, type TaskService
 import { DAY_MS, dayOf, histPercentile, LATENESS_EDGES } from '../store/report.js';
 import type { DueKey, RunsQuery } from '../store/types.js';
 import { isObject, tagProblem, type Run, type RunStatus } from '../task/index.js';
-import { BulkData, BulkInput, ReportData, ReportQueryParams, RetryRunData, RetryRunInput, RetryRunsData, RetryRunsInput, RunsPageData, RunsQueryParams } from './contract/ops-schemas.js';
+import { BulkData, BulkInput, PauseTasksInput, ReportData, ReportQueryParams, RetryRunData, RetryRunInput, RetryRunsData, RetryRunsInput, RunsPageData, RunsQueryParams } from './contract/ops-schemas.js';
 import { reply, xcronOperations, type Operation } from './contract/registry.js';
 import type { ApiDeps } from './deps.js';
-import { decodeCursor, encodeCursor, parseLimit, readJson } from './request.js';
+import { decodeCursor, encodeCursor, objectBody, parseLimit } from './request.js';
+import { pauseByOf } from './pause.js';
 import { runView } from './views.js';
 
 /** The operations of this file (see xcronOperations): under the tag 'runs' unless they name another. */
@@ -28,15 +29,6 @@ const MAX_REPORT_DAYS = 366;
 const bad = (field: string, why: string): XcronError => new XcronError(Codes.INVALID_OPTION, 400, `invalid '${field}': ${why}`);
 
 /** A JSON object body whose fields are all in `known`. */
-export async function objectBody(c: Context, known: readonly string[]): Promise<Record<string, unknown>> {
-  const body = await readJson(c);
-  if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object, got ${describe(body)}`);
-  for (const k of Object.keys(body)) {
-    if (!known.includes(k)) throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${k}' (known fields: ${known.join(', ')})`);
-  }
-  return body;
-}
-
 function optString(v: unknown, field: string, re: RegExp | null, maxLen = 200): string | null {
   if (v === undefined || v === null || v === '') return null;
   if (typeof v !== 'string') throw new XcronError(Codes.BAD_JSON, 400, `'${field}' must be a string, got ${describe(v)}`);
@@ -111,22 +103,22 @@ export const retryRunOp = operation.change('retryRun', {
 
 export const retryRunsOp = operation.change('retryRuns', {
   summary: 'Deliver failed runs again',
-  description: 'Retries the newest matching FAIL runs not retried yet, up to `limit`; `dry_run` only lists them.',
+  description: 'Retries the newest matching FAIL runs not retried yet, up to `limit` (at most 1,000 per call); `remaining` says how many more match, for another call. `dry_run` only lists them.',
   body: RetryRunsInput,
   data: RetryRunsData,
   errors: [Codes.BAD_JSON, Codes.INVALID_OPTION],
 });
 
-const bulkOp = (operationId: string, summary: string): Operation<typeof BulkData> =>
+const bulkOp = (operationId: string, summary: string, body: typeof BulkInput | typeof PauseTasksInput = BulkInput): Operation<typeof BulkData> =>
   operation.change(operationId, {
     tag: 'tasks',
     summary,
-    description: 'Acts on every task selected by `tag` or `name_prefix` (exactly one); `dry_run` shows what would change.',
-    body: BulkInput,
+    description: 'Acts on every task selected by `tag` or `name_prefix` (exactly one), all of them, in pages of 500; `dry_run` shows what would change.',
+    body,
     data: BulkData,
     errors: [Codes.BAD_JSON, Codes.INVALID_OPTION],
   });
-export const pauseTasksOp = bulkOp('pauseTasks', 'Pause tasks in bulk');
+export const pauseTasksOp = bulkOp('pauseTasks', 'Pause tasks in bulk', PauseTasksInput);
 export const resumeTasksOp = bulkOp('resumeTasks', 'Resume tasks in bulk');
 export const deleteTasksOp = bulkOp('deleteTasks', 'Delete tasks in bulk');
 
@@ -189,15 +181,17 @@ export function opsRoutes(app: Hono, deps: ApiDeps & { service: TaskService }): 
     };
     if (typeof body.from === 'string' || typeof body.to === 'string') throw bad(typeof body.from === 'string' ? 'from' : 'to', 'must be a number (ms since the epoch)');
     const dryRun = optBool(body.dry_run, 'dry_run') ?? false;
-    return reply(c, retryRunsOp, await replay.retryMany(filter, limit, dryRun));
+    const res = await replay.retryMany(filter, limit, dryRun);
+    const left = res.remaining > 0 ? ` (${res.remaining}${res.remaining_capped ? '+' : ''} more FAIL runs match: call again to retry them)` : '';
+    return reply(c, retryRunsOp, res, `ok${left}`);
   });
 
   const bulk = (op: Operation<typeof BulkData>, action: BulkAction): void => {
     app.post(op.path, async (c) => {
-      const body = await objectBody(c, ['tag', 'name_prefix', 'dry_run']);
+      const body = await objectBody(c, action === 'pause' ? ['tag', 'name_prefix', 'dry_run', 'note'] : ['tag', 'name_prefix', 'dry_run']);
       const sel = bulkSelector(body);
       const dryRun = optBool(body.dry_run, 'dry_run') ?? false;
-      const res = await bulkTasks(deps.service, deps.store, action, sel, dryRun);
+      const res = await bulkTasks(deps.service, deps.store, action, sel, dryRun, pauseByOf(c, body.note));
       const note = res.count > BULK_IDS_SHOWN ? ` (task_ids lists the first ${BULK_IDS_SHOWN})` : '';
       return reply(c, op, { ...res, dry_run: dryRun }, `ok${note}`);
     });

@@ -94,3 +94,13 @@ export async function bodyWithTaskId(c: Context): Promise<{ body: Record<string,
   if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object with 'task_id', got ${describe(body)}`);
   return { body, id: taskIdOf(body.task_id) };
 }
+
+/** The request's JSON object body; a field not in `known` is refused (400, 1000, naming it). */
+export async function objectBody(c: Context, known: readonly string[]): Promise<Record<string, unknown>> {
+  const body = await readJson(c);
+  if (!isObject(body)) throw new XcronError(Codes.BAD_JSON, 400, `request body must be a JSON object, got ${describe(body)}`);
+  for (const k of Object.keys(body)) {
+    if (!known.includes(k)) throw new XcronError(Codes.BAD_JSON, 400, `unknown field '${k}' (known fields: ${known.join(', ')})`);
+  }
+  return body;
+}

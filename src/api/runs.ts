@@ -66,30 +66,20 @@ export const runLogOp = operation.read('runLog', {
 });
 
 /**
- * Runs whose last attempt failed with a retry to come, as the delivery's attempt events show them.
- * With `share` (a store several nodes share), each such run is also marked in the store
- * (RunUpdate.retrying), so that a report reaching another node is refused too; the store clears
- * the mark with the run's next answer (a 202's deadline, or its final outcome).
+ * Marks sync runs whose attempt failed with a retry to come in a store several nodes share
+ * (RunUpdate.retrying), from the delivery's attempt events: a report for such a run is then refused
+ * at once on any node, instead of waiting for an answer that is not a 202 (applyReport). The store
+ * clears the mark with the run's next answer (a 202's deadline, or its final outcome). The refusal
+ * itself does not depend on the mark: the store refuses a report for any sync run (ReportResult).
  */
-export class RetryingRuns {
-  private readonly ids = new Set<string>();
-  constructor(
-    private readonly max = 100_000,
-    private readonly share?: (u: RunUpdate) => void,
-  ) {}
+export class RetryMarks {
+  constructor(private readonly share: (u: RunUpdate) => void) {}
 
   /** The delivery's attempt observer. */
   observe(e: AttemptEvent): void {
-    const id = e.job.run_id;
     if (!e.outcome.ok && e.outcome.retryable && e.attempt < e.job.retry.max_attempts) {
-      if (this.ids.size >= this.max) this.ids.delete(this.ids.values().next().value!);
-      this.ids.add(id);
-      this.share?.({ run_id: id, task_id: e.job.task_id, status: 'RUNNING', attempts: e.attempt, retrying: true });
-    } else this.ids.delete(id);
-  }
-
-  has(runId: string): boolean {
-    return this.ids.has(runId);
+      this.share({ run_id: e.job.run_id, task_id: e.job.task_id, status: 'RUNNING', attempts: e.attempt, retrying: true });
+    }
   }
 }
 

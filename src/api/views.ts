@@ -91,6 +91,7 @@ export function taskView(t: Task): z.output<typeof TaskView> {
   if (t.jitter_ms) v.jitter_ms = t.jitter_ms;
   if (t.flow_key) v.flow_key = t.flow_key;
   if (t.flow) v.flow = t.flow;
+  if (t.pause && t.state === 'paused') v.pause = t.pause;
   return v;
 }
 

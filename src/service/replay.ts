@@ -28,6 +28,24 @@ export interface RetriedRun {
 /** The failed runs retryRuns replays: RunsQuery's filters (status FAIL, not replayed). */
 export type ReplayFilter = Pick<RunsQuery, 'task_id' | 'namePrefix' | 'from' | 'to'>;
 
+/** retryRuns' answer: the runs retried (or that would be), and how many more match. */
+export interface RetryManyResult {
+  count: number;
+  run_ids: string[];
+  remaining: number;
+  remaining_capped: boolean;
+}
+
+/** Runs read per query. */
+const REPLAY_PAGE = 500;
+/** Matching runs beyond a call's limit are counted up to this many. */
+export const REMAINING_COUNTED = 10_000;
+
+const cursorOf = (rows: readonly { scheduled_time: number; run_id: string }[]): DueKey => {
+  const last = rows[rows.length - 1]!;
+  return { time: last.scheduled_time, id: last.run_id };
+};
+
 export const runNotFound = (id: string): XcronError => new XcronError(Codes.RUN_NOT_FOUND, 404, `run ${JSON.stringify(id.slice(0, 100))} not found`);
 
 export class RunReplay {
@@ -57,19 +75,31 @@ export class RunReplay {
 
   /**
    * Retries up to `limit` failed runs not retried yet that match `filter`, newest first.
-   * `dryRun`: only lists them. Runs retried meanwhile by another call are skipped.
+   * `dryRun`: only lists them. Runs retried meanwhile by another call are skipped. `remaining`:
+   * the matching failed runs beyond those (older ones, left for another call), counted up to
+   * REMAINING_COUNTED; `remaining_capped` when there are more than that.
    */
-  async retryMany(filter: ReplayFilter, limit: number, dryRun: boolean): Promise<{ count: number; run_ids: string[] }> {
+  async retryMany(filter: ReplayFilter, limit: number, dryRun: boolean): Promise<RetryManyResult> {
     const ids: string[] = [];
     let before: DueKey | null = null;
+    const page = (n: number) => this.o.store.queryRuns({ ...filter, status: 'FAIL', replayed: false, before, limit: n });
     while (ids.length < limit) {
-      const page = await this.o.store.queryRuns({ ...filter, status: 'FAIL', replayed: false, before, limit: Math.min(500, limit - ids.length) });
-      for (const r of page) ids.push(r.run_id);
-      if (page.length === 0) break;
-      const last = page[page.length - 1]!;
-      before = { time: last.scheduled_time, id: last.run_id };
+      const rows = await page(Math.min(REPLAY_PAGE, limit - ids.length));
+      for (const r of rows) ids.push(r.run_id);
+      if (rows.length === 0) break;
+      before = cursorOf(rows);
     }
-    if (dryRun) return { count: ids.length, run_ids: ids };
+    let remaining = 0;
+    if (ids.length === limit) {
+      for (;;) {
+        const rows = await page(Math.min(REPLAY_PAGE, REMAINING_COUNTED + 1 - remaining));
+        remaining += rows.length;
+        if (rows.length === 0 || remaining > REMAINING_COUNTED) break;
+        before = cursorOf(rows);
+      }
+    }
+    const left = { remaining: Math.min(remaining, REMAINING_COUNTED), remaining_capped: remaining > REMAINING_COUNTED };
+    if (dryRun) return { count: ids.length, run_ids: ids, ...left };
     const done: string[] = [];
     for (const id of ids) {
       try {
@@ -80,6 +110,6 @@ export class RunReplay {
         throw e;
       }
     }
-    return { count: done.length, run_ids: done };
+    return { count: done.length, run_ids: done, ...left };
   }
 }

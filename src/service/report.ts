@@ -1,13 +1,13 @@
 /**
  * A worker's run report (async completion): validated and applied here, for both ways it arrives:
  * `POST /xcron/reportRun` (src/api/runs.ts) and the results queue (./results.ts). The same per-run
- * token rules, the same refusal of a sync run between attempts, the same idempotency: a second
+ * token rules, the same refusal of a sync run (it takes no report in any phase), the same idempotency: a second
  * identical report is answered "already reported" and changes nothing.
  */
 import type { Clock } from '../clock/index.js';
 import type { Notifier } from '../cluster/index.js';
 import { Codes, XcronError, describe } from '../errors.js';
-import type { TaskStore } from '../store/types.js';
+import type { ReportResult, TaskStore } from '../store/types.js';
 import { checkReportToken, isObject, type Run, type RunStatus, type Task } from '../task/index.js';
 
 const RUN_ID_RE = /^[A-Za-z0-9_-]{1,64}:\d{1,16}(?::r\d{1,6})?$/;
@@ -33,8 +33,12 @@ export interface ReportDeps {
   onRunClosed(run: Run, task: Task | null): void;
   /** Resolves once this node has recorded the run's callback answer, if that is still in progress here. */
   beforeReport?(runId: string): Promise<void>;
-  /** True when this node saw an attempt of the run fail with a retry to come. */
-  retrying?(runId: string): boolean;
+  /**
+   * A store shared by nodes: how long (ms) a report for a run that does not await one yet waits for
+   * the run's callback answer to be recorded by the node delivering it (a 202 the report overtook).
+   * 0 or unset: refused at once (one process: beforeReport waited for this node's own answer).
+   */
+  answerWaitMs?: number;
 }
 
 export interface ReportOutcome {
@@ -85,20 +89,32 @@ export function parseReport(body: unknown, secret: string): Report {
   return { run_id: runId, status: body.status, message, output };
 }
 
+/** How often a report refused as 'not_awaiting' asks the store again while it waits for the answer. */
+const ANSWER_POLL_MS = 50;
+
+function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimer(resolve, ms));
+}
+
 /**
- * A sync run is decided by its callback's answers (and their retries), so once an attempt failed
- * with a retry to come it takes no report: a report accepted between two attempts would close the
- * run while the next attempt still goes out. A run awaits a report when its task completes
- * asynchronously, or when a callback answered 202 (the run then has a report deadline); a report
- * may also overtake the first attempt's 202. A finished run is left to the store's answer.
+ * Applies the report in the store. The store decides atomically whether the run takes a report:
+ * only a run that awaits one (its task completes async, or its callback answered 202 and the run
+ * has a deadline). A sync run, decided by its callback's answers, is refused in every phase: not
+ * sent yet, an attempt in flight, between two attempts. A worker may report before its callback's
+ * 202 is recorded; the node delivering the run has recorded its answer already (beforeReport), and
+ * with `answerWaitMs` (a store shared by nodes: the run may be delivered by another node) a report
+ * refused as 'not_awaiting' asks again until that much time passed, so an overtaken 202 recorded
+ * meanwhile still lets it close the run. A run marked between attempts ('retrying') is refused at once.
  */
-async function refuseSyncRun(deps: ReportDeps, runId: string): Promise<void> {
-  if (deps.retrying?.(runId) !== true) return;
-  const run = await deps.store.getRun(runId);
-  if (!run || (run.status !== 'PENDING' && run.status !== 'RUNNING') || run.deadline !== null) return;
-  const task = await deps.store.get(run.task_id);
-  if (task?.completion === 'async') return;
-  throw syncRunRefused(runId);
+async function reportInStore(deps: ReportDeps, r: Report): Promise<ReportResult> {
+  const req = { run_id: r.run_id, status: r.status, message: r.message, output: r.output };
+  let res = await deps.store.reportRun({ ...req, now: deps.clock.now() });
+  const until = deps.clock.now() + (deps.answerWaitMs ?? 0);
+  while (res.result === 'not_awaiting' && deps.clock.now() < until) {
+    await sleep(deps.clock, Math.min(ANSWER_POLL_MS, until - deps.clock.now()));
+    res = await deps.store.reportRun({ ...req, now: deps.clock.now() });
+  }
+  return res;
 }
 
 const syncRunRefused = (runId: string): XcronError =>
@@ -111,8 +127,7 @@ const syncRunRefused = (runId: string): XcronError =>
 /** Records a validated report. Throws XcronError (not found, closed otherwise, sync run) or a store error. */
 export async function applyReport(deps: ReportDeps, r: Report): Promise<ReportOutcome> {
   await deps.beforeReport?.(r.run_id);
-  await refuseSyncRun(deps, r.run_id);
-  const res = await deps.store.reportRun({ run_id: r.run_id, status: r.status, message: r.message, output: r.output, now: deps.clock.now() });
+  const res = await reportInStore(deps, r);
   switch (res.result) {
     case 'not_found':
       throw new XcronError(Codes.TASK_NOT_FOUND, 404, `run ${JSON.stringify(r.run_id)} not found`);
@@ -121,7 +136,8 @@ export async function applyReport(deps: ReportDeps, r: Report): Promise<ReportOu
     case 'same':
       return { run_id: r.run_id, status: res.run?.status ?? r.status, already: true };
     case 'retrying':
-      // Another node is delivering it and waits to retry (the store holds that state cluster-wide).
+    case 'not_awaiting':
+      // A sync run: its callback's answers decide it (the store refused atomically).
       throw syncRunRefused(r.run_id);
     default: {
       const run = res.run!;

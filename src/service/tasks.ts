@@ -10,7 +10,7 @@ import type { Notifier } from '../cluster/index.js';
 import { Codes, XcronError } from '../errors.js';
 import type { CreateResult, DueKey, GraphRefusal, TaskChanges, TaskStore } from '../store/types.js';
 import { timeOrderedId } from './task-id.js';
-import { ONE_SHOT, fireId, firstFire, manualFireTime, nextFire, slotOf, validateCreate, validateUpdate, type Run, type RunRequest, type Task, type ValidationLimits } from '../task/index.js';
+import { ONE_SHOT, autoPause, fireId, manualPause, firstFire, manualFireTime, nextFire, slotOf, validateCreate, validateUpdate, type Run, type RunRequest, type Task, type ValidationLimits } from '../task/index.js';
 
 export interface TaskServiceOptions {
   store: TaskStore;
@@ -23,6 +23,13 @@ export interface TaskServiceOptions {
   nodeId: string;
   /** Task ids (default: time-ordered, see task-id.ts). */
   newId?: (now: number) => string;
+}
+
+/** Who pauses a task through the API, and the note they give (see PauseInfo). */
+export interface PauseBy {
+  note?: string | null;
+  /** The API token's name; null or absent without tokens. */
+  by?: string | null;
 }
 
 /** A manual run recorded in the outbox (triggerTask, a child task). */
@@ -138,7 +145,7 @@ export class TaskService {
    * by the store, atomically with the write, so two concurrent updates (also through two nodes)
    * cannot close a cycle between them.
    */
-  async update(id: string, body: Record<string, unknown>, bodyText: string | null = null): Promise<Task> {
+  async update(id: string, body: Record<string, unknown>, bodyText: string | null = null, by: PauseBy = {}): Promise<Task> {
     const graph = 'on_success' in body;
     if (Array.isArray(body.on_success)) await this.checkChildren(id, body.on_success);
     const r = await this.change(id, (cur, now) => {
@@ -154,6 +161,9 @@ export class TaskService {
       // A finished one-shot given a new time becomes active again.
       if (cur.state === 'completed' && req.rescheduled) state = req.paused === true ? 'paused' : 'active';
       const ch: TaskChanges = { ...req.spec, state, next_fire_time: next, update_time: now };
+      // Paused here: an operator's pause without a note; no longer paused: the reason goes.
+      if (state === 'paused' && cur.state !== 'paused') ch.pause = manualPause(null, by.by ?? null, now);
+      else if (state !== 'paused' && cur.pause) ch.pause = null;
       if (!graph) delete ch.on_success; // children untouched: no child-graph write
       return ch;
     });
@@ -161,9 +171,12 @@ export class TaskService {
     return r.task;
   }
 
-  /** Pauses an active task (a paused or completed one is returned as it is). */
-  async pause(id: string): Promise<Task> {
-    const r = await this.change(id, (cur, now) => (cur.state === 'active' ? { state: 'paused', update_time: now } : null));
+  /**
+   * Pauses an active task (a paused or completed one is returned as it is), recording who paused
+   * it, when, and the operator's note (PauseInfo; cleared when it leaves the paused state).
+   */
+  async pause(id: string, by: PauseBy = {}): Promise<Task> {
+    const r = await this.change(id, (cur, now) => (cur.state === 'active' ? { state: 'paused', pause: manualPause(by.note ?? null, by.by ?? null, now), update_time: now } : null));
     if (!r) throw taskNotFound(id);
     return r.task;
   }
@@ -175,11 +188,11 @@ export class TaskService {
   async resume(id: string): Promise<Task> {
     const r = await this.change(id, (cur, now) => {
       if (cur.state !== 'paused') return null;
-      if (cur.type === ONE_SHOT) return { state: 'active', next_fire_time: cur.next_fire_time, update_time: now };
+      if (cur.type === ONE_SHOT) return { state: 'active', next_fire_time: cur.next_fire_time, pause: null, update_time: now };
       const next = nextFire(cur, now);
       // The window (end_time) ended while paused: nothing is left to fire.
-      if (next === null) return { state: 'completed', next_fire_time: null, update_time: now };
-      return { state: 'active', next_fire_time: next, update_time: now };
+      if (next === null) return { state: 'completed', next_fire_time: null, pause: null, update_time: now };
+      return { state: 'active', next_fire_time: next, pause: null, update_time: now };
     });
     if (!r) throw taskNotFound(id);
     return r.task;
@@ -225,7 +238,7 @@ export class TaskService {
     }
     const newest = finished.slice(0, limit);
     if (newest.length < limit || newest.some((r) => r.status !== 'FAIL')) return null;
-    const r = await this.change(id, (cur, now) => (cur.state === 'active' ? { state: 'paused', update_time: now } : null));
+    const r = await this.change(id, (cur, now) => (cur.state === 'active' ? { state: 'paused', pause: autoPause(limit, newest[0], now), update_time: now } : null));
     return r?.changed ? r.task : null;
   }
 

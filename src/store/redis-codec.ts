@@ -95,6 +95,7 @@ export function decodeTask(flat: unknown): Task {
   delete o.h_last;
   delete o.g_rev; // the child-graph write counter (RedisChildGraph), not a Task field
   if (o.tags === undefined) o.tags = null; // tasks written before tags existed
+  if (o.pause === null) delete o.pause; // cleared on resume: absent, as a task never paused
   return o as unknown as Task;
 }
 

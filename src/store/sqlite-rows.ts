@@ -2,7 +2,7 @@
  * Rows of the SQLite store and their conversion to and from Task and Run: scalar columns as they
  * are, the rest of a task's definition as JSON in `spec`, a run's shard results as JSON.
  */
-import type { Run, RunStatus, Task } from '../task/index.js';
+import type { PauseInfo, Run, RunStatus, Task } from '../task/index.js';
 
 export interface TaskRow {
   id: string;
@@ -18,6 +18,8 @@ export interface TaskRow {
   last_fire_time: number | null;
   last_status: string | null;
   run_count: number;
+  /** PauseInfo as JSON; null when none (schema 8). */
+  pause: string | null;
 }
 
 /** The parts of a Task kept in the `spec` JSON column. */
@@ -87,8 +89,12 @@ export function rowToTask(r: TaskRow): Task {
     last_fire_time: r.last_fire_time,
     last_status: r.last_status,
     run_count: r.run_count,
+    ...(r.pause ? { pause: JSON.parse(r.pause) as PauseInfo } : {}),
   };
 }
+
+/** The `pause` column of a task: its PauseInfo as JSON, or null. */
+export const pauseColumn = (t: Task): string | null => (t.pause ? JSON.stringify(t.pause) : null);
 
 /**
  * A task as the values of the tasks table's INSERT, in column order (see TASK_ROW_KEY). Built where
@@ -108,12 +114,13 @@ export type TaskInsertRow = [
   last_fire_time: number | null,
   last_status: string | null,
   run_count: number,
+  pause: string | null,
 ];
 /** The index of idempotency_key in a TaskInsertRow. */
 export const TASK_ROW_KEY = 7;
 
 export function taskRow(t: Task): TaskInsertRow {
-  return [t.id, t.slot, t.type, t.format, t.state, t.next_fire_time, specOf(t), t.idempotency_key, t.create_time, t.update_time, t.last_fire_time, t.last_status, t.run_count];
+  return [t.id, t.slot, t.type, t.format, t.state, t.next_fire_time, specOf(t), t.idempotency_key, t.create_time, t.update_time, t.last_fire_time, t.last_status, t.run_count, pauseColumn(t)];
 }
 
 export function specOf(t: Task): string {

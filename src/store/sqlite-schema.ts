@@ -171,6 +171,13 @@ export const MIGRATIONS: readonly Migration[] = [
         ) WITHOUT ROWID;
       `),
   },
+  {
+    version: 9,
+    // Why a paused task is paused (PauseInfo as JSON): the operator's note and who paused it, or
+    // the auto-pause reason. NULL for every task that is not paused, and for tasks paused before.
+    name: 'tasks.pause: the pause note or the auto-pause reason',
+    up: (db) => addColumn(db, 'tasks', 'pause', 'TEXT'),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

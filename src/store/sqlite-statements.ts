@@ -13,7 +13,7 @@ export type Statements = ReturnType<typeof prepareStatements>;
 
 export function prepareStatements(db: Database.Database) {
   return {
-    insert: db.prepare(`INSERT INTO tasks (id, slot, type, format, state, next_fire_time, spec, idempotency_key, create_time, update_time, last_fire_time, last_status, run_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`),
+    insert: db.prepare(`INSERT INTO tasks (id, slot, type, format, state, next_fire_time, spec, idempotency_key, create_time, update_time, last_fire_time, last_status, run_count, pause) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`),
     byKey: db.prepare('SELECT * FROM tasks WHERE idempotency_key = ?'),
     get: db.prepare('SELECT * FROM tasks WHERE id = ?'),
     deleteTask: db.prepare('DELETE FROM tasks WHERE id = ? RETURNING *'),
@@ -59,7 +59,7 @@ export function prepareStatements(db: Database.Database) {
       `UPDATE runs SET attempts = MAX(attempts, ?), node = COALESCE(node, ?), start_time = COALESCE(start_time, ?), http_status = COALESCE(http_status, ?)
        WHERE run_id = ? AND status NOT IN ('PENDING', 'RUNNING')`,
     ),
-    replaceSpec: db.prepare('UPDATE tasks SET format = ?, state = ?, next_fire_time = ?, spec = ?, update_time = ? WHERE id = ?'),
+    replaceSpec: db.prepare('UPDATE tasks SET format = ?, state = ?, next_fire_time = ?, spec = ?, update_time = ?, pause = ? WHERE id = ?'),
     countTrigger: db.prepare('UPDATE tasks SET run_count = run_count + 1, last_fire_time = ?, update_time = ? WHERE id = ?'),
     pruneOld: db.prepare(
       `DELETE FROM runs WHERE run_id IN (

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Task } from '../task/index.js';
-import { rowToRun, rowToTask, runRange, specOf, taskRow, TASK_ROW_KEY, type RunRow, type TaskInsertRow, type TaskRow } from './sqlite-rows.js';
+import { pauseColumn, rowToRun, rowToTask, runRange, specOf, taskRow, TASK_ROW_KEY, type RunRow, type TaskInsertRow, type TaskRow } from './sqlite-rows.js';
 import { PRUNE_BATCH, type Statements } from './sqlite-statements.js';
 import { findCycle } from './child-graph.js';
 import { ReportTally } from './report.js';
@@ -102,7 +102,7 @@ function updateTask(st: Statements, id: string, ch: TaskChanges, ex: TaskExpecta
     if (refusal) return refusal;
   }
   const next: Task = { ...cur, ...ch };
-  st.replaceSpec.run(next.format, next.state, next.next_fire_time, specOf(next), next.update_time, id);
+  st.replaceSpec.run(next.format, next.state, next.next_fire_time, specOf(next), next.update_time, pauseColumn(next), id);
   return next;
 }
 
@@ -169,6 +169,11 @@ function reportRun(st: Statements, q: ReportRequest): ReportResult {
     return { result: row.status === q.status ? 'same' : 'conflict', run: rowToRun(row) };
   }
   if (q.expire && (row.deadline === null || row.deadline > q.now)) return { result: 'not_open', run: rowToRun(row) };
+  // A report closes only a run that awaits one (an async task's, or one whose callback answered
+  // 202: it has a deadline). A sync run is decided by its callback's answers in every phase, so
+  // it is refused here, in the transaction that would close it. This one process knows its own
+  // retries, so it keeps no retrying mark: every refusal is 'not_awaiting'.
+  if (!q.expire && row.deadline === null && !awaitsReport(st, row.task_id)) return { result: 'not_awaiting', run: rowToRun(row) };
   const error = q.status === 'FAIL' ? (q.expire ? 'timeout' : (q.message ?? 'reported FAIL')) : null;
   const closed = st.reportClose.get(q.status, q.now, q.message, q.output, error, q.now, q.now, q.run_id) as Started;
   st.taskLastStatus.run(q.status, row.task_id);
@@ -178,6 +183,12 @@ function reportRun(st: Statements, q: ReportRequest): ReportResult {
     addReport(st, tally);
   }
   return { result: 'closed', run: rowToRun(st.getRun.get(q.run_id) as RunRow) };
+}
+
+/** The task completes asynchronously (its runs await a report). */
+function awaitsReport(st: Statements, taskId: string): boolean {
+  const task = st.get.get(taskId) as TaskRow | undefined;
+  return task !== undefined && rowToTask(task).completion === 'async';
 }
 
 function appendRunLog(st: Statements, runId: string, lines: readonly string[], now: number, caps: LogCaps): { accepted: number; dropped: number } | null {

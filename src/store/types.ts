@@ -156,10 +156,15 @@ export interface ReportRequest {
 /**
  * closed: this call closed the run. same: it was already closed with this status (idempotent).
  * conflict: it was closed with another status (nothing changed). not_open: expire found it open
- * without a passed deadline. retrying: a sync run between two attempts (RunUpdate.retrying; nothing
- * changed). not_found: no such run.
+ * without a passed deadline. not_found: no such run.
+ *
+ * A report (not an expiry) closes only an open run that awaits one: its task's completion is
+ * 'async', or the run has a deadline (its callback answered 202). Any other open run is a sync run,
+ * decided by its callback's answers, and is refused in the same atomic step that would close it
+ * (nothing changed): retrying when it is marked between two attempts (RunUpdate.retrying),
+ * not_awaiting otherwise (not sent yet, or an attempt in flight whose answer is not recorded).
  */
-export type ReportResult = { result: 'closed' | 'same' | 'conflict' | 'not_open' | 'retrying' | 'not_found'; run: Run | null };
+export type ReportResult = { result: 'closed' | 'same' | 'conflict' | 'not_open' | 'retrying' | 'not_awaiting' | 'not_found'; run: Run | null };
 
 export interface RunLogLine {
   seq: number;

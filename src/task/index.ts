@@ -40,4 +40,5 @@ export { parseTags, tagProblem, MAX_TAGS } from './tags.js';
 export { parseRunRequest, withRunHeaders } from './run-request.js';
 export { describeSchedule } from './describe.js';
 export { CallbackInput, CreateTaskInput, RetryInput, UpdateTaskInput } from './schema.js';
+export { parsePauseNote, manualPause, autoPause, MAX_PAUSE_NOTE } from './pause-note.js';
 export { applyPacingFields, flowKeyOf, jitterOffset, plannedFireTime, parseFlowLimit, MAX_JITTER_MS, TASK_FLOW_PREFIX } from './flow.js';

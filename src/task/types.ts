@@ -91,6 +91,22 @@ export interface FlowLimit {
 
 export type CompletionMode = 'sync' | 'async';
 
+/**
+ * Why a paused task is paused: an operator's pause (pauseTask, pauseTasks, updateTask paused: true)
+ * with its optional note, or the pause after consecutive failures with its reason. Set when the
+ * task is paused, cleared when it leaves the paused state.
+ */
+export interface PauseInfo {
+  /** manual: an API call paused it; auto: it failed max_consecutive_failures times in a row. */
+  kind: 'manual' | 'auto';
+  /** The operator's note (manual; null when none given), or the reason (auto). */
+  note: string | null;
+  /** Who paused it: the API token's name (manual, with tokens configured), else null. */
+  by: string | null;
+  /** When (ms epoch). */
+  at: number;
+}
+
 export interface Task extends TaskSpec {
   id: string;
   slot: number;
@@ -101,6 +117,8 @@ export interface Task extends TaskSpec {
   last_fire_time: number | null;
   last_status: string | null;
   run_count: number;
+  /** Why it is paused (state 'paused' only); absent otherwise, and for tasks paused before notes existed. */
+  pause?: PauseInfo | null | undefined;
 }
 
 export type RunStatus = 'PENDING' | 'RUNNING' | 'SUCCESS' | 'FAIL' | 'SKIPPED' | 'MISSED';

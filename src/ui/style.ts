@@ -84,7 +84,8 @@ td .sub { color: var(--muted); font-size: 12px; }
 .badge.active, .badge.SUCCESS { background: var(--ok-weak); color: var(--ok); border-color: #bfe3cc; }
 .badge.paused, .badge.SKIPPED, .badge.MISSED { background: var(--warn-weak); color: var(--warn); border-color: #f0d8a8; }
 .badge.completed { background: #eef0f3; color: #59636f; border-color: #dde1e6; }
-.badge.FAIL { background: var(--bad-weak); color: var(--bad); border-color: #efc5c5; }
+.badge + .badge { margin-left: 4px; }
+.badge.FAIL, .badge.auto { background: var(--bad-weak); color: var(--bad); border-color: #efc5c5; }
 .badge.PENDING, .badge.RUNNING { background: var(--run-weak); color: var(--run); border-color: #c5d4f3; }
 
 dl.kv { display: grid; grid-template-columns: 110px minmax(0, 1fr) 120px minmax(0, 1fr); gap: 5px 12px; margin: 0; align-items: baseline; }

@@ -487,9 +487,11 @@ describe('overlap treats an unreported async run as in flight', () => {
   it('a worker that reports before its 202 reaches the server: the run is SUCCESS and the task is not left in flight (the next tick of an overlap "skip" task fires)', async () => {
     // The report can overtake the 202 (the worker reports first, or the response is slow to be
     // read). The run is closed; the scheduler must not then await a report that already came.
+    // A worker that reports before it answers needs "completion": "async": a sync task's run takes
+    // a report only once its 202 is recorded (issue 23 item 6: test/harden/report-sync.test.ts).
     const srv = await start();
     suite.worker.on('/fast', (_job, nth) => (nth === 1 ? { status: 202, reportBeforeAnswer: true, report: { status: 'SUCCESS', message: 'quick job' } } : { status: 200 }));
-    const id = await create(srv.baseUrl, { type: 1, format: '*/1 * * * * *', overlap: 'skip', callback: { url: suite.worker.url('/fast') } });
+    const id = await create(srv.baseUrl, { type: 1, format: '*/1 * * * * *', overlap: 'skip', completion: 'async', async_timeout_ms: 60_000, callback: { url: suite.worker.url('/fast') } });
     const first = await suite.worker.waitForCallback((j) => j.taskId === id, WAIT, 'the first tick');
     const rep = await suite.worker.waitForResult((r) => r.kind === 'report' && r.runId === first.runId, WAIT, 'the early report');
     expect(rep.code).toBe(0);

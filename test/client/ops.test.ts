@@ -55,11 +55,19 @@ describe('tags and bulk actions', () => {
     expect([...dry.task_ids].sort()).toEqual([...ids].sort());
     expect((await fx.client.listTasks({ tag, state: 'paused' })).tasks).toEqual([]);
 
-    const paused = await fx.client.pauseTasks({ tag });
+    const paused = await fx.client.pauseTasks({ tag }, { note: 'bulk freeze' });
     expect(paused.count).toBe(3);
     expect(paused.dry_run).toBe(false);
     expect((await fx.client.listTasks({ tag, state: 'paused' })).tasks).toHaveLength(3);
+    expect((await fx.client.queryTask(ids[0]!)).pause).toMatchObject({ kind: 'manual', note: 'bulk freeze', by: null });
     expect((await fx.client.queryTask(other)).state).toBe('active');
+    // One task, with a note: kept on the task until it is resumed.
+    expect(await fx.client.pauseTask(other, { note: 'vendor outage' })).toEqual({ task_id: other, state: 'paused' });
+    const p = (await fx.client.queryTask(other)).pause;
+    expect(p).toMatchObject({ kind: 'manual', note: 'vendor outage', by: null });
+    expect(typeof p?.at).toBe('number');
+    await fx.client.resumeTask(other);
+    expect((await fx.client.queryTask(other)).pause).toBeUndefined();
 
     const resumed = await fx.client.resumeTasks({ name_prefix: prefix });
     expect(resumed.count).toBe(3);
@@ -107,7 +115,7 @@ describe('runs across tasks, replay and the report', () => {
     expect((await fx.client.listRuns({ name_prefix: name })).runs.map((r) => r.run_id)).toEqual([trig.run_id]);
     expect((await fx.client.listTasks({ last_status: 'FAIL', name })).tasks.map((t) => t.task_id)).toEqual([task_id]);
 
-    expect(await fx.client.retryRuns({ task_id, dry_run: true })).toEqual({ count: 1, run_ids: [trig.run_id] });
+    expect(await fx.client.retryRuns({ task_id, dry_run: true })).toEqual({ count: 1, run_ids: [trig.run_id], remaining: 0, remaining_capped: false });
 
     fx.recv.on(path, { status: 200 });
     const retried = await fx.client.retryRun(trig.run_id);

@@ -213,7 +213,7 @@ describe('RedisTaskStore answers like SqliteTaskStore: async completion and run 
   it('RUNNING with a deadline, reportRun (closed, same, conflict, not_open, not_found, expire), appendRunLog caps, readRunLog, sharedSecret', async () => {
     const { redis, prefix, stores, both, close } = await differential('diff2');
     try {
-      const tasks = Array.from({ length: 5 }, (_, i) => makeTask({ id: `Async-${i}`, next_fire_time: T0 + 1000 }));
+      const tasks = Array.from({ length: 5 }, (_, i) => makeTask({ id: `Async-${i}`, next_fire_time: T0 + 1000, body: { completion: 'async' } }));
       for (const t of tasks) await both(`create ${t.id}`, (s) => s.create(t));
       await both('commit', (s, tok) => s.commitFires(tasks.map((t) => ({ slot: t.slot, token: tok(t.slot), task_id: t.id, expected: T0 + 1000, next: T0 + 61_000, now: T0 + 1001, run: { run_id: fireId(t.id, T0 + 1000), node: 'n', status: 'PENDING', error: null } }))));
       const rid = (i: number): string => fireId(tasks[i]!.id, T0 + 1000);

@@ -102,6 +102,38 @@ describe('a report for a sync run waiting to retry is refused on every node', ()
     expect((await report(other, runId, token, 'FAIL')).body.code).not.toBe(1018);
   }, 120_000);
 
+  it('refused (1018) through the other node while the first attempt is in flight, before any answer marked the run', async () => {
+    // The window the mark alone left open: the store refuses any sync run without a recorded 202,
+    // in the script that would close it.
+    const first = gate();
+    receiver.on('/rr-inflight', (_r, n) => (n === 1 ? { status: 500, body: 'slow failure', hold: first.promise } : { status: 200 }));
+    const { id, other } = await taskWithOwner({ type: 1, format: '0 0 1 1 *', callback: { url: receiver.url('/rr-inflight') }, retry: { max_attempts: 3, backoff_ms: 100, max_backoff_ms: 100 } });
+    const runId = await trigger(other, id);
+    const got = await receiver.waitForRequest((r) => r.path === '/rr-inflight', 30_000, 'the first attempt (held)');
+    const r = await report(other, runId, header(got, 'x-xcron-report-token')!, 'SUCCESS');
+    expect(r.status, r.text).toBe(409);
+    expect(r.body.code).toBe(1018);
+    expect((await runHash(id, runId)).end_time).toBeUndefined();
+    first.open();
+    await until('the run closed by its second answer', () => other.runs(id), (rs) => rs[0]?.status === 'SUCCESS', 20_000);
+    expect((await other.runs(id))[0]).toMatchObject({ status: 'SUCCESS', attempts: 2, http_status: 200 });
+  }, 120_000);
+
+  it('a report through the other node that overtakes the 202 of a sync task waits for it and closes the run', async () => {
+    const answer = gate();
+    receiver.on('/rr-202', () => ({ status: 202, hold: answer.promise }));
+    const { id, other } = await taskWithOwner({ type: 1, format: '0 0 1 1 *', callback: { url: receiver.url('/rr-202') } });
+    const runId = await trigger(other, id);
+    const got = await receiver.waitForRequest((r) => r.path === '/rr-202', 30_000, 'the callback (held)');
+    // The report is sent first; the 202 is let go right after (the node asks the store again for up to 1 s).
+    const pending = report(other, runId, header(got, 'x-xcron-report-token')!, 'SUCCESS');
+    answer.open();
+    const r = await pending;
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.data.status).toBe('SUCCESS');
+    expect((await other.runs(id))[0]).toMatchObject({ status: 'SUCCESS', http_status: 202 });
+  }, 120_000);
+
   it('an async task between retries still takes a report through any node (it awaits one)', async () => {
     receiver.on('/rr-async', (_r, n) => (n === 1 ? { status: 503, headers: { 'retry-after': '30' }, body: 'busy' } : { status: 202 }));
     const { id, other } = await taskWithOwner({ type: 1, format: '0 0 1 1 *', completion: 'async', async_timeout_ms: 60_000, callback: { url: receiver.url('/rr-async') }, retry: { max_attempts: 3, backoff_ms: 100, max_backoff_ms: 100 } });

@@ -686,8 +686,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
     });
 
     describe('updateRuns', () => {
-      async function committed(id: string): Promise<{ t: Task; runId: string }> {
-        const t = makeTask({ id });
+      async function committed(id: string, body?: Record<string, unknown>): Promise<{ t: Task; runId: string }> {
+        const t = makeTask({ id, body });
         await createAll([t]);
         expect(await store.commitFires([fire(t)])).toEqual(['committed']);
         return { t, runId: fireId(id, t.next_fire_time!) };
@@ -732,12 +732,38 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
 
       it('a late RUNNING after a report closed the run fills in the callback facts still missing, without reopening it', async () => {
         // An async worker can report before this node has recorded the callback's own answer (202).
-        const { runId } = await committed('r2b');
+        const { runId } = await committed('r2b', { completion: 'async' });
         expect((await store.reportRun({ run_id: runId, status: 'FAIL', message: 'disk full', output: null, now: T0 + 10 })).result).toBe('closed');
         await store.updateRuns([{ run_id: runId, task_id: 'r2b', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: T0 + 2, http_status: 202 }]);
         const run = (await store.getRun(runId))!;
         expect(run).toMatchObject({ status: 'FAIL', http_status: 202, attempts: 1, node: 'node-a', message: 'disk full' });
         expect(await store.unfinishedRuns({ slots: null, after: null, limit: 10 })).toEqual([]);
+      });
+
+      it('reportRun closes only a run that awaits a report: a sync run is refused in every phase, atomically (issue 23 item 6)', async () => {
+        const { runId } = await committed('rs1');
+        const report = (status: 'SUCCESS' | 'FAIL', now: number) => store.reportRun({ run_id: runId, status, message: null, output: null, now });
+        // Not sent yet (PENDING), an attempt in flight (RUNNING, answer unknown), between attempts.
+        expect((await report('SUCCESS', T0 + 1)).result).toBe('not_awaiting');
+        await store.updateRuns([{ run_id: runId, task_id: 'rs1', status: 'RUNNING', attempts: 1, node: 'node-a', start_time: T0 + 2 }]);
+        expect((await report('SUCCESS', T0 + 3)).result).toBe('not_awaiting');
+        await store.updateRuns([{ run_id: runId, task_id: 'rs1', status: 'RUNNING', attempts: 1, http_status: 500, retrying: true }]);
+        // A store shared by nodes keeps the mark (refused at once); one process needs none.
+        expect((await report('FAIL', T0 + 4)).result).toBe(store.kind === 'redis' ? 'retrying' : 'not_awaiting');
+        expect(await store.getRun(runId)).toMatchObject({ status: 'RUNNING', end_time: null, attempts: 1 });
+        expect((await store.get('rs1'))!.last_status).toBeNull();
+        // Its callback answered 202 (a deadline): it awaits the report, which closes it.
+        await store.updateRuns([{ run_id: runId, task_id: 'rs1', status: 'RUNNING', attempts: 2, http_status: 202, deadline: T0 + 60_000 }]);
+        expect((await report('SUCCESS', T0 + 5)).result).toBe('closed');
+        expect(await store.getRun(runId)).toMatchObject({ status: 'SUCCESS', attempts: 2, http_status: 202 });
+        // A deadline passed and the callback goes out again (deadline cleared): no report until it answers 202 again.
+        const again = await committed('rs2');
+        await store.updateRuns([{ run_id: again.runId, task_id: 'rs2', status: 'RUNNING', attempts: 1, http_status: 202, deadline: T0 + 60_000 }]);
+        await store.updateRuns([{ run_id: again.runId, task_id: 'rs2', status: 'RUNNING', attempts: 1, deadline: null }]);
+        expect((await store.reportRun({ run_id: again.runId, status: 'SUCCESS', message: null, output: null, now: T0 + 6 })).result).toBe('not_awaiting');
+        // An async task's run takes a report in any phase, even before its first attempt.
+        const async = await committed('rs3', { completion: 'async' });
+        expect((await store.reportRun({ run_id: async.runId, status: 'FAIL', message: 'x', output: null, now: T0 + 7 })).result).toBe('closed');
       });
 
       it('a final outcome is not overwritten by another final outcome', async () => {
@@ -831,6 +857,27 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, o
         expect(await idsOf({ slots: [t4.slot, t2.slot, t0.slot], after: null, limit: 10, upTo: T0 + 3000 })).toEqual([t0.id, t2.id]);
         expect(await idsOf({ slots: null, after: null, limit: 2, upTo: T0 + 4000 })).toEqual(ids.slice(0, 2));
         expect(await idsOf({ slots: null, after: null, limit: 10 })).toEqual(ids);
+      });
+    });
+
+    describe('updateTask: the pause reason (PauseInfo)', () => {
+      it('is stored with the task on pause, listed, and gone once cleared on resume', async () => {
+        await createAll([makeTask({ id: 'pz-1', body: { tags: ['pz'] } })]);
+        const cur = (await store.get('pz-1'))!;
+        expect(cur.pause).toBeUndefined();
+        const pause = { kind: 'manual' as const, note: 'waiting for the vendor "fix" \\ ünïcödé', by: 'ops', at: T0 + 5 };
+        const paused = await store.updateTask('pz-1', { state: 'paused', pause, update_time: T0 + 5 }, { state: cur.state, next_fire_time: cur.next_fire_time });
+        expect(paused).toMatchObject({ state: 'paused', pause });
+        expect((await store.get('pz-1'))!.pause).toEqual(pause);
+        expect((await store.listTasks({ state: 'paused', namePrefix: null, after: null, limit: 10, tag: 'pz' }))[0]!.pause).toEqual(pause);
+        const auto = { kind: 'auto' as const, note: 'auto-paused after 3 consecutive failures: HTTP 500', by: null, at: T0 + 6 };
+        await store.updateTask('pz-1', { pause: auto, update_time: T0 + 6 }, { state: 'paused', next_fire_time: cur.next_fire_time });
+        expect((await store.get('pz-1'))!.pause).toEqual(auto);
+        await store.updateTask('pz-1', { state: 'active', pause: null, update_time: T0 + 7 }, { state: 'paused', next_fire_time: cur.next_fire_time });
+        const resumed = (await store.get('pz-1'))!;
+        expect(resumed.state).toBe('active');
+        expect(resumed.pause ?? null).toBeNull();
+        expect('pause' in resumed && resumed.pause !== undefined).toBe(false);
       });
     });
 

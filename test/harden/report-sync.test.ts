@@ -1,7 +1,7 @@
 /**
  * Issue 23 item 6: a report for a SYNC run (decided by its callback's HTTP answers) is refused with
- * 409, code 1018, so a run can no longer be closed by a report between two attempts while its
- * retries go on; the run record stays the delivery's own (status, attempts and http_status agree).
+ * 409, code 1018, in every phase (an attempt in flight, between two attempts), so a run can no
+ * longer be closed by a report while its retries go on; the run record stays the delivery's own (status, attempts and http_status agree).
  * Reports for runs that await one (async tasks, or a callback that answered 202) still close them.
  * Real built server, real receiver.
  */
@@ -48,6 +48,28 @@ describe('reports and sync runs', () => {
     const run = await waitRun(server.baseUrl, taskId, runId, (x) => x.status === 'SUCCESS' || x.status === 'FAIL', 'the run finishes');
     expect(run).toMatchObject({ status: 'SUCCESS', attempts: 2, http_status: 200 });
     expect(receiver.to('/sync')).toHaveLength(2);
+  });
+
+  it('a report while the first attempt is in flight (a slow receiver, before it answers 500) is refused; the retries decide the run', async () => {
+    // The window of issue 23 item 6: no answer yet, so nothing marked the run as retrying. The
+    // store refuses every report for a sync run that has no 202 recorded, in the step that would
+    // close it. (Before: the report waited up to 1 s for the answer, then closed the run as SUCCESS
+    // while its retry still went out.)
+    const g = gate();
+    receiver.on('/slow', (_r, n) => (n === 1 ? { status: 500, body: 'slow failure', hold: g.promise } : { status: 200 }));
+    const taskId = await create(server.baseUrl, { type: 1, format: '0 0 1 1 *', callback: { url: receiver.url('/slow') }, retry: { max_attempts: 3, backoff_ms: 200, max_backoff_ms: 200 } });
+    const runId = await trigger(server.baseUrl, taskId);
+    const first = await receiver.waitForRequest((r) => r.path === '/slow', 30_000, 'the first attempt (held)');
+    const token = header(first, 'x-xcron-report-token')!;
+    const r = await report(runId, token, 'SUCCESS');
+    expect(r.status, r.text).toBe(409);
+    expect(r.body.code).toBe(1018);
+    const during = await waitRun(server.baseUrl, taskId, runId, (x) => x.status === 'PENDING' || x.status === 'RUNNING', 'still open');
+    expect(during.end_time).toBeNull();
+    g.open();
+    const run = await waitRun(server.baseUrl, taskId, runId, (x) => x.status === 'SUCCESS' || x.status === 'FAIL', 'the run finishes');
+    expect(run).toMatchObject({ status: 'SUCCESS', attempts: 2, http_status: 200 });
+    expect(receiver.to('/slow')).toHaveLength(2);
   });
 
   it('a sync task whose callback answers 202 awaits a report, and the report closes it', async () => {

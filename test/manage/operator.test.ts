@@ -139,13 +139,16 @@ describe('failed runs: list, retry, dead letter', () => {
       await finalRun(id, t.run_id);
       ids.push(t.run_id);
     }
-    const dry = await h.ok<{ count: number; run_ids: string[] }>('/xcron/retryRuns', { task_id: id, limit: 2, dry_run: true });
+    const dry = await h.ok<{ count: number; run_ids: string[]; remaining: number }>('/xcron/retryRuns', { task_id: id, limit: 2, dry_run: true });
     expect(dry.count).toBe(2);
     expect(dry.run_ids).toEqual([ids[2], ids[1]]); // newest first
+    expect(dry.remaining).toBe(1); // the cap left one: the answer says so
+    expect((await h.req('/xcron/retryRuns', { task_id: id, limit: 2, dry_run: true })).body.message).toBe('ok (1 more FAIL runs match: call again to retry them)');
+    expect(await h.ok('/xcron/retryRuns', { task_id: id, limit: 3, dry_run: true })).toMatchObject({ count: 3, remaining: 0, remaining_capped: false });
     expect((await h.ok<RunsPage>('/xcron/runs?status=FAIL&replayed=false')).runs).toHaveLength(3);
     fail = false;
     const done = await h.ok<{ count: number; run_ids: string[] }>('/xcron/retryRuns', { name_prefix: 'bat', limit: 2 });
-    expect(done).toEqual({ count: 2, run_ids: [`${ids[2]}:r1`, `${ids[1]}:r1`] });
+    expect(done).toEqual({ count: 2, run_ids: [`${ids[2]}:r1`, `${ids[1]}:r1`], remaining: 1, remaining_capped: false });
     for (const r of done.run_ids) expect((await finalRun(id, r)).status).toBe('SUCCESS');
     expect((await h.ok<RunsPage>('/xcron/runs?status=FAIL&replayed=false')).runs.map((r) => r.run_id)).toEqual([ids[0]]);
     for (const [body, code] of [

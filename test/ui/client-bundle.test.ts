@@ -158,6 +158,30 @@ describe('the dashboard form model (compiled client code)', () => {
     expect(() => fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, advanced: '{"idempotency_key": "k"}' }), TASK, 'UTC')).toThrow('idempotency_key cannot be changed on an existing task');
   });
 
+  it('keeps a queue target (target + key) through an edit and a clone, and refuses mixing it with HTTP fields', () => {
+    // queryTask shows a queue target as its name and key, without a URL; the edit page fills the
+    // target fields from it and leaves the URL empty.
+    const queued = { ...TASK, callback: { target: 'orders', key: 'orders.eu', body: { x: 1 } }, end_time: undefined };
+    const form = { ...TASK_FORM, url: '', target: 'orders', key: 'orders.eu', advanced: '' };
+    // Saved unchanged: nothing is sent (before, the callback went as {url: ""} and was refused, or lost its target).
+    expect(fm.buildUpdate(fm.buildRequest(form), queued, 'UTC')).toEqual({ task_id: 't1' });
+    // Another field changed: the callback is left alone.
+    expect(fm.buildUpdate(fm.buildRequest({ ...form, name: 'renamed' }), queued, 'UTC')).toEqual({ task_id: 't1', name: 'renamed' });
+    // The body or the key changed: the callback goes whole, with its target.
+    expect(fm.buildUpdate(fm.buildRequest({ ...form, body: '{"x": 2}' }), queued, 'UTC')).toEqual({ task_id: 't1', callback: { target: 'orders', key: 'orders.eu', body: { x: 2 } } });
+    expect(fm.buildUpdate(fm.buildRequest({ ...form, key: '' }), queued, 'UTC')).toEqual({ task_id: 't1', callback: { target: 'orders', body: { x: 1 } } });
+    // From a queue target to a URL, and back.
+    expect(fm.buildUpdate(fm.buildRequest({ ...form, target: '', key: '', url: 'https://a.example/hook' }), queued, 'UTC')).toEqual({ task_id: 't1', callback: { url: 'https://a.example/hook', body: { x: 1 } } });
+    expect(fm.buildUpdate(fm.buildRequest({ ...TASK_FORM, url: '', target: 'orders' }), TASK, 'UTC')).toEqual({ task_id: 't1', callback: { target: 'orders', body: { x: 1 } } });
+    // A clone (a createTask request from the same fields) keeps the target.
+    expect(fm.buildRequest({ ...form, name: 'copy' }).req.callback).toEqual({ target: 'orders', key: 'orders.eu', body: { x: 1 } });
+    // Mixed with HTTP fields: refused before it is sent, naming the problem.
+    expect(() => fm.buildRequest({ ...form, url: 'https://a.example/hook' })).toThrow('Give either a callback URL or a queue target, not both');
+    expect(() => fm.buildRequest({ ...form, method: 'PUT' })).toThrow('A queue target takes no method, headers or callback.urls');
+    expect(() => fm.buildRequest({ ...form, headers: '{"X-A": "1"}' })).toThrow('A queue target takes no method, headers or callback.urls');
+    expect(() => fm.buildRequest({ ...TASK_FORM, key: 'k' })).toThrow('Queue key needs a queue target');
+  });
+
   it('refuses unknown keys in the advanced options, naming them', () => {
     expect(() => fm.buildRequest({ ...EMPTY, advanced: '{"end_tme": 1999999999}' })).toThrow("Advanced options: unknown key 'end_tme'");
     expect(() => fm.buildRequest({ ...EMPTY, advanced: '{"timeout_ms": 5}' })).toThrow("unknown key 'timeout_ms'");

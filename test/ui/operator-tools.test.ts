@@ -196,7 +196,8 @@ describe('dashboard tools', () => {
     const { page } = tab;
     await page.goto(`${srv.baseUrl}/ui#/task/${flaky}`);
     await page.waitForSelector('#pause-reason');
-    expect(await page.textContent('#pause-reason')).toMatch(/^Auto-paused: the last 2 runs failed in a row \(the task's limit is 2\)\. Last error: .*500/);
+    // The reason stored with the auto-pause (issue 26), with the newest failure.
+    expect(await page.textContent('#pause-reason')).toMatch(/^auto-paused .*: auto-paused after 2 consecutive failures: .*500.*\. Fix the cause, retry the failed run, then resume\.$/);
     await shot(page, 'task-auto-paused-desktop');
 
     const order = async (): Promise<string[]> => page.locator('#tasks-table tbody tr[data-task-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')!));

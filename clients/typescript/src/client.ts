@@ -35,7 +35,7 @@ import type {
   UpdateTaskResult,
 } from './types.js';
 import type { ExecutorList, RegisterExecutorRequest, RegisteredExecutor, UnregisteredExecutor } from './executor-types.js';
-import type { BulkOptions, BulkResult, BulkSelector, DailyReport, RetryRunResult, RetryRunsRequest, RetryRunsResult, RunAcrossTasks, RunsPage, RunsQuery } from './ops-types.js';
+import type { BulkOptions, BulkResult, BulkSelector, PauseOptions, DailyReport, RetryRunResult, RetryRunsRequest, RetryRunsResult, RunAcrossTasks, RunsPage, RunsQuery } from './ops-types.js';
 import { isEnvelope, parseRetryAfter, sleep, type ApiResult, type CallOptions, type ClientOptions, type HttpMethod, type RequestSpec, type RetryOptions } from './options.js';
 
 export class XcronClient {
@@ -83,9 +83,12 @@ export class XcronClient {
     return (await this.call<UpdateTaskResult>('POST', '/xcron/updateTask', { body: req }, opts)).data;
   }
 
-  /** POST /xcron/pauseTask (idempotent). */
-  async pauseTask(taskId: string, opts?: CallOptions): Promise<PauseTaskResult> {
-    return (await this.call<PauseTaskResult>('POST', '/xcron/pauseTask', { body: { task_id: taskId } }, opts)).data;
+  /**
+   * POST /xcron/pauseTask (idempotent). `o.note` (at most 500 characters) is kept on the task with
+   * who paused it and when (TaskView.pause) until it is resumed.
+   */
+  async pauseTask(taskId: string, o: PauseOptions = {}, opts?: CallOptions): Promise<PauseTaskResult> {
+    return (await this.call<PauseTaskResult>('POST', '/xcron/pauseTask', { body: { task_id: taskId, ...o } }, opts)).data;
   }
 
   /** POST /xcron/resumeTask: periodic tasks continue from now; a one-shot keeps its time. */
@@ -107,8 +110,8 @@ export class XcronClient {
     return (await this.call<TaskPage>('GET', '/xcron/listTasks', { query: { state, name, tag, last_status, limit, cursor } }, opts)).data;
   }
 
-  /** POST /xcron/pauseTasks: pauses every task with the tag or name prefix. */
-  async pauseTasks(select: BulkSelector, o: BulkOptions = {}, opts?: CallOptions): Promise<BulkResult> {
+  /** POST /xcron/pauseTasks: pauses every task with the tag or name prefix (all of them, in pages), with an optional note. */
+  async pauseTasks(select: BulkSelector, o: BulkOptions & PauseOptions = {}, opts?: CallOptions): Promise<BulkResult> {
     return (await this.call<BulkResult>('POST', '/xcron/pauseTasks', { body: { ...select, ...o } }, opts)).data;
   }
 

@@ -58,6 +58,10 @@ export interface RetryRunsResult {
   count: number;
   /** The new run ids (with dry_run: the runs that would be retried). */
   run_ids: string[];
+  /** Matching FAIL runs beyond `limit`, left for another call (counted up to 10,000). */
+  remaining: number;
+  /** More than 10,000 runs are left (`remaining` shows 10,000). */
+  remaining_capped: boolean;
 }
 
 /** The tasks a bulk action acts on: exactly one of `tag` and `name_prefix`. */
@@ -66,6 +70,12 @@ export type BulkSelector = { tag: string; name_prefix?: never } | { name_prefix:
 export interface BulkOptions {
   /** Only report what would change. */
   dry_run?: boolean;
+}
+
+/** pauseTask / pauseTasks: why the task is paused. */
+export interface PauseOptions {
+  /** At most 500 characters; kept with who paused it and when (TaskView.pause), cleared on resume. */
+  note?: string;
 }
 
 export interface BulkResult {

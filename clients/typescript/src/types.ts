@@ -205,6 +205,20 @@ export interface TaskView {
   jitter_ms?: number;
   flow_key?: string;
   flow?: Required<FlowLimit>;
+  /** Why a paused task is paused (while paused). */
+  pause?: PauseInfo;
+}
+
+/** Why a paused task is paused: an operator's pause with its note, or the auto-pause with its reason. */
+export interface PauseInfo {
+  /** manual: pauseTask / pauseTasks / updateTask; auto: after max_consecutive_failures failures in a row. */
+  kind: 'manual' | 'auto';
+  /** The operator's note (null when none), or the auto-pause reason. */
+  note: string | null;
+  /** The API token's name that paused it (null without tokens, and for auto). */
+  by: string | null;
+  /** When, ms epoch. */
+  at: number;
 }
 
 /** queryTask adds the task's run figures. */

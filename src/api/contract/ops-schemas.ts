@@ -45,7 +45,14 @@ export const RetryRunsInput = z
     dry_run: z.boolean().nullable().optional(),
   })
   .meta({ id: 'RetryRunsInput' });
-export const RetryRunsData = z.object({ count: z.int(), run_ids: z.array(z.string()) }).meta({ id: 'RetriedRuns' });
+export const RetryRunsData = z
+  .object({
+    count: z.int(),
+    run_ids: z.array(z.string()),
+    remaining: z.int().meta({ description: 'Matching FAIL runs beyond `limit` left for another call (older ones), counted up to 10,000.' }),
+    remaining_capped: z.boolean().meta({ description: 'True when more than 10,000 runs are left (`remaining` shows 10,000).' }),
+  })
+  .meta({ id: 'RetriedRuns' });
 
 export const BulkInput = z
   .strictObject({
@@ -54,6 +61,9 @@ export const BulkInput = z
     dry_run: z.boolean().nullable().optional(),
   })
   .meta({ id: 'BulkInput', description: 'Exactly one selector: `tag` or `name_prefix`.' });
+export const PauseNote = z.string().max(500).nullable().optional().meta({ description: 'Why the task is paused (at most 500 characters): kept with who paused it and when, shown by queryTask/listTasks (`pause`) and the dashboard, cleared on resume.' });
+export const PauseTaskInput = z.strictObject({ task_id: TaskId, note: PauseNote }).meta({ id: 'PauseTaskInput' });
+export const PauseTasksInput = BulkInput.extend({ note: PauseNote }).meta({ id: 'PauseTasksInput', description: 'Exactly one selector: `tag` or `name_prefix`; `note` is recorded on every task paused.' });
 export const BulkData = z
   .object({ count: z.int(), task_ids: z.array(TaskId).meta({ description: 'The first 1,000 tasks changed (or that would change).' }), dry_run: z.boolean() })
   .meta({ id: 'BulkResult' });

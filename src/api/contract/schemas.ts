@@ -36,6 +36,15 @@ export const CallbackView = z
   })
   .meta({ id: 'Callback', description: 'The callback of a task.' });
 
+export const PauseView = z
+  .object({
+    kind: z.enum(['manual', 'auto']).meta({ description: 'manual: paused through the API (pauseTask, pauseTasks, updateTask); auto: after max_consecutive_failures failures in a row.' }),
+    note: z.string().nullable().meta({ description: "The operator's note (manual; null when none was given), or the reason (auto), e.g. \"auto-paused after 3 consecutive failures: HTTP 500\"." }),
+    by: z.string().nullable().meta({ description: "The API token's name that paused it (null without tokens, and for auto)." }),
+    at: ms('When it was paused, ms epoch.'),
+  })
+  .meta({ id: 'Pause', description: 'Why a paused task is paused. Present while the task is paused (not for tasks paused before this field existed).' });
+
 export const TaskView = z
   .object({
     task_id: TaskId,
@@ -64,6 +73,7 @@ export const TaskView = z
     completion: z.literal('async').optional().meta({ description: 'Present when the task completes asynchronously.' }),
     async_timeout_ms: z.int().optional(),
     tags: z.array(z.string()).optional(),
+    pause: PauseView.optional(),
     jitter_ms: z.int().optional(),
     flow_key: z.string().optional(),
     flow: z.object({ rate: z.int(), period_ms: z.int(), parallelism: z.int() }).optional(),

@@ -3,10 +3,13 @@
 -- KEYS[1]: the slot's key base.
 -- ARGV: run_id, status (SUCCESS|FAIL), message ('' = null, else marker + text), output (same),
 --       now, expire (0|1)
--- A report (not an expiry) for a sync run between two attempts (marked `retrying` by updateRuns:
--- an attempt failed with another to come) is refused: its callback's next answer decides it.
--- Returns {result, run}: result closed | same | conflict | not_open | retrying | not_found; run a
--- flat hash (empty when not found).
+-- A report (not an expiry) closes only a run that awaits one: its task completes async, or its
+-- callback answered 202 (the run has a deadline). Any other open run is a sync run decided by its
+-- callback's answers, and is refused whatever phase it is in (checked here, in the same script as
+-- the write, so no window remains): 'retrying' when it is between two attempts (marked by
+-- updateRuns), else 'not_awaiting' (not sent yet, or an attempt in flight whose answer is unknown).
+-- Returns {result, run}: result closed | same | conflict | not_open | retrying | not_awaiting |
+-- not_found; run a flat hash (empty when not found).
 --@include _lib.lua
 local base = KEYS[1]
 local run_id, status, message, output, now, expire = ARGV[1], ARGV[2], opt(ARGV[3]), opt(ARGV[4]), ARGV[5], ARGV[6] == '1'
@@ -20,8 +23,9 @@ if not open then
   return {'conflict', redis.call('HGETALL', rk)}
 end
 if expire and (not cur[2] or tonumber(cur[2]) > tonumber(now)) then return {'not_open', redis.call('HGETALL', rk)} end
-if not expire and cur[7] == '1' and redis.call('HGET', base .. ':t:' .. cur[5], 'j:completion') ~= '"async"' then
-  return {'retrying', redis.call('HGETALL', rk)}
+if not expire and not cur[2] and redis.call('HGET', base .. ':t:' .. cur[5], 'j:completion') ~= '"async"' then
+  if cur[7] == '1' then return {'retrying', redis.call('HGETALL', rk)} end
+  return {'not_awaiting', redis.call('HGETALL', rk)}
 end
 local err = nil
 if status == 'FAIL' then

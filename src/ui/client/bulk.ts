@@ -17,7 +17,14 @@ export function bulkPanel(after: () => void): HTMLDetailsElement {
   const by: HTMLSelectElement = h('select', { id: 'bulk-by', 'aria-label': 'select tasks by' }, h('option', { value: 'tag', text: 'tag' }), h('option', { value: 'name_prefix', text: 'name prefix' }));
   const value = h('input', { id: 'bulk-value', 'aria-label': 'tag or name prefix', placeholder: 'e.g. billing' });
   const action: HTMLSelectElement = h('select', { id: 'bulk-action', 'aria-label': 'action' }, (Object.keys(PATHS) as BulkAction[]).map((a) => h('option', { value: a, text: a })));
+  const note = h('input', { id: 'bulk-note', 'aria-label': 'pause note (optional)', placeholder: 'pause note (optional)', maxlength: 500 });
   const out = h('div', { id: 'bulk-result', 'aria-live': 'polite' });
+  // The note goes with a pause only.
+  const showNote = (): void => {
+    note.hidden = action.value !== 'pause';
+  };
+  action.addEventListener('change', showNote);
+  showNote();
   const selector = (): Record<string, string> | null => {
     const v = value.value.trim();
     return v ? { [by.value]: v } : null;
@@ -29,7 +36,8 @@ export function bulkPanel(after: () => void): HTMLDetailsElement {
       return null;
     }
     try {
-      return await api<BulkResult>('POST', `/xcron/${PATHS[action.value as BulkAction]}`, { ...sel, dry_run: dry });
+      const extra = action.value === 'pause' && note.value.trim() ? { note: note.value.trim() } : {};
+      return await api<BulkResult>('POST', `/xcron/${PATHS[action.value as BulkAction]}`, { ...sel, ...extra, dry_run: dry });
     } catch (e) {
       replace(out, errorBox((statusOf(e) === 403 ? 'Not allowed with this token: ' : '') + errText(e)));
       return null;
@@ -64,7 +72,7 @@ export function bulkPanel(after: () => void): HTMLDetailsElement {
     'details',
     { class: 'panel filters', id: 'bulk' },
     h('summary', { text: 'Bulk pause / resume / delete by tag or name prefix' }),
-    h('div', { class: 'row' }, by, value, action, h('button', { type: 'button', id: 'bulk-preview', text: 'Preview', onclick: () => void preview() })),
+    h('div', { class: 'row' }, by, value, action, note, h('button', { type: 'button', id: 'bulk-preview', text: 'Preview', onclick: () => void preview() })),
     out,
   );
 }

@@ -27,12 +27,18 @@ export interface FormValues {
   asyncTimeout: string;
   /** Comma-separated. */
   tags: string;
+  /** A named queue target instead of a URL (optional; absent in older callers). */
+  target?: string;
+  /** The queue target's stream name or routing key override (optional). */
+  key?: string;
 }
 
 export type Json = Record<string, unknown>;
 
 export interface CallbackRequest extends Json {
   url?: string;
+  target?: string;
+  key?: string;
   urls?: string[];
   route?: string;
   method?: string;
@@ -117,15 +123,34 @@ export function advancedText(t: TaskView | null, edit: boolean): string {
   return Object.keys(adv).length ? json(adv) : '';
 }
 
+/**
+ * A queue target callback `{target, key?, body}` (the server refuses HTTP fields with it), or null
+ * when the form names no target.
+ */
+function targetCallback(f: FormValues, headers: Json | null, advanced: Json, body: Json): CallbackRequest | null {
+  const target = (f.target ?? '').trim();
+  const key = (f.key ?? '').trim();
+  if (!target) {
+    if (key) throw new Error('Queue key needs a queue target');
+    return null;
+  }
+  if (f.url.trim()) throw new Error('Give either a callback URL or a queue target, not both');
+  if (f.method !== 'POST' || (headers && Object.keys(headers).length) || advanced.callback !== undefined) {
+    throw new Error('A queue target takes no method, headers or callback.urls (only target, key and body)');
+  }
+  return key ? { target, key, body } : { target, body };
+}
+
 export function buildRequest(f: FormValues): Built {
   const headers = parseJsonObject(f.headers, 'Headers');
   const body = parseJsonObject(f.body, 'Body') || {};
   const advanced = parseJsonObject(f.advanced, 'Advanced options') || {};
   checkAdvancedKeys(advanced, false);
-  const callback: CallbackRequest = { url: f.url.trim(), body };
-  if (f.method !== 'POST') callback.method = f.method;
-  if (headers && Object.keys(headers).length) callback.headers = headers;
-  if (advanced.callback && typeof advanced.callback === 'object') Object.assign(callback, advanced.callback);
+  const queued = targetCallback(f, headers, advanced, body);
+  const callback: CallbackRequest = queued ?? { url: f.url.trim(), body };
+  if (!queued && f.method !== 'POST') callback.method = f.method;
+  if (!queued && headers && Object.keys(headers).length) callback.headers = headers;
+  if (!queued && advanced.callback && typeof advanced.callback === 'object') Object.assign(callback, advanced.callback);
   const req: TaskRequest = { type: Number(f.type), format: f.format.trim(), callback, misfire: f.misfire, overlap: f.overlap };
   if (f.name.trim()) req.name = f.name.trim();
   if (f.timezone.trim()) req.timezone = f.timezone.trim();
@@ -151,7 +176,9 @@ export function buildRequest(f: FormValues): Built {
 
 /** The callback as compared for "changed": defaults filled in. */
 const normCallback = (c: CallbackRequest | CallbackView): Json => ({
-  url: c.urls ? c.urls[0] : c.url,
+  target: c.target ?? null,
+  key: c.key ?? null,
+  url: c.urls ? c.urls[0] : (c.url ?? null),
   urls: c.urls || null,
   route: c.urls ? c.route || 'failover' : null,
   method: c.method || 'POST',

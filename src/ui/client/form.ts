@@ -36,7 +36,9 @@ function formFields(t: TaskView | null, edit: boolean) {
     format: h('input', { name: 'format', id: 'f-format', class: 'mono', value: t ? t.format : '', required: true, placeholder: CRON_PLACEHOLDER }),
     at: h('input', { type: 'datetime-local', id: 'f-at', step: 1, 'aria-label': 'one-shot time' }),
     timezone: h('input', { name: 'timezone', id: 'f-timezone', value: t ? t.timezone : '', placeholder: `server default (${document.body.getAttribute('data-default-tz') || 'UTC'})`, list: 'tz-list' }),
-    url: h('input', { name: 'url', id: 'f-url', type: 'url', class: 'mono', value: cb?.url || '', required: true, placeholder: 'https://service.internal/hooks/tick' }),
+    url: h('input', { name: 'url', id: 'f-url', type: 'url', class: 'mono', value: cb?.url || '', placeholder: 'https://service.internal/hooks/tick' }),
+    target: h('input', { name: 'target', id: 'f-target', class: 'mono', value: cb?.target || '', placeholder: 'a [targets.<name>] of the server (instead of a URL)' }),
+    key: h('input', { name: 'key', id: 'f-key', class: 'mono', value: cb?.key || '', placeholder: "default: the target's own" }),
     method: h('select', { name: 'method', id: 'f-method' }, options(['POST', 'PUT', 'PATCH', 'DELETE', 'GET'], cb?.method || 'POST')),
     headers: h('textarea', { name: 'headers', id: 'f-headers', rows: 3, placeholder: '{"X-Api-Key": "…"}' }),
     body: h('textarea', { name: 'body', id: 'f-body', rows: 5 }),
@@ -90,6 +92,8 @@ const valuesOf = (f: Fields): FormValues => ({
   completion: f.completion.value,
   asyncTimeout: f.asyncTimeout.value,
   tags: f.tags.value,
+  target: f.target.value,
+  key: f.key.value,
 });
 
 const field = (id: string, label: string, ...control: Child[]): HTMLDivElement => h('div', { class: 'field' }, h('label', { for: id, text: label }), ...control);
@@ -130,6 +134,7 @@ function layout(f: Fields, edit: boolean, atField: HTMLElement, preview: HTMLEle
       { class: 'panel' },
       h('h2', { text: 'Callback' }),
       pair(field('f-url', 'URL', f.url), field('f-method', 'Method', f.method)),
+      pair(field('f-target', 'Queue target (instead of a URL)', f.target), field('f-key', 'Queue key (stream / routing key, optional)', f.key)),
       field('f-body', 'Body (JSON object, sent with every callback)', f.body),
       field('f-headers', 'Headers (JSON object of strings, optional)', f.headers),
       field('f-advanced', advancedLabel, f.advanced),
@@ -198,7 +203,7 @@ function buildForm(seq: number, t: TaskView | null, edit: boolean): void {
     try {
       built = buildRequest(valuesOf(f));
       if (!built.req.format) throw new Error('Schedule (format) is required');
-      if (!built.req.callback.url && !built.req.callback.urls) throw new Error('Callback URL is required');
+      if (!built.req.callback.url && !built.req.callback.urls && !built.req.callback.target) throw new Error('Callback URL (or a queue target) is required');
     } catch (e) {
       add(err, errorBox(messageOf(e)));
       return;

@@ -45,8 +45,8 @@ function shortFacts(t: TaskView): Fact[] {
 /** The wide ones (callback, bodies, lists), across the panel. */
 function wideFacts(t: TaskView): Fact[] {
   const cb = t.callback;
-  const to = cb.executor !== undefined ? `executor group ${cb.executor} (route: ${cb.route || 'round_robin'})` : cb.url;
-  const wide: Fact[] = [['Callback', h('code', { text: `${cb.method || 'POST'} ${to}` })]];
+  const to = cb.target ? `queue target ${cb.target}${cb.key ? ` (key ${cb.key})` : ''}` : cb.executor !== undefined ? `${cb.method || 'POST'} executor group ${cb.executor} (route: ${cb.route || 'round_robin'})` : `${cb.method || 'POST'} ${cb.url ?? ''}`;
+  const wide: Fact[] = [['Callback', h('code', { id: 'task-callback', text: to })]];
   if (t.start_time || t.end_time) wide.push(['Window', `${t.start_time ? fmtTime(t.start_time) : 'open'} → ${t.end_time ? fmtTime(t.end_time) : 'open'}`]);
   if (cb.urls) wide.push(['Targets', h('div', {}, h('div', { class: 'muted small', text: `route: ${cb.route || 'failover'}` }), cb.urls.map((u) => h('div', { class: 'mono', text: u })))]);
   if (cb.headers) wide.push(['Headers', h('pre', { text: json(cb.headers) })]);
@@ -109,17 +109,26 @@ async function firesContent(t: TaskView): Promise<Child> {
 }
 
 /**
- * Why a paused task is paused, when the runs show it: its newest finished runs all failed, as many
- * as its max_consecutive_failures (the auto-pause), with the last error.
+ * Why a paused task is paused: the reason stored with the pause (an operator's note and who, or the
+ * auto-pause reason); for a task paused before reasons were stored, what its runs show (its newest
+ * finished runs all failed, as many as its max_consecutive_failures).
  */
-export function autoPauseNote(t: TaskView, runs: readonly RunView[]): HTMLElement | null {
+export function pauseReason(t: TaskView, runs: readonly RunView[]): HTMLElement | null {
+  if (t.state !== 'paused') return null;
+  const box = (...c: Child[]): HTMLElement => h('div', { class: 'note', id: 'pause-reason', role: 'status' }, ...c);
+  const p = t.pause;
+  if (p) {
+    const when = h('span', { title: new Date(p.at).toISOString(), text: `${fmtTime(p.at)} (${rel(p.at)})` });
+    if (p.kind === 'auto') return box(h('span', { class: 'badge auto', text: 'auto-paused' }), ' ', when, ': ', h('span', { id: 'pause-text', text: p.note ?? '' }), '. Fix the cause, retry the failed run, then resume.');
+    return box(`Paused${p.by ? ` by ${p.by}` : ''} `, when, p.note ? [': ', h('span', { id: 'pause-text', text: p.note })] : ' (no note).');
+  }
   const limit = t.max_consecutive_failures;
-  if (t.state !== 'paused' || !limit) return null;
+  if (!limit) return null;
   const finished = runs.filter((r) => r.status === 'SUCCESS' || r.status === 'FAIL');
   const lastN = finished.slice(0, limit);
   if (lastN.length < limit || !lastN.every((r) => r.status === 'FAIL')) return null;
   const err = lastN[0]?.error;
-  return h('div', { class: 'note', id: 'pause-reason', role: 'status' }, `Auto-paused: the last ${limit} run${limit === 1 ? '' : 's'} failed in a row (the task's limit is ${limit}).`, err ? [' Last error: ', h('code', { text: err })] : null, ' Fix the cause, retry the failed run, then resume.');
+  return box(`Auto-paused: the last ${limit} run${limit === 1 ? '' : 's'} failed in a row (the task's limit is ${limit}).`, err ? [' Last error: ', h('code', { text: err })] : null, ' Fix the cause, retry the failed run, then resume.');
 }
 
 export function viewTask(seq: number, id: string, params: Record<string, string>): void {
@@ -149,7 +158,7 @@ export function viewTask(seq: number, id: string, params: Record<string, string>
   const drawExtras = (): void => {
     if (!task || !current(seq)) return;
     refreshInto(figures, figureCards(task.stats, newestRuns));
-    refreshInto(reason, autoPauseNote(task, newestRuns));
+    refreshInto(reason, pauseReason(task, newestRuns));
   };
   const openLog = (runId: string): void => {
     showRunLog(seq, logBox, runId, () => undefined);
@@ -176,10 +185,13 @@ export function viewTask(seq: number, id: string, params: Record<string, string>
   const renderActions = (t: TaskView): void => {
     if (actionsKey === t.state) return;
     actionsKey = t.state;
+    // A note for the pause (optional), kept with it and shown while the task is paused.
+    const note = t.state === 'active' ? h('input', { id: 'pause-note', class: 'pause-note', 'aria-label': 'pause note (optional)', placeholder: 'pause note (optional)', maxlength: 500 }) : null;
     refreshInto(byId('task-actions'), [
       h('a', { class: 'btn', href: `#/edit/${encodeURIComponent(t.task_id)}`, id: 'edit-task', text: 'Edit' }),
       h('a', { class: 'btn', href: `#/new?clone=${encodeURIComponent(t.task_id)}`, id: 'clone-task', text: 'Clone' }),
-      actionButtons(t, refreshAll, false),
+      actionButtons(t, refreshAll, false, note ?? undefined),
+      note,
       h('button', { type: 'button', 'data-action': 'trigger-body', text: 'Trigger with a body…', onclick: () => task && toggleTriggerForm(triggerBox, task, refreshAll) }),
       confirmButton('Delete', 'Click again to delete', () =>
         act('delete', t.task_id, () => {

@@ -14,7 +14,7 @@ import { refreshInto } from './keep.js';
 import { S } from './state.js';
 import type { TaskPage, TaskView } from './types.js';
 import { current, every, setView } from './view.js';
-import { actionButtons, badge, tagChips, timeCell } from './widgets.js';
+import { actionButtons, badge, pauseText, tagChips, timeCell } from './widgets.js';
 
 interface ListParams {
   state: string;
@@ -40,6 +40,12 @@ export function matches(t: TaskView, q: string): boolean {
   return hay.some((s) => s.toLowerCase().includes(needle));
 }
 
+/** A paused task's reason under its state: the note (or auto-pause reason), cut short, in full on hover. */
+function pauseLine(t: TaskView): HTMLElement | null {
+  const text = pauseText(t);
+  return text ? h('div', { class: 'sub pause-note ellipsis', title: text, text }) : null;
+}
+
 function taskRow(t: TaskView, refresh: () => void): HTMLTableRowElement {
   const cell = (i: number, props: Record<string, string>, ...c: (Node | string | null | Node[])[]): HTMLTableCellElement => h('td', { ...props, 'data-label': COLUMNS[i] || null }, ...c);
   return h(
@@ -53,7 +59,7 @@ function taskRow(t: TaskView, refresh: () => void): HTMLTableRowElement {
       t.description ? h('div', { class: 'sub description', text: t.description }) : null,
       h('div', { class: 'sub', text: (t.type === 1 ? 'cron · ' : 'one-shot · ') + t.timezone }),
     ),
-    cell(2, { class: 'state' }, badge(t.state)),
+    cell(2, { class: 'state' }, badge(t.state), t.pause?.kind === 'auto' ? h('span', { class: 'badge auto', text: 'auto' }) : null, pauseLine(t)),
     cell(3, {}, t.state === 'active' ? timeCell(t.next_fire_time, t.timezone) : h('span', { class: 'muted', text: t.state === 'paused' ? 'paused' : '—' })),
     cell(4, {}, timeCell(t.last_fire_time, t.timezone)),
     cell(5, {}, t.last_status ? badge(t.last_status) : h('span', { class: 'muted', text: '—' })),

@@ -13,7 +13,12 @@ export interface Retry {
 }
 
 export interface CallbackView {
-  url: string;
+  /** Absent for a queue target (`target`, `key`). */
+  url?: string;
+  /** A named queue target (the server's [targets.<name>]). */
+  target?: string;
+  /** The queue target's stream name or routing key override. */
+  key?: string;
   /** An executor group (then `url` is absent; see #/executors). */
   executor?: string;
   urls?: string[];
@@ -56,8 +61,18 @@ export interface TaskView {
   flow?: { rate: number; period_ms: number; parallelism: number };
   /** The schedule in plain language. */
   description?: string;
+  /** Why a paused task is paused (while paused). */
+  pause?: PauseView;
   /** queryTask only: figures over the newest retained runs. */
   stats?: TaskStats;
+}
+
+/** Why a paused task is paused: an operator's pause and note, or the auto-pause and its reason. */
+export interface PauseView {
+  kind: 'manual' | 'auto';
+  note: string | null;
+  by: string | null;
+  at: number;
 }
 
 /** queryTask's `stats`. */

@@ -35,10 +35,10 @@ export type TaskAction = 'pause' | 'resume' | 'trigger' | 'delete';
 const ACTION_PATH: Record<TaskAction, string> = { pause: 'pauseTask', resume: 'resumeTask', trigger: 'triggerTask', delete: 'deleteTask' };
 const ACTION_DONE: Record<TaskAction, string> = { pause: 'Paused ', resume: 'Resumed ', trigger: 'Triggered a run of ', delete: 'Deleted ' };
 
-/** Runs a task operation and says how it went; `after` runs on success. */
-export async function act(kind: TaskAction, id: string, after?: () => void): Promise<void> {
+/** Runs a task operation and says how it went; `after` runs on success. `extra`: more body fields (a pause note). */
+export async function act(kind: TaskAction, id: string, after?: () => void, extra: Record<string, unknown> = {}): Promise<void> {
   try {
-    await api('POST', `/xcron/${ACTION_PATH[kind]}`, { task_id: id });
+    await api('POST', `/xcron/${ACTION_PATH[kind]}`, { ...extra, task_id: id });
     flash('ok', ACTION_DONE[kind] + id);
     after?.();
   } catch (e) {
@@ -75,14 +75,27 @@ export function confirmButton(label: string, armedLabel: string, onConfirm: () =
   return b;
 }
 
-/** Pause or resume (by state) and "Trigger now"; `refresh` runs after a success. */
-export function actionButtons(t: TaskView, refresh: () => void, small: boolean): HTMLButtonElement[] {
+/**
+ * Pause or resume (by state) and "Trigger now"; `refresh` runs after a success. `note`: an input
+ * whose text (when any) goes with a pause as its note.
+ */
+export function actionButtons(t: TaskView, refresh: () => void, small: boolean, note?: HTMLInputElement): HTMLButtonElement[] {
   const cls = small ? 'small' : '';
+  const extra = (action: TaskAction): Record<string, unknown> => (action === 'pause' && note && note.value.trim() ? { note: note.value.trim() } : {});
   const button = (action: TaskAction, text: string, title?: string): HTMLButtonElement =>
-    h('button', { type: 'button', class: cls, 'data-action': action, text, title, onclick: () => act(action, t.task_id, refresh) });
+    h('button', { type: 'button', class: cls, 'data-action': action, text, title, onclick: () => act(action, t.task_id, refresh, extra(action)) });
   const out: HTMLButtonElement[] = [];
   if (t.state === 'active') out.push(button('pause', 'Pause'));
   if (t.state === 'paused') out.push(button('resume', 'Resume'));
   out.push(button('trigger', 'Trigger now', 'fire once now, outside the schedule'));
   return out;
+}
+
+/** Why a paused task is paused, in one line: "auto-paused …" (the reason) or the note and who. */
+export function pauseText(t: TaskView): string | null {
+  const p = t.state === 'paused' ? t.pause : undefined;
+  if (!p) return null;
+  if (p.kind === 'auto') return p.note ?? 'auto-paused after consecutive failures';
+  const who = p.by ? `paused by ${p.by}` : 'paused';
+  return p.note ? `${who}: ${p.note}` : who;
 }
