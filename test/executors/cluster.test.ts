@@ -22,6 +22,21 @@ beforeAll(async () => {
   const start = (name: string): Promise<XNode> => XNode.start({ redisUrl: redis.url, prefix, name, slots: SLOTS });
   nodes = [await start('exec-a'), await start('exec-b'), await start('exec-c')];
   await until('three members', () => nodes[0]!.cluster(), (v) => v.members.length === 3 && v.slots.every((s) => s.owner !== null));
+  // The lru choice is state of the slot owner's node: wait until the slot owners stop moving after
+  // the joins (the same owners in two reads 2 s apart), so no handover moves a task's slot while a
+  // test fires it.
+  let previous = '';
+  await until(
+    'slot owners settled after the joins',
+    async () => JSON.stringify((await nodes[0]!.cluster()).slots.map((s) => s.owner)),
+    (owners) => {
+      const settled = owners === previous && !owners.includes('null');
+      previous = owners;
+      return settled;
+    },
+    60_000,
+    2_000,
+  );
 }, 180_000);
 afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') console.log(`node logs: ${dumpLogs(ctx.task.name)}`);

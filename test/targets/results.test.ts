@@ -104,7 +104,10 @@ describe('results through a Redis stream', () => {
         expect(run.status).toBe('SUCCESS');
         expect(run.message).toBe('done once');
         await waitUntil(() => pendingCount(client, results), (n) => n === 0, WAIT, 'the report acknowledged after the restart');
-        const applied = again.lines.filter((l) => l.includes('report applied from the results queue'));
+        // The log line may reach the captured output after the run reads SUCCESS: wait for it.
+        const appliedLines = (): string[] => again.lines.filter((l) => l.includes('report applied from the results queue'));
+        await waitUntil(appliedLines, (a) => a.length >= 1, WAIT, 'the report applied after the restart');
+        const applied = appliedLines();
         expect(applied).toHaveLength(1);
         // Recorded before the crash: the second reading changed nothing (same end time, "already").
         if (point === 'before_ack') {
