@@ -3,32 +3,22 @@
  * registered instances of a group (one that expires) are listed with their state, last heartbeat
  * and meta; the page has no serious accessibility violation and no page error.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DESKTOP, axeSerious, openTab, requireChromium, shot, type Tab } from '../helpers/browser.js';
-import { XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { axeSerious, shot } from '../helpers/browser.js';
+import { browserSuite } from '../helpers/browser-suite.js';
+import { XcronServer } from '../helpers/server.js';
 import { executors, register } from '../executors/common.js';
 import { waitUntil } from '../helpers/wait.js';
 
-let srv: XcronServer;
-const tabs: Tab[] = [];
-beforeAll(async () => {
-  requireChromium();
-  ensureBuilt();
-  srv = await XcronServer.start();
-}, 600_000);
-afterAll(async () => {
-  for (const t of tabs) await t.ctx.close();
-  await stopAllServers();
-  cleanupTempDirs();
-});
+const suite = browserSuite();
 
 describe('dashboard: Executors page', () => {
   it('lists groups and instances with live state, last heartbeat and meta', async () => {
+    const srv = await XcronServer.start();
     await register(srv, 'billing', 'http://10.1.2.3:9001/run', 60_000, { version: '1.4' });
     await register(srv, 'billing', 'http://10.1.2.4:9001/run', 1_000);
     await waitUntil(() => executors(srv), (r) => r.body.data.groups[0]?.live === 1, 15_000, 'the short-lived instance to expire');
-    const t = await openTab(DESKTOP);
-    tabs.push(t);
+    const t = await suite.open();
     await t.page.goto(`${srv.baseUrl}/ui#/`);
     await t.page.click('header nav a[data-nav="executors"]');
     await t.page.waitForSelector('section.executor-group[data-group="billing"]');

@@ -1,54 +1,26 @@
 /**
- * In real headless Chromium (1440x900) against the real built server (issue 26): a pause note typed
+ * In real headless Chromium (1440x900) against the real built server: a pause note typed
  * on the task page is stored and shown there and in the list until the task is resumed; an
  * auto-paused task shows its reason with an "auto-paused" badge; and the edit form of a task with a
  * queue target (callback.target + key, on a real redis-server stream target) keeps the target when
  * another field is saved, and saves a changed key.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DESKTOP, openTab, requireChromium, shot, type Tab } from '../helpers/browser.js';
-import { Receiver } from '../helpers/receiver.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { browserSuite } from '../helpers/browser-suite.js';
 import { RedisServer, stopAllRedis } from '../helpers/redis.js';
-import { XcronServer, cleanupTempDirs, ensureBuilt, stopAllServers, takeStarted } from '../helpers/server.js';
+import { XcronServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
 import { startWithConfig } from '../targets/common.js';
 
 const WAIT = 30_000;
-let receiver: Receiver;
-const tabs: Tab[] = [];
-
-beforeAll(async () => {
-  requireChromium();
-  ensureBuilt();
-  receiver = await Receiver.start();
-}, 600_000);
-
-afterEach(async (ctx) => {
-  const servers = takeStarted();
-  if (ctx.task.result?.state === 'fail') {
-    for (const [i, t] of tabs.entries()) await shot(t.page, `failure-${ctx.task.name.replace(/\W+/g, '-').slice(0, 60)}-${i}`).catch(() => undefined);
-    for (const s of servers) console.log(s.tail());
-  }
-  await Promise.all(tabs.splice(0).map((t) => t.ctx.close()));
-  await stopAllServers();
-});
-
-afterAll(async () => {
-  await receiver?.close();
-  await stopAllRedis();
-  cleanupTempDirs();
-});
-
-async function open(): Promise<Tab> {
-  const t = await openTab(DESKTOP);
-  tabs.push(t);
-  return t;
-}
+const suite = browserSuite();
+afterAll(() => stopAllRedis());
+const open = () => suite.open();
 
 describe('pause notes and reasons in the dashboard', () => {
   it('a note typed with Pause is shown on the task page and in the list, and goes on resume; an auto-pause shows its reason', async () => {
     const srv = await XcronServer.start();
-    const { task_id: id } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'noted-task', callback: { url: receiver.url('/ok') } });
+    const { task_id: id } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'noted-task', callback: { url: suite.receiver.url('/ok') } });
     const { page } = await open();
     await page.goto(`${srv.baseUrl}/ui#/task/${id}`);
     await page.waitForSelector('#task-actions #pause-note');
@@ -69,8 +41,8 @@ describe('pause notes and reasons in the dashboard', () => {
     expect((await srv.client.mustQuery(id)).pause).toBeUndefined();
 
     // The auto-pause: its reason, with the badge.
-    receiver.on('/down', { status: 500 });
-    const { task_id: flaky } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'flaky-task', max_consecutive_failures: 1, retry: { max_attempts: 1 }, callback: { url: receiver.url('/down') } });
+    suite.receiver.on('/down', { status: 500 });
+    const { task_id: flaky } = await srv.client.mustCreate({ type: 1, format: '0 0 1 1 *', name: 'flaky-task', max_consecutive_failures: 1, retry: { max_attempts: 1 }, callback: { url: suite.receiver.url('/down') } });
     expect((await srv.client.call('POST', '/xcron/triggerTask', { json: { task_id: flaky } })).body.code).toBe(0);
     await waitUntil(() => srv.client.mustQuery(flaky), (t) => t.state === 'paused', WAIT, 'the auto-pause');
     await page.goto(`${srv.baseUrl}/ui#/task/${flaky}`);
