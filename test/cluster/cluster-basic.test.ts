@@ -4,46 +4,22 @@
  * slot, a manual fire through a non-owner, a fire committed ahead undone through nodes that do not
  * own it, and a node with another slot count refusing to start.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { preferredOwner } from '../../src/cluster/redis.js';
-import { RedisServer, stopAllRedis } from '../helpers/redis.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisServer } from '../helpers/redis.js';
 import { uniquePrefix } from './harness.js';
-import { CallbackReceiver, XNode, dumpLogs, ensureBuilt, owners, slotOfTask, stopAllNodes, until } from './procs.js';
+import { clusterSuite } from './suite.js';
+import { CallbackReceiver, XNode, owners, slotOfTask, until } from './procs.js';
 
 const SLOTS = 64;
-let redis: RedisServer;
 let rec: CallbackReceiver;
-let prefix: string;
-let nodes: XNode[];
-
+// A wide commit-ahead window (5 s; the default is 1 s), so the changes in the commit-ahead test
+// surely land between commit and due time. The other tests run with it too.
+const cluster = clusterSuite({ tag: 'basic', slots: SLOTS, redis: { appendonly: true }, env: () => ({ XCRON_SCHEDULER_COMMIT_AHEAD_MS: '5000' }) });
 beforeAll(async () => {
-  ensureBuilt();
-  redis = await RedisServer.start({ appendonly: true });
   rec = await CallbackReceiver.start();
-  prefix = uniquePrefix('basic');
-  // A wide commit-ahead window (5 s; the default is 1 s), so the changes in the commit-ahead test
-  // surely land between commit and due time. The other tests run with it too.
-  const start = (name: string): Promise<XNode> => XNode.start({ redisUrl: redis.url, prefix, name, slots: SLOTS, env: { XCRON_SCHEDULER_COMMIT_AHEAD_MS: '5000' } });
-  nodes = [await start('basic-a'), await start('basic-b'), await start('basic-c')];
-  // every slot owned by its rendezvous choice among the three (the handovers are over, so the
-  // owners the tests read stay the owners)
-  const names = nodes.map((n) => n.name);
-  await until(
-    'all slots owned by their preferred nodes',
-    () => nodes[0]!.cluster(),
-    (v) => v.members.length === 3 && v.slots.every((s) => s.owner !== null && s.owner === preferredOwner(s.slot, names)),
-  );
-}, 120_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail') console.log(`node logs: ${dumpLogs(ctx.task.name)}`);
 });
-
-afterAll(async () => {
-  await stopAllNodes();
-  await rec?.close();
-  await stopAllRedis();
-});
+afterAll(() => rec?.close());
+const nodes = cluster.nodes;
 
 const A = (): XNode => nodes[0]!;
 const B = (): XNode => nodes[1]!;
@@ -198,7 +174,7 @@ describe('cluster of three nodes on one Redis', () => {
   });
 
   it('a node started with another slot count refuses to start and says why', async () => {
-    const n = await XNode.start({ redisUrl: redis.url, prefix, name: 'basic-wrong', slots: SLOTS * 2, waitReady: false });
+    const n = await XNode.start({ redisUrl: cluster.redis.url, prefix: cluster.prefix, name: 'basic-wrong', slots: SLOTS * 2, waitReady: false });
     await Promise.race([n.exited, new Promise((r) => setTimeout(r, 30_000))]);
     expect(n.exit).toEqual({ code: 2, signal: null });
     expect(n.stderr).toContain(`'cluster.slots' is ${SLOTS * 2}`);

@@ -6,16 +6,11 @@
  * any window of (period - tolerance), never more than `parallelism` callbacks open, none lost, and
  * the fires were delivered by more than one node.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { preferredOwner } from '../../src/cluster/redis.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { header, Receiver, type ReceivedRequest } from '../helpers/receiver.js';
-import { RedisServer, stopAllRedis } from '../helpers/redis.js';
 import { maxInWindow } from '../helpers/windows.js';
-import { uniquePrefix } from './harness.js';
-import { XNode, api, dumpLogs, ensureBuilt, stopAllNodes, until } from './procs.js';
+import { clusterSuite } from './suite.js';
+import { api, until } from './procs.js';
 
 const SLOTS = 32;
 /** Three node processes and their delivery threads on a loaded machine: a wider send-latency spread than standalone. */
@@ -23,37 +18,12 @@ const TOLERANCE_MS = 500;
 const PERIOD_MS = 2000;
 const RATE = 4;
 const PAR = 2;
-let redis: RedisServer;
 let rx: Receiver;
-let nodes: XNode[];
-
+const { nodes } = clusterSuite({ tag: 'flow', slots: SLOTS, toml: `[flow.shared]\nrate = ${RATE}\nperiod_ms = ${PERIOD_MS}\n\n[flow.par]\nparallelism = ${PAR}\n` });
 beforeAll(async () => {
-  ensureBuilt();
-  redis = await RedisServer.start({});
   rx = await Receiver.start();
-  const prefix = uniquePrefix('flow');
-  const dir = mkdtempSync(join(tmpdir(), 'xcron-flow-cluster-'));
-  const config = join(dir, 'xcron.toml');
-  writeFileSync(config, `[flow.shared]\nrate = ${RATE}\nperiod_ms = ${PERIOD_MS}\n\n[flow.par]\nparallelism = ${PAR}\n`);
-  const start = (name: string): Promise<XNode> => XNode.start({ redisUrl: redis.url, prefix, name, slots: SLOTS, env: { XCRON_CONFIG: config } });
-  nodes = [await start('flow-a'), await start('flow-b'), await start('flow-c')];
-  const names = nodes.map((n) => n.name);
-  await until(
-    'all slots owned by their preferred nodes',
-    () => nodes[0]!.cluster(),
-    (v) => v.members.length === 3 && v.slots.every((s) => s.owner !== null && s.owner === preferredOwner(s.slot, names)),
-  );
-}, 120_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail') console.log(`node logs: ${dumpLogs(ctx.task.name)}`);
 });
-
-afterAll(async () => {
-  await stopAllNodes();
-  await rx?.close();
-  await stopAllRedis();
-});
+afterAll(() => rx?.close());
 
 /** One-shot tasks due together, created round-robin through the nodes. */
 async function burst(n: number, path: string, at: number, flowKey: string): Promise<string[]> {

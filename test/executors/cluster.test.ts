@@ -4,48 +4,19 @@
  * through any node are routed among them (lru, broadcast) by the slot owner; an instance that
  * stops its heartbeat drops out everywhere; a group with no live instance fails the run clearly.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisServer, stopAllRedis } from '../helpers/redis.js';
-import { uniquePrefix } from '../cluster/harness.js';
-import { CallbackReceiver, XNode, dumpLogs, ensureBuilt, stopAllNodes, until, type RunView } from '../cluster/procs.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterSuite } from '../cluster/suite.js';
+import { CallbackReceiver, XNode, until, type RunView } from '../cluster/procs.js';
 
 const SLOTS = 16;
-let redis: RedisServer;
 let rec: CallbackReceiver;
-let nodes: XNode[];
-
+// Every slot owned by its preferred node before the first test: the lru choice is state of the
+// slot owner's node, so no handover may move a task's slot while a test fires it.
+const { nodes } = clusterSuite({ tag: 'exec', slots: SLOTS });
 beforeAll(async () => {
-  ensureBuilt();
-  redis = await RedisServer.start();
   rec = await CallbackReceiver.start();
-  const prefix = uniquePrefix('exec');
-  const start = (name: string): Promise<XNode> => XNode.start({ redisUrl: redis.url, prefix, name, slots: SLOTS });
-  nodes = [await start('exec-a'), await start('exec-b'), await start('exec-c')];
-  await until('three members', () => nodes[0]!.cluster(), (v) => v.members.length === 3 && v.slots.every((s) => s.owner !== null));
-  // The lru choice is state of the slot owner's node: wait until the slot owners stop moving after
-  // the joins (the same owners in two reads 2 s apart), so no handover moves a task's slot while a
-  // test fires it.
-  let previous = '';
-  await until(
-    'slot owners settled after the joins',
-    async () => JSON.stringify((await nodes[0]!.cluster()).slots.map((s) => s.owner)),
-    (owners) => {
-      const settled = owners === previous && !owners.includes('null');
-      previous = owners;
-      return settled;
-    },
-    60_000,
-    2_000,
-  );
-}, 180_000);
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail') console.log(`node logs: ${dumpLogs(ctx.task.name)}`);
 });
-afterAll(async () => {
-  await stopAllNodes();
-  await rec?.close();
-  await stopAllRedis();
-});
+afterAll(() => rec?.close());
 
 interface ExecutorsView {
   groups: { group: string; live: number; instances: { address: string; live: boolean }[] }[];
