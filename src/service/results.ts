@@ -34,6 +34,13 @@ export function createResultsConsumer(o: ResultsOptions): ResultsConsumer | null
   const crash: CrashPoint = crashEnv === 'before_record' || crashEnv === 'before_ack' ? crashEnv : null;
   const log = o.log.child({ module: 'results' });
   const handler = new ReportHandler({ report: o.report, log, crash });
-  if (o.cfg.kind === 'redis_stream') return new RedisResults(o.cfg, o.nodeId, handler, log);
-  return o.cfg.kind === 'amqp' ? new AmqpResults(o.cfg, handler, log) : new NatsResults(o.cfg, handler, log);
+  const consumer: ResultsConsumer =
+    o.cfg.kind === 'redis_stream' ? new RedisResults(o.cfg, o.nodeId, handler, log) : o.cfg.kind === 'amqp' ? new AmqpResults(o.cfg, handler, log) : new NatsResults(o.cfg, handler, log);
+  return stopOnce(consumer);
+}
+
+/** The consumer with a `stop()` that can be called again and returns the first call's promise. */
+function stopOnce(c: ResultsConsumer): ResultsConsumer {
+  let stopping: Promise<void> | undefined;
+  return { start: () => c.start(), stop: () => (stopping ??= c.stop()) };
 }
