@@ -14,6 +14,7 @@ import { jitterOffset } from '../../src/task/index.js';
 import { createXcron, type Xcron } from '../../src/xcron.js';
 import { header, Receiver, type ReceivedRequest } from '../helpers/receiver.js';
 import { maxInWindow } from '../helpers/windows.js';
+import { waitUntil } from '../helpers/wait.js';
 import { testConfig } from '../helpers/xcron.js';
 import { silentLog as log, tempDir } from './fixtures.js';
 
@@ -76,8 +77,14 @@ describe('flow control (standalone)', () => {
     const trace = arrivals.map((q) => q.arrivedAt - t0).join(' ');
     expect(maxInWindow(arrivals.map((q) => q.arrivedAt), 2000 - TOLERANCE_MS), trace).toBeLessThanOrEqual(3);
     // Every run succeeded on its first attempt (waiting counts no attempt).
+    // (The outcome is recorded shortly after the callback's answer: wait for it.)
     for (const id of ids) {
-      const q = await (await fetch(`${e.base}/xcron/queryTask?task_id=${id}`)).json();
+      const q = await waitUntil(
+        async () => (await fetch(`${e.base}/xcron/queryTask?task_id=${id}`)).json() as Promise<{ data?: { last_status?: string | null } }>,
+        (r) => r.data?.last_status != null,
+        WAIT,
+        `the outcome of ${id} recorded`,
+      );
       expect(q, JSON.stringify(q)).toMatchObject({ code: 0, data: { flow_key: 'partner', last_status: 'SUCCESS' } });
     }
     for (const q of arrivals) expect(header(q, 'x-xcron-attempt')).toBe('1');
